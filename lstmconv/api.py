@@ -1,0 +1,169 @@
+"""The public functions (SPEC §3): read, write, convert, verify, to_*, load_into."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from . import verification
+from .errors import LstmconvError, OutputExistsError, UnsupportedFeatureError, VerificationError
+from .ir import Model
+from .registry import FORMATS, Format, for_object, for_path, is_path
+
+_log = logging.getLogger("lstmconv")
+#: Endings each format writes (Keras writes .keras only; legacy .h5 is read-only).
+WRITE_EXTENSIONS = {"keras": (".keras",), "torch": (".pt", ".pth", ".bin"), "safetensors": (".safetensors",),
+                    "onnx": (".onnx",), "npz": (".npz",)}
+
+
+def source_format(source: Any, format: str | None = None) -> Format:  # noqa: A002 - SPEC's name
+    return for_path(source, format) if is_path(source) else for_object(source, format)
+
+
+def read(source: Any, format: str | None = None, **options: Any) -> Model:  # noqa: A002
+    """Every recurrent layer of ``source`` (a path or a live object), in model order."""
+    if isinstance(source, Model):
+        return source
+    fmt = source_format(source, format)
+    module = fmt.load_reader() if is_path(source) else fmt.load(f"reading a live {fmt.name} object")
+    if is_path(source):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise LstmconvError("no such file", where=(path,))
+        try:
+            return module.read(path, **options)
+        except LstmconvError as error:
+            raise error.within(path) from None
+    return module.read(source, **options)
+
+
+def _check_target(model: Model, fmt: Format, dest: str) -> Any:
+    module = fmt.load(f"writing {fmt.name} files")
+    if not dest.lower().endswith(WRITE_EXTENSIONS[fmt.name]):
+        raise UnsupportedFeatureError(
+            f"lstmconv writes {fmt.name} as {', '.join(WRITE_EXTENSIONS[fmt.name])}", where=(dest,),
+            hint="legacy Keras .h5 is read-only; write .keras" if fmt.name == "keras" else None,
+        )
+    for layer in model:
+        try:
+            module.check(layer)
+        except LstmconvError as error:
+            raise error.within(dest) from None
+    return module
+
+
+@contextlib.contextmanager
+def _temporary_sibling(dest: str) -> Iterator[str]:
+    """A fresh path beside ``dest`` with the same ending, removed unless renamed."""
+    folder, name = os.path.split(os.path.abspath(dest))
+    stem, dot, ending = name.partition(".")
+    temporary = os.path.join(folder, f".{stem}.lstmconv-{secrets.token_hex(4)}{dot}{ending}")
+    try:
+        yield temporary
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+
+
+def _refuse_existing(dest: str, overwrite: bool) -> None:
+    if os.path.exists(dest) and not overwrite:
+        raise OutputExistsError("the output exists", where=(dest,), hint="pass overwrite=True (--force) to replace it")
+
+
+def write(model: Any, dest: str | os.PathLike[str], format: str | None = None,  # noqa: A002
+          overwrite: bool = False, **options: Any) -> str:
+    """Write ``model`` (an IR model or anything :func:`read` takes) to ``dest`` atomically."""
+    model = read(model)
+    dest = os.fspath(dest)
+    fmt = for_path(dest, format)
+    _refuse_existing(dest, overwrite)
+    module = _check_target(model, fmt, dest)
+    with _temporary_sibling(dest) as temporary:
+        module.write(model, temporary, **options)
+        os.replace(temporary, dest)
+    return dest
+
+
+def verify(a: Any, b: Any, atol: float = 1e-5, *, format_a: str | None = None,
+           format_b: str | None = None) -> verification.Report:
+    """Run ``a`` and ``b`` on the same random inputs (several batch sizes and lengths, length 1
+    among them) and report each output's max absolute error against the other and the reference."""
+    model_a, model_b = read(a, format_a), read(b, format_b)
+    sides, notes = [], []
+    for tag, source, model, given in (("A", a, model_a, format_a), ("B", b, model_b, format_b)):
+        fmt = FORMATS["npz"] if isinstance(source, Model) else source_format(source, given)
+        label, run, note = verification.runner(source, model, fmt)
+        sides.append((f"{tag}: {label}", run))
+        notes.append(note)
+    return verification.compare(sides, model_a, atol, _label(a), _label(b), [n for n in notes if n])
+
+
+def _label(source: Any) -> str:
+    return os.fspath(source) if is_path(source) else type(source).__name__
+
+
+def convert(source: Any, dest: str | os.PathLike[str], verify: bool = True, overwrite: bool = False, *,
+            from_format: str | None = None, to_format: str | None = None, layers: Sequence[str] | None = None,
+            atol: float = 1e-5, read_options: Mapping[str, Any] | None = None) -> verification.Report | None:
+    """Read ``source``, write ``dest``, and (by default) prove they compute the same outputs
+    before ``dest`` is kept. Returns the report, or None with ``verify=False``."""
+    dest = os.fspath(dest)
+    model = read(source, from_format, **dict(read_options or {}))
+    if layers:
+        model = model.select(layers)
+    fmt = for_path(dest, to_format)
+    _refuse_existing(dest, overwrite)
+    module = _check_target(model, fmt, dest)
+    report = None
+    with _temporary_sibling(dest) as temporary:
+        module.write(model, temporary)
+        if verify:
+            report = _verify_written(source, model, temporary, fmt, whole=not layers, atol=atol,
+                                     from_format=from_format, label=dest)
+            if not report.ok:
+                raise VerificationError(f"the written model disagrees with the source\n{report}", where=(dest,))
+        os.replace(temporary, dest)
+    return report
+
+
+def _verify_written(source: Any, model: Model, written: str, fmt: Format, *, whole: bool, atol: float,
+                    from_format: str | None, label: str) -> verification.Report:
+    source_fmt = source_format(source, from_format) if not isinstance(source, Model) else FORMATS["npz"]
+    written_model = read(written, fmt.name)
+    source_label, source_run, source_note = verification.runner(source, model, source_fmt, whole=whole)
+    target_label, target_run, target_note = verification.runner(written, written_model, fmt, own_file=True)
+    sides = [(f"source: {source_label}", source_run), (f"target: {target_label}", target_run)]
+    notes = [n for n in (source_note, target_note) if n]
+    return verification.compare(sides, model, atol, _label(source), label, notes)
+
+
+def _build(framework: str, model: Any) -> Any:
+    ir = read(model)
+    return FORMATS[framework].load(f"to_{framework}()").build(ir)
+
+
+def to_torch(model: Any) -> Any:
+    """A runnable ``torch.nn.Module``: input (batch, time, features), layers in order."""
+    return _build("torch", model)
+
+
+def to_keras(model: Any) -> Any:
+    """A runnable ``keras.Model``: input (batch, time, features), layers in order."""
+    return _build("keras", model)
+
+
+def to_onnx(model: Any, **options: Any) -> Any:
+    """A runnable ``onnx.ModelProto``: input ``input``, output ``output``, native operators."""
+    ir = read(model)
+    return FORMATS["onnx"].load("to_onnx()").build(ir, **options)
+
+
+def load_into(target: Any, model: Any, mapping: Mapping[str, str] | None = None) -> Any:
+    """Fill the recurrent layers of an existing torch module, Keras model or ONNX model with
+    ``model``'s layers, in order or by ``mapping`` (target layer name → model layer name)."""
+    fmt = for_object(target)
+    return fmt.load(f"load_into a {fmt.name} object").load_into(target, read(model), mapping)

@@ -1,0 +1,73 @@
+"""The one error hierarchy of lstmconv.
+
+Every error says what failed, where (file › layer › direction › tensor), expected against found,
+and how to fix it. Deep code raises with the facts it knows; the boundary that knows the file or
+the layer adds it once with :meth:`LstmconvError.within`.
+"""
+
+from __future__ import annotations
+
+
+class LstmconvError(Exception):
+    """Root of every error lstmconv raises on purpose."""
+
+    def __init__(self, message: str, *, where: tuple[str, ...] = (), hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.where = tuple(part for part in where if part)
+        self.hint = hint
+
+    def within(self, *outer: str) -> LstmconvError:
+        """Prefix the location with outer parts (file, layer…) that are not named yet."""
+        new = tuple(part for part in outer if part and part not in self.where)
+        self.where = new + self.where
+        return self
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.where:
+            text = " › ".join(self.where) + ": " + text
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class WeightLayoutError(LstmconvError, ValueError):
+    """A tensor has the wrong shape, dtype or gate count, or tensors disagree with each other."""
+
+
+class UnsupportedFeatureError(LstmconvError, ValueError):
+    """The source uses a feature the target format or framework cannot express."""
+
+
+class FormatError(LstmconvError, ValueError):
+    """A file or object is not what its format says: truncated, corrupt or unrecognised."""
+
+
+class UnknownFormatError(FormatError):
+    """The format cannot be told from the name or the object, and none was given."""
+
+
+class UnsafeInputError(FormatError):
+    """The input asks for something lstmconv refuses to do: run code, leave its folder, or
+    allocate far more than the file holds."""
+
+
+class MissingDependencyError(LstmconvError, ImportError):
+    """A framework needed for this step is not installed."""
+
+
+class OutputExistsError(LstmconvError, FileExistsError):
+    """The output exists and overwriting was not asked for."""
+
+
+class VerificationError(LstmconvError, ArithmeticError):
+    """Two forms of the same model disagree beyond the tolerance."""
+
+
+def missing(module: str, extra: str, purpose: str) -> MissingDependencyError:
+    """The error for a framework that is not installed, with the command that fixes it."""
+    return MissingDependencyError(
+        f"{purpose} needs {module}, which is not installed",
+        hint=f"pip install 'lstmconv[{extra}]'",
+    )

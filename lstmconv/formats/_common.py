@@ -1,0 +1,141 @@
+"""Small pieces every format module shares: feature checks and name handling."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+from ..errors import UnsupportedFeatureError, WeightLayoutError
+from ..ir import Activation, Direction, Kind, Layer, Model
+
+
+def unsupported(layer: Layer, feature: str, target: str, instead: str) -> UnsupportedFeatureError:
+    return UnsupportedFeatureError(
+        f"{target} cannot express {feature}", where=(f'layer "{layer.name}"',), hint=instead
+    )
+
+
+def require_plain(
+    layer: Layer,
+    target: str,
+    *,
+    allowed_activations: Sequence[Sequence[Activation]],
+    reset_before: bool,
+    projection: bool,
+    reverse_aligned: bool,
+    reversed_output: bool,
+) -> None:
+    """Raise :class:`UnsupportedFeatureError` for the first feature of ``layer`` that ``target``
+    cannot express. Peepholes, clip and input_forget are ONNX-only and always checked."""
+    if layer.has_peepholes:
+        raise unsupported(layer, "peepholes", target, "ONNX keeps peepholes; convert to .onnx or .npz")
+    if layer.clip is not None:
+        raise unsupported(layer, f"cell clip {layer.clip:g}", target, "ONNX keeps clip")
+    if layer.input_forget:
+        raise unsupported(layer, "input_forget (coupled gates)", target, "ONNX keeps input_forget")
+    if layer.proj_size and not projection:
+        raise unsupported(
+            layer, f"a projection (proj_size={layer.proj_size})", target, "PyTorch keeps projections"
+        )
+    if layer.kind is Kind.GRU and not layer.reset_after and not reset_before:
+        raise unsupported(
+            layer,
+            "the reset-before GRU (Keras reset_after=False, ONNX linear_before_reset=0)",
+            target,
+            "Keras GRU(reset_after=False) and ONNX keep it",
+        )
+    if layer.direction is Direction.REVERSE:
+        if layer.reversed_output and not reversed_output:
+            raise unsupported(
+                layer, "a reverse-only layer (go_backwards)", target, "Keras and ONNX keep it"
+            )
+        if not layer.reversed_output and not reverse_aligned:
+            raise unsupported(
+                layer,
+                "a reverse-only layer whose output is aligned with the input time",
+                target,
+                "ONNX keeps it",
+            )
+    if not any(_same_activations(layer.activations, allowed) for allowed in allowed_activations):
+        shown = ", ".join(str(a) for a in layer.activations)
+        raise unsupported(
+            layer,
+            f"activations ({shown})",
+            target,
+            "ONNX accepts every activation lstmconv knows",
+        )
+
+
+def _same_activations(found: Sequence[Activation], allowed: Sequence[Activation]) -> bool:
+    return len(found) == len(allowed) and all(same_activation(a, b) for a, b in zip(found, allowed))
+
+
+def same_activation(a: Activation, b: Activation) -> bool:
+    """Equal up to float32 rounding of the parameters (ONNX stores them as float32)."""
+    if a.name != b.name:
+        return False
+    return all(
+        (x is None and y is None)
+        or (x is not None and y is not None and math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9))
+        for x, y in ((a.alpha, b.alpha), (a.beta, b.beta))
+    )
+
+
+def unique_names(names: Iterable[str]) -> list[str]:
+    """Names made unique by suffixing ``_1``, ``_2``… to repeats, order kept."""
+    seen: dict[str, int] = {}
+    result = []
+    for name in names:
+        candidate = name
+        while candidate in seen:
+            seen[name] += 1
+            candidate = f"{name}_{seen[name]}"
+        seen.setdefault(candidate, 0)
+        result.append(candidate)
+    return result
+
+
+def identifier(name: str) -> str:
+    """A name usable as a torch submodule or Keras layer name (no dots or slashes)."""
+    cleaned = re.sub(r"[^0-9A-Za-z_-]", "_", name).strip("_")
+    return cleaned or "layer"
+
+
+def require_matching(layer: Layer, slot: str, expected: dict[str, object], found: dict[str, object]):
+    """Raise when a target slot's structure differs from the layer going into it."""
+    differences = [
+        f"{key}: target has {found[key]}, layer has {expected[key]}"
+        for key in expected
+        if expected[key] != found[key]
+    ]
+    if differences:
+        raise WeightLayoutError(
+            "the target does not match: " + "; ".join(differences),
+            where=(slot, f'layer "{layer.name}"'),
+            hint="build the target with the same sizes, or pass a mapping of names",
+        )
+
+
+def pair_slots(
+    slots: Sequence[str], model: Model, mapping: Mapping[str, str] | None
+) -> list[tuple[int, Layer]]:
+    """Which model layer goes into which target slot: all in order, or by ``mapping``
+    (target slot name → model layer name); slots left out of a mapping stay untouched."""
+    layer_names = [layer.name for layer in model.layers]
+    if mapping is None:
+        if len(slots) != len(model.layers):
+            raise WeightLayoutError(
+                f"the target has {len(slots)} recurrent layer(s) ({', '.join(slots) or 'none'}), "
+                f"the model has {len(model.layers)} ({', '.join(layer_names)})",
+                hint="pass mapping={target layer: model layer}",
+            )
+        return list(enumerate(model.layers))
+    unknown_slots = sorted(set(mapping) - set(slots))
+    unknown_layers = sorted(set(mapping.values()) - set(layer_names))
+    if unknown_slots or unknown_layers:
+        raise WeightLayoutError(
+            f"mapping names unknown target layers {unknown_slots} or model layers {unknown_layers}",
+            hint=f"target layers: {', '.join(slots)}; model layers: {', '.join(layer_names)}",
+        )
+    return [(slots.index(slot), model[name]) for slot, name in mapping.items()]

@@ -1,0 +1,220 @@
+"""Keras 3: live models and layers, and writing ``.keras`` archives.
+
+The only module of lstmconv that imports Keras (and so TensorFlow). Reading ``.keras`` and
+``.h5`` files needs neither: see :mod:`lstmconv.formats.keras_files`.
+Kernels are (in, G·H); gates ``i f c o`` (LSTM) and ``z r h`` (GRU).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+
+from ..errors import UnsupportedFeatureError
+from ..ir import Activation, Direction, Kind, Layer, Model, cell_from_stacked
+from . import _common
+from .keras_names import GATE_ORDER, activation_from_keras, activation_to_keras, check
+
+NAME = "keras"
+EXTENSIONS = (".keras",)
+_CELL_KINDS: Mapping[type, Kind] = {
+    keras.layers.LSTMCell: Kind.LSTM,
+    keras.layers.GRUCell: Kind.GRU,
+    keras.layers.SimpleRNNCell: Kind.RNN,
+}
+_LAYER_CLASSES = {Kind.LSTM: keras.layers.LSTM, Kind.GRU: keras.layers.GRU, Kind.RNN: keras.layers.SimpleRNN}
+
+__all__ = ["EXTENSIONS", "GATE_ORDER", "NAME", "build", "check", "load_into", "read", "run", "write"]
+
+
+def _cell_kind(layer: Any) -> Kind | None:
+    cell = getattr(layer, "cell", None)
+    for cls, kind in _CELL_KINDS.items():
+        if type(cell) is cls:
+            return kind
+    return None
+
+
+def recurrent_layers(root: Any) -> Iterator[Any]:
+    """Every RNN or Bidirectional layer inside ``root``, depth first in model order."""
+    if isinstance(root, keras.layers.Bidirectional) or isinstance(root, keras.layers.RNN):
+        yield root
+        return
+    for child in getattr(root, "layers", ()):
+        yield from recurrent_layers(child)
+
+
+def _numpy(variable: Any) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(variable))
+
+
+def _read_rnn(layer: Any) -> tuple[Kind, Any, tuple[Activation, ...], bool]:
+    kind = _cell_kind(layer)
+    if kind is None:
+        raise UnsupportedFeatureError(
+            f"recurrent layer with cell {type(getattr(layer, 'cell', None)).__name__}",
+            where=(f'layer "{layer.name}"',),
+            hint="lstmconv reads LSTM, GRU and SimpleRNN (and RNN of their cells)",
+        )
+    cell = layer.cell
+    kernel, recurrent = _numpy(cell.kernel), _numpy(cell.recurrent_kernel)
+    bias = _numpy(cell.bias) if cell.use_bias else None
+    order = GATE_ORDER[kind]
+    b_ih, b_hh = (bias[0], bias[1]) if bias is not None and bias.ndim == 2 else (bias, None)
+    built = cell_from_stacked(order, kernel.T, recurrent.T, b_ih, b_hh)
+    config = cell.get_config()
+    activations = _activations(kind, config)
+    reset_after = bool(config.get("reset_after", True)) if kind is Kind.GRU else True
+    return kind, built, activations, reset_after
+
+
+def _activations(kind: Kind, config: Mapping[str, Any]) -> tuple[Activation, ...]:
+    act = activation_from_keras(config["activation"], keras_major=3)
+    if kind is Kind.RNN:
+        return (act,)
+    gate = activation_from_keras(config["recurrent_activation"], keras_major=3)
+    return (gate, act, act) if kind is Kind.LSTM else (gate, act)
+
+
+def layer_from_keras(layer: Any) -> Layer:
+    """One IR layer from a Keras ``RNN`` (LSTM, GRU, SimpleRNN) or ``Bidirectional``."""
+    if isinstance(layer, keras.layers.Bidirectional):
+        if layer.merge_mode is None:
+            raise UnsupportedFeatureError(
+                "Bidirectional(merge_mode=None) returns two outputs",
+                where=(f'layer "{layer.name}"',),
+                hint="use merge_mode concat, sum, mul or ave",
+            )
+        kind, forward, activations, reset_after = _read_rnn(layer.forward_layer)
+        _, backward, _, _ = _read_rnn(layer.backward_layer)
+        return Layer(kind, (forward, backward), name=layer.name, direction=Direction.BIDIRECTIONAL,
+                     merge=layer.merge_mode, activations=activations, reset_after=reset_after)
+    kind, cell, activations, reset_after = _read_rnn(layer)
+    backwards = bool(layer.go_backwards)
+    return Layer(kind, (cell,), name=layer.name,
+                 direction=Direction.REVERSE if backwards else Direction.FORWARD,
+                 activations=activations, reset_after=reset_after, reversed_output=backwards)
+
+
+def read(source: Any, **_: Any) -> Model:
+    """IR of a live Keras model or layer (``.keras`` files are read by ``keras_files``)."""
+    layers = [layer_from_keras(layer) for layer in recurrent_layers(source)]
+    return Model(tuple(layers), getattr(source, "name", type(source).__name__))
+
+
+def _weights(layer: Layer, cell: Any) -> list[np.ndarray]:
+    order = GATE_ORDER[layer.kind]
+    weights = [cell.stacked("w_ih", order).T, cell.stacked("w_hh", order).T]
+    if layer.has_bias:
+        if layer.kind is Kind.GRU and layer.reset_after:
+            weights.append(np.stack([cell.stacked("b_ih", order), cell.stacked("b_hh", order)]))
+        else:
+            sums = cell.bias_sum()
+            weights.append(np.concatenate([sums[gate] for gate in order]))
+    return weights
+
+
+def _new_rnn(layer: Layer, name: str) -> Any:
+    options: dict[str, Any] = dict(
+        units=layer.hidden_size,
+        activation=activation_to_keras(layer.activations[1 if layer.kind is not Kind.RNN else 0]),
+        use_bias=layer.has_bias,
+        return_sequences=True,
+        go_backwards=layer.reversed_output,
+        dtype=str(layer.dtype),
+        name=name,
+    )
+    if layer.kind is not Kind.RNN:
+        options["recurrent_activation"] = activation_to_keras(layer.activations[0])
+    if layer.kind is Kind.GRU:
+        options["reset_after"] = layer.reset_after
+    return _LAYER_CLASSES[layer.kind](**options)
+
+
+def build(model: Model) -> Any:
+    """A runnable ``keras.Model``: input (batch, time, features), the layers in order (``to_keras``)."""
+    model.check_chain()
+    for layer in model.layers:
+        check(layer)
+    names = _common.unique_names(_common.identifier(layer.name) for layer in model.layers)
+    inputs = keras.Input(shape=(None, model.input_size), dtype=str(model.layers[0].dtype), name="input")
+    x, built = inputs, []
+    for name, layer in zip(names, model.layers):
+        if layer.direction is Direction.BIDIRECTIONAL:
+            keras_layer = keras.layers.Bidirectional(
+                _new_rnn(layer, f"{name}_{layer.kind.value}"), merge_mode=layer.merge, name=name,
+                dtype=str(layer.dtype),
+            )
+        else:
+            keras_layer = _new_rnn(layer, name)
+        x = keras_layer(x)
+        built.append((keras_layer, layer))
+    result = keras.Model(inputs, x, name="lstmconv")
+    for keras_layer, layer in built:
+        keras_layer.set_weights([w for cell in layer.cells for w in _weights(layer, cell)])
+    return result
+
+
+def run(keras_model: Any, x: np.ndarray) -> np.ndarray:
+    """Run a Keras model on (batch, time, features)."""
+    dtype = keras_model.inputs[0].dtype if getattr(keras_model, "inputs", None) else "float32"
+    return np.asarray(keras.ops.convert_to_numpy(keras_model(np.asarray(x, dtype=dtype), training=False)))
+
+
+def is_runnable(obj: Any) -> bool:
+    """Whether ``obj`` is a model of recurrent layers only, returning full sequences."""
+    if not isinstance(obj, keras.Model):
+        return False
+    layers = [layer for layer in obj.layers if not isinstance(layer, keras.layers.InputLayer)]
+    return bool(layers) and all(
+        (isinstance(layer, keras.layers.RNN) and layer.return_sequences)
+        or (isinstance(layer, keras.layers.Bidirectional) and layer.return_sequences)
+        for layer in layers
+    )
+
+
+def write(model: Model, path: str, **_: Any) -> None:
+    """Save ``to_keras(model)`` as a ``.keras`` archive at ``path``."""
+    build(model).save(path if path.endswith(".keras") else path + ".keras")
+    if not path.endswith(".keras"):
+        os.replace(path + ".keras", path)
+
+
+def load_into(target: Any, model: Model, mapping: Mapping[str, str] | None = None) -> Any:
+    """Fill the recurrent layers of a Keras model with ``model``'s layers, in order or by
+    ``mapping`` (Keras layer name → model layer name). Everything is checked first."""
+    slots = list(recurrent_layers(target))
+    present = [layer_from_keras(slot) for slot in slots]
+    plan = []
+    for position, layer in _common.pair_slots([slot.name for slot in slots], model, mapping):
+        check(layer)
+        _common.require_matching(layer, f'Keras layer "{slots[position].name}"', _structure(layer),
+                                 _structure(present[position]))
+        plan.append((slots[position], layer))
+    for slot, layer in plan:
+        slot.set_weights([w for cell in layer.cells for w in _weights(layer, cell)])
+    return target
+
+
+def _structure(layer: Layer) -> dict[str, object]:
+    return {
+        "kind": layer.kind.value,
+        "input size": layer.input_size,
+        "units": layer.hidden_size,
+        "direction": layer.direction.value,
+        "merge": layer.merge if layer.direction is Direction.BIDIRECTIONAL else None,
+        "use_bias": layer.has_bias,
+        "activations": [activation_to_keras(a) for a in layer.activations],
+        "reset_after": layer.reset_after,
+        "go_backwards": layer.reversed_output,
+    }
+
+
+
+def load_written(path: str) -> Any:
+    """Open a ``.keras`` file lstmconv wrote (safe mode: no lambdas)."""
+    return keras.saving.load_model(path, safe_mode=True)

@@ -1,0 +1,588 @@
+"""ONNX: ``LSTM``, ``GRU`` and ``RNN`` nodes of any model, and runnable models built from the IR.
+
+The only module of lstmconv that imports onnx (and, to run a model, onnxruntime).
+W is (D, G·H, in), R is (D, G·H, H), B is (D, 2·G·H) = [Wb; Rb], P is (D, 3H) in i·o·f order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .. import __version__
+from ..errors import FormatError, LstmconvError, UnsafeInputError, WeightLayoutError, missing
+from ..ir import (
+    ACTIVATION_SLOTS,
+    DEFAULT_ACTIVATIONS,
+    Activation,
+    Direction,
+    Kind,
+    Layer,
+    Model,
+    cell_from_stacked,
+)
+from . import _common
+
+NAME = "onnx"
+EXTENSIONS = (".onnx",)
+GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
+    Kind.LSTM: ("i", "o", "f", "g"),
+    Kind.GRU: ("z", "r", "n"),
+    Kind.RNN: ("h",),
+}
+PEEPHOLE_ORDER = ("i", "o", "f")
+OPS: Mapping[str, Kind] = {"LSTM": Kind.LSTM, "GRU": Kind.GRU, "RNN": Kind.RNN}
+OP_NAMES = {kind: op for op, kind in OPS.items()}
+DEFAULT_OPSET = 17
+ACTIVATIONS: Mapping[str, str] = {
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "Relu": "relu",
+    "HardSigmoid": "hard_sigmoid",
+    "Affine": "affine",
+    "LeakyRelu": "leaky_relu",
+    "ThresholdedRelu": "thresholded_relu",
+    "ScaledTanh": "scaled_tanh",
+    "Elu": "elu",
+    "Softsign": "softsign",
+    "Softplus": "softplus",
+}
+_BY_LOWER = {name.lower(): ir_name for name, ir_name in ACTIVATIONS.items()}
+_FROM_IR = {ir_name: name for name, ir_name in ACTIVATIONS.items()}
+_log = logging.getLogger(__name__)
+
+
+# -- reading -----------------------------------------------------------------------------------
+class _Constants:
+    """Values known without running the graph: initializers, Constant nodes, Identity of those."""
+
+    def __init__(self, graph: onnx.GraphProto, base_dir: str | None):
+        self.base_dir = base_dir
+        self.tensors: dict[str, TensorProto] = {t.name: t for t in graph.initializer}
+        self.producers: dict[str, onnx.NodeProto] = {}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in graph.node:
+            for output in node.output:
+                self.producers[output] = node
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
+            if node.op_type == "Constant":
+                value = _constant_value(node)
+                if value is not None:
+                    self.tensors[node.output[0]] = value
+
+    def get(self, name: str) -> np.ndarray | None:
+        seen = 0
+        while name not in self.tensors and name in self.producers and seen < 64:
+            node = self.producers[name]
+            if node.op_type != "Identity":
+                return None
+            name, seen = node.input[0], seen + 1
+        tensor = self.tensors.get(name)
+        return None if tensor is None else to_array(tensor, self.base_dir)
+
+    def is_zero_state(self, name: str) -> bool | None:
+        """True/False when ``name`` is a known constant state (zeros or not); None if unknown."""
+        value = self.get(name)
+        if value is None and name in self.producers:
+            node = self.producers[name]
+            if node.op_type in ("Expand", "ConstantOfShape"):
+                value = self.get(node.input[0]) if node.op_type == "Expand" else _fill_value(node)
+        return None if value is None else not np.any(value)
+
+
+def _constant_value(node: onnx.NodeProto) -> TensorProto | None:
+    for attribute in node.attribute:
+        if attribute.name == "value":
+            return attribute.t
+        if attribute.name in ("value_float", "value_floats"):
+            data = helper.get_attribute_value(attribute)
+            return numpy_helper.from_array(np.asarray(data, dtype=np.float32))
+    return None
+
+
+def _fill_value(node: onnx.NodeProto) -> np.ndarray:
+    for attribute in node.attribute:
+        if attribute.name == "value":
+            return numpy_helper.to_array(attribute.t)
+    return np.zeros(1, dtype=np.float32)
+
+
+def to_array(tensor: TensorProto, base_dir: str | None) -> np.ndarray:
+    """A tensor's values; external data only from inside ``base_dir``, sizes checked first."""
+    if tensor.data_location != TensorProto.EXTERNAL:
+        try:
+            return numpy_helper.to_array(tensor)
+        except (ValueError, TypeError) as error:
+            raise FormatError(f"tensor data unreadable: {error}", where=(tensor.name,)) from None
+    return _external_array(tensor, base_dir)
+
+
+def _external_array(tensor: TensorProto, base_dir: str | None) -> np.ndarray:
+    info = {entry.key: entry.value for entry in tensor.external_data}
+    where = (tensor.name,)
+    if base_dir is None:
+        raise FormatError("the tensor's data is external but the model has no folder", where=where,
+                          hint="read the model from its file")
+    location = info.get("location", "")
+    root = os.path.realpath(base_dir)
+    target = os.path.realpath(os.path.join(root, location))
+    if os.path.isabs(location) or os.path.commonpath([root, target]) != root:
+        raise UnsafeInputError(
+            f"external data {location!r} lies outside the model's folder", where=where,
+            hint="keep external data files beside the model",
+        )
+    dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    shape = tuple(int(d) for d in tensor.dims)
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    offset = int(info.get("offset", 0) or 0)
+    length = int(info.get("length", expected) or expected)
+    if not os.path.isfile(target):
+        raise FormatError(f"external data file {location!r} not found", where=where)
+    size = os.path.getsize(target)
+    if length != expected or offset < 0 or offset + expected > size:
+        raise FormatError(
+            f"external data holds {max(size - offset, 0)} bytes at offset {offset} (length {length}), "
+            f"expected {expected} for shape {shape}",
+            where=where,
+        )
+    if expected == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.memmap(target, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
+def load(path: str) -> onnx.ModelProto:
+    """Parse an ``.onnx`` file without following its external data (read later, checked)."""
+    try:
+        return onnx.load(path, load_external_data=False)
+    except Exception as error:  # noqa: BLE001 - protobuf raises several unrelated classes
+        raise FormatError(f"not a readable ONNX model: {type(error).__name__}: {error}", where=(path,)) from None
+
+
+def read(source: Any, **_: Any) -> Model:
+    """IR of every LSTM/GRU/RNN node of a ``ModelProto`` or an ``.onnx`` file, in graph order."""
+    if isinstance(source, onnx.ModelProto):
+        proto, base_dir, label = source, None, source.graph.name or "onnx model"
+    else:
+        label = os.fspath(source)
+        proto, base_dir = load(label), os.path.dirname(os.path.abspath(label))
+    constants = _Constants(proto.graph, base_dir)
+    nodes = recurrent_nodes(proto.graph)
+    names = _common.unique_names(name for name, _ in nodes)
+    layers = []
+    for name, (_, node) in zip(names, nodes):
+        try:
+            layers.append(layer_from_node(node, constants, name))
+        except LstmconvError as error:
+            raise error.within(label) from None
+    return Model(tuple(layers), label)
+
+
+def recurrent_nodes(graph: onnx.GraphProto) -> list[tuple[str, onnx.NodeProto]]:
+    """(name, node) of every LSTM/GRU/RNN node of the default domain, in graph order."""
+    found = []
+    for index, node in enumerate(graph.node):
+        if node.op_type in OPS and node.domain in ("", "ai.onnx"):
+            found.append((node.name or f"{node.op_type.lower()}_{index}", node))
+    return found
+
+
+def layer_from_node(node: onnx.NodeProto, constants: _Constants, name: str) -> Layer:
+    kind = OPS[node.op_type]
+    where = f'{node.op_type} node "{name}"'
+    try:
+        return _layer(node, kind, constants, name)
+    except LstmconvError as error:
+        raise error.within(where) from None
+
+
+def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
+    values = {}
+    for attribute in node.attribute:
+        value = helper.get_attribute_value(attribute)
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif isinstance(value, list) and value and isinstance(value[0], bytes):
+            value = [v.decode() for v in value]
+        values[attribute.name] = value
+    return values
+
+
+def _layer(node: onnx.NodeProto, kind: Kind, constants: _Constants, name: str) -> Layer:
+    attrs = _attributes(node)
+    inputs = list(node.input) + [""] * 8
+    direction = Direction(attrs.get("direction", "forward"))
+    count = 2 if direction is Direction.BIDIRECTIONAL else 1
+    w = _required(constants, inputs[1], "W")
+    r = _required(constants, inputs[2], "R")
+    gates = len(GATE_ORDER[kind])
+    hidden = int(attrs.get("hidden_size", r.shape[-1] if r.ndim == 3 else 0))
+    inputs_size = w.shape[-1] if w.ndim == 3 else -1
+    _expect(w, (count, gates * hidden, inputs_size), "W", f"hidden_size {hidden} needs {gates}·{hidden} rows")
+    _expect(r, (count, gates * hidden, hidden), "R", f"hidden_size {hidden}")
+    b = constants.get(inputs[3]) if inputs[3] else None
+    if inputs[3] and b is None:
+        raise WeightLayoutError("B is computed at run time; expected a constant", where=("B",))
+    if b is not None:
+        _expect(b, (count, 2 * gates * hidden), "B", "B holds [Wb; Rb]")
+    p = None
+    if kind is Kind.LSTM and inputs[7]:
+        p = _required(constants, inputs[7], "P")
+        _expect(p, (count, 3 * hidden), "P", "P holds the i, o, f peepholes")
+    for state, label in ((inputs[5], "initial_h"), (inputs[6] if kind is Kind.LSTM else "", "initial_c")):
+        _check_state(constants, state, label)
+    cells = tuple(
+        cell_from_stacked(
+            GATE_ORDER[kind],
+            w[d],
+            r[d],
+            None if b is None else b[d, : gates * hidden],
+            None if b is None else b[d, gates * hidden :],
+            peephole=None if p is None else p[d],
+            peephole_order=PEEPHOLE_ORDER,
+        )
+        for d in range(count)
+    )
+    y_after, reversed_output = _reversal_after(node, constants, direction)
+    return Layer(
+        kind,
+        cells,
+        name=name,
+        direction=direction,
+        merge=_merge_after(y_after, constants) if count == 2 else "concat",
+        reversed_output=reversed_output,
+        activations=_read_activations(attrs, kind, count),
+        clip=float(attrs["clip"]) if "clip" in attrs else None,
+        input_forget=bool(attrs.get("input_forget", 0)),
+        reset_after=bool(attrs.get("linear_before_reset", 0)) if kind is Kind.GRU else True,
+    )
+
+
+def _only_consumer(constants: _Constants, name: str) -> onnx.NodeProto | None:
+    consumers = constants.consumers.get(name, [])
+    return consumers[0] if len(consumers) == 1 else None
+
+
+def _ints(constants: _Constants, node: onnx.NodeProto, index: int, attribute: str) -> list[int] | None:
+    """An int list given as a constant input (newer opsets) or an attribute (older ones)."""
+    if len(node.input) > index and node.input[index]:
+        value = constants.get(node.input[index])
+        return None if value is None else [int(v) for v in np.ravel(value)]
+    return _attributes(node).get(attribute)
+
+
+def _reversal_after(node: onnx.NodeProto, constants: _Constants, direction: Direction) -> tuple[str, bool]:
+    """Whether a reverse layer's Y is flipped in time right after (Keras go_backwards order)."""
+    y = node.output[0] if node.output else ""
+    after = _only_consumer(constants, y) if y else None
+    if direction is not Direction.REVERSE or after is None or after.op_type != "Slice":
+        return y, False
+    starts, axes, steps = (_ints(constants, after, i, a) for i, a in ((1, "starts"), (3, "axes"), (4, "steps")))
+    if axes == [0] and steps == [-1] and starts == [-1]:
+        return after.output[0], True
+    return y, False
+
+
+def _merge_after(y: str, constants: _Constants) -> str:
+    """How the graph merges the two directions of Y (time, 2, batch, H) after the node."""
+    after = _only_consumer(constants, y)
+    reduce = {"ReduceSum": "sum", "ReduceProd": "mul", "ReduceMean": "ave"}
+    if after is not None and after.op_type in reduce:
+        if _ints(constants, after, 1, "axes") == [1] and not _attributes(after).get("keepdims", 1):
+            return reduce[after.op_type]
+        raise _common.UnsupportedFeatureError(
+            f"directions merged by {after.op_type} in a form lstmconv does not recognise", where=("Y",),
+        )
+    if after is not None and after.op_type == "Split":
+        raise _common.UnsupportedFeatureError(
+            "directions split apart after the node; the merge cannot be told", where=("Y",),
+        )
+    return "concat"
+
+
+def _required(constants: _Constants, name: str, tensor: str) -> np.ndarray:
+    value = constants.get(name) if name else None
+    if value is None:
+        raise WeightLayoutError(
+            f"expected a constant (initializer or Constant node), found {'a computed value' if name else 'nothing'}",
+            where=(tensor,),
+            hint="fold constants first, e.g. torch.onnx.export(..., do_constant_folding=True)",
+        )
+    return value
+
+
+def _expect(value: np.ndarray, shape: tuple[int, ...], tensor: str, why: str) -> None:
+    if value.ndim != len(shape) or any(e >= 0 and e != f for e, f in zip(shape, value.shape)):
+        shown = tuple("in" if e < 0 else e for e in shape)
+        raise WeightLayoutError(f"expected {shown}, found {tuple(value.shape)}: {why}", where=(tensor,))
+
+
+def _check_state(constants: _Constants, name: str, label: str) -> None:
+    if not name:
+        return
+    zero = constants.is_zero_state(name)
+    if zero is False:
+        raise _common.UnsupportedFeatureError(
+            f"a non-zero constant {label}", where=(label,), hint="lstmconv converts weights; states start at zero"
+        )
+    if zero is None:
+        _log.warning("%s is computed at run time; lstmconv's forms start from a zero state", label)
+
+
+def _read_activations(attrs: dict[str, Any], kind: Kind, count: int) -> tuple[Activation, ...]:
+    slots = len(ACTIVATION_SLOTS[kind])
+    names = attrs.get("activations")
+    if not names:
+        return DEFAULT_ACTIVATIONS[kind]
+    if len(names) != slots * count:
+        raise WeightLayoutError(
+            f"expected {slots * count} activations for {count} direction(s), found {names}", where=("activations",)
+        )
+    alphas = list(attrs.get("activation_alpha", []))
+    betas = list(attrs.get("activation_beta", []))
+    parsed = []
+    for onnx_name in names:
+        ir_name = _BY_LOWER.get(onnx_name.lower())
+        if ir_name is None:
+            raise _common.UnsupportedFeatureError(
+                f"activation {onnx_name!r} is not an ONNX RNN activation", where=("activations",)
+            )
+        default_alpha, default_beta = Activation(ir_name).alpha, Activation(ir_name).beta
+        alpha = alphas.pop(0) if default_alpha is not None and alphas else default_alpha
+        beta = betas.pop(0) if default_beta is not None and betas else default_beta
+        parsed.append(Activation(ir_name, alpha, beta))
+    forward, backward = tuple(parsed[:slots]), tuple(parsed[slots:])
+    if backward and any(not _common.same_activation(a, b) for a, b in zip(forward, backward)):
+        raise _common.UnsupportedFeatureError(
+            "different activations per direction", where=("activations",),
+            hint="lstmconv keeps one set of activations per layer",
+        )
+    return forward
+
+
+# -- building ----------------------------------------------------------------------------------
+def check(layer: Layer) -> None:
+    """Raise for what ONNX's LSTM/GRU/RNN cannot express: a projection."""
+    if layer.proj_size:
+        raise _common.unsupported(
+            layer, f"a projection (proj_size={layer.proj_size})", "ONNX", "PyTorch and .npz keep projections"
+        )
+
+
+class _Graph:
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[TensorProto] = []
+
+    def constant(self, name: str, value: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def node(self, op: str, inputs: Sequence[str], output: str, name: str | None = None, **attrs: Any) -> str:
+        self.nodes.append(helper.make_node(op, list(inputs), [output], name=name or output, **attrs))
+        return output
+
+
+def build(model: Model, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """A runnable ONNX model of ``model``: input ``input`` (batch, time, features), output
+    ``output`` (batch, time, features), native LSTM/GRU/RNN operators, layout 0 (``to_onnx``)."""
+    model.check_chain()
+    for layer in model.layers:
+        check(layer)
+    graph = _Graph()
+    dtype = model.layers[0].dtype
+    x = graph.node("Transpose", ["input"], "time_major", perm=[1, 0, 2])
+    prefixes = _common.unique_names(_common.identifier(layer.name) for layer in model.layers)
+    for prefix, layer in zip(prefixes, model.layers):
+        if layer.dtype != dtype:
+            x = graph.node("Cast", [x], f"{prefix}/cast", to=helper.np_dtype_to_tensor_dtype(layer.dtype))
+        x = _add_layer(graph, prefix, layer, x, opset)
+        dtype = layer.dtype
+    graph.node("Transpose", [x], "output", perm=[1, 0, 2])
+    elem_in = helper.np_dtype_to_tensor_dtype(model.layers[0].dtype)
+    elem_out = helper.np_dtype_to_tensor_dtype(model.layers[-1].dtype)
+    proto = helper.make_model_gen_version(
+        helper.make_graph(
+            graph.nodes,
+            "lstmconv",
+            [helper.make_tensor_value_info("input", elem_in, ["batch", "time", model.input_size])],
+            [helper.make_tensor_value_info("output", elem_out, ["batch", "time", model.layers[-1].output_size])],
+            graph.initializers,
+        ),
+        opset_imports=[helper.make_opsetid("", opset)],
+        producer_name="lstmconv",
+        producer_version=__version__,
+    )
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def _add_layer(graph: _Graph, prefix: str, layer: Layer, x: str, opset: int) -> str:
+    order = GATE_ORDER[layer.kind]
+    w = graph.constant(f"{prefix}.W", np.stack([c.stacked("w_ih", order) for c in layer.cells]))
+    r = graph.constant(f"{prefix}.R", np.stack([c.stacked("w_hh", order) for c in layer.cells]))
+    inputs = [x, w, r, "", "", "", "", ""]
+    if layer.has_bias:
+        biases = [np.concatenate([c.stacked("b_ih", order), c.stacked("b_hh", order)]) for c in layer.cells]
+        inputs[3] = graph.constant(f"{prefix}.B", np.stack(biases))
+    if layer.has_peepholes:
+        peepholes = [c.stacked("peephole", PEEPHOLE_ORDER) for c in layer.cells]
+        inputs[7] = graph.constant(f"{prefix}.P", np.stack(peepholes))
+    while inputs[-1] == "":
+        inputs.pop()
+    y = graph.node(OP_NAMES[layer.kind], inputs, f"{prefix}/Y", name=layer.name, **_attributes_of(layer))
+    if layer.reversed_output:
+        y = graph.node(
+            "Slice",
+            [y, *(graph.constant(f"{prefix}.{n}", np.array([v], np.int64)) for n, v in
+                  (("starts", -1), ("ends", np.iinfo(np.int64).min), ("axes", 0), ("steps", -1)))],
+            f"{prefix}/Y_reversed",
+        )
+    return _merge(graph, prefix, layer, y, opset)
+
+
+def _merge(graph: _Graph, prefix: str, layer: Layer, y: str, opset: int) -> str:
+    """(time, D, batch, H) -> (time, batch, features) as the layer merges its directions."""
+    if layer.num_directions == 1 or layer.merge != "concat":
+        axis = graph.constant(f"{prefix}.direction_axis", np.array([1], np.int64))
+    if layer.num_directions == 1:
+        return graph.node("Squeeze", [y, axis], f"{prefix}/out")
+    if layer.merge == "concat":
+        moved = graph.node("Transpose", [y], f"{prefix}/Y_batch_major", perm=[0, 2, 1, 3])
+        shape = graph.constant(f"{prefix}.concat_shape", np.array([0, 0, -1], np.int64))
+        return graph.node("Reshape", [moved, shape], f"{prefix}/out")
+    op = {"sum": "ReduceSum", "mul": "ReduceProd", "ave": "ReduceMean"}[layer.merge]
+    if op == "ReduceSum" or opset >= 18:
+        return graph.node(op, [y, axis], f"{prefix}/out", keepdims=0)
+    return graph.node(op, [y], f"{prefix}/out", axes=[1], keepdims=0)
+
+
+def _attributes_of(layer: Layer) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"hidden_size": layer.hidden_size, "direction": layer.direction.value}
+    if layer.activations != DEFAULT_ACTIVATIONS[layer.kind]:
+        attrs["activations"] = [_FROM_IR[a.name] for a in layer.activations] * layer.num_directions
+        alphas = [a.alpha for a in layer.activations if a.alpha is not None] * layer.num_directions
+        betas = [a.beta for a in layer.activations if a.beta is not None] * layer.num_directions
+        if alphas:
+            attrs["activation_alpha"] = alphas
+        if betas:
+            attrs["activation_beta"] = betas
+    if layer.clip is not None:
+        attrs["clip"] = layer.clip
+    if layer.input_forget:
+        attrs["input_forget"] = 1
+    if layer.kind is Kind.GRU:
+        attrs["linear_before_reset"] = int(layer.reset_after)
+    return attrs
+
+
+def write(model: Model, path: str, **options: Any) -> None:
+    """Save ``to_onnx(model)`` to ``path`` (checked with ``onnx.checker`` first)."""
+    proto = build(model, **options)
+    onnx.save_model(proto, path)
+
+
+# -- running and filling -----------------------------------------------------------------------
+def run(proto: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """Run a model built by :func:`build` on (batch, time, features): onnxruntime, or for
+    float64 (which onnxruntime's LSTM/GRU/RNN kernels lack) ONNX's own reference evaluator."""
+    dtype = helper.tensor_dtype_to_np_dtype(proto.graph.input[0].type.tensor_type.elem_type)
+    feed = {proto.graph.input[0].name: np.asarray(x, dtype=dtype)}
+    if dtype == np.float64:
+        return _run_reference_evaluator(proto, feed)
+    try:
+        import onnxruntime
+    except ImportError:
+        raise missing("onnxruntime", "onnxruntime", "running an ONNX model") from None
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(
+        proto.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    return session.run(None, feed)[0]
+
+
+def _run_reference_evaluator(proto: onnx.ModelProto, feed: dict[str, np.ndarray]) -> np.ndarray:
+    # onnx.reference ignores activations, clip and input_forget: refuse rather than mislead.
+    for _, node in recurrent_nodes(proto.graph):
+        used = {a.name for a in node.attribute} & {"activations", "clip", "input_forget"}
+        if used:
+            raise _common.UnsupportedFeatureError(
+                f"no runtime here runs a float64 {node.op_type} with {', '.join(sorted(used))} "
+                "(onnxruntime has no float64 kernel; onnx.reference ignores those attributes)",
+                where=(f'{node.op_type} node "{node.name}"',),
+                hint="use float32 weights to run it",
+            )
+    from onnx.reference import ReferenceEvaluator
+
+    return np.asarray(ReferenceEvaluator(proto).run(None, feed)[0])
+
+
+def load_into(target: onnx.ModelProto, model: Model, mapping: Mapping[str, str] | None = None) -> onnx.ModelProto:
+    """Fill the LSTM/GRU/RNN nodes of ``target`` with ``model``'s layers, in order or by
+    ``mapping`` (node name → model layer name). Everything is checked before anything changes."""
+    graph = target.graph
+    constants = _Constants(graph, None)
+    nodes = recurrent_nodes(graph)
+    plan = []
+    for position, layer in _common.pair_slots([name for name, _ in nodes], model, mapping):
+        name, node = nodes[position]
+        check(layer)
+        present = layer_from_node(node, constants, name)
+        _common.require_matching(layer, f'{node.op_type} node "{name}"', _structure(layer), _structure(present))
+        plan.append((node, layer))
+    for node, layer in plan:
+        _replace_weights(graph, node, layer)
+    return target
+
+
+def _structure(layer: Layer) -> dict[str, object]:
+    return {
+        "kind": layer.kind.value,
+        "input size": layer.input_size,
+        "hidden size": layer.hidden_size,
+        "direction": layer.direction.value,
+        "peepholes": layer.has_peepholes,
+        "activations": [str(a) for a in layer.activations],
+        "clip": layer.clip,
+        "input_forget": layer.input_forget,
+        "reset_after": layer.reset_after,
+    }
+
+
+def _replace_weights(graph: onnx.GraphProto, node: onnx.NodeProto, layer: Layer) -> None:
+    order = GATE_ORDER[layer.kind]
+    hidden, gates = layer.hidden_size, len(order)
+    values = {
+        1: np.stack([c.stacked("w_ih", order) for c in layer.cells]),
+        2: np.stack([c.stacked("w_hh", order) for c in layer.cells]),
+    }
+    if layer.has_bias:
+        values[3] = np.stack([np.concatenate([c.stacked("b_ih", order), c.stacked("b_hh", order)]) for c in layer.cells])
+    elif len(node.input) > 3 and node.input[3]:
+        values[3] = np.zeros((layer.num_directions, 2 * gates * hidden), layer.dtype)
+    if layer.has_peepholes:
+        values[7] = np.stack([c.stacked("peephole", PEEPHOLE_ORDER) for c in layer.cells])
+    initializers = {t.name: t for t in graph.initializer}
+    for index, value in values.items():
+        name = node.input[index] if len(node.input) > index else ""
+        if name in initializers:
+            tensor = initializers[name]
+            tensor.CopyFrom(numpy_helper.from_array(value.astype(helper.tensor_dtype_to_np_dtype(tensor.data_type)), name))
+        else:
+            fresh = f"{node.name or node.output[0]}.{'WRB____P'[index]}"
+            graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), fresh))
+            while len(node.input) <= index:
+                node.input.append("")
+            node.input[index] = fresh
+
+
+def load_written(path: str) -> onnx.ModelProto:
+    """Open an ``.onnx`` file lstmconv wrote, to run it as it is."""
+    return load(path)

@@ -1,0 +1,200 @@
+"""PyTorch ``nn.LSTM/GRU/RNN`` state_dict naming, without importing torch.
+
+Shared by the ``torch`` format (live modules and ``.pt`` files) and the ``safetensors`` format.
+Names: ``<prefix>weight_ih_l{k}[_reverse]`` (G·H, in), ``weight_hh`` (G·H, H or P),
+``bias_ih``, ``bias_hh`` (G·H), ``weight_hr`` (P, H); gates ``i f g o`` and ``r z n``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..errors import LstmconvError, UnsupportedFeatureError, WeightLayoutError
+from ..ir import RELU, SIGMOID, TANH, Cell, Direction, Kind, Layer, Model, cell_from_stacked
+from . import _common
+
+GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
+    Kind.LSTM: ("i", "f", "g", "o"),
+    Kind.GRU: ("r", "z", "n"),
+    Kind.RNN: ("h",),
+}
+_GATE_COUNT_KIND = {4: Kind.LSTM, 3: Kind.GRU, 1: Kind.RNN}
+_KEY = re.compile(
+    r"^(?P<prefix>(?:.*\.)?)(?P<field>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
+    r"_l(?P<index>\d+)(?P<reverse>_reverse)?$"
+)
+_FIELDS = {"weight_ih": "w_ih", "weight_hh": "w_hh", "bias_ih": "b_ih", "bias_hh": "b_hh", "weight_hr": "w_hr"}
+NONLINEARITIES = ("tanh", "relu")
+DEFAULT_LSTM = (SIGMOID, TANH, TANH)
+DEFAULT_GRU = (SIGMOID, TANH)
+
+Group = dict[tuple[int, bool], dict[str, np.ndarray]]
+
+
+def recurrent_groups(tensors: Mapping[str, np.ndarray]) -> dict[str, Group]:
+    """Keys of recurrent modules grouped by prefix, in first-appearance order."""
+    groups: dict[str, Group] = {}
+    for key, array in tensors.items():
+        match = _KEY.match(key)
+        if match is None:
+            continue
+        slot = (int(match["index"]), match["reverse"] is not None)
+        groups.setdefault(match["prefix"], {}).setdefault(slot, {})[match["field"]] = array
+    return groups
+
+
+def infer_kind(group: Group, prefix: str) -> Kind:
+    """LSTM, GRU or RNN from the shapes alone: weight_hh is (G·H, H), or (4H, P) with weight_hr."""
+    fields = group[min(group)]
+    if "weight_hh" not in fields or "weight_ih" not in fields:
+        raise WeightLayoutError(
+            f"expected weight_ih and weight_hh, found {sorted(fields)}", where=(prefix or "<root>",)
+        )
+    rows, cols = fields["weight_hh"].shape[0], fields["weight_hh"].shape[-1]
+    if "weight_hr" in fields:
+        hidden = fields["weight_hr"].shape[-1]
+        return Kind.LSTM if rows == 4 * hidden else _bad_gates(prefix, rows, hidden)
+    if cols and rows % cols == 0 and rows // cols in _GATE_COUNT_KIND:
+        return _GATE_COUNT_KIND[rows // cols]
+    return _bad_gates(prefix, rows, cols)
+
+
+def _bad_gates(prefix: str, rows: int, hidden: int) -> Kind:
+    raise WeightLayoutError(
+        f"weight_hh has {rows} rows for hidden size {hidden}: expected 4·H (LSTM), 3·H (GRU) or H (RNN)",
+        where=(f"{prefix}weight_hh_l0",),
+    )
+
+
+def layers_from_group(
+    prefix: str, group: Group, kind: Kind, *, nonlinearity: str = "tanh", base: str = ""
+) -> list[Layer]:
+    """The IR layers of one ``nn.LSTM/GRU/RNN`` (one per ``num_layers`` index)."""
+    if nonlinearity not in NONLINEARITIES:
+        raise LstmconvError(f"nonlinearity must be one of {NONLINEARITIES}, found {nonlinearity!r}")
+    indices = sorted({index for index, _ in group})
+    if indices != list(range(len(indices))):
+        raise WeightLayoutError(f"layer indices {indices} are not 0..{len(indices) - 1}", where=(prefix,))
+    bidirectional = any(reverse for _, reverse in group)
+    base = base or prefix.rstrip(".") or kind.value
+    layers = []
+    for index in indices:
+        name = base if len(indices) == 1 else f"{base}.l{index}"
+        directions = (False, True) if bidirectional else (False,)
+        cells = []
+        for reverse in directions:
+            suffix = f"_l{index}{'_reverse' if reverse else ''}"
+            fields = group.get((index, reverse))
+            if fields is None:
+                raise WeightLayoutError("direction missing", where=(f"{prefix}weight_ih{suffix}",))
+            cells.append(_cell(fields, kind, prefix, suffix))
+        layers.append(
+            Layer(
+                kind,
+                tuple(cells),
+                name=name,
+                direction=Direction.BIDIRECTIONAL if bidirectional else Direction.FORWARD,
+                activations=((RELU if nonlinearity == "relu" else TANH),) if kind is Kind.RNN else (),
+            )
+        )
+    return layers
+
+
+def _cell(fields: dict[str, np.ndarray], kind: Kind, prefix: str, suffix: str) -> Cell:
+    unknown = set(fields) - {"weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"}
+    if unknown or ("bias_ih" in fields) != ("bias_hh" in fields):
+        raise WeightLayoutError(
+            f"expected bias_ih and bias_hh together, found {sorted(fields)}", where=(prefix + suffix,)
+        )
+    try:
+        return cell_from_stacked(
+            GATE_ORDER[kind],
+            fields["weight_ih"],
+            fields["weight_hh"],
+            fields.get("bias_ih"),
+            fields.get("bias_hh"),
+            w_hr=fields.get("weight_hr"),
+        )
+    except LstmconvError as error:
+        tensor = error.where[0] if error.where else ""
+        torch_name = {v: k for k, v in _FIELDS.items()}.get(tensor.split("/")[0], tensor)
+        error.where = (f"{prefix}{torch_name}{suffix}",) + error.where[1:]
+        raise
+
+
+def read_tensors(
+    tensors: Mapping[str, np.ndarray],
+    *,
+    nonlinearity: str = "tanh",
+    source: str = "",
+    per_module: Mapping[str, str] | None = None,
+) -> Model:
+    """Every recurrent module found in a state_dict of NumPy arrays, in key order.
+
+    ``per_module`` maps a module's prefix (without the trailing dot) to its RNN nonlinearity
+    where it is known; ``nonlinearity`` applies to the rest."""
+    layers: list[Layer] = []
+    for prefix, group in recurrent_groups(tensors).items():
+        kind = infer_kind(group, prefix)
+        chosen = (per_module or {}).get(prefix.rstrip("."), nonlinearity)
+        layers.extend(layers_from_group(prefix, group, kind, nonlinearity=chosen))
+    if not layers:
+        raise WeightLayoutError(
+            "no recurrent layer found: no key ends in weight_ih_l0 / weight_hh_l0",
+            where=(source,),
+            hint="lstmconv reads nn.LSTM, nn.GRU and nn.RNN weights",
+        )
+    return Model(tuple(layers), source)
+
+
+def check(layer: Layer, *, state_dict: bool = False) -> None:
+    """Raise for what ``nn.LSTM/GRU/RNN`` cannot express."""
+    plain = {
+        Kind.LSTM: [DEFAULT_LSTM],
+        Kind.GRU: [DEFAULT_GRU],
+        Kind.RNN: [(TANH,), (RELU,)],
+    }[layer.kind]
+    _common.require_plain(
+        layer,
+        "PyTorch",
+        allowed_activations=plain,
+        reset_before=False,
+        projection=True,
+        reverse_aligned=False,
+        reversed_output=False,
+    )
+    if state_dict and layer.direction is Direction.BIDIRECTIONAL and layer.merge != "concat":
+        raise UnsupportedFeatureError(
+            f"a PyTorch state_dict cannot record the bidirectional merge mode {layer.merge!r} "
+            "(nn.LSTM concatenates)",
+            where=(f'layer "{layer.name}"',),
+            hint="to_torch() keeps it in a live module; .onnx, .keras and .npz files keep it",
+        )
+
+
+
+
+def module_names(model: Model) -> list[str]:
+    """The submodule name of each layer in ``to_torch(model)``."""
+    return _common.unique_names(_common.identifier(layer.name) for layer in model.layers)
+
+
+def state_dict(model: Model) -> dict[str, np.ndarray]:
+    """The state_dict of ``to_torch(model)`` as NumPy arrays, in PyTorch's key order."""
+    result: dict[str, np.ndarray] = {}
+    for name, layer in zip(module_names(model), model.layers):
+        check(layer, state_dict=True)
+        order = GATE_ORDER[layer.kind]
+        for index, cell in enumerate(layer.cells):
+            suffix = "_l0_reverse" if index else "_l0"
+            result[f"{name}.weight_ih{suffix}"] = cell.stacked("w_ih", order)
+            result[f"{name}.weight_hh{suffix}"] = cell.stacked("w_hh", order)
+            if layer.has_bias:
+                result[f"{name}.bias_ih{suffix}"] = cell.stacked("b_ih", order)
+                result[f"{name}.bias_hh{suffix}"] = cell.stacked("b_hh", order)
+            if cell.w_hr is not None:
+                result[f"{name}.weight_hr{suffix}"] = np.ascontiguousarray(cell.w_hr)
+    return result

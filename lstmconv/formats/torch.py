@@ -1,0 +1,264 @@
+"""PyTorch: live ``nn.Module`` objects and ``.pt``/``.pth``/``.bin`` state_dict files.
+
+The only module of lstmconv that imports torch. Gate orders and key names live in
+:mod:`lstmconv.formats.statedict`, shared with safetensors.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import FormatError, UnsafeInputError
+from ..ir import Direction, Kind, Layer, Model
+from . import _common, statedict
+from .statedict import GATE_ORDER, check
+
+NAME = "torch"
+EXTENSIONS = (".pt", ".pth", ".bin")
+_MODULE_KINDS: Mapping[type, Kind] = {nn.LSTM: Kind.LSTM, nn.GRU: Kind.GRU, nn.RNN: Kind.RNN}
+#: Where a training checkpoint keeps its state_dict, most common first.
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
+
+__all__ = ["EXTENSIONS", "GATE_ORDER", "NAME", "Stack", "build", "check", "load_into", "read", "run"]
+
+
+def _kind_of(module: nn.Module) -> Kind | None:
+    for cls, kind in _MODULE_KINDS.items():
+        if isinstance(module, cls):
+            return kind
+    return None
+
+
+def recurrent_modules(root: nn.Module) -> list[tuple[str, nn.Module, Kind]]:
+    """Every LSTM/GRU/RNN inside ``root``, in module order, with its path."""
+    found = []
+    for path, module in root.named_modules():
+        kind = _kind_of(module)
+        if kind is not None:
+            found.append((path, module, kind))
+    return found
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
+
+
+def _layers_of(path: str, module: nn.Module, kind: Kind) -> list[Layer]:
+    tensors = {name: _numpy(value) for name, value in module.named_parameters()}
+    group = statedict.recurrent_groups(tensors)[""]
+    nonlinearity = getattr(module, "nonlinearity", "tanh")
+    return statedict.layers_from_group(
+        "", group, kind, nonlinearity=nonlinearity, base=path or kind.value
+    )
+
+
+def read(source: Any, *, nonlinearity: str = "tanh", **_: Any) -> Model:
+    """IR of a live module, or of a ``.pt`` file holding a state_dict or a checkpoint."""
+    if isinstance(source, nn.Module):
+        layers = [
+            layer for path, module, kind in recurrent_modules(source) for layer in _layers_of(path, module, kind)
+        ]
+        if isinstance(source, Stack):  # nn.LSTM always concatenates; the Stack knows the merge
+            layers = [layer.replace(merge=merge or "concat") for layer, merge in zip(layers, source.merges)]
+        return Model(tuple(layers), type(source).__name__)
+    path = os.fspath(source)
+    tensors = _load_state_dict(path)
+    return statedict.read_tensors(tensors, nonlinearity=nonlinearity, source=path)
+
+
+def _load_state_dict(path: str) -> dict[str, np.ndarray]:
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, ValueError, OSError, EOFError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if "weights_only" in str(error) or "Unsupported global" in str(error):
+            raise UnsafeInputError(
+                "refused: the file holds pickled objects beyond tensors (loading would run code)",
+                where=(path,),
+                hint="save a plain state_dict with torch.save(module.state_dict(), path)",
+            ) from None
+        raise FormatError(f"not a readable PyTorch file: {reason}", where=(path,)) from None
+    state = _find_state_dict(loaded)
+    if state is None:
+        raise FormatError(
+            "no state_dict found: expected a dict of tensors, or a checkpoint holding one under "
+            f"{', '.join(CHECKPOINT_KEYS)}",
+            where=(path,),
+        )
+    return {key: _numpy(value) for key, value in state.items() if isinstance(value, torch.Tensor)}
+
+
+def _find_state_dict(loaded: object) -> Mapping[str, torch.Tensor] | None:
+    if not isinstance(loaded, Mapping):
+        return None
+    if any(isinstance(value, torch.Tensor) for value in loaded.values()) and any(
+        statedict.recurrent_groups({k: v for k, v in loaded.items() if isinstance(k, str)})
+    ):
+        return loaded
+    for key in CHECKPOINT_KEYS:
+        inner = _find_state_dict(loaded.get(key))
+        if inner is not None:
+            return inner
+    for value in loaded.values():
+        inner = _find_state_dict(value)
+        if inner is not None:
+            return inner
+    return None
+
+
+def write(model: Model, path: str, **_: Any) -> None:
+    """Save the state_dict of ``to_torch(model)`` to ``path`` (written as given; the caller
+    handles the temporary sibling)."""
+    tensors = {key: _tensor(value) for key, value in statedict.state_dict(model).items()}
+    torch.save(tensors, path)
+
+
+class Stack(nn.Module):
+    """The recurrent layers of an IR model as ``nn.LSTM/GRU/RNN`` submodules, run in order on
+    input (batch, time, features); bidirectional outputs merged as the source merged them."""
+
+    def __init__(self, model: Model):
+        super().__init__()
+        model.check_chain()
+        self.merges: list[str] = []
+        for name, layer in zip(statedict.module_names(model), model.layers):
+            check(layer)
+            self.add_module(name, _new_module(layer))
+            self.merges.append(layer.merge if layer.direction is Direction.BIDIRECTIONAL else "")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for module, merge in zip(self.children(), self.merges):
+            x, _ = module(x)
+            if merge and merge != "concat":
+                batch, steps, _features = x.shape
+                both = x.reshape(batch, steps, 2, -1)
+                forward, backward = both[:, :, 0], both[:, :, 1]
+                if merge == "sum":
+                    x = forward + backward
+                elif merge == "mul":
+                    x = forward * backward
+                else:
+                    x = (forward + backward) / 2
+        return x
+
+
+def _new_module(layer: Layer) -> nn.Module:
+    common = dict(
+        input_size=layer.input_size,
+        hidden_size=layer.hidden_size,
+        num_layers=1,
+        bias=layer.has_bias,
+        batch_first=True,
+        bidirectional=layer.direction is Direction.BIDIRECTIONAL,
+        dtype=_torch_dtype(layer.dtype),
+    )
+    if layer.kind is Kind.LSTM:
+        module: nn.Module = nn.LSTM(proj_size=layer.proj_size, **common)
+    elif layer.kind is Kind.GRU:
+        module = nn.GRU(**common)
+    else:
+        module = nn.RNN(nonlinearity=layer.activations[0].name, **common)
+    _fill(module, 0, layer)
+    return module
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor sharing ``array``'s memory; only ever read (the IR's arrays are read-only)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def _torch_dtype(dtype: np.dtype) -> torch.dtype:
+    return torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
+
+
+def _fill(module: nn.Module, index: int, layer: Layer) -> None:
+    order = GATE_ORDER[layer.kind]
+    with torch.no_grad():
+        for direction, cell in enumerate(layer.cells):
+            suffix = f"_l{index}{'_reverse' if direction else ''}"
+            values = {"weight_ih": cell.stacked("w_ih", order), "weight_hh": cell.stacked("w_hh", order)}
+            if layer.has_bias:
+                values["bias_ih"] = cell.stacked("b_ih", order)
+                values["bias_hh"] = cell.stacked("b_hh", order)
+            if cell.w_hr is not None:
+                values["weight_hr"] = np.asarray(cell.w_hr)
+            for field, value in values.items():
+                parameter = getattr(module, field + suffix)
+                parameter.copy_(_tensor(value).to(parameter.dtype))
+
+
+def build(model: Model) -> Stack:
+    """A runnable ``nn.Module`` holding every layer of ``model`` (``to_torch``)."""
+    return Stack(model).eval()
+
+
+def run(module: nn.Module, x: np.ndarray) -> np.ndarray:
+    """Run a :class:`Stack` or a single ``nn.LSTM/GRU/RNN`` on (batch, time, features)."""
+    parameter = next(module.parameters())
+    with torch.no_grad():
+        tensor = _tensor(x).to(parameter.dtype)
+        if isinstance(module, Stack):
+            return _numpy(module(tensor))
+        batch_first = getattr(module, "batch_first", True)
+        output, _ = module(tensor if batch_first else tensor.transpose(0, 1))
+        return _numpy(output if batch_first else output.transpose(0, 1))
+
+
+def is_runnable(module: object) -> bool:
+    """Whether ``run`` can run this object on the canonical input as it is."""
+    return isinstance(module, Stack) or _kind_of(module) is not None  # type: ignore[arg-type]
+
+
+def load_into(target: nn.Module, model: Model, mapping: Mapping[str, str] | None = None) -> nn.Module:
+    """Fill the recurrent layers of ``target`` with ``model``'s layers, in order or by ``mapping``
+    (target layer name → model layer name). Everything is checked before anything changes."""
+    slots = [
+        (layer.name, module, index)
+        for path, module, kind in recurrent_modules(target)
+        for index, layer in enumerate(_layers_of(path, module, kind))
+    ]
+    plan = []
+    for position, layer in _common.pair_slots([name for name, _, _ in slots], model, mapping):
+        slot_name, module, index = slots[position]
+        check(layer)
+        _require_fits(slot_name, module, index, layer)
+        plan.append((module, index, layer))
+    for module, index, layer in plan:
+        _fill(module, index, layer)
+    return target
+
+
+def _require_fits(slot: str, module: nn.Module, index: int, layer: Layer) -> None:
+    kind = _kind_of(module)
+    bidirectional = bool(module.bidirectional)
+    state = module.proj_size or module.hidden_size if kind is Kind.LSTM else module.hidden_size
+    expected_input = module.input_size if index == 0 else state * (2 if bidirectional else 1)
+    found = {
+        "kind": kind.value if kind else None,
+        "input size": expected_input,
+        "hidden size": module.hidden_size,
+        "projection": getattr(module, "proj_size", 0),
+        "bidirectional": bidirectional,
+        "bias": bool(module.bias),
+    }
+    expected = {
+        "kind": layer.kind.value,
+        "input size": layer.input_size,
+        "hidden size": layer.hidden_size,
+        "projection": layer.proj_size,
+        "bidirectional": layer.direction is Direction.BIDIRECTIONAL,
+        "bias": layer.has_bias,
+    }
+    if kind is Kind.RNN:
+        found["nonlinearity"] = module.nonlinearity
+        expected["nonlinearity"] = layer.activations[0].name
+    _common.require_matching(layer, slot, expected, found)

@@ -1,0 +1,423 @@
+"""The canonical, framework-free representation of recurrent layers (SPEC §1).
+
+One vocabulary: gates ``i f g o`` (LSTM), ``r z n`` (GRU), ``h`` (simple RNN); tensors ``w_ih``
+(hidden × input), ``w_hh`` (hidden × hidden, or hidden × proj), ``b_ih``, ``b_hh`` per gate,
+``w_hr`` (proj × hidden) and peepholes ``i f o``. Values are immutable and validated when built:
+a :class:`Layer` that exists is consistent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
+
+import numpy as np
+
+from . import gates as gatelib
+from .errors import LstmconvError, WeightLayoutError
+
+
+class Kind(str, enum.Enum):
+    LSTM = "lstm"
+    GRU = "gru"
+    RNN = "rnn"
+
+
+GATES: Mapping[Kind, tuple[str, ...]] = MappingProxyType(
+    {Kind.LSTM: ("i", "f", "g", "o"), Kind.GRU: ("r", "z", "n"), Kind.RNN: ("h",)}
+)
+PEEPHOLE_GATES = ("i", "f", "o")
+#: The activation slots of each kind, named as ONNX names them (f: gates, g: candidate, h: output).
+ACTIVATION_SLOTS: Mapping[Kind, tuple[str, ...]] = MappingProxyType(
+    {Kind.LSTM: ("f", "g", "h"), Kind.GRU: ("f", "g"), Kind.RNN: ("f",)}
+)
+
+
+class Direction(str, enum.Enum):
+    FORWARD = "forward"
+    REVERSE = "reverse"
+    BIDIRECTIONAL = "bidirectional"
+
+
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+# name -> (default alpha, default beta); None where the function takes no such parameter.
+# Defaults are those of the matching ONNX operators.
+ACTIVATION_PARAMS: Mapping[str, tuple[float | None, float | None]] = MappingProxyType(
+    {
+        "sigmoid": (None, None),
+        "tanh": (None, None),
+        "relu": (None, None),
+        "softsign": (None, None),
+        "softplus": (None, None),
+        "hard_sigmoid": (0.2, 0.5),
+        "affine": (1.0, 0.0),
+        "leaky_relu": (0.01, None),
+        "thresholded_relu": (1.0, None),
+        "scaled_tanh": (1.0, 1.0),
+        "elu": (1.0, None),
+    }
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Activation:
+    """An activation function with its parameters (hard sigmoid is ``clip(alpha·x + beta, 0, 1)``)."""
+
+    name: str
+    alpha: float | None = None
+    beta: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in ACTIVATION_PARAMS:
+            raise WeightLayoutError(
+                f"unknown activation {self.name!r}",
+                hint=f"known: {', '.join(ACTIVATION_PARAMS)}",
+            )
+        default_alpha, default_beta = ACTIVATION_PARAMS[self.name]
+        for field, default in (("alpha", default_alpha), ("beta", default_beta)):
+            value = getattr(self, field)
+            if default is None and value is not None:
+                raise WeightLayoutError(f"activation {self.name} takes no {field}")
+            chosen = default if value is None else float(value)
+            object.__setattr__(self, field, chosen)
+
+    def __str__(self) -> str:
+        params = [f"{p:g}" for p in (self.alpha, self.beta) if p is not None]
+        return f"{self.name}({', '.join(params)})" if params else self.name
+
+
+SIGMOID = Activation("sigmoid")
+TANH = Activation("tanh")
+RELU = Activation("relu")
+DEFAULT_ACTIVATIONS: Mapping[Kind, tuple[Activation, ...]] = MappingProxyType(
+    {Kind.LSTM: (SIGMOID, TANH, TANH), Kind.GRU: (SIGMOID, TANH), Kind.RNN: (TANH,)}
+)
+
+Tensors = Mapping[str, np.ndarray]
+
+
+def _frozen_array(value: object, tensor: str) -> np.ndarray:
+    array = np.asarray(value)
+    if not (np.issubdtype(array.dtype, np.floating)):
+        raise WeightLayoutError(
+            f"expected floating-point weights, found dtype {array.dtype}",
+            where=(tensor,),
+            hint="cast the weights to float32",
+        )
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def _frozen_gates(values: Mapping[str, object] | None, tensor: str) -> Tensors | None:
+    if values is None:
+        return None
+    return MappingProxyType(
+        {gate: _frozen_array(array, f"{tensor}/{gate}") for gate, array in values.items()}
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """The weights of one direction of one layer, per gate, stored out × in."""
+
+    w_ih: Tensors
+    w_hh: Tensors
+    b_ih: Tensors | None = None
+    b_hh: Tensors | None = None
+    w_hr: np.ndarray | None = None
+    peephole: Tensors | None = None
+
+    def __post_init__(self) -> None:
+        for field in ("w_ih", "w_hh", "b_ih", "b_hh", "peephole"):
+            object.__setattr__(self, field, _frozen_gates(getattr(self, field), field))
+        if self.w_hr is not None:
+            object.__setattr__(self, "w_hr", _frozen_array(self.w_hr, "w_hr"))
+
+    def tensors(self) -> Iterator[tuple[str, np.ndarray]]:
+        """Every tensor as (``field/gate`` or ``w_hr``, array), in canonical order."""
+        for field in ("w_ih", "w_hh", "b_ih", "b_hh", "peephole"):
+            values = getattr(self, field)
+            if values is not None:
+                for gate, array in values.items():
+                    yield f"{field}/{gate}", array
+        if self.w_hr is not None:
+            yield "w_hr", self.w_hr
+
+    def stacked(self, field: str, order: Sequence[str], *, axis: int = 0) -> np.ndarray:
+        """One field's gates concatenated in ``order`` (a format's own stacking)."""
+        return gatelib.pack(getattr(self, field), order, axis=axis)
+
+    def bias_sum(self) -> Tensors | None:
+        """Per-gate ``b_ih + b_hh``: all that matters for every gate but GRU reset-after ``n``."""
+        if self.b_ih is None or self.b_hh is None:
+            return None
+        return {gate: self.b_ih[gate] + self.b_hh[gate] for gate in self.b_ih}
+
+
+def cell_from_stacked(
+    order: Sequence[str],
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: np.ndarray | None = None,
+    b_hh: np.ndarray | None = None,
+    *,
+    w_hr: np.ndarray | None = None,
+    peephole: np.ndarray | None = None,
+    peephole_order: Sequence[str] = PEEPHOLE_GATES,
+) -> Cell:
+    """Build a cell from out × in tensors stacked in a format's gate ``order``.
+
+    A single bias (``b_hh`` None) is split as ``b_ih = bias``, ``b_hh = 0``.
+    """
+    if b_ih is not None and b_hh is None:
+        b_hh = np.zeros_like(b_ih)
+    return Cell(
+        w_ih=gatelib.unpack(w_ih, order, tensor="w_ih"),
+        w_hh=gatelib.unpack(w_hh, order, tensor="w_hh"),
+        b_ih=None if b_ih is None else gatelib.unpack(b_ih, order, tensor="b_ih"),
+        b_hh=None if b_hh is None else gatelib.unpack(b_hh, order, tensor="b_hh"),
+        w_hr=w_hr,
+        peephole=None if peephole is None else gatelib.unpack(peephole, peephole_order, tensor="p"),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One recurrent layer: its kind, its cells (one, or forward then backward) and its math."""
+
+    kind: Kind
+    cells: tuple[Cell, ...]
+    name: str = ""
+    direction: Direction = Direction.FORWARD
+    merge: str = "concat"
+    activations: tuple[Activation, ...] = ()
+    clip: float | None = None
+    input_forget: bool = False
+    reset_after: bool = True
+    #: A reverse layer whose output comes in processing order, last step first (Keras go_backwards).
+    reversed_output: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            self._validate()
+        except LstmconvError as error:
+            raise error.within(f'layer "{self.name}"' if self.name else "layer") from None
+
+    def _validate(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "kind", Kind(self.kind))
+        set_(self, "direction", Direction(self.direction))
+        set_(self, "cells", tuple(self.cells))
+        set_(self, "activations", tuple(self.activations) or DEFAULT_ACTIVATIONS[self.kind])
+        expected_cells = 2 if self.direction is Direction.BIDIRECTIONAL else 1
+        if len(self.cells) != expected_cells:
+            raise WeightLayoutError(
+                f"a {self.direction.value} layer needs {expected_cells} cell(s), found {len(self.cells)}"
+            )
+        if self.merge not in MERGE_MODES:
+            raise WeightLayoutError(f"merge mode {self.merge!r} unknown; expected one of {MERGE_MODES}")
+        slots = ACTIVATION_SLOTS[self.kind]
+        if len(self.activations) != len(slots) or not all(
+            isinstance(a, Activation) for a in self.activations
+        ):
+            raise WeightLayoutError(
+                f"expected {len(slots)} activations ({', '.join(slots)}), found {self.activations}"
+            )
+        if self.reversed_output and self.direction is not Direction.REVERSE:
+            raise WeightLayoutError("reversed_output only applies to a reverse layer")
+        if self.kind is not Kind.LSTM and (self.clip is not None or self.input_forget):
+            raise WeightLayoutError(f"clip and input_forget are LSTM features, found on a {self.kind.value}")
+        if self.clip is not None and not (math.isfinite(self.clip) and self.clip > 0):
+            raise WeightLayoutError(f"clip must be a positive number, found {self.clip}")
+        for index, cell in enumerate(self.cells):
+            try:
+                self._validate_cell(cell)
+            except LstmconvError as error:
+                raise error.within(self.direction_name(index)) from None
+
+    def _validate_cell(self, cell: Cell) -> None:
+        gates = GATES[self.kind]
+        first = self.cells[0]
+        hidden, inputs = _shape_of(first.w_ih, gates, "w_ih", ndim=2)
+        recurrent = first.w_hr.shape[0] if first.w_hr is not None else hidden
+        dtype = first.w_ih[gates[0]].dtype
+        expect = {
+            "w_ih": (gates, (hidden, inputs)),
+            "w_hh": (gates, (hidden, recurrent)),
+            "b_ih": (gates, (hidden,)),
+            "b_hh": (gates, (hidden,)),
+            "peephole": (PEEPHOLE_GATES, (hidden,)),
+        }
+        for field, (names, shape) in expect.items():
+            values = getattr(cell, field)
+            if values is None:
+                continue
+            if set(values) != set(names):
+                raise WeightLayoutError(
+                    f"expected gates {'·'.join(names)}, found {'·'.join(values)}", where=(field,)
+                )
+            for gate in names:
+                _check(values[gate], shape, dtype, f"{field}/{gate}")
+        if (cell.b_ih is None) != (cell.b_hh is None):
+            raise WeightLayoutError("b_ih and b_hh must both be present or both absent")
+        if (first.b_ih is None) != (cell.b_ih is None):
+            raise WeightLayoutError("one direction has biases and the other has none")
+        if cell.w_hr is not None or first.w_hr is not None:
+            if self.kind is not Kind.LSTM:
+                raise WeightLayoutError("a projection (w_hr) is an LSTM feature")
+            if cell.w_hr is None:
+                raise WeightLayoutError("one direction has a projection and the other has none")
+            _check(cell.w_hr, (recurrent, hidden), dtype, "w_hr")
+            if recurrent >= hidden:
+                raise WeightLayoutError(
+                    f"projection size must be smaller than hidden size {hidden}, found {recurrent}",
+                    where=("w_hr",),
+                )
+        if cell.peephole is not None and self.kind is not Kind.LSTM:
+            raise WeightLayoutError("peepholes are an LSTM feature")
+        if (first.peephole is None) != (cell.peephole is None):
+            raise WeightLayoutError("one direction has peepholes and the other has none")
+
+    # -- derived facts -------------------------------------------------------------------------
+    @property
+    def gates(self) -> tuple[str, ...]:
+        return GATES[self.kind]
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.cells[0].w_ih[self.gates[0]].shape[0])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.cells[0].w_ih[self.gates[0]].shape[1])
+
+    @property
+    def proj_size(self) -> int:
+        """The projection size, 0 when the layer has none (PyTorch's convention)."""
+        w_hr = self.cells[0].w_hr
+        return 0 if w_hr is None else int(w_hr.shape[0])
+
+    @property
+    def state_size(self) -> int:
+        """The width of h: the projection size, or the hidden size."""
+        return self.proj_size or self.hidden_size
+
+    @property
+    def num_directions(self) -> int:
+        return len(self.cells)
+
+    @property
+    def output_size(self) -> int:
+        """Features per time step of the layer's merged output."""
+        if self.direction is Direction.BIDIRECTIONAL and self.merge == "concat":
+            return 2 * self.state_size
+        return self.state_size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.cells[0].w_ih[self.gates[0]].dtype
+
+    @property
+    def has_bias(self) -> bool:
+        return self.cells[0].b_ih is not None
+
+    @property
+    def has_peepholes(self) -> bool:
+        return self.cells[0].peephole is not None
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(array.size for cell in self.cells for _, array in cell.tensors())
+
+    def direction_name(self, index: int) -> str:
+        if self.direction is Direction.BIDIRECTIONAL:
+            return ("forward", "backward")[index]
+        return self.direction.value
+
+    def replace(self, **changes: object) -> Layer:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]  # fields vary
+
+
+def _shape_of(values: Tensors, gates: Sequence[str], field: str, ndim: int) -> tuple[int, ...]:
+    if gates[0] not in values:
+        raise WeightLayoutError(
+            f"expected gates {'·'.join(gates)}, found {'·'.join(values)}", where=(field,)
+        )
+    shape = tuple(int(n) for n in values[gates[0]].shape)
+    if len(shape) != ndim:
+        raise WeightLayoutError(f"expected a {ndim}-D tensor, found shape {shape}", where=(field,))
+    return shape
+
+
+def _check(array: np.ndarray, shape: tuple[int, ...], dtype: np.dtype, tensor: str) -> None:
+    if tuple(array.shape) != shape:
+        raise WeightLayoutError(
+            f"expected shape {shape}, found {tuple(array.shape)}", where=(tensor,)
+        )
+    if array.dtype != dtype:
+        raise WeightLayoutError(
+            f"expected dtype {dtype} like the rest of the layer, found {array.dtype}", where=(tensor,)
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """Recurrent layers in model order, with where they came from."""
+
+    layers: tuple[Layer, ...]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        if not self.layers:
+            raise WeightLayoutError(
+                "no recurrent layer found",
+                where=(self.source,),
+                hint="lstmconv reads LSTM, GRU and simple RNN layers",
+            )
+        names = [layer.name for layer in self.layers]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise WeightLayoutError(f"layer names must be unique, found {duplicates} twice")
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, key: int | str) -> Layer:
+        if isinstance(key, str):
+            for layer in self.layers:
+                if layer.name == key:
+                    return layer
+            raise KeyError(key)
+        return self.layers[key]
+
+    @property
+    def input_size(self) -> int:
+        return self.layers[0].input_size
+
+    def select(self, names: Sequence[str]) -> Model:
+        """The named layers only, in model order."""
+        unknown = [name for name in names if name not in {layer.name for layer in self.layers}]
+        if unknown:
+            known = ", ".join(layer.name for layer in self.layers)
+            raise LstmconvError(f"no layer named {unknown}", where=(self.source,), hint=f"layers: {known}")
+        return Model(tuple(layer for layer in self.layers if layer.name in names), self.source)
+
+    def check_chain(self) -> None:
+        """Raise unless each layer's output feeds the next one's input (a runnable stack)."""
+        for before, after in zip(self.layers, self.layers[1:]):
+            if before.output_size != after.input_size:
+                raise WeightLayoutError(
+                    f'layer "{after.name}" takes {after.input_size} features but "{before.name}" '
+                    f"gives {before.output_size}: the layers do not form one stack",
+                    where=(self.source,),
+                    hint="select a chain of layers with --layer",
+                )
