@@ -16,15 +16,20 @@ from .registry import FORMATS, Format, for_object, for_path, is_path
 
 _log = logging.getLogger("lstmconv")
 #: Endings each format writes (Keras writes .keras only; legacy .h5 is read-only).
-WRITE_EXTENSIONS = {"keras": (".keras",), "torch": (".pt", ".pth", ".bin"), "safetensors": (".safetensors",),
-                    "onnx": (".onnx",), "npz": (".npz",)}
+WRITE_EXTENSIONS = {
+    "keras": (".keras",),
+    "torch": (".pt", ".pth", ".bin"),
+    "safetensors": (".safetensors",),
+    "onnx": (".onnx",),
+    "npz": (".npz",),
+}
 
 
-def source_format(source: Any, format: str | None = None) -> Format:  # noqa: A002 - SPEC's name
+def source_format(source: Any, format: str | None = None) -> Format:
     return for_path(source, format) if is_path(source) else for_object(source, format)
 
 
-def read(source: Any, format: str | None = None, **options: Any) -> Model:  # noqa: A002
+def read(source: Any, format: str | None = None, **options: Any) -> Model:
     """Every recurrent layer of ``source`` (a path or a live object), in model order."""
     if isinstance(source, Model):
         return source
@@ -45,7 +50,8 @@ def _check_target(model: Model, fmt: Format, dest: str) -> Any:
     module = fmt.load(f"writing {fmt.name} files")
     if not dest.lower().endswith(WRITE_EXTENSIONS[fmt.name]):
         raise UnsupportedFeatureError(
-            f"lstmconv writes {fmt.name} as {', '.join(WRITE_EXTENSIONS[fmt.name])}", where=(dest,),
+            f"lstmconv writes {fmt.name} as {', '.join(WRITE_EXTENSIONS[fmt.name])}",
+            where=(dest,),
             hint="legacy Keras .h5 is read-only; write .keras" if fmt.name == "keras" else None,
         )
     for layer in model:
@@ -71,11 +77,18 @@ def _temporary_sibling(dest: str) -> Iterator[str]:
 
 def _refuse_existing(dest: str, overwrite: bool) -> None:
     if os.path.exists(dest) and not overwrite:
-        raise OutputExistsError("the output exists", where=(dest,), hint="pass overwrite=True (--force) to replace it")
+        raise OutputExistsError(
+            "the output exists", where=(dest,), hint="pass overwrite=True (--force) to replace it"
+        )
 
 
-def write(model: Any, dest: str | os.PathLike[str], format: str | None = None,  # noqa: A002
-          overwrite: bool = False, **options: Any) -> str:
+def write(
+    model: Any,
+    dest: str | os.PathLike[str],
+    format: str | None = None,
+    overwrite: bool = False,
+    **options: Any,
+) -> str:
     """Write ``model`` (an IR model or anything :func:`read` takes) to ``dest`` atomically."""
     model = read(model)
     dest = os.fspath(dest)
@@ -88,8 +101,9 @@ def write(model: Any, dest: str | os.PathLike[str], format: str | None = None,  
     return dest
 
 
-def verify(a: Any, b: Any, atol: float = 1e-5, *, format_a: str | None = None,
-           format_b: str | None = None) -> verification.Report:
+def verify(
+    a: Any, b: Any, atol: float = 1e-5, *, format_a: str | None = None, format_b: str | None = None
+) -> verification.Report:
     """Run ``a`` and ``b`` on the same random inputs (several batch sizes and lengths, length 1
     among them) and report each output's max absolute error against the other and the reference."""
     model_a, model_b = read(a, format_a), read(b, format_b)
@@ -106,9 +120,18 @@ def _label(source: Any) -> str:
     return os.fspath(source) if is_path(source) else type(source).__name__
 
 
-def convert(source: Any, dest: str | os.PathLike[str], verify: bool = True, overwrite: bool = False, *,
-            from_format: str | None = None, to_format: str | None = None, layers: Sequence[str] | None = None,
-            atol: float = 1e-5, read_options: Mapping[str, Any] | None = None) -> verification.Report | None:
+def convert(
+    source: Any,
+    dest: str | os.PathLike[str],
+    verify: bool = True,
+    overwrite: bool = False,
+    *,
+    from_format: str | None = None,
+    to_format: str | None = None,
+    layers: Sequence[str] | None = None,
+    atol: float = 1e-5,
+    read_options: Mapping[str, Any] | None = None,
+) -> verification.Report | None:
     """Read ``source``, write ``dest``, and (by default) prove they compute the same outputs
     before ``dest`` is kept. Returns the report, or None with ``verify=False``."""
     dest = os.fspath(dest)
@@ -122,16 +145,35 @@ def convert(source: Any, dest: str | os.PathLike[str], verify: bool = True, over
     with _temporary_sibling(dest) as temporary:
         module.write(model, temporary)
         if verify:
-            report = _verify_written(source, model, temporary, fmt, whole=not layers, atol=atol,
-                                     from_format=from_format, label=dest)
+            report = _verify_written(
+                source,
+                model,
+                temporary,
+                fmt,
+                whole=not layers,
+                atol=atol,
+                from_format=from_format,
+                label=dest,
+            )
             if not report.ok:
-                raise VerificationError(f"the written model disagrees with the source\n{report}", where=(dest,))
+                raise VerificationError(
+                    f"the written model disagrees with the source\n{report}", where=(dest,)
+                )
         os.replace(temporary, dest)
     return report
 
 
-def _verify_written(source: Any, model: Model, written: str, fmt: Format, *, whole: bool, atol: float,
-                    from_format: str | None, label: str) -> verification.Report:
+def _verify_written(
+    source: Any,
+    model: Model,
+    written: str,
+    fmt: Format,
+    *,
+    whole: bool,
+    atol: float,
+    from_format: str | None,
+    label: str,
+) -> verification.Report:
     source_fmt = source_format(source, from_format) if not isinstance(source, Model) else FORMATS["npz"]
     written_model = read(written, fmt.name)
     source_label, source_run, source_note = verification.runner(source, model, source_fmt, whole=whole)

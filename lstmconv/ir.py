@@ -345,9 +345,7 @@ class Layer:
 
 def _shape_of(values: Tensors, gates: Sequence[str], field: str, ndim: int) -> tuple[int, ...]:
     if gates[0] not in values:
-        raise WeightLayoutError(
-            f"expected gates {'·'.join(gates)}, found {'·'.join(values)}", where=(field,)
-        )
+        raise WeightLayoutError(f"expected gates {'·'.join(gates)}, found {'·'.join(values)}", where=(field,))
     shape = tuple(int(n) for n in values[gates[0]].shape)
     if len(shape) != ndim:
         raise WeightLayoutError(f"expected a {ndim}-D tensor, found shape {shape}", where=(field,))
@@ -356,12 +354,11 @@ def _shape_of(values: Tensors, gates: Sequence[str], field: str, ndim: int) -> t
 
 def _check(array: np.ndarray, shape: tuple[int, ...], dtype: np.dtype, tensor: str) -> None:
     if tuple(array.shape) != shape:
-        raise WeightLayoutError(
-            f"expected shape {shape}, found {tuple(array.shape)}", where=(tensor,)
-        )
+        raise WeightLayoutError(f"expected shape {shape}, found {tuple(array.shape)}", where=(tensor,))
     if array.dtype != dtype:
         raise WeightLayoutError(
-            f"expected dtype {dtype} like the rest of the layer, found {array.dtype}", where=(tensor,)
+            f"expected dtype {dtype} like the rest of the layer, found {array.dtype}",
+            where=(tensor,),
         )
 
 

@@ -49,7 +49,8 @@ def _import(module: str, needs: tuple[str, ...], extra: str, purpose: str) -> Mo
     for name in needs:
         if importlib.util.find_spec(name) is None:
             raise MissingDependencyError(
-                f"{purpose} needs {name}, which is not installed", hint=f"pip install 'lstmconv[{extra}]'"
+                f"{purpose} needs {name}, which is not installed",
+                hint=f"pip install 'lstmconv[{extra}]'",
             )
     try:
         return importlib.import_module(module)
@@ -64,24 +65,49 @@ FORMATS: dict[str, Format] = {
     fmt.name: fmt
     for fmt in (
         Format(
-            "keras", "lstmconv.formats.keras", (".keras", ".h5", ".hdf5"), ("keras",), "keras",
-            reader="lstmconv.formats.keras_files", reader_needs=("h5py",), runs_in="keras",
+            "keras",
+            "lstmconv.formats.keras",
+            (".keras", ".h5", ".hdf5"),
+            ("keras",),
+            "keras",
+            reader="lstmconv.formats.keras_files",
+            reader_needs=("h5py",),
+            runs_in="keras",
             description="Keras 3 .keras archives; Keras 2 .h5 and .weights.h5 (read without Keras)",
         ),
         Format(
-            "torch", "lstmconv.formats.torch", (".pt", ".pth", ".bin"), ("torch",), "torch",
-            runs_in="torch", description="PyTorch state_dict or checkpoint (weights_only loading)",
+            "torch",
+            "lstmconv.formats.torch",
+            (".pt", ".pth", ".bin"),
+            ("torch",),
+            "torch",
+            runs_in="torch",
+            description="PyTorch state_dict or checkpoint (weights_only loading)",
         ),
         Format(
-            "safetensors", "lstmconv.formats.safetensors", (".safetensors",), ("safetensors",), "all",
-            runs_in="torch", description="safetensors in PyTorch nn.LSTM/GRU/RNN naming",
+            "safetensors",
+            "lstmconv.formats.safetensors",
+            (".safetensors",),
+            ("safetensors",),
+            "all",
+            runs_in="torch",
+            description="safetensors in PyTorch nn.LSTM/GRU/RNN naming",
         ),
         Format(
-            "onnx", "lstmconv.formats.onnx", (".onnx",), ("onnx",), "all", runs_in="onnx",
+            "onnx",
+            "lstmconv.formats.onnx",
+            (".onnx",),
+            ("onnx",),
+            "all",
+            runs_in="onnx",
             description="ONNX models with LSTM/GRU/RNN nodes",
         ),
         Format(
-            "npz", "lstmconv.formats.npz", (".npz",), (), "all",
+            "npz",
+            "lstmconv.formats.npz",
+            (".npz",),
+            (),
+            "all",
             description="the lstmconv IR as NumPy arrays with readable keys",
         ),
     )
@@ -92,9 +118,7 @@ def by_name(name: str) -> Format:
     try:
         return FORMATS[name]
     except KeyError:
-        raise UnknownFormatError(
-            f"unknown format {name!r}", hint=f"formats: {', '.join(FORMATS)}"
-        ) from None
+        raise UnknownFormatError(f"unknown format {name!r}", hint=f"formats: {', '.join(FORMATS)}") from None
 
 
 def for_path(path: str | os.PathLike[str], given: str | None = None) -> Format:

@@ -24,7 +24,11 @@ from .registry import Format, is_path
 Runner = Callable[[np.ndarray], np.ndarray]
 #: (batch, time) of the random inputs: length 1 and uneven sizes on purpose.
 SHAPES: tuple[tuple[int, int], ...] = ((1, 1), (3, 5), (2, 13))
-_FRAMEWORK_MODULES = {"torch": ("torch",), "keras": ("keras", "tensorflow"), "onnx": ("onnxruntime",)}
+_FRAMEWORK_MODULES = {
+    "torch": ("torch",),
+    "keras": ("keras", "tensorflow"),
+    "onnx": ("onnxruntime",),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +64,8 @@ class Report:
         rows = [f"{'run':<{width}}  {'against':<{width}}  max |error|  within {self.atol:g}"]
         for c in self.comparisons:
             rows.append(
-                f"{c.left:<{width}}  {c.right:<{width}}  {c.max_error:11.3e}  {'yes' if c.ok(self.atol) else 'NO'}"
+                f"{c.left:<{width}}  {c.right:<{width}}  {c.max_error:11.3e}  "
+                + ("yes" if c.ok(self.atol) else "NO")
             )
         rows.extend(f"note: {note}" for note in self.notes)
         return "\n".join(rows)
@@ -76,7 +81,9 @@ def framework_available(name: str | None) -> bool:
     return all(importlib.util.find_spec(module) is not None for module in _FRAMEWORK_MODULES[name])
 
 
-def runner(source: Any, model: Model, fmt: Format, *, whole: bool = True, own_file: bool = False) -> tuple[str, Runner, str | None]:
+def runner(
+    source: Any, model: Model, fmt: Format, *, whole: bool = True, own_file: bool = False
+) -> tuple[str, Runner, str | None]:
     """(label, run function, note) for one side of a comparison."""
     framework = fmt.runs_in
     if framework_available(framework):
@@ -113,8 +120,13 @@ def _max_error(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compare(
-    sides: Sequence[tuple[str, Runner]], reference_model: Model, atol: float, source: str, target: str,
-    notes: Sequence[str] = (), seed: int = 0,
+    sides: Sequence[tuple[str, Runner]],
+    reference_model: Model,
+    atol: float,
+    source: str,
+    target: str,
+    notes: Sequence[str] = (),
+    seed: int = 0,
 ) -> Report:
     """Run every side and the reference on the same inputs; compare each side with the
     reference and the sides with each other."""

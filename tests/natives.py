@@ -43,7 +43,10 @@ class Variant:
 VARIANTS = [
     Variant("lstm-one-layer"),
     Variant("lstm-stacked", layers=2),
-    *(Variant(f"lstm-bidir-{m}", direction="bidirectional", merge=m) for m in ("concat", "sum", "mul", "ave")),
+    *(
+        Variant(f"lstm-bidir-{m}", direction="bidirectional", merge=m)
+        for m in ("concat", "sum", "mul", "ave")
+    ),
     Variant("lstm-stacked-bidir", layers=2, direction="bidirectional"),
     Variant("lstm-hidden-gt-input", input_size=3, hidden=11),
     Variant("lstm-no-bias", bias=False),
@@ -71,8 +74,15 @@ def _uniform(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np
 def expressible(framework: str, v: Variant) -> bool:
     """Whether ``framework`` itself can hold the variant (so it can be a conversion source)."""
     if framework == "torch":
-        return not (v.peephole or v.clip or v.input_forget or not v.reset_after or v.direction == "reverse"
-                    or v.merge != "concat" or v.activation not in (None, "relu"))
+        return not (
+            v.peephole
+            or v.clip
+            or v.input_forget
+            or not v.reset_after
+            or v.direction == "reverse"
+            or v.merge != "concat"
+            or v.activation not in (None, "relu")
+        )
     if framework == "keras":
         return not (v.proj or v.peephole or v.clip or v.input_forget)
     return not v.proj
@@ -82,8 +92,12 @@ def torch_native(v: Variant, rng: np.random.Generator) -> Any:
     import torch
 
     cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[v.kind]
-    options: dict[str, Any] = dict(num_layers=v.layers, bias=v.bias, batch_first=True,
-                                   bidirectional=v.direction == "bidirectional")
+    options: dict[str, Any] = dict(
+        num_layers=v.layers,
+        bias=v.bias,
+        batch_first=True,
+        bidirectional=v.direction == "bidirectional",
+    )
     if v.proj:
         options["proj_size"] = v.proj
     if v.kind == "rnn":
@@ -109,8 +123,12 @@ def keras_native(v: Variant, rng: np.random.Generator) -> Any:
 
     layers: list[Any] = [keras.Input((None, v.input_size), dtype=v.dtype)]
     for _ in range(v.layers):
-        options: dict[str, Any] = dict(return_sequences=True, use_bias=v.bias, dtype=v.dtype,
-                                       go_backwards=v.direction == "reverse")
+        options: dict[str, Any] = dict(
+            return_sequences=True,
+            use_bias=v.bias,
+            dtype=v.dtype,
+            go_backwards=v.direction == "reverse",
+        )
         if v.kind == "rnn":
             layer = keras.layers.SimpleRNN(v.hidden, activation=v.activation or "tanh", **options)
         elif v.kind == "gru":
@@ -139,15 +157,21 @@ def onnx_native(v: Variant, rng: np.random.Generator) -> Any:
     directions = 2 if v.direction == "bidirectional" else 1
     gates, hidden = GATES[v.kind], v.hidden
     nodes = [helper.make_node("Transpose", ["input"], ["x0"], perm=[1, 0, 2])]
-    inits = [numpy_helper.from_array(np.array([1], np.int64), "axis1"),
-             numpy_helper.from_array(np.array([0, 0, -1], np.int64), "flat")]
+    inits = [
+        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+        numpy_helper.from_array(np.array([0, 0, -1], np.int64), "flat"),
+    ]
     width = v.input_size
     for k in range(v.layers):
         names = [f"W{k}", f"R{k}", f"B{k}" if v.bias else ""]
-        inits += [numpy_helper.from_array(_uniform(rng, (directions, gates * hidden, width), v.dtype), f"W{k}"),
-                  numpy_helper.from_array(_uniform(rng, (directions, gates * hidden, hidden), v.dtype), f"R{k}")]
+        inits += [
+            numpy_helper.from_array(_uniform(rng, (directions, gates * hidden, width), v.dtype), f"W{k}"),
+            numpy_helper.from_array(_uniform(rng, (directions, gates * hidden, hidden), v.dtype), f"R{k}"),
+        ]
         if v.bias:
-            inits.append(numpy_helper.from_array(_uniform(rng, (directions, 2 * gates * hidden), v.dtype), f"B{k}"))
+            inits.append(
+                numpy_helper.from_array(_uniform(rng, (directions, 2 * gates * hidden), v.dtype), f"B{k}")
+            )
         if v.peephole:
             names += ["", "", "", f"P{k}"]
             inits.append(numpy_helper.from_array(_uniform(rng, (directions, 3 * hidden), v.dtype), f"P{k}"))
@@ -159,8 +183,11 @@ def onnx_native(v: Variant, rng: np.random.Generator) -> Any:
         if v.kind == "gru":
             attrs["linear_before_reset"] = int(v.reset_after)
         if v.activation == "hard_sigmoid":
-            attrs.update(activations=["HardSigmoid", "Tanh", "Tanh"] * directions,
-                         activation_alpha=[1 / 6] * directions, activation_beta=[0.5] * directions)
+            attrs.update(
+                activations=["HardSigmoid", "Tanh", "Tanh"] * directions,
+                activation_alpha=[1 / 6] * directions,
+                activation_beta=[0.5] * directions,
+            )
         elif v.activation == "relu":
             attrs["activations"] = ["Relu"] * directions
         nodes.append(helper.make_node(op, [f"x{k}", *names], [f"y{k}"], name=f"{op.lower()}{k}", **attrs))
@@ -182,8 +209,13 @@ def onnx_native(v: Variant, rng: np.random.Generator) -> Any:
         width = hidden * (2 if directions == 2 and v.merge == "concat" else 1)
     nodes.append(helper.make_node("Transpose", [f"x{v.layers}"], ["output"], perm=[1, 0, 2]))
     elem = TensorProto.FLOAT if v.dtype == "float32" else TensorProto.DOUBLE
-    graph = helper.make_graph(nodes, "native", [helper.make_tensor_value_info("input", elem, None)],
-                              [helper.make_tensor_value_info("output", elem, None)], inits)
+    graph = helper.make_graph(
+        nodes,
+        "native",
+        [helper.make_tensor_value_info("input", elem, None)],
+        [helper.make_tensor_value_info("output", elem, None)],
+        inits,
+    )
     return helper.make_model_gen_version(graph, opset_imports=[helper.make_opsetid("", 18)])
 
 
@@ -198,7 +230,9 @@ def onnx_run(model: Any, x: np.ndarray) -> np.ndarray:
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
-    session = onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 

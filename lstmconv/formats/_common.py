@@ -36,7 +36,10 @@ def require_plain(
         raise unsupported(layer, "input_forget (coupled gates)", target, "ONNX keeps input_forget")
     if layer.proj_size and not projection:
         raise unsupported(
-            layer, f"a projection (proj_size={layer.proj_size})", target, "PyTorch keeps projections"
+            layer,
+            f"a projection (proj_size={layer.proj_size})",
+            target,
+            "PyTorch keeps projections",
         )
     if layer.kind is Kind.GRU and not layer.reset_after and not reset_before:
         raise unsupported(
@@ -47,9 +50,7 @@ def require_plain(
         )
     if layer.direction is Direction.REVERSE:
         if layer.reversed_output and not reversed_output:
-            raise unsupported(
-                layer, "a reverse-only layer (go_backwards)", target, "Keras and ONNX keep it"
-            )
+            raise unsupported(layer, "a reverse-only layer (go_backwards)", target, "Keras and ONNX keep it")
         if not layer.reversed_output and not reverse_aligned:
             raise unsupported(
                 layer,

@@ -26,9 +26,23 @@ _CELL_KINDS: Mapping[type, Kind] = {
     keras.layers.GRUCell: Kind.GRU,
     keras.layers.SimpleRNNCell: Kind.RNN,
 }
-_LAYER_CLASSES = {Kind.LSTM: keras.layers.LSTM, Kind.GRU: keras.layers.GRU, Kind.RNN: keras.layers.SimpleRNN}
+_LAYER_CLASSES = {
+    Kind.LSTM: keras.layers.LSTM,
+    Kind.GRU: keras.layers.GRU,
+    Kind.RNN: keras.layers.SimpleRNN,
+}
 
-__all__ = ["EXTENSIONS", "GATE_ORDER", "NAME", "build", "check", "load_into", "read", "run", "write"]
+__all__ = [
+    "EXTENSIONS",
+    "GATE_ORDER",
+    "NAME",
+    "build",
+    "check",
+    "load_into",
+    "read",
+    "run",
+    "write",
+]
 
 
 def _cell_kind(layer: Any) -> Kind | None:
@@ -41,7 +55,7 @@ def _cell_kind(layer: Any) -> Kind | None:
 
 def recurrent_layers(root: Any) -> Iterator[Any]:
     """Every RNN or Bidirectional layer inside ``root``, depth first in model order."""
-    if isinstance(root, keras.layers.Bidirectional) or isinstance(root, keras.layers.RNN):
+    if isinstance(root, (keras.layers.Bidirectional, keras.layers.RNN)):
         yield root
         return
     for child in getattr(root, "layers", ()):
@@ -91,13 +105,26 @@ def layer_from_keras(layer: Any) -> Layer:
             )
         kind, forward, activations, reset_after = _read_rnn(layer.forward_layer)
         _, backward, _, _ = _read_rnn(layer.backward_layer)
-        return Layer(kind, (forward, backward), name=layer.name, direction=Direction.BIDIRECTIONAL,
-                     merge=layer.merge_mode, activations=activations, reset_after=reset_after)
+        return Layer(
+            kind,
+            (forward, backward),
+            name=layer.name,
+            direction=Direction.BIDIRECTIONAL,
+            merge=layer.merge_mode,
+            activations=activations,
+            reset_after=reset_after,
+        )
     kind, cell, activations, reset_after = _read_rnn(layer)
     backwards = bool(layer.go_backwards)
-    return Layer(kind, (cell,), name=layer.name,
-                 direction=Direction.REVERSE if backwards else Direction.FORWARD,
-                 activations=activations, reset_after=reset_after, reversed_output=backwards)
+    return Layer(
+        kind,
+        (cell,),
+        name=layer.name,
+        direction=Direction.REVERSE if backwards else Direction.FORWARD,
+        activations=activations,
+        reset_after=reset_after,
+        reversed_output=backwards,
+    )
 
 
 def read(source: Any, **_: Any) -> Model:
@@ -146,7 +173,9 @@ def build(model: Model) -> Any:
     for name, layer in zip(names, model.layers):
         if layer.direction is Direction.BIDIRECTIONAL:
             keras_layer = keras.layers.Bidirectional(
-                _new_rnn(layer, f"{name}_{layer.kind.value}"), merge_mode=layer.merge, name=name,
+                _new_rnn(layer, f"{name}_{layer.kind.value}"),
+                merge_mode=layer.merge,
+                name=name,
                 dtype=str(layer.dtype),
             )
         else:
@@ -192,8 +221,12 @@ def load_into(target: Any, model: Model, mapping: Mapping[str, str] | None = Non
     plan = []
     for position, layer in _common.pair_slots([slot.name for slot in slots], model, mapping):
         check(layer)
-        _common.require_matching(layer, f'Keras layer "{slots[position].name}"', _structure(layer),
-                                 _structure(present[position]))
+        _common.require_matching(
+            layer,
+            f'Keras layer "{slots[position].name}"',
+            _structure(layer),
+            _structure(present[position]),
+        )
         plan.append((slots[position], layer))
     for slot, layer in plan:
         slot.set_weights([w for cell in layer.cells for w in _weights(layer, cell)])
@@ -212,7 +245,6 @@ def _structure(layer: Layer) -> dict[str, object]:
         "reset_after": layer.reset_after,
         "go_backwards": layer.reversed_output,
     }
-
 
 
 def load_written(path: str) -> Any:

@@ -19,7 +19,10 @@ GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
     Kind.RNN: ("h",),
 }
 MERGE_MODES = ("concat", "sum", "mul", "ave")
-_HARD_SIGMOID = {2: Activation("hard_sigmoid", 0.2, 0.5), 3: Activation("hard_sigmoid", 1.0 / 6.0, 0.5)}
+_HARD_SIGMOID = {
+    2: Activation("hard_sigmoid", 0.2, 0.5),
+    3: Activation("hard_sigmoid", 1.0 / 6.0, 0.5),
+}
 _PLAIN = {
     "sigmoid": Activation("sigmoid"),
     "tanh": Activation("tanh"),

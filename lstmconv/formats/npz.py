@@ -77,7 +77,9 @@ def read(source: Any, **_: Any) -> Model:
     except LstmconvError as error:
         raise error.within(path) from None
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
-        raise FormatError(f"not a readable lstmconv .npz: {type(error).__name__}: {error}", where=(path,)) from None
+        raise FormatError(
+            f"not a readable lstmconv .npz: {type(error).__name__}: {error}", where=(path,)
+        ) from None
     return Model(layers, path)
 
 

@@ -128,14 +128,18 @@ def _external_array(tensor: TensorProto, base_dir: str | None) -> np.ndarray:
     info = {entry.key: entry.value for entry in tensor.external_data}
     where = (tensor.name,)
     if base_dir is None:
-        raise FormatError("the tensor's data is external but the model has no folder", where=where,
-                          hint="read the model from its file")
+        raise FormatError(
+            "the tensor's data is external but the model has no folder",
+            where=where,
+            hint="read the model from its file",
+        )
     location = info.get("location", "")
     root = os.path.realpath(base_dir)
     target = os.path.realpath(os.path.join(root, location))
     if os.path.isabs(location) or os.path.commonpath([root, target]) != root:
         raise UnsafeInputError(
-            f"external data {location!r} lies outside the model's folder", where=where,
+            f"external data {location!r} lies outside the model's folder",
+            where=where,
             hint="keep external data files beside the model",
         )
     dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
@@ -161,8 +165,10 @@ def load(path: str) -> onnx.ModelProto:
     """Parse an ``.onnx`` file without following its external data (read later, checked)."""
     try:
         return onnx.load(path, load_external_data=False)
-    except Exception as error:  # noqa: BLE001 - protobuf raises several unrelated classes
-        raise FormatError(f"not a readable ONNX model: {type(error).__name__}: {error}", where=(path,)) from None
+    except Exception as error:
+        raise FormatError(
+            f"not a readable ONNX model: {type(error).__name__}: {error}", where=(path,)
+        ) from None
 
 
 def read(source: Any, **_: Any) -> Model:
@@ -176,7 +182,7 @@ def read(source: Any, **_: Any) -> Model:
     nodes = recurrent_nodes(proto.graph)
     names = _common.unique_names(name for name, _ in nodes)
     layers = []
-    for name, (_, node) in zip(names, nodes):
+    for name, (_original, node) in zip(names, nodes):
         try:
             layers.append(layer_from_node(node, constants, name))
         except LstmconvError as error:
@@ -203,9 +209,9 @@ def layer_from_node(node: onnx.NodeProto, constants: _Constants, name: str) -> L
 
 
 def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
-    values = {}
+    values: dict[str, Any] = {}
     for attribute in node.attribute:
-        value = helper.get_attribute_value(attribute)
+        value: Any = helper.get_attribute_value(attribute)
         if isinstance(value, bytes):
             value = value.decode()
         elif isinstance(value, list) and value and isinstance(value[0], bytes):
@@ -222,9 +228,14 @@ def _layer(node: onnx.NodeProto, kind: Kind, constants: _Constants, name: str) -
     w = _required(constants, inputs[1], "W")
     r = _required(constants, inputs[2], "R")
     gates = len(GATE_ORDER[kind])
-    hidden = int(attrs.get("hidden_size", r.shape[-1] if r.ndim == 3 else 0))
+    hidden = int(attrs["hidden_size"]) if "hidden_size" in attrs else int(r.shape[-1] if r.ndim == 3 else 0)
     inputs_size = w.shape[-1] if w.ndim == 3 else -1
-    _expect(w, (count, gates * hidden, inputs_size), "W", f"hidden_size {hidden} needs {gates}·{hidden} rows")
+    _expect(
+        w,
+        (count, gates * hidden, inputs_size),
+        "W",
+        f"hidden_size {hidden} needs {gates}·{hidden} rows",
+    )
     _expect(r, (count, gates * hidden, hidden), "R", f"hidden_size {hidden}")
     b = constants.get(inputs[3]) if inputs[3] else None
     if inputs[3] and b is None:
@@ -235,7 +246,10 @@ def _layer(node: onnx.NodeProto, kind: Kind, constants: _Constants, name: str) -
     if kind is Kind.LSTM and inputs[7]:
         p = _required(constants, inputs[7], "P")
         _expect(p, (count, 3 * hidden), "P", "P holds the i, o, f peepholes")
-    for state, label in ((inputs[5], "initial_h"), (inputs[6] if kind is Kind.LSTM else "", "initial_c")):
+    for state, label in (
+        (inputs[5], "initial_h"),
+        (inputs[6] if kind is Kind.LSTM else "", "initial_c"),
+    ):
         _check_state(constants, state, label)
     cells = tuple(
         cell_from_stacked(
@@ -283,7 +297,9 @@ def _reversal_after(node: onnx.NodeProto, constants: _Constants, direction: Dire
     after = _only_consumer(constants, y) if y else None
     if direction is not Direction.REVERSE or after is None or after.op_type != "Slice":
         return y, False
-    starts, axes, steps = (_ints(constants, after, i, a) for i, a in ((1, "starts"), (3, "axes"), (4, "steps")))
+    starts, axes, steps = (
+        _ints(constants, after, i, a) for i, a in ((1, "starts"), (3, "axes"), (4, "steps"))
+    )
     if axes == [0] and steps == [-1] and starts == [-1]:
         return after.output[0], True
     return y, False
@@ -297,11 +313,13 @@ def _merge_after(y: str, constants: _Constants) -> str:
         if _ints(constants, after, 1, "axes") == [1] and not _attributes(after).get("keepdims", 1):
             return reduce[after.op_type]
         raise _common.UnsupportedFeatureError(
-            f"directions merged by {after.op_type} in a form lstmconv does not recognise", where=("Y",),
+            f"directions merged by {after.op_type} in a form lstmconv does not recognise",
+            where=("Y",),
         )
     if after is not None and after.op_type == "Split":
         raise _common.UnsupportedFeatureError(
-            "directions split apart after the node; the merge cannot be told", where=("Y",),
+            "directions split apart after the node; the merge cannot be told",
+            where=("Y",),
         )
     return "concat"
 
@@ -310,7 +328,8 @@ def _required(constants: _Constants, name: str, tensor: str) -> np.ndarray:
     value = constants.get(name) if name else None
     if value is None:
         raise WeightLayoutError(
-            f"expected a constant (initializer or Constant node), found {'a computed value' if name else 'nothing'}",
+            "expected a constant (initializer or Constant node), found "
+            + ("a computed value" if name else "nothing"),
             where=(tensor,),
             hint="fold constants first, e.g. torch.onnx.export(..., do_constant_folding=True)",
         )
@@ -319,7 +338,7 @@ def _required(constants: _Constants, name: str, tensor: str) -> np.ndarray:
 
 def _expect(value: np.ndarray, shape: tuple[int, ...], tensor: str, why: str) -> None:
     if value.ndim != len(shape) or any(e >= 0 and e != f for e, f in zip(shape, value.shape)):
-        shown = tuple("in" if e < 0 else e for e in shape)
+        shown = "(" + ", ".join("in" if e < 0 else str(e) for e in shape) + ")"
         raise WeightLayoutError(f"expected {shown}, found {tuple(value.shape)}: {why}", where=(tensor,))
 
 
@@ -329,7 +348,9 @@ def _check_state(constants: _Constants, name: str, label: str) -> None:
     zero = constants.is_zero_state(name)
     if zero is False:
         raise _common.UnsupportedFeatureError(
-            f"a non-zero constant {label}", where=(label,), hint="lstmconv converts weights; states start at zero"
+            f"a non-zero constant {label}",
+            where=(label,),
+            hint="lstmconv converts weights; states start at zero",
         )
     if zero is None:
         _log.warning("%s is computed at run time; lstmconv's forms start from a zero state", label)
@@ -342,7 +363,8 @@ def _read_activations(attrs: dict[str, Any], kind: Kind, count: int) -> tuple[Ac
         return DEFAULT_ACTIVATIONS[kind]
     if len(names) != slots * count:
         raise WeightLayoutError(
-            f"expected {slots * count} activations for {count} direction(s), found {names}", where=("activations",)
+            f"expected {slots * count} activations for {count} direction(s), found {names}",
+            where=("activations",),
         )
     alphas = list(attrs.get("activation_alpha", []))
     betas = list(attrs.get("activation_beta", []))
@@ -360,7 +382,8 @@ def _read_activations(attrs: dict[str, Any], kind: Kind, count: int) -> tuple[Ac
     forward, backward = tuple(parsed[:slots]), tuple(parsed[slots:])
     if backward and any(not _common.same_activation(a, b) for a, b in zip(forward, backward)):
         raise _common.UnsupportedFeatureError(
-            "different activations per direction", where=("activations",),
+            "different activations per direction",
+            where=("activations",),
             hint="lstmconv keeps one set of activations per layer",
         )
     return forward
@@ -371,7 +394,10 @@ def check(layer: Layer) -> None:
     """Raise for what ONNX's LSTM/GRU/RNN cannot express: a projection."""
     if layer.proj_size:
         raise _common.unsupported(
-            layer, f"a projection (proj_size={layer.proj_size})", "ONNX", "PyTorch and .npz keep projections"
+            layer,
+            f"a projection (proj_size={layer.proj_size})",
+            "ONNX",
+            "PyTorch and .npz keep projections",
         )
 
 
@@ -412,7 +438,11 @@ def build(model: Model, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
             graph.nodes,
             "lstmconv",
             [helper.make_tensor_value_info("input", elem_in, ["batch", "time", model.input_size])],
-            [helper.make_tensor_value_info("output", elem_out, ["batch", "time", model.layers[-1].output_size])],
+            [
+                helper.make_tensor_value_info(
+                    "output", elem_out, ["batch", "time", model.layers[-1].output_size]
+                )
+            ],
             graph.initializers,
         ),
         opset_imports=[helper.make_opsetid("", opset)],
@@ -440,8 +470,18 @@ def _add_layer(graph: _Graph, prefix: str, layer: Layer, x: str, opset: int) -> 
     if layer.reversed_output:
         y = graph.node(
             "Slice",
-            [y, *(graph.constant(f"{prefix}.{n}", np.array([v], np.int64)) for n, v in
-                  (("starts", -1), ("ends", np.iinfo(np.int64).min), ("axes", 0), ("steps", -1)))],
+            [
+                y,
+                *(
+                    graph.constant(f"{prefix}.{n}", np.array([v], np.int64))
+                    for n, v in (
+                        ("starts", -1),
+                        ("ends", np.iinfo(np.int64).min),
+                        ("axes", 0),
+                        ("steps", -1),
+                    )
+                ),
+            ],
             f"{prefix}/Y_reversed",
         )
     return _merge(graph, prefix, layer, y, opset)
@@ -521,10 +561,13 @@ def _run_reference_evaluator(proto: onnx.ModelProto, feed: dict[str, np.ndarray]
             )
     from onnx.reference import ReferenceEvaluator
 
-    return np.asarray(ReferenceEvaluator(proto).run(None, feed)[0])
+    outputs: list[Any] = list(ReferenceEvaluator(proto).run(None, feed))
+    return np.asarray(outputs[0])
 
 
-def load_into(target: onnx.ModelProto, model: Model, mapping: Mapping[str, str] | None = None) -> onnx.ModelProto:
+def load_into(
+    target: onnx.ModelProto, model: Model, mapping: Mapping[str, str] | None = None
+) -> onnx.ModelProto:
     """Fill the LSTM/GRU/RNN nodes of ``target`` with ``model``'s layers, in order or by
     ``mapping`` (node name → model layer name). Everything is checked before anything changes."""
     graph = target.graph
@@ -535,7 +578,9 @@ def load_into(target: onnx.ModelProto, model: Model, mapping: Mapping[str, str] 
         name, node = nodes[position]
         check(layer)
         present = layer_from_node(node, constants, name)
-        _common.require_matching(layer, f'{node.op_type} node "{name}"', _structure(layer), _structure(present))
+        _common.require_matching(
+            layer, f'{node.op_type} node "{name}"', _structure(layer), _structure(present)
+        )
         plan.append((node, layer))
     for node, layer in plan:
         _replace_weights(graph, node, layer)
@@ -559,12 +604,14 @@ def _structure(layer: Layer) -> dict[str, object]:
 def _replace_weights(graph: onnx.GraphProto, node: onnx.NodeProto, layer: Layer) -> None:
     order = GATE_ORDER[layer.kind]
     hidden, gates = layer.hidden_size, len(order)
-    values = {
+    values: dict[int, np.ndarray] = {
         1: np.stack([c.stacked("w_ih", order) for c in layer.cells]),
         2: np.stack([c.stacked("w_hh", order) for c in layer.cells]),
     }
     if layer.has_bias:
-        values[3] = np.stack([np.concatenate([c.stacked("b_ih", order), c.stacked("b_hh", order)]) for c in layer.cells])
+        values[3] = np.stack(
+            [np.concatenate([c.stacked("b_ih", order), c.stacked("b_hh", order)]) for c in layer.cells]
+        )
     elif len(node.input) > 3 and node.input[3]:
         values[3] = np.zeros((layer.num_directions, 2 * gates * hidden), layer.dtype)
     if layer.has_peepholes:
@@ -574,7 +621,9 @@ def _replace_weights(graph: onnx.GraphProto, node: onnx.NodeProto, layer: Layer)
         name = node.input[index] if len(node.input) > index else ""
         if name in initializers:
             tensor = initializers[name]
-            tensor.CopyFrom(numpy_helper.from_array(value.astype(helper.tensor_dtype_to_np_dtype(tensor.data_type)), name))
+            tensor.CopyFrom(
+                numpy_helper.from_array(value.astype(helper.tensor_dtype_to_np_dtype(tensor.data_type)), name)
+            )
         else:
             fresh = f"{node.name or node.output[0]}.{'WRB____P'[index]}"
             graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), fresh))

@@ -28,7 +28,7 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
     try:
         with safe_open(path, framework="numpy") as handle:
             metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safe_open is no dict
     except (SafetensorError, OSError, ValueError) as error:
         raise FormatError(f"not a readable safetensors file: {error}", where=(path,)) from None
     recorded = json.loads(metadata.get("lstmconv", "{}")).get("nonlinearity", {})
@@ -50,5 +50,8 @@ def write(model: Model, path: str, **_: Any) -> None:
         for name, layer in zip(statedict.module_names(model), model)
         if layer.kind is Kind.RNN
     }
-    metadata = {"format": "pt", "lstmconv": json.dumps({"nonlinearity": nonlinearity}, sort_keys=True)}
+    metadata = {
+        "format": "pt",
+        "lstmconv": json.dumps({"nonlinearity": nonlinearity}, sort_keys=True),
+    }
     save_file(tensors, path, metadata=metadata)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..errors import LstmconvError, UnsupportedFeatureError, WeightLayoutError
-from ..ir import RELU, SIGMOID, TANH, Cell, Direction, Kind, Layer, Model, cell_from_stacked
+from ..ir import RELU, SIGMOID, TANH, Activation, Cell, Direction, Kind, Layer, Model, cell_from_stacked
 from . import _common
 
 GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
@@ -26,7 +26,13 @@ _KEY = re.compile(
     r"^(?P<prefix>(?:.*\.)?)(?P<field>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
     r"_l(?P<index>\d+)(?P<reverse>_reverse)?$"
 )
-_FIELDS = {"weight_ih": "w_ih", "weight_hh": "w_hh", "bias_ih": "b_ih", "bias_hh": "b_hh", "weight_hr": "w_hr"}
+_FIELDS = {
+    "weight_ih": "w_ih",
+    "weight_hh": "w_hh",
+    "bias_ih": "b_ih",
+    "bias_hh": "b_hh",
+    "weight_hr": "w_hr",
+}
 NONLINEARITIES = ("tanh", "relu")
 DEFAULT_LSTM = (SIGMOID, TANH, TANH)
 DEFAULT_GRU = (SIGMOID, TANH)
@@ -107,7 +113,8 @@ def _cell(fields: dict[str, np.ndarray], kind: Kind, prefix: str, suffix: str) -
     unknown = set(fields) - {"weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr"}
     if unknown or ("bias_ih" in fields) != ("bias_hh" in fields):
         raise WeightLayoutError(
-            f"expected bias_ih and bias_hh together, found {sorted(fields)}", where=(prefix + suffix,)
+            f"expected bias_ih and bias_hh together, found {sorted(fields)}",
+            where=(prefix + suffix,),
         )
     try:
         return cell_from_stacked(
@@ -121,7 +128,7 @@ def _cell(fields: dict[str, np.ndarray], kind: Kind, prefix: str, suffix: str) -
     except LstmconvError as error:
         tensor = error.where[0] if error.where else ""
         torch_name = {v: k for k, v in _FIELDS.items()}.get(tensor.split("/")[0], tensor)
-        error.where = (f"{prefix}{torch_name}{suffix}",) + error.where[1:]
+        error.where = (f"{prefix}{torch_name}{suffix}", *error.where[1:])
         raise
 
 
@@ -152,15 +159,15 @@ def read_tensors(
 
 def check(layer: Layer, *, state_dict: bool = False) -> None:
     """Raise for what ``nn.LSTM/GRU/RNN`` cannot express."""
-    plain = {
+    plain: dict[Kind, list[tuple[Activation, ...]]] = {
         Kind.LSTM: [DEFAULT_LSTM],
         Kind.GRU: [DEFAULT_GRU],
         Kind.RNN: [(TANH,), (RELU,)],
-    }[layer.kind]
+    }
     _common.require_plain(
         layer,
         "PyTorch",
-        allowed_activations=plain,
+        allowed_activations=plain[layer.kind],
         reset_before=False,
         projection=True,
         reverse_aligned=False,
@@ -173,8 +180,6 @@ def check(layer: Layer, *, state_dict: bool = False) -> None:
             where=(f'layer "{layer.name}"',),
             hint="to_torch() keeps it in a live module; .onnx, .keras and .npz files keep it",
         )
-
-
 
 
 def module_names(model: Model) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,9 +25,20 @@ NAME = "torch"
 EXTENSIONS = (".pt", ".pth", ".bin")
 _MODULE_KINDS: Mapping[type, Kind] = {nn.LSTM: Kind.LSTM, nn.GRU: Kind.GRU, nn.RNN: Kind.RNN}
 #: Where a training checkpoint keeps its state_dict, most common first.
+_META_KEY = "lstmconv_nonlinearity"
 CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
 
-__all__ = ["EXTENSIONS", "GATE_ORDER", "NAME", "Stack", "build", "check", "load_into", "read", "run"]
+__all__ = [
+    "EXTENSIONS",
+    "GATE_ORDER",
+    "NAME",
+    "Stack",
+    "build",
+    "check",
+    "load_into",
+    "read",
+    "run",
+]
 
 
 def _kind_of(module: nn.Module) -> Kind | None:
@@ -54,26 +66,32 @@ def _layers_of(path: str, module: nn.Module, kind: Kind) -> list[Layer]:
     tensors = {name: _numpy(value) for name, value in module.named_parameters()}
     group = statedict.recurrent_groups(tensors)[""]
     nonlinearity = getattr(module, "nonlinearity", "tanh")
-    return statedict.layers_from_group(
-        "", group, kind, nonlinearity=nonlinearity, base=path or kind.value
-    )
+    return statedict.layers_from_group("", group, kind, nonlinearity=nonlinearity, base=path or kind.value)
 
 
-def read(source: Any, *, nonlinearity: str = "tanh", **_: Any) -> Model:
+def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
     """IR of a live module, or of a ``.pt`` file holding a state_dict or a checkpoint."""
     if isinstance(source, nn.Module):
         layers = [
-            layer for path, module, kind in recurrent_modules(source) for layer in _layers_of(path, module, kind)
+            layer
+            for path, module, kind in recurrent_modules(source)
+            for layer in _layers_of(path, module, kind)
         ]
         if isinstance(source, Stack):  # nn.LSTM always concatenates; the Stack knows the merge
             layers = [layer.replace(merge=merge or "concat") for layer, merge in zip(layers, source.merges)]
         return Model(tuple(layers), type(source).__name__)
     path = os.fspath(source)
-    tensors = _load_state_dict(path)
-    return statedict.read_tensors(tensors, nonlinearity=nonlinearity, source=path)
+    tensors, recorded = _load_state_dict(path)
+    return statedict.read_tensors(
+        tensors,
+        nonlinearity=nonlinearity or "tanh",
+        source=path,
+        per_module=None if nonlinearity else recorded,
+    )
 
 
-def _load_state_dict(path: str) -> dict[str, np.ndarray]:
+def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The tensors of the file's state_dict, and the RNN nonlinearities lstmconv recorded."""
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except (RuntimeError, ValueError, OSError, EOFError) as error:
@@ -92,7 +110,14 @@ def _load_state_dict(path: str) -> dict[str, np.ndarray]:
             f"{', '.join(CHECKPOINT_KEYS)}",
             where=(path,),
         )
-    return {key: _numpy(value) for key, value in state.items() if isinstance(value, torch.Tensor)}
+    tensors = {key: _numpy(value) for key, value in state.items() if isinstance(value, torch.Tensor)}
+    metadata = getattr(state, "_metadata", None) or {}
+    recorded = {
+        prefix: str(entry[_META_KEY])
+        for prefix, entry in metadata.items()
+        if isinstance(entry, Mapping) and entry.get(_META_KEY) in statedict.NONLINEARITIES
+    }
+    return tensors, recorded
 
 
 def _find_state_dict(loaded: object) -> Mapping[str, torch.Tensor] | None:
@@ -114,9 +139,15 @@ def _find_state_dict(loaded: object) -> Mapping[str, torch.Tensor] | None:
 
 
 def write(model: Model, path: str, **_: Any) -> None:
-    """Save the state_dict of ``to_torch(model)`` to ``path`` (written as given; the caller
-    handles the temporary sibling)."""
-    tensors = {key: _tensor(value) for key, value in statedict.state_dict(model).items()}
+    """Save the state_dict of ``to_torch(model)`` to ``path``. A state_dict's shapes cannot say
+    whether an RNN is tanh or relu, so that is recorded in its ``_metadata``, as PyTorch
+    records module versions."""
+    tensors = OrderedDict((key, _tensor(value)) for key, value in statedict.state_dict(model).items())
+    tensors._metadata = OrderedDict(  # type: ignore[attr-defined]  # PyTorch's own convention
+        (name, {_META_KEY: layer.activations[0].name})
+        for name, layer in zip(statedict.module_names(model), model)
+        if layer.kind is Kind.RNN
+    )
     torch.save(tensors, path)
 
 
@@ -185,7 +216,10 @@ def _fill(module: nn.Module, index: int, layer: Layer) -> None:
     with torch.no_grad():
         for direction, cell in enumerate(layer.cells):
             suffix = f"_l{index}{'_reverse' if direction else ''}"
-            values = {"weight_ih": cell.stacked("w_ih", order), "weight_hh": cell.stacked("w_hh", order)}
+            values = {
+                "weight_ih": cell.stacked("w_ih", order),
+                "weight_hh": cell.stacked("w_hh", order),
+            }
             if layer.has_bias:
                 values["bias_ih"] = cell.stacked("b_ih", order)
                 values["bias_hh"] = cell.stacked("b_hh", order)
@@ -237,12 +271,14 @@ def load_into(target: nn.Module, model: Model, mapping: Mapping[str, str] | None
     return target
 
 
-def _require_fits(slot: str, module: nn.Module, index: int, layer: Layer) -> None:
-    kind = _kind_of(module)
+def _require_fits(slot: str, target: nn.Module, index: int, layer: Layer) -> None:
+    kind = _kind_of(target)
+    module: Any = target  # an nn.LSTM/GRU/RNN: its sizes are plain attributes
     bidirectional = bool(module.bidirectional)
-    state = module.proj_size or module.hidden_size if kind is Kind.LSTM else module.hidden_size
-    expected_input = module.input_size if index == 0 else state * (2 if bidirectional else 1)
-    found = {
+    hidden, proj = int(module.hidden_size), int(getattr(module, "proj_size", 0))
+    state = proj or hidden
+    expected_input = int(module.input_size) if index == 0 else state * (2 if bidirectional else 1)
+    found: dict[str, object] = {
         "kind": kind.value if kind else None,
         "input size": expected_input,
         "hidden size": module.hidden_size,
@@ -250,7 +286,7 @@ def _require_fits(slot: str, module: nn.Module, index: int, layer: Layer) -> Non
         "bidirectional": bidirectional,
         "bias": bool(module.bias),
     }
-    expected = {
+    expected: dict[str, object] = {
         "kind": layer.kind.value,
         "input size": layer.input_size,
         "hidden size": layer.hidden_size,

@@ -1,0 +1,105 @@
+"""read / write / convert / verify on files: round trips, atomic writes, refusals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import random_layer
+
+import lstmconv
+from lstmconv import Direction, Kind, Model, OutputExistsError, UnsupportedFeatureError
+
+ATOL = 2e-5
+
+
+def _model(rng: np.random.Generator) -> Model:
+    return Model(
+        (
+            random_layer(rng, Kind.LSTM, 4, 6, direction=Direction.BIDIRECTIONAL, name="enc"),
+            random_layer(rng, Kind.GRU, 12, 5, name="mid"),
+            random_layer(rng, Kind.RNN, 5, 3, name="out", activations=(lstmconv.Activation("relu"),)),
+        )
+    )
+
+
+def _same_outputs(a: Model, b: Model) -> None:
+    x = np.random.default_rng(9).uniform(-1, 1, (2, 5, a.input_size))
+    np.testing.assert_allclose(lstmconv.reference.run(a, x), lstmconv.reference.run(b, x), rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("ending", [".npz", ".safetensors", ".onnx", ".pt", ".keras"])
+def test_write_then_read_computes_the_same(tmp_path, ending: str, request) -> None:
+    if ending == ".pt":
+        request.getfixturevalue("torch")
+    if ending == ".keras":
+        request.getfixturevalue("keras")
+    model = _model(np.random.default_rng(0))
+    path = lstmconv.write(model, tmp_path / f"m{ending}")
+    again = lstmconv.read(path)
+    assert [layer.kind for layer in again] == [layer.kind for layer in model]
+    _same_outputs(model, again)
+    assert os.listdir(tmp_path) == [f"m{ending}"]
+
+
+def test_npz_round_trip_is_exact_and_keeps_names(tmp_path) -> None:
+    model = _model(np.random.default_rng(1))
+    again = lstmconv.read(lstmconv.write(model, tmp_path / "m.npz"))
+    assert [layer.name for layer in again] == ["enc", "mid", "out"]
+    for before, after in zip(model, again):
+        for cell_a, cell_b in zip(before.cells, after.cells):
+            for (name_a, a), (name_b, b) in zip(cell_a.tensors(), cell_b.tensors()):
+                assert name_a == name_b and np.array_equal(a, b)
+    keys = set(np.load(tmp_path / "m.npz").files)
+    assert "enc/backward/w_ih/g" in keys and "mid/forward/b_hh/n" in keys
+
+
+def test_same_model_same_bytes(tmp_path) -> None:
+    model = _model(np.random.default_rng(2))
+    for ending in (".npz", ".safetensors", ".onnx"):
+        first = lstmconv.write(model, tmp_path / f"a{ending}")
+        second = lstmconv.write(model, tmp_path / f"b{ending}")
+        assert open(first, "rb").read() == open(second, "rb").read(), ending
+
+
+def test_existing_output_is_kept_unless_overwrite(tmp_path) -> None:
+    model = _model(np.random.default_rng(3))
+    target = tmp_path / "m.npz"
+    target.write_bytes(b"precious")
+    with pytest.raises(OutputExistsError, match="the output exists"):
+        lstmconv.write(model, target)
+    assert target.read_bytes() == b"precious"
+    lstmconv.write(model, target, overwrite=True)
+    assert target.read_bytes() != b"precious"
+
+
+def test_refused_write_leaves_no_file(tmp_path) -> None:
+    layer = random_layer(np.random.default_rng(4), Kind.LSTM, peephole=True, name="peepy")
+    with pytest.raises(UnsupportedFeatureError, match='layer "peepy": PyTorch cannot express peepholes'):
+        lstmconv.write(Model((layer,)), tmp_path / "m.safetensors")
+    assert os.listdir(tmp_path) == []
+
+
+def test_convert_verifies_before_keeping(tmp_path, ort) -> None:
+    source = lstmconv.write(_model(np.random.default_rng(5)), tmp_path / "m.npz")
+    report = lstmconv.convert(source, tmp_path / "m.onnx")
+    assert report is not None and report.ok and report.max_error < 1e-5
+    assert any("onnx" in c.left for c in report.comparisons)
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "m.onnx"]
+
+
+def test_verify_catches_a_different_model(tmp_path) -> None:
+    a = lstmconv.write(_model(np.random.default_rng(6)), tmp_path / "a.npz")
+    b = lstmconv.write(_model(np.random.default_rng(7)), tmp_path / "b.npz")
+    assert lstmconv.verify(a, a).ok
+    report = lstmconv.verify(a, b)
+    assert not report.ok and report.max_error > 1e-2
+
+
+def test_import_loads_no_framework() -> None:
+    code = "import sys, lstmconv; print(sorted(m for m in ('tensorflow', 'keras', 'torch', 'onnxruntime', 'onnx') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
