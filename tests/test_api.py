@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ def test_same_model_same_bytes(tmp_path) -> None:
     for ending in (".npz", ".safetensors", ".onnx"):
         first = lstmconv.write(model, tmp_path / f"a{ending}")
         second = lstmconv.write(model, tmp_path / f"b{ending}")
-        assert open(first, "rb").read() == open(second, "rb").read(), ending
+        assert Path(first).read_bytes() == Path(second).read_bytes(), ending
 
 
 def test_existing_output_is_kept_unless_overwrite(tmp_path) -> None:
@@ -100,6 +101,7 @@ def test_verify_catches_a_different_model(tmp_path) -> None:
 
 
 def test_import_loads_no_framework() -> None:
-    code = "import sys, lstmconv; print(sorted(m for m in ('tensorflow', 'keras', 'torch', 'onnxruntime', 'onnx') if m in sys.modules))"
+    heavy = "('tensorflow', 'keras', 'torch', 'onnxruntime', 'onnx')"
+    code = f"import sys, lstmconv; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
