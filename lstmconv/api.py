@@ -102,11 +102,18 @@ def write(
 
 
 def verify(
-    a: Any, b: Any, atol: float = 1e-5, *, format_a: str | None = None, format_b: str | None = None
+    a: Any,
+    b: Any,
+    atol: float = 1e-5,
+    *,
+    format_a: str | None = None,
+    format_b: str | None = None,
+    read_options: Mapping[str, Any] | None = None,
 ) -> verification.Report:
     """Run ``a`` and ``b`` on the same random inputs (several batch sizes and lengths, length 1
     among them) and report each output's max absolute error against the other and the reference."""
-    model_a, model_b = read(a, format_a), read(b, format_b)
+    options = dict(read_options or {})
+    model_a, model_b = read(a, format_a, **options), read(b, format_b, **options)
     sides, notes = [], []
     for tag, source, model, given in (("A", a, model_a, format_a), ("B", b, model_b, format_b)):
         fmt = FORMATS["npz"] if isinstance(source, Model) else source_format(source, given)

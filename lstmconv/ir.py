@@ -113,12 +113,15 @@ def _frozen_array(value: object, tensor: str) -> np.ndarray:
     return view
 
 
+#: Canonical position of every gate name, so each cell lists its gates in canonical order.
+_GATE_RANK = {gate: rank for order in GATES.values() for rank, gate in enumerate(order)}
+
+
 def _frozen_gates(values: Mapping[str, object] | None, tensor: str) -> Tensors | None:
     if values is None:
         return None
-    return MappingProxyType(
-        {gate: _frozen_array(array, f"{tensor}/{gate}") for gate, array in values.items()}
-    )
+    ordered = sorted(values.items(), key=lambda item: _GATE_RANK.get(item[0], len(_GATE_RANK)))
+    return MappingProxyType({gate: _frozen_array(array, f"{tensor}/{gate}") for gate, array in ordered})
 
 
 @dataclasses.dataclass(frozen=True)

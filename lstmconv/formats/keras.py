@@ -15,9 +15,9 @@ import keras
 import numpy as np
 
 from ..errors import UnsupportedFeatureError
-from ..ir import Activation, Direction, Kind, Layer, Model, cell_from_stacked
+from ..ir import Direction, Kind, Layer, Model
 from . import _common
-from .keras_names import GATE_ORDER, activation_from_keras, activation_to_keras, check
+from .keras_names import GATE_ORDER, activation_to_keras, check, layer_from_weights
 
 NAME = "keras"
 EXTENSIONS = (".keras",)
@@ -66,7 +66,7 @@ def _numpy(variable: Any) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(variable))
 
 
-def _read_rnn(layer: Any) -> tuple[Kind, Any, tuple[Activation, ...], bool]:
+def _spec(layer: Any) -> tuple[Kind, Any]:
     kind = _cell_kind(layer)
     if kind is None:
         raise UnsupportedFeatureError(
@@ -74,24 +74,12 @@ def _read_rnn(layer: Any) -> tuple[Kind, Any, tuple[Activation, ...], bool]:
             where=(f'layer "{layer.name}"',),
             hint="lstmconv reads LSTM, GRU and SimpleRNN (and RNN of their cells)",
         )
-    cell = layer.cell
-    kernel, recurrent = _numpy(cell.kernel), _numpy(cell.recurrent_kernel)
-    bias = _numpy(cell.bias) if cell.use_bias else None
-    order = GATE_ORDER[kind]
-    b_ih, b_hh = (bias[0], bias[1]) if bias is not None and bias.ndim == 2 else (bias, None)
-    built = cell_from_stacked(order, kernel.T, recurrent.T, b_ih, b_hh)
-    config = cell.get_config()
-    activations = _activations(kind, config)
-    reset_after = bool(config.get("reset_after", True)) if kind is Kind.GRU else True
-    return kind, built, activations, reset_after
+    return kind, layer.cell
 
 
-def _activations(kind: Kind, config: Mapping[str, Any]) -> tuple[Activation, ...]:
-    act = activation_from_keras(config["activation"], keras_major=3)
-    if kind is Kind.RNN:
-        return (act,)
-    gate = activation_from_keras(config["recurrent_activation"], keras_major=3)
-    return (gate, act, act) if kind is Kind.LSTM else (gate, act)
+def _cell_weights(cell: Any) -> list[np.ndarray]:
+    variables = [cell.kernel, cell.recurrent_kernel] + ([cell.bias] if cell.use_bias else [])
+    return [_numpy(variable) for variable in variables]
 
 
 def layer_from_keras(layer: Any) -> Layer:
@@ -103,27 +91,25 @@ def layer_from_keras(layer: Any) -> Layer:
                 where=(f'layer "{layer.name}"',),
                 hint="use merge_mode concat, sum, mul or ave",
             )
-        kind, forward, activations, reset_after = _read_rnn(layer.forward_layer)
-        _, backward, _, _ = _read_rnn(layer.backward_layer)
-        return Layer(
+        kind, cell = _spec(layer.forward_layer)
+        _, backward = _spec(layer.backward_layer)
+        return layer_from_weights(
             kind,
-            (forward, backward),
-            name=layer.name,
-            direction=Direction.BIDIRECTIONAL,
+            layer.name,
+            [_cell_weights(cell), _cell_weights(backward)],
+            cell.get_config(),
+            keras_major=3,
+            bidirectional=True,
             merge=layer.merge_mode,
-            activations=activations,
-            reset_after=reset_after,
         )
-    kind, cell, activations, reset_after = _read_rnn(layer)
-    backwards = bool(layer.go_backwards)
-    return Layer(
+    kind, cell = _spec(layer)
+    return layer_from_weights(
         kind,
-        (cell,),
-        name=layer.name,
-        direction=Direction.REVERSE if backwards else Direction.FORWARD,
-        activations=activations,
-        reset_after=reset_after,
-        reversed_output=backwards,
+        layer.name,
+        [_cell_weights(cell)],
+        cell.get_config(),
+        keras_major=3,
+        go_backwards=bool(layer.go_backwards),
     )
 
 

@@ -6,11 +6,14 @@ meaning: Keras 2 (and tf_keras) computes ``clip(0.2·x + 0.5)``, Keras 3 ``clip(
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import UnsupportedFeatureError
-from ..ir import Activation, Kind, Layer
+import numpy as np
+
+from ..errors import LstmconvError, UnsupportedFeatureError, WeightLayoutError
+from ..ir import Activation, Cell, Direction, Kind, Layer, cell_from_stacked
+from ..layouts import Tensor
 from . import _common
 
 GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
@@ -18,6 +21,8 @@ GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
     Kind.GRU: ("z", "r", "n"),
     Kind.RNN: ("h",),
 }
+#: Keras names the LSTM candidate c and the GRU candidate h.
+_KERAS_GATE_NAMES = {Kind.LSTM: ("i", "f", "c", "o"), Kind.GRU: ("z", "r", "h"), Kind.RNN: ("h",)}
 MERGE_MODES = ("concat", "sum", "mul", "ave")
 _HARD_SIGMOID = {
     2: Activation("hard_sigmoid", 0.2, 0.5),
@@ -98,3 +103,94 @@ def check(layer: Layer) -> None:
             "Keras",
             "Keras LSTM uses one `activation` for both; ONNX keeps them apart",
         )
+
+
+def layer_from_weights(
+    kind: Kind,
+    name: str,
+    directions: Sequence[Sequence[np.ndarray]],
+    config: Mapping[str, Any],
+    *,
+    keras_major: int,
+    bidirectional: bool = False,
+    merge: str = "concat",
+    go_backwards: bool = False,
+) -> Layer:
+    """One IR layer from Keras weights ``[kernel, recurrent_kernel(, bias)]`` per direction
+    and the (cell) config holding the activations and GRU variant."""
+    try:
+        reset_after = _reset_after(kind, config, directions[0])
+        cells = tuple(_cell(kind, weights) for weights in directions)
+        return Layer(
+            kind,
+            cells,
+            name=name,
+            direction=Direction.BIDIRECTIONAL
+            if bidirectional
+            else (Direction.REVERSE if go_backwards else Direction.FORWARD),
+            merge=merge if bidirectional else "concat",
+            activations=_activations(kind, config, keras_major),
+            reset_after=reset_after,
+            reversed_output=go_backwards and not bidirectional,
+        )
+    except LstmconvError as error:
+        raise error.within(f'layer "{name}"') from None
+
+
+def _cell(kind: Kind, weights: Sequence[np.ndarray]) -> Cell:
+    if len(weights) not in (2, 3):
+        raise WeightLayoutError(f"expected kernel, recurrent_kernel and bias, found {len(weights)} weight(s)")
+    kernel, recurrent = weights[0], weights[1]
+    for tensor, array in (("kernel", kernel), ("recurrent_kernel", recurrent)):
+        if array.ndim != 2:
+            raise WeightLayoutError(
+                f"expected a 2-D (in, G·H) tensor, found shape {array.shape}", where=(tensor,)
+            )
+    bias = weights[2] if len(weights) == 3 else None
+    b_ih, b_hh = (bias[0], bias[1]) if bias is not None and bias.ndim == 2 else (bias, None)
+    try:
+        return cell_from_stacked(GATE_ORDER[kind], kernel.T, recurrent.T, b_ih, b_hh)
+    except LstmconvError as error:
+        names = {"w_ih": "kernel", "w_hh": "recurrent_kernel", "b_ih": "bias", "b_hh": "bias"}
+        error.where = tuple(names.get(part, part) for part in error.where)
+        raise
+
+
+def _reset_after(kind: Kind, config: Mapping[str, Any], weights: Sequence[np.ndarray]) -> bool:
+    if kind is not Kind.GRU:
+        return True
+    bias = weights[2] if len(weights) == 3 else None
+    declared = config.get("reset_after")
+    if declared is None:  # Keras <= 2.2 had no such option and computed reset-before
+        return bias is not None and bias.ndim == 2
+    if bias is not None and bool(declared) != (bias.ndim == 2):
+        raise WeightLayoutError(
+            f"reset_after={declared} needs a bias of shape {'(2, 3H)' if declared else '(3H,)'}, "
+            f"found {bias.shape}",
+            where=("bias",),
+        )
+    return bool(declared)
+
+
+def _activations(kind: Kind, config: Mapping[str, Any], keras_major: int) -> tuple[Activation, ...]:
+    act = activation_from_keras(config.get("activation", "tanh"), keras_major=keras_major)
+    if kind is Kind.RNN:
+        return (act,)
+    gate = activation_from_keras(config.get("recurrent_activation", "sigmoid"), keras_major=keras_major)
+    return (gate, act, act) if kind is Kind.LSTM else (gate, act)
+
+
+def layout(layer: Layer) -> list[Tensor]:
+    """The tensors this format stores for ``layer``, for ``inspect``."""
+    g, h, i = len(layer.gates), layer.hidden_size, layer.input_size
+    order, tensors = "·".join(_KERAS_GATE_NAMES[layer.kind]), []
+    sides = ("forward_layer/", "backward_layer/") if layer.direction is Direction.BIDIRECTIONAL else ("",)
+    for side in sides:
+        tensors += [
+            Tensor(f"{side}cell/kernel", (i, g * h), order),
+            Tensor(f"{side}cell/recurrent_kernel", (h, g * h), order),
+        ]
+        if layer.has_bias:
+            two_biases = layer.kind is Kind.GRU and layer.reset_after
+            tensors.append(Tensor(f"{side}cell/bias", (2, g * h) if two_biases else (g * h,), order))
+    return tensors

@@ -27,6 +27,7 @@ from ..ir import (
     Model,
     cell_from_stacked,
 )
+from ..layouts import Tensor
 from . import _common
 
 NAME = "onnx"
@@ -37,6 +38,8 @@ GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
     Kind.RNN: ("h",),
 }
 PEEPHOLE_ORDER = ("i", "o", "f")
+#: The ONNX docs name the LSTM candidate c and the GRU candidate h.
+_ONNX_GATE_NAMES = {Kind.LSTM: ("i", "o", "f", "c"), Kind.GRU: ("z", "r", "h"), Kind.RNN: ("h",)}
 OPS: Mapping[str, Kind] = {"LSTM": Kind.LSTM, "GRU": Kind.GRU, "RNN": Kind.RNN}
 OP_NAMES = {kind: op for op, kind in OPS.items()}
 DEFAULT_OPSET = 17
@@ -387,6 +390,19 @@ def _read_activations(attrs: dict[str, Any], kind: Kind, count: int) -> tuple[Ac
             hint="lstmconv keeps one set of activations per layer",
         )
     return forward
+
+
+# -- inspect ---------
+def layout(layer: Layer) -> list[Tensor]:
+    """The tensors this format stores for ``layer``, for ``inspect``."""
+    g, h, i, d = len(layer.gates), layer.hidden_size, layer.input_size, layer.num_directions
+    order = "·".join(_ONNX_GATE_NAMES[layer.kind])
+    tensors = [Tensor("W", (d, g * h, i), order), Tensor("R", (d, g * h, h), order)]
+    if layer.has_bias:
+        tensors.append(Tensor("B", (d, 2 * g * h), f"[Wb {order}; Rb {order}]"))
+    if layer.has_peepholes:
+        tensors.append(Tensor("P", (d, 3 * h), "i·o·f"))
+    return tensors
 
 
 # -- building ----------------------------------------------------------------------------------

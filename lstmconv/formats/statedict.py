@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import LstmconvError, UnsupportedFeatureError, WeightLayoutError
 from ..ir import RELU, SIGMOID, TANH, Activation, Cell, Direction, Kind, Layer, Model, cell_from_stacked
+from ..layouts import Tensor
 from . import _common
 
 GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
@@ -203,3 +204,23 @@ def state_dict(model: Model) -> dict[str, np.ndarray]:
             if cell.w_hr is not None:
                 result[f"{name}.weight_hr{suffix}"] = np.ascontiguousarray(cell.w_hr)
     return result
+
+
+def layout(layer: Layer) -> list[Tensor]:
+    """The tensors this format stores for ``layer``, for ``inspect``."""
+    g, h, i, p = len(layer.gates), layer.hidden_size, layer.input_size, layer.state_size
+    order, tensors = "·".join(GATE_ORDER[layer.kind]), []
+    for index in range(layer.num_directions):
+        suffix = "_l0" + ("_reverse" if index else "")
+        tensors += [
+            Tensor(f"weight_ih{suffix}", (g * h, i), order),
+            Tensor(f"weight_hh{suffix}", (g * h, p), order),
+        ]
+        if layer.has_bias:
+            tensors += [
+                Tensor(f"bias_ih{suffix}", (g * h,), order),
+                Tensor(f"bias_hh{suffix}", (g * h,), order),
+            ]
+        if layer.proj_size:
+            tensors.append(Tensor(f"weight_hr{suffix}", (p, h), ""))
+    return tensors

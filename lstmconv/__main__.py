@@ -1,0 +1,5 @@
+"""``python -m lstmconv``: the command line."""
+
+from .cli import run
+
+run()

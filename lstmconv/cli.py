@@ -1,0 +1,268 @@
+"""The command line (SPEC §4). The only module that prints or exits.
+
+Exit status: 0 success; 1 the numbers disagree; 2 bad usage, bad or unsupported input, or a
+missing dependency (one line on stderr; ``--debug`` for a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__, api, layouts
+from .errors import LstmconvError, VerificationError
+from .ir import Kind, Layer
+from .registry import FORMATS
+from .verification import framework_available
+
+EXIT_OK, EXIT_DISAGREE, EXIT_ERROR = 0, 1, 2
+_SLOT_NAMES = {Kind.LSTM: ("gate", "cell", "output"), Kind.GRU: ("gate", "candidate"), Kind.RNN: ("output",)}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lstmconv",
+        description="Move LSTM/GRU/RNN weights between Keras, PyTorch and ONNX, exactly, and prove it.",
+        epilog="Exit status: 0 success; 1 the outputs disagree; 2 bad usage, bad or unsupported input, "
+        "or a missing dependency.",
+    )
+    parser.add_argument("--version", action="version", version=f"lstmconv {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show a traceback on errors")
+    common.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    reading = argparse.ArgumentParser(add_help=False)
+    reading.add_argument(
+        "--nonlinearity",
+        choices=("tanh", "relu"),
+        help="simple RNN activation where a state_dict cannot tell",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    inspect = commands.add_parser(
+        "inspect", parents=[common, reading], help="layers, gates, shapes and parameter counts of a model"
+    )
+    inspect.add_argument("source", metavar="SRC")
+    inspect.add_argument(
+        "--from", dest="from_format", choices=FORMATS, help="format of SRC (default: by ending)"
+    )
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.set_defaults(handler=_inspect)
+
+    convert = commands.add_parser(
+        "convert", parents=[common, reading], help="convert SRC to DST and verify the outputs agree"
+    )
+    convert.add_argument("source", metavar="SRC")
+    convert.add_argument("dest", metavar="DST")
+    convert.add_argument(
+        "--from", dest="from_format", choices=FORMATS, help="format of SRC (default: by ending)"
+    )
+    convert.add_argument("--to", dest="to_format", choices=FORMATS, help="format of DST (default: by ending)")
+    convert.add_argument(
+        "--layer", dest="layers", action="append", metavar="NAME", help="convert only this layer (repeatable)"
+    )
+    convert.add_argument("--force", action="store_true", help="replace DST if it exists")
+    convert.add_argument("--no-verify", action="store_true", help="skip the numerical check")
+    convert.add_argument("--atol", type=float, default=1e-5, help="largest allowed |error| (default 1e-5)")
+    convert.set_defaults(handler=_convert)
+
+    verify = commands.add_parser(
+        "verify", parents=[common, reading], help="run A and B on the same inputs; exit 0 only if they agree"
+    )
+    verify.add_argument("a", metavar="A")
+    verify.add_argument("b", metavar="B")
+    verify.add_argument("--atol", type=float, default=1e-5, help="largest allowed |error| (default 1e-5)")
+    verify.set_defaults(handler=_verify)
+
+    formats = commands.add_parser("formats", parents=[common], help="what can be read and written here")
+    formats.set_defaults(handler=_formats)
+    return parser
+
+
+def _read_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"nonlinearity": args.nonlinearity} if getattr(args, "nonlinearity", None) else {}
+
+
+# -- inspect -------------------------------------------------------------------------------------
+def _describe(layer: Layer, fmt: str) -> dict[str, Any]:
+    stored = layouts.stored(layer, fmt)
+    canonical = layouts.canonical(layer)
+    return {
+        "name": layer.name,
+        "kind": layer.kind.value,
+        "direction": layer.direction.value,
+        "merge": layer.merge if layer.num_directions == 2 else None,
+        "input_size": layer.input_size,
+        "hidden_size": layer.hidden_size,
+        "proj_size": layer.proj_size,
+        "output_size": layer.output_size,
+        "dtype": str(layer.dtype),
+        "activations": {slot: str(a) for slot, a in zip(_SLOT_NAMES[layer.kind], layer.activations)},
+        "gru_variant": ("reset-after" if layer.reset_after else "reset-before")
+        if layer.kind is Kind.GRU
+        else None,
+        "clip": layer.clip,
+        "input_forget": layer.input_forget,
+        "peepholes": layer.has_peepholes,
+        "bias": layer.has_bias,
+        "reversed_output": layer.reversed_output,
+        "stored": [{"name": t.name, "shape": list(t.shape), "gates": t.gates} for t in stored],
+        "canonical": [{"name": t.name, "shape": list(t.shape)} for t in canonical],
+        "parameters": {
+            "stored": layouts.parameter_count(stored),
+            "canonical": layouts.parameter_count(canonical),
+        },
+    }
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    fmt = api.source_format(args.source, args.from_format).name
+    model = api.read(args.source, args.from_format, **_read_options(args))
+    described = [_describe(layer, fmt) for layer in model]
+    if args.json:
+        print(json.dumps({"source": args.source, "format": fmt, "layers": described}, indent=2))
+        return EXIT_OK
+    total = sum(d["parameters"]["stored"] for d in described)
+    print(f"{args.source} ({fmt}): {len(model)} recurrent layer(s), {total:,} parameters")
+    for d in described:
+        print()
+        print(_layer_text(d, fmt))
+    return EXIT_OK
+
+
+def _layer_text(d: dict[str, Any], fmt: str) -> str:
+    direction = d["direction"] + (f", merge {d['merge']}" if d["merge"] else "")
+    sizes = f"input {d['input_size']}, hidden {d['hidden_size']}"
+    sizes += f", projection {d['proj_size']}" if d["proj_size"] else ""
+    extras = [d["gru_variant"]] if d["gru_variant"] else []
+    extras += [f"clip {d['clip']:g}"] if d["clip"] is not None else []
+    extras += ["input_forget"] if d["input_forget"] else []
+    extras += ["peepholes"] if d["peepholes"] else []
+    extras += ["no bias"] if not d["bias"] else []
+    extras += ["output in reversed time order (go_backwards)"] if d["reversed_output"] else []
+    lines = [
+        f'layer "{d["name"]}": {d["kind"].upper()}, {direction}; {sizes}, '
+        f"output {d['output_size']}; {d['dtype']}",
+        "  activations: " + ", ".join(f"{slot} {act}" for slot, act in d["activations"].items()),
+    ]
+    if extras:
+        lines.append("  " + ", ".join(extras))
+    lines.append(f"  {fmt} layout:")
+    width = max(len(t["name"]) for t in d["stored"])
+    for t in d["stored"]:
+        gates = f"  gates {t['gates']}" if len(t["gates"]) > 1 else ""
+        lines.append(f"    {t['name']:<{width}}  {_shape(t['shape']):<14}{gates}")
+    lines.append("  canonical (out × in, per gate):")
+    for group, shape in _canonical_groups(d["canonical"]):
+        lines.append(f"    {group:<{width}}  {shape}")
+    stored, canonical = d["parameters"]["stored"], d["parameters"]["canonical"]
+    note = "" if stored == canonical else " (the canonical form keeps b_ih and b_hh apart)"
+    lines.append(f"  parameters: {stored:,} stored, {canonical:,} canonical{note}")
+    return "\n".join(lines)
+
+
+def _canonical_groups(tensors: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``forward/w_ih/{i,f,g,o}  (16, 8) each`` rows from the per-gate tensor list."""
+    groups: dict[str, tuple[list[str], list[int]]] = {}
+    for t in tensors:
+        head, _, gate = t["name"].rpartition("/")
+        if t["name"].endswith("w_hr"):
+            head, gate = t["name"], ""
+        names, _shape_of_group = groups.setdefault(head, ([], t["shape"]))
+        if gate:
+            names.append(gate)
+    return [
+        (f"{head}/{{{','.join(names)}}}" if names else head, _shape(shape) + (" each" if names else ""))
+        for head, (names, shape) in groups.items()
+    ]
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "(" + ", ".join(str(n) for n in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+# -- convert, verify, formats ----------------------------------------------------------------------
+def _convert(args: argparse.Namespace) -> int:
+    report = api.convert(
+        args.source,
+        args.dest,
+        verify=not args.no_verify,
+        overwrite=args.force,
+        from_format=args.from_format,
+        to_format=args.to_format,
+        layers=args.layers,
+        atol=args.atol,
+        read_options=_read_options(args),
+    )
+    if not args.quiet:
+        if report is not None:
+            print(report.table())
+        print(f"wrote {args.dest}" + ("" if report is not None else " (not verified)"))
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    report = api.verify(args.a, args.b, atol=args.atol, read_options=_read_options(args))
+    if not args.quiet or not report.ok:
+        print(report, file=sys.stdout if report.ok else sys.stderr)
+    return EXIT_OK if report.ok else EXIT_DISAGREE
+
+
+def _formats(args: argparse.Namespace) -> int:
+    rows = [("format", "endings", "read", "write", "run / verify in")]
+    for fmt in FORMATS.values():
+        read = "yes" if fmt.available(reading=True) else f"needs lstmconv[{fmt.extra}]"
+        write = "yes" if fmt.available() else f"needs lstmconv[{fmt.extra}]"
+        if fmt.runs_in is None:
+            runs = "NumPy reference"
+        elif framework_available(fmt.runs_in):
+            runs = fmt.runs_in
+        else:
+            extra = {"onnx": "onnxruntime"}.get(fmt.runs_in, fmt.runs_in)
+            runs = f"reference (lstmconv[{extra}] for {fmt.runs_in})"
+        endings = " ".join(fmt.extensions)
+        rows.append((fmt.name, endings, read, write + ("" if fmt.name != "keras" else " (.keras)"), runs))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.ERROR if args.quiet else logging.WARNING, format="lstmconv: %(message)s"
+    )
+    try:
+        return int(args.handler(args))
+    except VerificationError as error:
+        print(f"lstmconv: {error}", file=sys.stderr)
+        return EXIT_DISAGREE
+    except LstmconvError as error:
+        if args.debug:
+            traceback.print_exc()
+        print(f"lstmconv: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("lstmconv: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if args.debug:
+            raise
+        print(
+            f"lstmconv: internal error ({type(error).__name__}: {error}); rerun with --debug and report it",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+
+
+def run() -> None:
+    """Console entry point."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""Keras files read without TensorFlow or Keras: zip + JSON config + HDF5 (h5py).
+
+- ``.keras`` (Keras 3, and tf_keras 2.13+): ``config.json``, ``metadata.json`` and
+  ``model.weights.h5`` whose container entries each carry the layer's real name in the
+  ``name`` attribute of their ``vars`` group.
+- ``.weights.h5`` (Keras 3 ``save_weights``): the same tree, without a config.
+- legacy ``.h5`` (Keras 2 / tf_keras ``model.save`` or ``save_weights``): ``model_weights/``
+  (or the root) with ``layer_names`` and, per layer, ``weight_names``; the config in the root
+  attribute ``model_config``. Keras itself loads these positionally, and so does this reader.
+
+Layer names, order, Bidirectional and its merge mode, ``go_backwards`` and activations come
+from the config; Keras 2's ``hard_sigmoid`` (0.2x+0.5) is told from Keras 3's (x/6+0.5) by the
+file's Keras version. Without a config, kinds come from the shapes and activations are the
+defaults (a warning says so).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import logging
+import os
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import FormatError, LstmconvError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
+from ..ir import Kind, Layer, Model
+from . import keras_names
+
+NAME = "keras"
+EXTENSIONS = (".keras", ".h5", ".hdf5")
+_log = logging.getLogger(__name__)
+_KINDS = {"LSTM": Kind.LSTM, "GRU": Kind.GRU, "SimpleRNN": Kind.RNN}
+_CELL_KINDS = {"LSTMCell": Kind.LSTM, "GRUCell": Kind.GRU, "SimpleRNNCell": Kind.RNN}
+_MODEL_CLASSES = {"Sequential", "Functional", "Model"}
+_CUDNN = {"CuDNNLSTM", "CuDNNGRU"}
+#: A zip member may expand at most this many times its stored size (zip bombs).
+MAX_ZIP_RATIO = 200
+MAX_CONFIG_BYTES = 64 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class _Spec:
+    """What a recurrent layer's config says."""
+
+    name: str
+    kind: Kind
+    config: Mapping[str, Any]  # the config holding the activations (the cell's, for RNN(cell))
+    go_backwards: bool = False
+    bidirectional: bool = False
+    merge: str = "concat"
+
+
+def _rnn_spec(entry: Mapping[str, Any], name: str | None = None) -> _Spec | None:
+    cls, config = entry.get("class_name"), entry.get("config") or {}
+    name = name or config.get("name", "")
+    if cls in _CUDNN:
+        raise UnsupportedFeatureError(
+            f"{cls} stores cuDNN-packed weights",
+            where=(f'layer "{name}"',),
+            hint="load the model in tf_keras, swap in LSTM/GRU (Keras converts the weights), and save again",
+        )
+    if cls == "Bidirectional":
+        inner = _rnn_spec(config["layer"])
+        if inner is None:
+            return None
+        merge = config.get("merge_mode", "concat")
+        if merge not in keras_names.MERGE_MODES:
+            raise UnsupportedFeatureError(
+                f"Bidirectional(merge_mode={merge!r})",
+                where=(f'layer "{name}"',),
+                hint="use merge_mode concat, sum, mul or ave",
+            )
+        return dataclasses.replace(inner, name=name, bidirectional=True, merge=merge, go_backwards=False)
+    if cls in _KINDS:
+        return _Spec(name, _KINDS[cls], config, bool(config.get("go_backwards", False)))
+    if cls == "RNN":
+        cell = config.get("cell") or {}
+        if cell.get("class_name") in _CELL_KINDS:
+            return _Spec(
+                name,
+                _CELL_KINDS[cell["class_name"]],
+                cell.get("config") or {},
+                bool(config.get("go_backwards", False)),
+            )
+        raise UnsupportedFeatureError(
+            f"RNN with cell {cell.get('class_name')}",
+            where=(f'layer "{name}"',),
+            hint="lstmconv reads LSTM, GRU and SimpleRNN cells",
+        )
+    return None
+
+
+def _walk_config(entry: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], Mapping[str, Any]]]:
+    """(container path of layer names, layer entry) for every layer, nested models included."""
+    for layer in (entry.get("config") or {}).get("layers", []):
+        yield (), layer
+        if layer.get("class_name") in _MODEL_CLASSES:
+            inner_name = (layer.get("config") or {}).get("name", "")
+            for path, inner in _walk_config(layer):
+                yield (inner_name, *path), inner
+
+
+# -- HDF5 access with the checks that keep hostile files harmless --------------------------------
+class _H5:
+    def __init__(self, handle: h5py.File, size: int):
+        self.handle, self.size = handle, size
+
+    def dataset(self, group: h5py.Group, key: str, where: str) -> np.ndarray:
+        link = group.get(key, getlink=True)
+        if link is None:
+            raise FormatError(f"missing weight {key!r}", where=(where,))
+        if not isinstance(link, h5py.HardLink):
+            raise UnsafeInputError(
+                f"{type(link).__name__} to {key!r} refused: weights must live in the file", where=(where,)
+            )
+        node = group[key]
+        if not isinstance(node, h5py.Dataset):
+            raise FormatError(f"{key!r} is not a dataset", where=(where,))
+        declared = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
+        if node.compression is None and declared > self.size:
+            raise UnsafeInputError(
+                f"dataset {key!r} declares {declared} bytes ({node.shape}) but the file holds {self.size}",
+                where=(where,),
+            )
+        return np.asarray(node[()])
+
+
+def _attr_strings(group: h5py.Group, name: str) -> list[str]:
+    """A string-list attribute, joined back from Keras's chunks ``name0``, ``name1``…"""
+    if name in group.attrs:
+        values = list(group.attrs[name])
+    else:
+        values, chunk = [], 0
+        while f"{name}{chunk}" in group.attrs:
+            values.extend(group.attrs[f"{name}{chunk}"])
+            chunk += 1
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def _attr_text(group: h5py.AttributeManager, name: str) -> str | None:
+    value = group.get(name)
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _major(version: str | None, default: int) -> int:
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError:
+        return default
+
+
+# -- building IR layers --------------------------------------------------------------------------
+def _layer(spec: _Spec, directions: Sequence[Sequence[np.ndarray]], keras_major: int) -> Layer:
+    return keras_names.layer_from_weights(
+        spec.kind,
+        spec.name,
+        directions,
+        spec.config,
+        keras_major=keras_major,
+        bidirectional=spec.bidirectional,
+        merge=spec.merge,
+        go_backwards=spec.go_backwards,
+    )
+
+
+def _spec_from_shapes(name: str, weights: Sequence[np.ndarray], bidirectional: bool) -> _Spec:
+    """No config: tell LSTM, GRU and RNN apart by the recurrent kernel (H, G·H)."""
+    if len(weights) < 2 or weights[1].ndim != 2 or not weights[1].shape[0]:
+        raise WeightLayoutError(
+            f"expected kernel and recurrent_kernel, found {len(weights)} weight(s)",
+            where=(f'layer "{name}"',),
+        )
+    hidden, columns = weights[1].shape
+    kind = {4: Kind.LSTM, 3: Kind.GRU, 1: Kind.RNN}.get(columns // hidden if columns % hidden == 0 else 0)
+    if kind is None:
+        raise WeightLayoutError(
+            f"recurrent_kernel {weights[1].shape} is not (H, 4H), (H, 3H) or (H, H)",
+            where=(f'layer "{name}"',),
+        )
+    config: dict[str, Any] = {}
+    if kind is Kind.GRU:
+        config["reset_after"] = len(weights) > 2 and weights[2].ndim == 2
+    return _Spec(name, kind, config, bidirectional=bidirectional)
+
+
+# -- Keras 3 tree: .keras and .weights.h5 ----------------------------------------------------------
+def _named_entries(layers_group: h5py.Group) -> dict[str, h5py.Group]:
+    """Children of a ``layers`` container keyed by the real layer name in ``vars/@name``."""
+    entries = {}
+    for key in layers_group:
+        child = layers_group[key]
+        if isinstance(child, h5py.Group):
+            label = _attr_text(child["vars"].attrs, "name") if "vars" in child else None
+            entries[label or key] = child
+    return entries
+
+
+def _cell_weights(h5: _H5, group: h5py.Group, where: str) -> list[np.ndarray]:
+    if "cell" not in group or "vars" not in group["cell"]:
+        raise FormatError("expected cell/vars with the layer's weights", where=(where,))
+    variables = group["cell/vars"]
+    return [h5.dataset(variables, str(index), where) for index in range(len(variables))]
+
+
+def _tree_weights(h5: _H5, group: h5py.Group, spec_bidirectional: bool, where: str) -> list[list[np.ndarray]]:
+    if spec_bidirectional:
+        return [
+            _cell_weights(h5, group[side], f"{where}/{side}")
+            for side in ("forward_layer", "backward_layer")
+            if side in group
+        ] or [[]]
+    return [_cell_weights(h5, group, where)]
+
+
+def _read_tree(h5: _H5, config: Mapping[str, Any] | None, keras_major: int) -> list[Layer]:
+    root = h5.handle
+    if "layers" not in root:
+        if "cell" in root or "forward_layer" in root:  # a single layer saved alone
+            return _tree_without_config(h5, {"layer": root}, keras_major)
+        raise FormatError("no 'layers' group: not a Keras weights file")
+    if config is None:
+        return _tree_without_config(h5, _named_entries(root["layers"]), keras_major)
+    layers = []
+    containers: dict[tuple[str, ...], dict[str, h5py.Group]] = {(): _named_entries(root["layers"])}
+    for path, entry in _walk_config(config):
+        entries = containers.get(path)
+        name = (entry.get("config") or {}).get("name", "")
+        if entries is None or name not in entries:
+            if _rnn_spec(entry) is not None:
+                raise FormatError(f"no weights for layer {name!r}", where=("/".join((*path, name)),))
+            continue
+        group = entries[name]
+        if entry.get("class_name") in _MODEL_CLASSES and "layers" in group:
+            containers[(*path, name)] = _named_entries(group["layers"])
+        spec = _rnn_spec(entry)
+        if spec is not None:
+            layers.append(_layer(spec, _tree_weights(h5, group, spec.bidirectional, group.name), keras_major))
+    return layers
+
+
+def _tree_without_config(h5: _H5, entries: Mapping[str, h5py.Group], keras_major: int) -> list[Layer]:
+    layers = []
+    for name, group in entries.items():
+        if "layers" in group:
+            layers.extend(_tree_without_config(h5, _named_entries(group["layers"]), keras_major))
+            continue
+        bidirectional = "forward_layer" in group
+        if not bidirectional and "cell" not in group:
+            continue
+        directions = _tree_weights(h5, group, bidirectional, group.name)
+        spec = _spec_from_shapes(name, directions[0], bidirectional)
+        _log.warning(
+            '%s: no model config; layer "%s" read as %s with default activations%s',
+            group.file.filename,
+            name,
+            spec.kind.value,
+            " and merge concat" if bidirectional else "",
+        )
+        layers.append(_layer(spec, directions, keras_major))
+    return layers
+
+
+# -- legacy HDF5: model.save("x.h5") / save_weights("x.h5") ---------------------------------------
+def _legacy_layer_weights(h5: _H5, group: h5py.Group, where: str) -> list[tuple[str, np.ndarray]]:
+    return [(name, h5.dataset(group, name, where)) for name in _attr_strings(group, "weight_names")]
+
+
+def _split_directions(named: Sequence[tuple[str, np.ndarray]], bidirectional: bool) -> list[list[np.ndarray]]:
+    arrays = [array for _, array in named]
+    if not bidirectional:
+        return [arrays]
+    half = len(arrays) // 2
+    return [arrays[:half], arrays[half:]]
+
+
+def _read_legacy(h5: _H5, keras_major: int) -> list[Layer]:
+    root = h5.handle
+    weights_root = root.get("model_weights", root)
+    if not _attr_strings(weights_root, "layer_names"):
+        raise FormatError("no layer_names attribute: not a Keras HDF5 weights file")
+    text = _attr_text(root.attrs, "model_config")
+    config = json.loads(text) if text else None
+    layers = []
+    for layer_name in _attr_strings(weights_root, "layer_names"):
+        named = _legacy_layer_weights(h5, weights_root[layer_name], f"{weights_root.name}/{layer_name}")
+        if not named:
+            continue
+        for spec, mine in _legacy_specs(config, layer_name, named):
+            directions = _split_directions(mine, spec.bidirectional)
+            layers.append(_layer(spec, directions, keras_major))
+    return layers
+
+
+def _legacy_specs(
+    config: Mapping[str, Any] | None, layer_name: str, named: Sequence[tuple[str, np.ndarray]]
+) -> Iterator[tuple[_Spec, list[tuple[str, np.ndarray]]]]:
+    """The recurrent layers inside one ``layer_names`` entry, with their weights."""
+    if config is None:
+        if any(token in name for name, _ in named for token in ("lstm_cell", "gru_cell", "simple_rnn_cell")):
+            bidirectional = any("/forward_" in name for name, _ in named) and any(
+                "/backward_" in name for name, _ in named
+            )
+            arrays = [array for _, array in named]
+            inferred = _spec_from_shapes(layer_name, arrays, bidirectional)
+            _log.warning(
+                'no model config; layer "%s" read as %s with default activations',
+                layer_name,
+                inferred.kind.value,
+            )
+            yield inferred, list(named)
+        return
+    for path, entry in _walk_config(config):
+        name = (entry.get("config") or {}).get("name", "")
+        top = path[0] if path else name
+        if top != layer_name:
+            continue
+        spec = _rnn_spec(entry)
+        if spec is None:
+            continue
+        if not path:
+            yield spec, list(named)
+            continue
+        mine = [(n, a) for n, a in named if name in n.split("/")]
+        yield spec, mine
+
+
+# -- entry points ----------------------------------------------------------------------------------
+def _open_keras_archive(path: str) -> tuple[zipfile.ZipFile, Mapping[str, Any], int]:
+    archive = zipfile.ZipFile(path)
+    for info in archive.infolist():
+        if info.compress_size and info.file_size > MAX_ZIP_RATIO * info.compress_size + (1 << 20):
+            raise UnsafeInputError(
+                f"zip member {info.filename!r} expands {info.file_size} bytes from {info.compress_size}",
+                hint="the archive looks like a zip bomb",
+            )
+    names = set(archive.namelist())
+    if "config.json" not in names:
+        raise FormatError("no config.json in the archive: not a .keras file")
+    if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
+        raise UnsafeInputError("config.json is larger than 64 MiB")
+    config = json.loads(archive.read("config.json"))
+    metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
+    if "model.weights.h5" not in names:
+        other = "model.weights.npz" in names
+        raise FormatError(
+            "no model.weights.h5 in the archive" + (" (npz weights are not read yet)" if other else "")
+        )
+    return archive, config, _major(metadata.get("keras_version"), 3)
+
+
+def read(source: Any, **_: Any) -> Model:
+    path = os.fspath(source)
+    try:
+        return Model(tuple(_read_path(path)), path)
+    except LstmconvError as error:
+        raise error.within(path) from None
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        raise FormatError(
+            f"not a readable Keras file: {type(error).__name__}: {error}", where=(path,)
+        ) from None
+
+
+def _read_path(path: str) -> list[Layer]:
+    size = os.path.getsize(path)
+    if zipfile.is_zipfile(path):
+        archive, config, major = _open_keras_archive(path)
+        with archive, archive.open("model.weights.h5") as member:
+            data = member.read() if archive.getinfo("model.weights.h5").compress_type else None
+            with h5py.File(
+                io.BytesIO(data) if data is not None else archive.open("model.weights.h5"), "r"
+            ) as handle:
+                return _read_tree(_H5(handle, archive.getinfo("model.weights.h5").file_size), config, major)
+    if not h5py.is_hdf5(path):
+        raise FormatError("neither a .keras zip archive nor an HDF5 file")
+    with h5py.File(path, "r") as handle:
+        h5 = _H5(handle, size)
+        version = _attr_text(handle.attrs, "keras_version")
+        if "model_weights" in handle or "layer_names" in handle.attrs:
+            return _read_legacy(h5, _major(version, 2))
+        return _read_tree(h5, None, _major(version, 3))
