@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from . import reference
-from .errors import LstmconvError
+from .errors import LstmconvError, UnsupportedFeatureError
 from .ir import Model
-from .registry import Format, is_path
+from .registry import FORMATS, Format, is_path
 
 Runner = Callable[[np.ndarray], np.ndarray]
 #: (batch, time) of the random inputs: length 1 and uneven sizes on purpose.
@@ -87,24 +87,22 @@ def runner(
     """(label, run function, note) for one side of a comparison."""
     framework = fmt.runs_in
     if framework_available(framework):
-        module = fmt.load(f"running {fmt.name}") if fmt.name != "safetensors" else _torch_format().load()
+        module = FORMATS[framework].load(f"running {fmt.name}")  # e.g. safetensors runs in torch
         if whole and not is_path(source) and getattr(module, "is_runnable", lambda _: False)(source):
             return f"{framework} (the object itself)", (lambda x: module.run(source, x)), None
         if own_file and is_path(source) and hasattr(module, "load_written"):
             built = module.load_written(os.fspath(source))
             return f"{framework} (the written file)", (lambda x: module.run(built, x)), None
-        built = module.build(model)
+        try:
+            built = module.build(model)
+        except UnsupportedFeatureError as error:
+            note = f"{framework} cannot run this model ({error}): the NumPy reference stood in"
+            return "reference", (lambda x: reference.run(model, x)), note
         return f"{framework} (rebuilt from the weights)", (lambda x: module.run(built, x)), None
-    note = None
-    if framework is not None:
-        note = f"{framework} is not installed: the NumPy reference stood in for the {fmt.name} side"
+    if framework is None:
+        return "reference", (lambda x: reference.run(model, x)), None
+    note = f"{framework} is not installed: the NumPy reference stood in for the {fmt.name} side"
     return "reference", (lambda x: reference.run(model, x)), note
-
-
-def _torch_format() -> Format:
-    from .registry import FORMATS
-
-    return FORMATS["torch"]
 
 
 def inputs(model: Model, seed: int = 0, shapes: Sequence[tuple[int, int]] = SHAPES) -> list[np.ndarray]:

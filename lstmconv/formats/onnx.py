@@ -275,7 +275,7 @@ def _layer(node: onnx.NodeProto, kind: Kind, constants: _Constants, name: str) -
         merge=_merge_after(y_after, constants) if count == 2 else "concat",
         reversed_output=reversed_output,
         activations=_read_activations(attrs, kind, count),
-        clip=float(attrs["clip"]) if "clip" in attrs else None,
+        clip=_float32(attrs["clip"]) if "clip" in attrs else None,
         input_forget=bool(attrs.get("input_forget", 0)),
         reset_after=bool(attrs.get("linear_before_reset", 0)) if kind is Kind.GRU else True,
     )
@@ -359,6 +359,11 @@ def _check_state(constants: _Constants, name: str, label: str) -> None:
         _log.warning("%s is computed at run time; lstmconv's forms start from a zero state", label)
 
 
+def _float32(value: float) -> float:
+    """The shortest decimal that is the same float32 (ONNX stores 0.2 as 0.2000000029…)."""
+    return float(np.format_float_positional(np.float32(value), unique=True))
+
+
 def _read_activations(attrs: dict[str, Any], kind: Kind, count: int) -> tuple[Activation, ...]:
     slots = len(ACTIVATION_SLOTS[kind])
     names = attrs.get("activations")
@@ -379,8 +384,8 @@ def _read_activations(attrs: dict[str, Any], kind: Kind, count: int) -> tuple[Ac
                 f"activation {onnx_name!r} is not an ONNX RNN activation", where=("activations",)
             )
         default_alpha, default_beta = Activation(ir_name).alpha, Activation(ir_name).beta
-        alpha = alphas.pop(0) if default_alpha is not None and alphas else default_alpha
-        beta = betas.pop(0) if default_beta is not None and betas else default_beta
+        alpha = _float32(alphas.pop(0)) if default_alpha is not None and alphas else default_alpha
+        beta = _float32(betas.pop(0)) if default_beta is not None and betas else default_beta
         parsed.append(Activation(ir_name, alpha, beta))
     forward, backward = tuple(parsed[:slots]), tuple(parsed[slots:])
     if backward and any(not _common.same_activation(a, b) for a, b in zip(forward, backward)):

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import save_file
 
 from ..errors import FormatError, LstmconvError
 from ..ir import Kind, Model
@@ -31,7 +31,11 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safe_open is no dict
     except (SafetensorError, OSError, ValueError) as error:
         raise FormatError(f"not a readable safetensors file: {error}", where=(path,)) from None
-    recorded = json.loads(metadata.get("lstmconv", "{}")).get("nonlinearity", {})
+    recorded_meta = json.loads(metadata.get("lstmconv", "{}"))
+    recorded = recorded_meta.get("nonlinearity", {})
+    order = {name: index for index, name in enumerate(recorded_meta.get("order", []))}
+    if order:  # the header's keys are sorted; lstmconv records the model order
+        tensors = dict(sorted(tensors.items(), key=lambda item: order.get(item[0].split(".")[0], len(order))))
     try:
         return statedict.read_tensors(
             tensors,
@@ -43,15 +47,40 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
         raise error.within(path) from None
 
 
+_DTYPES = {"float16": "F16", "float32": "F32", "float64": "F64", "bfloat16": "BF16"}
+
+
 def write(model: Model, path: str, **_: Any) -> None:
-    tensors = {key: np.ascontiguousarray(value) for key, value in statedict.state_dict(model).items()}
+    """Write the state_dict of ``to_torch(model)``: an 8-byte little-endian header length, a JSON
+    header (keys sorted, so the same model gives the same bytes), then each tensor's bytes."""
+    tensors = statedict.state_dict(model)
     nonlinearity = {
         name: layer.activations[0].name
         for name, layer in zip(statedict.module_names(model), model)
         if layer.kind is Kind.RNN
     }
-    metadata = {
-        "format": "pt",
-        "lstmconv": json.dumps({"nonlinearity": nonlinearity}, sort_keys=True),
+    header: dict[str, Any] = {
+        "__metadata__": {
+            "format": "pt",
+            "lstmconv": json.dumps(
+                {"nonlinearity": nonlinearity, "order": statedict.module_names(model)}, sort_keys=True
+            ),
+        }
     }
-    save_file(tensors, path, metadata=metadata)
+    offset = 0
+    for key, array in tensors.items():
+        header[key] = {
+            "dtype": _DTYPES[array.dtype.name],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + array.nbytes],
+        }
+        offset += array.nbytes
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(text)))
+        handle.write(text)
+        for array in tensors.values():
+            handle.write(
+                np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+            )

@@ -1,0 +1,109 @@
+"""The committed fixtures (real files from the real frameworks, see scripts/make_fixtures.py):
+each reader against the framework's own outputs, and the CLI converting every fixture to every
+format, the written file run in its own framework."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import require
+
+import lstmconv
+from lstmconv.cli import main
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
+ATOL = 2e-5
+TARGETS = (".keras", ".pt", ".safetensors", ".onnx", ".npz")
+#: (fixture, target ending) -> what the refusal names. These convert nowhere else.
+REFUSED = {
+    ("tf_keras_hard_sigmoid", ".pt"): "PyTorch cannot express activations",
+    ("tf_keras_hard_sigmoid", ".safetensors"): "PyTorch cannot express activations",
+    ("tf_keras_hard_sigmoid", ".keras"): "Keras 3 has no activation computing hard_sigmoid",
+    ("keras3_gru_rnn", ".pt"): "PyTorch cannot express the reset-before GRU",
+    ("keras3_gru_rnn", ".safetensors"): "PyTorch cannot express the reset-before GRU",
+}
+
+
+def _io(name: str) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(FIXTURES / MANIFEST[name]["io"]) as data:
+        return data["x"], data["y"]
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_reader_matches_the_frameworks_own_output(name: str, request) -> None:
+    if name.startswith("torch_checkpoint"):
+        request.getfixturevalue("torch")
+    x, y = _io(name)
+    model = lstmconv.read(FIXTURES / MANIFEST[name]["file"])
+    np.testing.assert_allclose(lstmconv.reference.run(model, x), y, rtol=0, atol=ATOL)
+
+
+def _run_written(path: Path, x: np.ndarray) -> np.ndarray:
+    """The written file run by its own framework, as a user would."""
+    ending = path.suffix
+    if ending == ".keras":
+        keras = require("keras")
+        return np.asarray(keras.saving.load_model(path)(x))
+    if ending == ".onnx":
+        ort = require("onnxruntime")
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, {"input": x})[0]
+    if ending in (".pt", ".safetensors"):
+        require("torch")
+        from lstmconv.formats import torch as torch_format
+
+        return torch_format.run(lstmconv.to_torch(lstmconv.read(path)), x)
+    return lstmconv.reference.run(lstmconv.read(path), x)
+
+
+@pytest.mark.parametrize("ending", TARGETS)
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_cli_convert_reproduces_the_source(name: str, ending: str, tmp_path, capsys) -> None:
+    require("torch"), require("keras"), require("onnxruntime")
+    source = FIXTURES / MANIFEST[name]["file"]
+    dest = tmp_path / f"out{ending}"
+    status = main(["convert", str(source), str(dest)])
+    captured = capsys.readouterr()
+    if (name, ending) in REFUSED:
+        assert status == 2
+        assert REFUSED[name, ending] in captured.err and captured.err.count("\n") == 1
+        assert os.listdir(tmp_path) == []
+        return
+    assert status == 0, captured.err
+    assert "within" in captured.out and f"wrote {dest}" in captured.out
+    x, y = _io(name)
+    np.testing.assert_allclose(_run_written(dest, x), y, rtol=0, atol=ATOL)
+    assert os.listdir(tmp_path) == [dest.name]
+
+
+def test_hard_sigmoid_h5_converts_exactly_to_onnx_and_is_refused_to_torch(tmp_path, capsys) -> None:
+    require("onnxruntime"), require("torch")
+    source = FIXTURES / "tf_keras_hard_sigmoid.h5"
+    assert main(["convert", str(source), str(tmp_path / "m.onnx"), "-q"]) == 0
+    assert main(["convert", str(source), str(tmp_path / "m.pt")]) == 2
+    err = capsys.readouterr().err
+    assert 'layer "lstm_hs": PyTorch cannot express activations (hard_sigmoid(0.2, 0.5), tanh, tanh)' in err
+    assert sorted(os.listdir(tmp_path)) == ["m.onnx"]
+    layer = lstmconv.read(tmp_path / "m.onnx")["lstm_hs"]
+    assert layer.activations[0] == lstmconv.Activation("hard_sigmoid", 0.2, 0.5)
+
+
+def test_checkpoint_names_come_from_the_module_paths(request) -> None:
+    request.getfixturevalue("torch")
+    model = lstmconv.read(FIXTURES / "torch_checkpoint.pt")
+    assert [layer.name for layer in model] == ["encoder.lstm.l0", "encoder.lstm.l1"]
+
+
+def test_keras_names_and_merge_modes_come_from_the_config() -> None:
+    model = lstmconv.read(FIXTURES / "keras3_gru_rnn.keras")
+    assert [(layer.name, layer.merge, layer.reset_after) for layer in model] == [
+        ("gru_reset_before", "concat", False),
+        ("bigru", "ave", True),
+        ("rnn_relu", "concat", True),
+    ]
+    assert model["rnn_relu"].activations == (lstmconv.Activation("relu"),)
