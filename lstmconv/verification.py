@@ -86,7 +86,7 @@ def runner(
 ) -> tuple[str, Runner, str | None]:
     """(label, run function, note) for one side of a comparison."""
     framework = fmt.runs_in
-    if framework_available(framework):
+    if framework is not None and framework_available(framework):
         module = FORMATS[framework].load(f"running {fmt.name}")  # e.g. safetensors runs in torch
         if whole and not is_path(source) and getattr(module, "is_runnable", lambda _: False)(source):
             return f"{framework} (the object itself)", (lambda x: module.run(source, x)), None
