@@ -59,6 +59,8 @@ ACTIVATIONS: Mapping[str, str] = {
 _BY_LOWER = {name.lower(): ir_name for name, ir_name in ACTIVATIONS.items()}
 _FROM_IR = {ir_name: name for name, ir_name in ACTIVATIONS.items()}
 _log = logging.getLogger(__name__)
+#: Ops that move or reshape values without changing them.
+_SHAPE_OPS = {"Identity", "Cast", "Unsqueeze", "Squeeze", "Reshape", "Expand", "Flatten", "Transpose"}
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -90,14 +92,23 @@ class _Constants:
         tensor = self.tensors.get(name)
         return None if tensor is None else to_array(tensor, self.base_dir)
 
-    def is_zero_state(self, name: str) -> bool | None:
-        """True/False when ``name`` is a known constant state (zeros or not); None if unknown."""
+    def is_zero_state(self, name: str, depth: int = 0) -> bool | None:
+        """True/False when ``name`` is a known constant state (zeros or not); None if unknown.
+        Exporters build zero states from a constant through shape-only ops (Expand, Unsqueeze…)."""
         value = self.get(name)
-        if value is None and name in self.producers:
-            node = self.producers[name]
-            if node.op_type in ("Expand", "ConstantOfShape"):
-                value = self.get(node.input[0]) if node.op_type == "Expand" else _fill_value(node)
-        return None if value is None else not np.any(value)
+        if value is not None:
+            return not np.any(value)
+        node = self.producers.get(name)
+        if node is None or depth > 32:
+            return None
+        if node.op_type == "ConstantOfShape":
+            return not np.any(_fill_value(node))
+        if node.op_type in _SHAPE_OPS:
+            return self.is_zero_state(node.input[0], depth + 1)
+        if node.op_type == "Concat":
+            parts = [self.is_zero_state(part, depth + 1) for part in node.input]
+            return False if False in parts else (True if all(parts) else None)
+        return None
 
 
 def _constant_value(node: onnx.NodeProto) -> TensorProto | None:
@@ -308,23 +319,65 @@ def _reversal_after(node: onnx.NodeProto, constants: _Constants, direction: Dire
     return y, False
 
 
+_REDUCE_MERGES = {"ReduceSum": "sum", "ReduceProd": "mul", "ReduceMean": "ave"}
+_ELEMENTWISE_MERGES = {"Concat": "concat", "Add": "sum", "Mul": "mul"}
+
+
 def _merge_after(y: str, constants: _Constants) -> str:
-    """How the graph merges the two directions of Y (time, 2, batch, H) after the node."""
-    after = _only_consumer(constants, y)
-    reduce = {"ReduceSum": "sum", "ReduceProd": "mul", "ReduceMean": "ave"}
-    if after is not None and after.op_type in reduce:
+    """How the graph merges the two directions of Y (time, 2, batch, H) after the node:
+    reduced over axis 1 (lstmconv), transposed and reshaped (PyTorch), or taken apart by
+    Slice/Split and joined again by Concat, Add or Mul (tf2onnx)."""
+    consumers = constants.consumers.get(y, [])
+    after = consumers[0] if len(consumers) == 1 else None
+    if after is not None and after.op_type in _REDUCE_MERGES:
         if _ints(constants, after, 1, "axes") == [1] and not _attributes(after).get("keepdims", 1):
-            return reduce[after.op_type]
+            return _REDUCE_MERGES[after.op_type]
         raise _common.UnsupportedFeatureError(
-            f"directions merged by {after.op_type} in a form lstmconv does not recognise",
-            where=("Y",),
+            f"directions merged by {after.op_type} in a form lstmconv does not recognise", where=("Y",)
         )
-    if after is not None and after.op_type == "Split":
-        raise _common.UnsupportedFeatureError(
-            "directions split apart after the node; the merge cannot be told",
-            where=("Y",),
-        )
+    if after is not None and after.op_type == "Transpose" and _attributes(after).get("perm") == [0, 2, 1, 3]:
+        return "concat"
+    branches = _direction_branches(consumers, constants)
+    ends = [_past_shape_ops(branch, constants) for branch in branches]
+    if len(ends) == 2 and ends[0][0] is not None and ends[0][0] is ends[1][0]:
+        joined, positions = ends[0][0], (ends[0][1], ends[1][1])
+        merge = _ELEMENTWISE_MERGES.get(joined.op_type)
+        if merge == "concat" and positions[0] > positions[1]:
+            raise _common.UnsupportedFeatureError("the backward output is concatenated first", where=("Y",))
+        if merge:
+            return merge
+    _log.warning("%s: cannot tell how the graph merges the two directions; assumed concat", y)
     return "concat"
+
+
+def _direction_branches(consumers: list[onnx.NodeProto], constants: _Constants) -> list[str]:
+    """[forward, backward] outputs taken from Y by one Split or two Slice/Gather on axis 1."""
+    if len(consumers) == 1 and consumers[0].op_type == "Split" and len(consumers[0].output) == 2:
+        return list(consumers[0].output)
+    if len(consumers) != 2 or any(node.op_type not in ("Slice", "Gather") for node in consumers):
+        return []
+    first = []
+    for node in consumers:
+        index = (
+            _ints(constants, node, 1, "starts") if node.op_type == "Slice" else _ints(constants, node, 1, "")
+        )
+        first.append(index[0] if index else -1)
+    if sorted(first) != [0, 1]:
+        return []
+    return [node.output[0] for _, node in sorted(zip(first, consumers), key=lambda pair: pair[0])]
+
+
+def _past_shape_ops(name: str, constants: _Constants) -> tuple[onnx.NodeProto | None, int]:
+    """The first node after ``name`` that is not a shape-only op, and the input it takes it at."""
+    for _ in range(16):
+        consumers = constants.consumers.get(name, [])
+        if len(consumers) != 1:
+            return None, -1
+        node = consumers[0]
+        if node.op_type not in _SHAPE_OPS:
+            return node, list(node.input).index(name)
+        name = node.output[0]
+    return None, -1
 
 
 def _required(constants: _Constants, name: str, tensor: str) -> np.ndarray:
