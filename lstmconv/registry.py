@@ -11,6 +11,7 @@ import dataclasses
 import importlib
 import importlib.util
 import os
+import sys
 from types import ModuleType
 from typing import Any
 
@@ -42,12 +43,23 @@ class Format:
 
     def available(self, *, reading: bool = False) -> bool:
         needs = self.reader_needs if reading and self.reader else self.needs
-        return all(importlib.util.find_spec(name) is not None for name in needs)
+        return all(installed(name) for name in needs)
+
+
+def installed(name: str) -> bool:
+    """Whether ``name`` can be imported, without importing it (a module blocked by setting
+    ``sys.modules[name] = None`` counts as missing)."""
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _import(module: str, needs: tuple[str, ...], extra: str, purpose: str) -> ModuleType:
     for name in needs:
-        if importlib.util.find_spec(name) is None:
+        if not installed(name):
             raise MissingDependencyError(
                 f"{purpose} needs {name}, which is not installed",
                 hint=f"pip install 'lstmconv[{extra}]'",

@@ -9,7 +9,6 @@ reference stands in and the report says so.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 from . import reference
 from .errors import LstmconvError, UnsupportedFeatureError
 from .ir import Model
-from .registry import FORMATS, Format, is_path
+from .registry import FORMATS, Format, installed, is_path
 
 Runner = Callable[[np.ndarray], np.ndarray]
 #: (batch, time) of the random inputs: length 1 and uneven sizes on purpose.
@@ -78,7 +77,7 @@ class Report:
 def framework_available(name: str | None) -> bool:
     if name is None:
         return False
-    return all(importlib.util.find_spec(module) is not None for module in _FRAMEWORK_MODULES[name])
+    return all(installed(module) for module in _FRAMEWORK_MODULES[name])
 
 
 def runner(

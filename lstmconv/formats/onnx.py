@@ -105,6 +105,8 @@ class _Constants:
             return not np.any(_fill_value(node))
         if node.op_type in _SHAPE_OPS:
             return self.is_zero_state(node.input[0], depth + 1)
+        if node.op_type in ("Slice", "Gather"):  # part of zeros is zeros; part of the rest: unknown
+            return True if self.is_zero_state(node.input[0], depth + 1) else None
         if node.op_type == "Concat":
             parts = [self.is_zero_state(part, depth + 1) for part in node.input]
             return False if False in parts else (True if all(parts) else None)

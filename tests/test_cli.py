@@ -1,0 +1,191 @@
+"""The command line: every exit status of SPEC §4 with its message, and inspect/convert with
+TensorFlow, Keras and torch made unimportable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import require
+
+import lstmconv
+from lstmconv.cli import main
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+KERAS_FILE = FIXTURES / "keras3_stacked_bidir.keras"
+
+
+def _cli(*args: str, blocked: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m lstmconv`` in a fresh process, with ``blocked`` modules unimportable."""
+    prelude = "import sys\n" + "".join(f"sys.modules[{name!r}] = None\n" for name in blocked)
+    code = prelude + "from lstmconv.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_inspect_prints_every_layer_with_gates_and_counts(capsys) -> None:
+    assert main(["inspect", str(KERAS_FILE)]) == 0
+    out = capsys.readouterr().out
+    assert "2 recurrent layer(s)" in out
+    assert 'layer "encoder": LSTM, bidirectional, merge concat; input 6, hidden 8, output 16' in out
+    assert "forward_layer/cell/kernel" in out and "gates i·f·c·o" in out
+    assert "forward/w_ih/{i,f,g,o}" in out and "(8, 6) each" in out
+
+
+def test_inspect_json(capsys) -> None:
+    assert main(["inspect", str(FIXTURES / "torch_export_gru.onnx"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["format"] == "onnx"
+    first = data["layers"][0]
+    assert first["kind"] == "gru" and first["gru_variant"] == "reset-after"
+    assert {"name": "W", "shape": [1, 15, 4], "gates": "z·r·h"} in first["stored"]
+    assert first["parameters"] == {"stored": 1 * 15 * 4 + 15 * 5 + 30, "canonical": 15 * 4 + 15 * 5 + 30}
+
+
+def test_exit_0_and_the_table(tmp_path, capsys) -> None:
+    require("onnxruntime")
+    assert main(["convert", str(KERAS_FILE), str(tmp_path / "m.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert "max |error|" in out and "NO" not in out
+
+
+def test_exit_1_when_outputs_disagree(tmp_path, capsys) -> None:
+    a = tmp_path / "a.npz"
+    b = tmp_path / "b.npz"
+    assert main(["convert", str(KERAS_FILE), str(a), "-q"]) == 0
+    model = lstmconv.read(a)
+    layer = model[0]
+    cell = layer.cells[0]
+    nudged = {gate: values + np.float32(1e-3) for gate, values in cell.w_ih.items()}
+    other = lstmconv.Model(
+        (layer.replace(cells=(type(cell)(nudged, cell.w_hh, cell.b_ih, cell.b_hh), layer.cells[1])), model[1])
+    )
+    lstmconv.write(other, b)
+    capsys.readouterr()
+    assert main(["verify", str(a), str(b)]) == 1
+    assert "DISAGREE" in capsys.readouterr().err
+    assert main(["verify", str(a), str(a), "-q"]) == 0
+
+
+def test_exit_1_when_a_conversion_disagrees_and_nothing_is_written(tmp_path, capsys, monkeypatch) -> None:
+    from lstmconv.formats import npz
+
+    real = npz.arrays
+
+    def tampered(model):
+        arrays = real(model)
+        key = next(k for k in arrays if k.endswith("/w_ih/i"))
+        arrays[key] = arrays[key] + np.float32(0.01)
+        return arrays
+
+    monkeypatch.setattr(npz, "arrays", tampered)
+    assert main(["convert", str(KERAS_FILE), str(tmp_path / "m.npz")]) == 1
+    assert "disagrees with the source" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["convert", str(KERAS_FILE), "out.xyz"], "cannot tell the format from the file name"),
+        (["inspect", "missing.onnx"], "missing.onnx: no such file"),
+        (
+            ["convert", str(FIXTURES / "tf_keras_hard_sigmoid.h5"), "{tmp}/m.safetensors"],
+            "PyTorch cannot express",
+        ),
+        (["convert", str(KERAS_FILE), "{tmp}/m.h5"], "legacy Keras .h5 is read-only"),
+    ],
+    ids=["unknown-format", "missing-file", "unsupported", "read-only-format"],
+)
+def test_exit_2_one_line_no_traceback(tmp_path, capsys, args, message) -> None:
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_exit_2_for_a_corrupt_file_and_debug_shows_the_traceback(tmp_path) -> None:
+    broken = tmp_path / "broken.keras"
+    broken.write_bytes(KERAS_FILE.read_bytes()[:2000])
+    result = _cli("inspect", str(broken))
+    assert (
+        result.returncode == 2
+        and result.stderr.startswith("lstmconv: error: ")
+        and "broken.keras" in result.stderr
+    )
+    assert result.stderr.count("\n") == 1
+    debug = _cli("inspect", str(broken), "--debug")
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_exit_2_for_bad_usage() -> None:
+    result = _cli("convert", "only-one-argument")
+    assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_exit_2_for_a_missing_dependency_says_how_to_fix(tmp_path) -> None:
+    result = _cli("convert", str(KERAS_FILE), str(tmp_path / "m.pt"), blocked=("torch",))
+    assert result.returncode == 2
+    assert "needs torch, which is not installed (pip install 'lstmconv[torch]')" in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+BLOCKED = ("tensorflow", "keras", "torch", "tf_keras")
+
+
+@pytest.mark.parametrize(
+    "name", ["keras3_stacked_bidir.keras", "tf_keras_hard_sigmoid.h5", "torch_export_lstm.onnx"]
+)
+def test_inspect_without_frameworks(name: str) -> None:
+    result = _cli("inspect", str(FIXTURES / name), blocked=BLOCKED)
+    assert result.returncode == 0, result.stderr
+    assert "recurrent layer(s)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("source", "ending"),
+    [
+        ("keras3_stacked_bidir.keras", ".onnx"),
+        ("keras3_stacked_bidir.keras", ".safetensors"),
+        ("tf_keras_hard_sigmoid.h5", ".onnx"),
+        ("tf_keras_weights_only.h5", ".npz"),
+        ("torch_export_lstm.onnx", ".safetensors"),
+        ("torch_export_gru.onnx", ".npz"),
+    ],
+)
+def test_convert_without_frameworks_verifies_with_reference_and_onnxruntime(
+    tmp_path, source: str, ending: str
+) -> None:
+    require("onnxruntime")
+    dest = tmp_path / f"out{ending}"
+    result = _cli("convert", str(FIXTURES / source), str(dest), blocked=BLOCKED)
+    assert result.returncode == 0, result.stderr
+    assert all("no model config" in line for line in result.stderr.splitlines())  # only the weights-only file
+    if source.startswith(("keras", "tf_keras")) or ending == ".safetensors":
+        assert "not installed: the NumPy reference stood in" in result.stdout
+    else:
+        assert "onnx (the written file)" in result.stdout or "onnx (rebuilt" in result.stdout
+    with np.load(FIXTURES / source.replace(Path(source).suffix, ".io.npz")) as data:
+        x, y = data["x"], data["y"]
+    np.testing.assert_allclose(lstmconv.reference.run(lstmconv.read(dest), x), y, rtol=0, atol=2e-5)
+    again = _cli("inspect", str(dest), blocked=BLOCKED)
+    assert again.returncode == 0, again.stderr
+
+
+def test_convert_without_frameworks_no_verify(tmp_path) -> None:
+    result = _cli("convert", str(KERAS_FILE), str(tmp_path / "m.npz"), "--no-verify", blocked=BLOCKED)
+    assert result.returncode == 0 and "not verified" in result.stdout
+
+
+def test_formats_names_what_is_missing() -> None:
+    result = _cli("formats", blocked=BLOCKED)
+    assert result.returncode == 0
+    assert "needs lstmconv[torch]" in result.stdout and "needs lstmconv[keras]" in result.stdout
