@@ -23,7 +23,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SEED = 20261124
@@ -66,7 +66,9 @@ def keras3_gru_rnn(path: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
         [
             keras.Input((None, 4)),
             keras.layers.GRU(6, return_sequences=True, reset_after=False, name="gru_reset_before"),
-            keras.layers.Bidirectional(keras.layers.GRU(5, return_sequences=True), merge_mode="ave", name="bigru"),
+            keras.layers.Bidirectional(
+                keras.layers.GRU(5, return_sequences=True), merge_mode="ave", name="bigru"
+            ),
             keras.layers.SimpleRNN(3, activation="relu", return_sequences=True, name="rnn_relu"),
         ],
         name="gru_rnn",
@@ -88,7 +90,9 @@ def tf_keras_hard_sigmoid(path: Path, seed: int) -> tuple[np.ndarray, np.ndarray
     model = tf_keras.Sequential(
         [
             tf_keras.layers.InputLayer((None, 5)),
-            tf_keras.layers.LSTM(6, recurrent_activation="hard_sigmoid", return_sequences=True, name="lstm_hs"),
+            tf_keras.layers.LSTM(
+                6, recurrent_activation="hard_sigmoid", return_sequences=True, name="lstm_hs"
+            ),
             tf_keras.layers.Bidirectional(
                 tf_keras.layers.LSTM(4, return_sequences=True), merge_mode="sum", name="bi_lstm"
             ),
@@ -121,7 +125,9 @@ def _torch_randomized(module: Any, seed: int) -> Any:
     import torch
 
     with torch.no_grad():
-        for parameter, value in zip(module.parameters(), _weights([tuple(p.shape) for p in module.parameters()], seed)):
+        for parameter, value in zip(
+            module.parameters(), _weights([tuple(p.shape) for p in module.parameters()], seed)
+        ):
             parameter.copy_(torch.from_numpy(value))
     return module.eval()
 
@@ -197,10 +203,26 @@ def torch_export_gru(path: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str
 
 MAKERS: dict[str, tuple[str, Callable[[Path, int], tuple[np.ndarray, np.ndarray, str]], str]] = {
     "keras3_stacked_bidir": (".keras", keras3_stacked_bidir, "Keras 3: Bidirectional(LSTM 8) then LSTM 5"),
-    "keras3_gru_rnn": (".keras", keras3_gru_rnn, "Keras 3: GRU reset_after=False, Bidirectional(GRU) ave, SimpleRNN relu"),
-    "tf_keras_hard_sigmoid": (".h5", tf_keras_hard_sigmoid, "tf_keras legacy .h5: LSTM hard_sigmoid, Bidirectional(LSTM) sum"),
-    "tf_keras_weights_only": (".h5", tf_keras_weights_only, "tf_keras save_weights .h5 (no config): Bidirectional(LSTM), GRU"),
-    "torch_checkpoint": (".pt", torch_checkpoint, "training checkpoint: model_state_dict with encoder.lstm.* (2-layer bidir) and a Linear head"),
+    "keras3_gru_rnn": (
+        ".keras",
+        keras3_gru_rnn,
+        "Keras 3: GRU reset_after=False, Bidirectional(GRU) ave, SimpleRNN relu",
+    ),
+    "tf_keras_hard_sigmoid": (
+        ".h5",
+        tf_keras_hard_sigmoid,
+        "tf_keras legacy .h5: LSTM hard_sigmoid, Bidirectional(LSTM) sum",
+    ),
+    "tf_keras_weights_only": (
+        ".h5",
+        tf_keras_weights_only,
+        "tf_keras save_weights .h5 (no config): Bidirectional(LSTM), GRU",
+    ),
+    "torch_checkpoint": (
+        ".pt",
+        torch_checkpoint,
+        "training checkpoint: model_state_dict with encoder.lstm.* (2-layer bidir) and a Linear head",
+    ),
     "torch_export_lstm": (".onnx", torch_export_lstm, "torch.onnx.export of a 2-layer bidirectional nn.LSTM"),
     "torch_export_gru": (".onnx", torch_export_gru, "torch.onnx.export of a 2-layer nn.GRU"),
 }

@@ -12,10 +12,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf2onnx  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
+import tf2onnx
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 NAME, SEED = "tf2onnx_keras_lstm", 20261124 + 9000
@@ -29,7 +29,9 @@ def main() -> None:
     model = keras.Model(inputs, x)
     for layer in model.layers:
         layer.set_weights([rng.uniform(-0.5, 0.5, w.shape).astype("float32") for w in layer.get_weights()])
-    function = tf.function(lambda t: model(t), input_signature=[tf.TensorSpec((None, None, 5), tf.float32, name="x")])
+    function = tf.function(
+        lambda t: model(t), input_signature=[tf.TensorSpec((None, None, 5), tf.float32, name="x")]
+    )
     proto, _ = tf2onnx.convert.from_function(function, input_signature=function.input_signature, opset=17)
     (FIXTURES / f"{NAME}.onnx").write_bytes(proto.SerializeToString())
     x_in = np.random.default_rng(SEED).uniform(-1.5, 1.5, (3, 7, 5)).astype("float32")
