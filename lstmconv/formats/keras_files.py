@@ -186,8 +186,8 @@ def _spec_from_shapes(name: str, weights: Sequence[np.ndarray], bidirectional: b
             where=(f'layer "{name}"',),
         )
     config: dict[str, Any] = {}
-    if kind is Kind.GRU:
-        config["reset_after"] = len(weights) > 2 and weights[2].ndim == 2
+    if kind is Kind.GRU:  # a (2, 3H) bias is reset-after; without a bias, Keras's default
+        config["reset_after"] = len(weights) < 3 or weights[2].ndim == 2
     return _Spec(name, kind, config, bidirectional=bidirectional)
 
 

@@ -123,9 +123,9 @@ def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 def _find_state_dict(loaded: object) -> Mapping[str, torch.Tensor] | None:
     if not isinstance(loaded, Mapping):
         return None
-    if any(isinstance(value, torch.Tensor) for value in loaded.values()) and any(
+    if any(isinstance(value, torch.Tensor) for value in loaded.values()) and bool(
         statedict.recurrent_groups({k: v for k, v in loaded.items() if isinstance(k, str)})
-    ):
+    ):  # bool, not any(): the prefix of a bare nn.LSTM is "", which any() would call empty
         return loaded
     for key in CHECKPOINT_KEYS:
         inner = _find_state_dict(loaded.get(key))
