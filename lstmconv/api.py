@@ -47,13 +47,13 @@ def read(source: Any, format: str | None = None, **options: Any) -> Model:
 
 
 def _check_target(model: Model, fmt: Format, dest: str) -> Any:
-    module = fmt.load(f"writing {fmt.name} files")
     if not dest.lower().endswith(WRITE_EXTENSIONS[fmt.name]):
         raise UnsupportedFeatureError(
             f"lstmconv writes {fmt.name} as {', '.join(WRITE_EXTENSIONS[fmt.name])}",
             where=(dest,),
             hint="legacy Keras .h5 is read-only; write .keras" if fmt.name == "keras" else None,
         )
+    module = fmt.load(f"writing {fmt.name} files")
     for layer in model:
         try:
             module.check(layer)

@@ -7,12 +7,15 @@ missing dependency (one line on stderr; ``--debug`` for a traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import re
 import sys
+import tempfile
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import __version__, api, layouts
@@ -22,6 +25,12 @@ from .registry import FORMATS
 from .verification import framework_available
 
 EXIT_OK, EXIT_DISAGREE, EXIT_ERROR = 0, 1, 2
+#: What TensorFlow's C++ side (absl) prints on import whatever TF_CPP_MIN_LOG_LEVEL says.
+_FRAMEWORK_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\] "
+    r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags)"
+)
 _SLOT_NAMES = {Kind.LSTM: ("gate", "cell", "output"), Kind.GRU: ("gate", "candidate"), Kind.RNN: ("output",)}
 
 
@@ -233,12 +242,39 @@ def _formats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@contextlib.contextmanager
+def _without_framework_noise(enabled: bool) -> Iterator[None]:
+    """Hold what reaches file descriptor 2 and pass it on without TensorFlow's C++ log lines."""
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines = sink.read().decode(errors="replace").splitlines(True)
+            sys.stderr.write("".join(line for line in lines if not _FRAMEWORK_NOISE.match(line)))
+            sys.stderr.flush()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.ERROR if args.quiet else logging.WARNING, format="lstmconv: %(message)s"
     )
+    with _without_framework_noise(not args.debug):
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args))
     except VerificationError as error:

@@ -189,3 +189,9 @@ def test_formats_names_what_is_missing() -> None:
     result = _cli("formats", blocked=BLOCKED)
     assert result.returncode == 0
     assert "needs lstmconv[torch]" in result.stdout and "needs lstmconv[keras]" in result.stdout
+
+
+def test_tensorflow_log_noise_stays_off_stderr(tmp_path) -> None:
+    require("keras")
+    result = _cli("convert", str(KERAS_FILE), str(tmp_path / "m.keras"))
+    assert result.returncode == 0 and result.stderr == ""
