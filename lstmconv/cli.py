@@ -162,12 +162,13 @@ def _layer_text(d: dict[str, Any], fmt: str) -> str:
     if extras:
         lines.append("  " + ", ".join(extras))
     lines.append(f"  {fmt} layout:")
-    width = max(len(t["name"]) for t in d["stored"])
+    groups = _canonical_groups(d["canonical"])
+    width = max([len(t["name"]) for t in d["stored"]] + [len(group) for group, _ in groups])
     for t in d["stored"]:
         gates = f"  gates {t['gates']}" if len(t["gates"]) > 1 else ""
         lines.append(f"    {t['name']:<{width}}  {_shape(t['shape']):<14}{gates}")
     lines.append("  canonical (out × in, per gate):")
-    for group, shape in _canonical_groups(d["canonical"]):
+    for group, shape in groups:
         lines.append(f"    {group:<{width}}  {shape}")
     stored, canonical = d["parameters"]["stored"], d["parameters"]["canonical"]
     note = "" if stored == canonical else " (the canonical form keeps b_ih and b_hh apart)"

@@ -35,6 +35,7 @@ _FIELDS = {
     "weight_hr": "w_hr",
 }
 NONLINEARITIES = ("tanh", "relu")
+_STACKED_NAME = re.compile(r"^(?P<module>.+)\.l(?P<index>\d+)$")
 DEFAULT_LSTM = (SIGMOID, TANH, TANH)
 DEFAULT_GRU = (SIGMOID, TANH)
 
@@ -210,17 +211,19 @@ def layout(layer: Layer) -> list[Tensor]:
     """The tensors this format stores for ``layer``, for ``inspect``."""
     g, h, i, p = len(layer.gates), layer.hidden_size, layer.input_size, layer.state_size
     order, tensors = "·".join(GATE_ORDER[layer.kind]), []
+    stacked = _STACKED_NAME.match(layer.name)  # "encoder.lstm.l1" is index 1 of module encoder.lstm
+    prefix, k = (stacked["module"], stacked["index"]) if stacked else (layer.name, "0")
     for index in range(layer.num_directions):
-        suffix = "_l0" + ("_reverse" if index else "")
+        suffix = f"_l{k}" + ("_reverse" if index else "")
         tensors += [
-            Tensor(f"weight_ih{suffix}", (g * h, i), order),
-            Tensor(f"weight_hh{suffix}", (g * h, p), order),
+            Tensor(f"{prefix}.weight_ih{suffix}", (g * h, i), order),
+            Tensor(f"{prefix}.weight_hh{suffix}", (g * h, p), order),
         ]
         if layer.has_bias:
             tensors += [
-                Tensor(f"bias_ih{suffix}", (g * h,), order),
-                Tensor(f"bias_hh{suffix}", (g * h,), order),
+                Tensor(f"{prefix}.bias_ih{suffix}", (g * h,), order),
+                Tensor(f"{prefix}.bias_hh{suffix}", (g * h,), order),
             ]
         if layer.proj_size:
-            tensors.append(Tensor(f"weight_hr{suffix}", (p, h), ""))
+            tensors.append(Tensor(f"{prefix}.weight_hr{suffix}", (p, h), ""))
     return tensors
