@@ -103,6 +103,19 @@ def identifier(name: str) -> str:
     return cleaned or "layer"
 
 
+def structure(layer: Layer) -> dict[str, object]:
+    """What must match between a layer and the target slot it fills (``load_into``)."""
+    return {
+        "kind": layer.kind.value,
+        "input size": layer.input_size,
+        "hidden size": layer.hidden_size,
+        "direction": layer.direction.value,
+        "bias": layer.has_bias,
+        "reset_after": layer.reset_after,
+        "reversed output": layer.reversed_output,
+    }
+
+
 def require_matching(layer: Layer, slot: str, expected: dict[str, object], found: dict[str, object]):
     """Raise when a target slot's structure differs from the layer going into it."""
     differences = [

@@ -221,15 +221,9 @@ def load_into(target: Any, model: Model, mapping: Mapping[str, str] | None = Non
 
 def _structure(layer: Layer) -> dict[str, object]:
     return {
-        "kind": layer.kind.value,
-        "input size": layer.input_size,
-        "units": layer.hidden_size,
-        "direction": layer.direction.value,
-        "merge": layer.merge if layer.direction is Direction.BIDIRECTIONAL else None,
-        "use_bias": layer.has_bias,
+        **_common.structure(layer),
         "activations": [activation_to_keras(a) for a in layer.activations],
-        "reset_after": layer.reset_after,
-        "go_backwards": layer.reversed_output,
+        "merge": layer.merge if layer.direction is Direction.BIDIRECTIONAL else None,
     }
 
 

@@ -529,17 +529,30 @@ def build(model: Model, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     return proto
 
 
-def _add_layer(graph: _Graph, prefix: str, layer: Layer, x: str, opset: int) -> str:
+#: The node's input position of each weight tensor, and its name.
+_WEIGHT_INPUTS = {1: "W", 2: "R", 3: "B", 7: "P"}
+
+
+def node_tensors(layer: Layer) -> dict[int, np.ndarray]:
+    """W, R and, where the layer has them, B and P, keyed by their input position on the node."""
     order = GATE_ORDER[layer.kind]
-    w = graph.constant(f"{prefix}.W", np.stack([c.stacked("w_ih", order) for c in layer.cells]))
-    r = graph.constant(f"{prefix}.R", np.stack([c.stacked("w_hh", order) for c in layer.cells]))
-    inputs = [x, w, r, "", "", "", "", ""]
+    tensors = {
+        1: np.stack([c.stacked("w_ih", order) for c in layer.cells]),
+        2: np.stack([c.stacked("w_hh", order) for c in layer.cells]),
+    }
     if layer.has_bias:
-        biases = [np.concatenate([c.stacked("b_ih", order), c.stacked("b_hh", order)]) for c in layer.cells]
-        inputs[3] = graph.constant(f"{prefix}.B", np.stack(biases))
+        tensors[3] = np.stack(
+            [np.concatenate([c.stacked("b_ih", order), c.stacked("b_hh", order)]) for c in layer.cells]
+        )
     if layer.has_peepholes:
-        peepholes = [c.stacked("peephole", PEEPHOLE_ORDER) for c in layer.cells]
-        inputs[7] = graph.constant(f"{prefix}.P", np.stack(peepholes))
+        tensors[7] = np.stack([c.stacked("peephole", PEEPHOLE_ORDER) for c in layer.cells])
+    return tensors
+
+
+def _add_layer(graph: _Graph, prefix: str, layer: Layer, x: str, opset: int) -> str:
+    inputs = [x, "", "", "", "", "", "", ""]
+    for index, value in node_tensors(layer).items():
+        inputs[index] = graph.constant(f"{prefix}.{_WEIGHT_INPUTS[index]}", value)
     while inputs[-1] == "":
         inputs.pop()
     y = graph.node(OP_NAMES[layer.kind], inputs, f"{prefix}/Y", name=layer.name, **_attributes_of(layer))
@@ -665,46 +678,31 @@ def load_into(
 
 def _structure(layer: Layer) -> dict[str, object]:
     return {
-        "kind": layer.kind.value,
-        "input size": layer.input_size,
-        "hidden size": layer.hidden_size,
-        "direction": layer.direction.value,
-        "peepholes": layer.has_peepholes,
+        **_common.structure(layer),
         "activations": [str(a) for a in layer.activations],
+        "peepholes": layer.has_peepholes,
         "clip": layer.clip,
         "input_forget": layer.input_forget,
-        "reset_after": layer.reset_after,
     }
 
 
 def _replace_weights(graph: onnx.GraphProto, node: onnx.NodeProto, layer: Layer) -> None:
-    order = GATE_ORDER[layer.kind]
-    hidden, gates = layer.hidden_size, len(order)
-    values: dict[int, np.ndarray] = {
-        1: np.stack([c.stacked("w_ih", order) for c in layer.cells]),
-        2: np.stack([c.stacked("w_hh", order) for c in layer.cells]),
-    }
-    if layer.has_bias:
-        values[3] = np.stack(
-            [np.concatenate([c.stacked("b_ih", order), c.stacked("b_hh", order)]) for c in layer.cells]
-        )
-    elif len(node.input) > 3 and node.input[3]:
-        values[3] = np.zeros((layer.num_directions, 2 * gates * hidden), layer.dtype)
-    if layer.has_peepholes:
-        values[7] = np.stack([c.stacked("peephole", PEEPHOLE_ORDER) for c in layer.cells])
+    """Overwrite the node's weight initializers; one shared with another node, or a Constant
+    node's value, is left alone and the node gets a fresh initializer instead."""
     initializers = {t.name: t for t in graph.initializer}
-    for index, value in values.items():
-        name = node.input[index] if len(node.input) > index else ""
-        if name in initializers:
+    uses: dict[str, int] = {}
+    for other in graph.node:
+        for name in other.input:
+            uses[name] = uses.get(name, 0) + 1
+    for index, value in node_tensors(layer).items():
+        name = node.input[index]
+        if name in initializers and uses.get(name) == 1:
             tensor = initializers[name]
-            tensor.CopyFrom(
-                numpy_helper.from_array(value.astype(helper.tensor_dtype_to_np_dtype(tensor.data_type)), name)
-            )
+            dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
+            tensor.CopyFrom(numpy_helper.from_array(value.astype(dtype), name))
         else:
-            fresh = f"{node.name or node.output[0]}.{'WRB____P'[index]}"
+            fresh = f"{node.name or node.output[0]}.{_WEIGHT_INPUTS[index]}"
             graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), fresh))
-            while len(node.input) <= index:
-                node.input.append("")
             node.input[index] = fresh
 
 
