@@ -10,7 +10,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from . import verification
-from .errors import LstmconvError, OutputExistsError, UnsupportedFeatureError, VerificationError
+from .errors import (
+    FormatError,
+    LstmconvError,
+    OutputExistsError,
+    UnsupportedFeatureError,
+    VerificationError,
+)
 from .ir import Model
 from .registry import FORMATS, Format, for_object, for_path, is_path
 
@@ -43,6 +49,10 @@ def read(source: Any, format: str | None = None, **options: Any) -> Model:
             return module.read(path, **options)
         except LstmconvError as error:
             raise error.within(path) from None
+        except Exception as error:  # a file from a stranger must fail as bad input
+            raise FormatError(
+                f"unreadable {module.NAME} file: {type(error).__name__}: {error}", where=(path,)
+            ) from error
     return module.read(source, **options)
 
 

@@ -239,7 +239,13 @@ def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
 def _layer(node: onnx.NodeProto, kind: Kind, constants: _Constants, name: str) -> Layer:
     attrs = _attributes(node)
     inputs = list(node.input) + [""] * 8
-    direction = Direction(attrs.get("direction", "forward"))
+    try:
+        direction = Direction(attrs.get("direction", "forward"))
+    except ValueError:
+        raise FormatError(
+            f"direction {attrs.get('direction')!r} is not forward, reverse or bidirectional",
+            where=("direction",),
+        ) from None
     count = 2 if direction is Direction.BIDIRECTIONAL else 1
     w = _required(constants, inputs[1], "W")
     r = _required(constants, inputs[2], "R")
