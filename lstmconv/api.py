@@ -9,6 +9,8 @@ import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from . import verification
 from .errors import (
     FormatError,
@@ -16,6 +18,7 @@ from .errors import (
     OutputExistsError,
     UnsupportedFeatureError,
     VerificationError,
+    WeightLayoutError,
 )
 from .ir import Model
 from .registry import FORMATS, Format, for_object, for_path, is_path
@@ -35,10 +38,38 @@ def source_format(source: Any, format: str | None = None) -> Format:
     return for_path(source, format) if is_path(source) else for_object(source, format)
 
 
-def read(source: Any, format: str | None = None, **options: Any) -> Model:
-    """Every recurrent layer of ``source`` (a path or a live object), in model order."""
+def read(source: Any, format: str | None = None, *, strict: bool = False, **options: Any) -> Model:
+    """Every recurrent layer of ``source`` (a path or a live object), in model order.
+
+    NaN or infinite weights are logged as a warning naming the tensors, or raise with ``strict``."""
     if isinstance(source, Model):
         return source
+    model = _read(source, format, **options)
+    _check_finite(model, strict)
+    return model
+
+
+def _check_finite(model: Model, strict: bool) -> None:
+    bad = [
+        f'layer "{layer.name}" › {layer.direction_name(index)} › {name}'
+        for layer in model
+        for index, cell in enumerate(layer.cells)
+        for name, array in cell.tensors()
+        if not np.isfinite(array).all()
+    ]
+    if not bad:
+        return
+    shown = "; ".join(bad[:8]) + (f"; and {len(bad) - 8} more" if len(bad) > 8 else "")
+    if strict:
+        raise WeightLayoutError(
+            f"NaN or infinite weights in {shown}",
+            where=(model.source,),
+            hint="fix the model, or drop --strict",
+        )
+    _log.warning("%s: NaN or infinite weights in %s", model.source, shown)
+
+
+def _read(source: Any, format: str | None, **options: Any) -> Model:
     fmt = source_format(source, format)
     module = fmt.load_reader() if is_path(source) else fmt.load(f"reading a live {fmt.name} object")
     if is_path(source):

@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     reading = argparse.ArgumentParser(add_help=False)
     reading.add_argument(
+        "--strict", action="store_true", help="refuse NaN or infinite weights (default: warn)"
+    )
+    reading.add_argument(
         "--nonlinearity",
         choices=("tanh", "relu"),
         help="simple RNN activation where a state_dict cannot tell",
@@ -94,7 +97,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _read_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"nonlinearity": args.nonlinearity} if getattr(args, "nonlinearity", None) else {}
+    options: dict[str, Any] = {"strict": True} if getattr(args, "strict", False) else {}
+    if getattr(args, "nonlinearity", None):
+        options["nonlinearity"] = args.nonlinearity
+    return options
 
 
 # -- inspect -------------------------------------------------------------------------------------

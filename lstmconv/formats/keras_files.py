@@ -42,6 +42,8 @@ _CUDNN = {"CuDNNLSTM", "CuDNNGRU"}
 #: A zip member may expand at most this many times its stored size (zip bombs).
 MAX_ZIP_RATIO = 200
 MAX_CONFIG_BYTES = 64 << 20
+#: A compressed HDF5 dataset may expand at most this many times the file's size.
+MAX_HDF5_RATIO = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,10 +125,12 @@ class _H5:
         if not isinstance(node, h5py.Dataset):
             raise FormatError(f"{key!r} is not a dataset", where=(where,))
         declared = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
-        if node.compression is None and declared > self.size:
+        allowed = self.size if node.compression is None else MAX_HDF5_RATIO * self.size + (1 << 20)
+        if declared > allowed:
             raise UnsafeInputError(
                 f"dataset {key!r} declares {declared} bytes ({node.shape}) but the file holds {self.size}",
                 where=(where,),
+                hint="the file's sizes are inconsistent; refusing to allocate",
             )
         return np.asarray(node[()])
 
@@ -336,6 +340,12 @@ def _legacy_specs(
 def _open_keras_archive(path: str) -> tuple[zipfile.ZipFile, Mapping[str, Any], int]:
     archive = zipfile.ZipFile(path)
     for info in archive.infolist():
+        parts = info.filename.replace("\\", "/").split("/")
+        if info.filename.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+            raise UnsafeInputError(
+                f"zip member {info.filename!r} points outside the archive",
+                hint="a .keras file holds only config.json, metadata.json, model.weights.h5 and assets/",
+            )
         if info.compress_size and info.file_size > MAX_ZIP_RATIO * info.compress_size + (1 << 20):
             raise UnsafeInputError(
                 f"zip member {info.filename!r} expands {info.file_size} bytes from {info.compress_size}",
