@@ -23,8 +23,42 @@ EXTENSIONS = (".safetensors",)
 check = statedict.check
 
 
+def _check_header(path: str) -> None:
+    """What the safetensors library lets through: duplicate keys (the last would win silently).
+    The header's length is checked against the file before it is read."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise FormatError("not a readable safetensors file: shorter than its 8-byte header length")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > size - 8:
+            raise FormatError(
+                f"not a readable safetensors file: header of {length} bytes in a {size}-byte file"
+            )
+        text = handle.read(length)
+
+    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _value in pairs:
+            if key in seen:
+                raise FormatError(
+                    f"key {key!r} appears twice in the header", hint="each tensor must be stored once"
+                )
+            seen.add(key)
+        return dict(pairs)
+
+    try:
+        json.loads(text, object_pairs_hook=unique)
+    except (ValueError, UnicodeDecodeError) as error:
+        if isinstance(error, LstmconvError):
+            raise
+        raise FormatError(f"not a readable safetensors file: header is not JSON: {error}") from None
+
+
 def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
     path = os.fspath(source)
+    _check_header(path)
     try:
         with safe_open(path, framework="numpy") as handle:
             metadata = handle.metadata() or {}

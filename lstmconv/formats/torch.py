@@ -93,10 +93,12 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
 def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The tensors of the file's state_dict, and the RNN nonlinearities lstmconv recorded."""
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except (RuntimeError, ValueError, OSError, EOFError) as error:
+        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
+    except Exception as error:  # torch.load raises many classes for a broken file
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if "weights_only" in str(error) or "Unsupported global" in str(error):
+        if any(
+            sign in str(error) for sign in ("Weights only load failed", "Unsupported global", "weights_only")
+        ):
             raise UnsafeInputError(
                 "refused: the file holds pickled objects beyond tensors (loading would run code)",
                 where=(path,),
@@ -118,6 +120,12 @@ def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         if isinstance(entry, Mapping) and entry.get(_META_KEY) in statedict.NONLINEARITIES
     }
     return tensors, recorded
+
+
+def _is_zip(path: str) -> bool:
+    """torch can memory-map only its zip format, not the legacy pickle format."""
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"PK\x03\x04"
 
 
 def _find_state_dict(loaded: object) -> Mapping[str, torch.Tensor] | None:

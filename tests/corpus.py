@@ -1,0 +1,711 @@
+"""A corpus of broken and hostile model files, one case per failure class and format.
+
+Each case builds its file(s) in a folder of its own from the committed fixtures (or from
+nothing) and names the error lstmconv must raise and the message it must carry. Run it as a
+script to look at the files: ``python tests/corpus.py OUTDIR``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pickle
+import shutil
+import struct
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+KERAS = FIXTURES / "keras3_stacked_bidir.keras"
+LEGACY = FIXTURES / "tf_keras_hard_sigmoid.h5"
+ONNX = FIXTURES / "torch_export_lstm.onnx"
+#: A pickle payload leaves this file behind if it ever runs.
+MARKER = "payload-ran.txt"
+LEGACY_KERNEL = "model_weights/lstm_hs/lstm_hs/lstm_cell/kernel:0"
+LEGACY_RECURRENT = "model_weights/lstm_hs/lstm_hs/lstm_cell/recurrent_kernel:0"
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    build: Callable[[Path], Path]
+    error: str  # the LstmconvError subclass, by name
+    message: str  # a regular expression the message must match
+    needs: tuple[str, ...] = ()
+
+
+# -- .keras archives ---------------------------------------------------------------------------
+def _keras_members() -> dict[str, bytes]:
+    with zipfile.ZipFile(KERAS) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _write_zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> Path:
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _keras_with_weights(folder: Path, change: Callable[[object], None]) -> Path:
+    """The Keras fixture with its weights file changed by ``change(h5py.File)``."""
+    import h5py
+
+    members = _keras_members()
+    scratch = folder / "scratch.h5"
+    scratch.write_bytes(members["model.weights.h5"])
+    with h5py.File(scratch, "r+") as handle:
+        change(handle)
+    members["model.weights.h5"] = scratch.read_bytes()
+    scratch.unlink()
+    return _write_zip(folder / "model.keras", members)
+
+
+def _replace(handle, key: str, value: np.ndarray) -> None:
+    del handle[key]
+    handle[key] = value
+
+
+#: The decoder of the Keras fixture: LSTM(5) on the 16 features of Bidirectional(LSTM(8)).
+KERNEL = "layers/lstm/cell/vars/0"
+RECURRENT = "layers/lstm/cell/vars/1"
+
+
+def keras_cases() -> list[Case]:
+    def truncated(folder: Path) -> Path:
+        path = folder / "model.keras"
+        path.write_bytes(KERAS.read_bytes()[: KERAS.stat().st_size // 2])
+        return path
+
+    def bomb(folder: Path) -> Path:
+        members = _keras_members()
+        members["assets/padding.bin"] = bytes(64 << 20)
+        return _write_zip(folder / "model.keras", members, zipfile.ZIP_DEFLATED)
+
+    def dotdot(folder: Path) -> Path:
+        members = _keras_members()
+        members["../../outside.txt"] = b"escape"
+        return _write_zip(folder / "model.keras", members)
+
+    def absolute(folder: Path) -> Path:
+        members = _keras_members()
+        members["/etc/evil"] = b"escape"
+        return _write_zip(folder / "model.keras", members)
+
+    def without(member: str) -> Callable[[Path], Path]:
+        def build(folder: Path) -> Path:
+            members = _keras_members()
+            del members[member]
+            return _write_zip(folder / "model.keras", members)
+
+        return build
+
+    def bad_json(folder: Path) -> Path:
+        members = _keras_members()
+        members["config.json"] = b'{"class_name": "Functional", "config": {'
+        return _write_zip(folder / "model.keras", members)
+
+    def garbage_weights(folder: Path) -> Path:
+        members = _keras_members()
+        members["model.weights.h5"] = b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8
+        return _write_zip(folder / "model.keras", members)
+
+    def lambda_layer(folder: Path) -> Path:  # a Lambda's code is never loaded, let alone run
+        members = _keras_members()
+        config = json.loads(members["config.json"])
+        config["config"]["layers"].append(
+            {
+                "class_name": "Lambda",
+                "config": {
+                    "name": "evil",
+                    "function": {
+                        "class_name": "__lambda__",
+                        "config": {"code": "4wEAAAAAAAAA", "defaults": None, "closure": None},
+                    },
+                },
+            }
+        )
+        members["config.json"] = json.dumps(config).encode()
+        return _write_zip(folder / "model.keras", members)
+
+    def only_dense(folder: Path) -> Path:
+        members = _keras_members()
+        config = json.loads(members["config.json"])
+        config["config"]["layers"] = [
+            layer for layer in config["config"]["layers"] if layer["class_name"] == "InputLayer"
+        ]
+        members["config.json"] = json.dumps(config).encode()
+        return _write_zip(folder / "model.keras", members)
+
+    return [
+        Case("keras-truncated", truncated, "FormatError", "not a readable Keras file|neither a .keras zip"),
+        Case("keras-zip-bomb", bomb, "UnsafeInputError", "expands .* bytes from"),
+        Case("keras-member-dotdot", dotdot, "UnsafeInputError", "points outside the archive"),
+        Case("keras-member-absolute", absolute, "UnsafeInputError", "points outside the archive"),
+        Case("keras-no-config", without("config.json"), "FormatError", "no config.json"),
+        Case("keras-no-weights", without("model.weights.h5"), "FormatError", "no model.weights.h5"),
+        Case("keras-bad-json", bad_json, "FormatError", "JSONDecodeError"),
+        Case("keras-garbage-weights", garbage_weights, "FormatError", "not a readable Keras file"),
+        Case("keras-lambda-not-run", lambda_layer, "", ""),
+        Case("keras-no-recurrent-layer", only_dense, "WeightLayoutError", "no recurrent layer found"),
+        Case(
+            "keras-gates-do-not-divide",
+            lambda f: _keras_with_weights(f, lambda h: _replace(h, KERNEL, np.ones((16, 19), "f4"))),
+            "WeightLayoutError",
+            'layer "decoder" › kernel: .*does not divide',
+        ),
+        Case(
+            "keras-integer-weights",
+            lambda f: _keras_with_weights(f, lambda h: _replace(h, KERNEL, np.ones((16, 20), "i4"))),
+            "WeightLayoutError",
+            "expected floating-point weights, found dtype int32",
+        ),
+        Case(
+            "keras-boolean-weights",
+            lambda f: _keras_with_weights(f, lambda h: _replace(h, KERNEL, np.ones((16, 20), bool))),
+            "WeightLayoutError",
+            "found dtype bool",
+        ),
+        Case(
+            "keras-inconsistent-shapes",
+            lambda f: _keras_with_weights(f, lambda h: _replace(h, RECURRENT, np.ones((6, 20), "f4"))),
+            "WeightLayoutError",
+            r'layer "decoder" › forward › w_hh/i: expected shape \(5, 5\), found \(5, 6\)',
+        ),
+        Case(
+            "keras-nan-weights-strict",
+            lambda f: _keras_with_weights(f, lambda h: _replace(h, KERNEL, np.full((16, 20), np.nan, "f4"))),
+            "WeightLayoutError",
+            'NaN or infinite weights in layer "decoder" › forward › w_ih/i',
+        ),
+    ]
+
+
+# -- legacy HDF5 ---------------------------------------------------------------------------------
+def _legacy(folder: Path, change: Callable[[object, Path], None]) -> Path:
+    import h5py
+
+    path = folder / "model.h5"
+    shutil.copyfile(LEGACY, path)
+    with h5py.File(path, "r+") as handle:
+        change(handle, folder)
+    return path
+
+
+def _external_link(handle, folder: Path) -> None:
+    import h5py
+
+    secret = folder.parent / f"{folder.name}-secret.h5"
+    with h5py.File(secret, "w") as other:
+        other["data"] = np.ones((5, 24), "f4")
+    del handle[LEGACY_KERNEL]
+    handle[LEGACY_KERNEL] = h5py.ExternalLink(str(secret), "data")
+
+
+def _soft_link(handle, folder: Path) -> None:
+    import h5py
+
+    del handle[LEGACY_KERNEL]
+    handle[LEGACY_KERNEL] = h5py.SoftLink("/" + LEGACY_RECURRENT)
+
+
+def _shape_bomb(compression: str | None) -> Callable[[object, Path], None]:
+    def change(handle, folder: Path) -> None:
+        del handle[LEGACY_KERNEL]
+        handle.create_dataset(
+            LEGACY_KERNEL, shape=(200_000, 200_000), dtype="f4", chunks=(64, 64), compression=compression
+        )
+
+    return change
+
+
+def legacy_cases() -> list[Case]:
+    def truncated(folder: Path) -> Path:
+        path = folder / "model.h5"
+        path.write_bytes(LEGACY.read_bytes()[:3000])
+        return path
+
+    def no_layer_names(handle, folder: Path) -> None:
+        del handle["model_weights"].attrs["layer_names"]
+        del handle.attrs["model_config"]
+
+    return [
+        Case("h5-truncated", truncated, "FormatError", "not a readable Keras file|neither a .keras zip"),
+        Case(
+            "h5-external-link",
+            lambda f: _legacy(f, _external_link),
+            "UnsafeInputError",
+            "ExternalLink .* refused",
+        ),
+        Case("h5-soft-link", lambda f: _legacy(f, _soft_link), "UnsafeInputError", "SoftLink .* refused"),
+        Case(
+            "h5-shape-bomb",
+            lambda f: _legacy(f, _shape_bomb(None)),
+            "UnsafeInputError",
+            "declares 160000000000 bytes",
+        ),
+        Case(
+            "h5-compressed-shape-bomb",
+            lambda f: _legacy(f, _shape_bomb("gzip")),
+            "UnsafeInputError",
+            "declares 160000000000 bytes",
+        ),
+        Case(
+            "h5-no-layer-names",
+            lambda f: _legacy(f, no_layer_names),
+            "FormatError",
+            "no layer_names attribute",
+        ),
+        Case(
+            "h5-cudnn-lstm",
+            lambda f: _legacy(f, _rename_class("CuDNNLSTM")),
+            "UnsupportedFeatureError",
+            "CuDNNLSTM stores cuDNN-packed",
+        ),
+        Case(
+            "h5-infinite-weights-strict",
+            lambda f: _legacy(f, lambda h, _: _replace(h, LEGACY_KERNEL, np.full((5, 24), np.inf, "f4"))),
+            "WeightLayoutError",
+            "NaN or infinite",
+        ),
+    ]
+
+
+def _rename_class(name: str) -> Callable[[object, Path], None]:
+    def change(handle, folder: Path) -> None:
+        config = json.loads(handle.attrs["model_config"])
+        config["config"]["layers"][1]["class_name"] = name
+        handle.attrs["model_config"] = json.dumps(config)
+
+    return change
+
+
+# -- PyTorch .pt ---------------------------------------------------------------------------------
+class _Payload:
+    """Unpickling this runs a shell command (if anything lets it)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _torch_save(folder: Path, obj: object) -> Path:
+    import torch
+
+    path = folder / "model.pt"
+    torch.save(obj, path)
+    return path
+
+
+def _lstm_state(**changes: np.ndarray) -> dict:
+    import torch
+
+    rng = np.random.default_rng(0)
+    state = {
+        "rnn.weight_ih_l0": rng.uniform(-1, 1, (16, 3)).astype("f4"),
+        "rnn.weight_hh_l0": rng.uniform(-1, 1, (16, 4)).astype("f4"),
+        "rnn.bias_ih_l0": rng.uniform(-1, 1, 16).astype("f4"),
+        "rnn.bias_hh_l0": rng.uniform(-1, 1, 16).astype("f4"),
+    }
+    state.update(changes)
+    return {key: torch.from_numpy(np.asarray(value)) for key, value in state.items() if value is not None}
+
+
+def torch_cases() -> list[Case]:
+    def payload_legacy(folder: Path) -> Path:  # the old, non-zip pickle format
+        path = folder / "model.pt"
+        path.write_bytes(pickle.dumps({"state_dict": _Payload(folder / MARKER)}))
+        return path
+
+    def payload_zip(folder: Path) -> Path:  # torch's zip format with a pickled object inside
+        return _torch_save(folder, {"model_state_dict": _lstm_state(), "hook": _Payload(folder / MARKER)})
+
+    def truncated(folder: Path) -> Path:
+        path = _torch_save(folder, _lstm_state())
+        path.write_bytes(path.read_bytes()[:600])
+        return path
+
+    def random_bytes(folder: Path) -> Path:
+        path = folder / "model.pt"
+        path.write_bytes(np.random.default_rng(1).bytes(4096))
+        return path
+
+    torch_needs = ("torch",)
+    return [
+        Case(
+            "pt-pickle-payload-legacy",
+            payload_legacy,
+            "UnsafeInputError",
+            "loading would run code",
+            torch_needs,
+        ),
+        Case("pt-pickle-payload-zip", payload_zip, "UnsafeInputError", "loading would run code", torch_needs),
+        Case("pt-truncated", truncated, "FormatError", "not a readable PyTorch file", torch_needs),
+        Case(
+            "pt-random-bytes",
+            random_bytes,
+            "FormatError|UnsafeInputError",
+            "not a readable PyTorch file|would run code",
+            torch_needs,
+        ),
+        Case(
+            "pt-no-state-dict",
+            lambda f: _torch_save(f, {"epoch": 3, "loss": 0.5}),
+            "FormatError",
+            "no state_dict found",
+            torch_needs,
+        ),
+        Case(
+            "pt-gates-do-not-divide",
+            lambda f: _torch_save(f, _lstm_state(**{"rnn.weight_hh_l0": np.ones((15, 4), "f4")})),
+            "WeightLayoutError",
+            "weight_hh has 15 rows for hidden size 4",
+            torch_needs,
+        ),
+        Case(
+            "pt-integer-weights",
+            lambda f: _torch_save(f, _lstm_state(**{"rnn.weight_ih_l0": np.ones((16, 3), "i8")})),
+            "WeightLayoutError",
+            "rnn.weight_ih_l0: expected floating-point weights, found dtype int64",
+            torch_needs,
+        ),
+        Case(
+            "pt-missing-weight-hh",
+            lambda f: _torch_save(f, _lstm_state(**{"rnn.weight_hh_l0": None})),
+            "WeightLayoutError",
+            "expected weight_ih and weight_hh",
+            torch_needs,
+        ),
+        Case(
+            "pt-bias-wrong-length",
+            lambda f: _torch_save(f, _lstm_state(**{"rnn.bias_hh_l0": np.ones(12, "f4")})),
+            "WeightLayoutError",
+            "bias_hh_l0.*does not divide|expected shape \\(4,\\), found \\(3,\\)",
+            torch_needs,
+        ),
+    ]
+
+
+# -- safetensors ---------------------------------------------------------------------------------
+def _safetensors(folder: Path, header: dict, data: bytes, header_bytes: bytes | None = None) -> Path:
+    text = header_bytes if header_bytes is not None else json.dumps(header).encode()
+    path = folder / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
+    return path
+
+
+def _st_entry(dtype: str, shape: list[int], start: int) -> dict:
+    size = int(np.prod(shape)) * {"F32": 4, "I32": 4, "BOOL": 1}[dtype]
+    return {"dtype": dtype, "shape": shape, "data_offsets": [start, start + size]}
+
+
+def _st_lstm(dtype: str = "F32") -> tuple[dict, bytes]:
+    item = {"F32": 4, "I32": 4, "BOOL": 1}[dtype]
+    header = {
+        "rnn.weight_ih_l0": _st_entry(dtype, [16, 3], 0),
+        "rnn.weight_hh_l0": _st_entry(dtype, [16, 4], 48 * item),
+    }
+    return header, bytes((48 + 64) * item)
+
+
+def safetensors_cases() -> list[Case]:
+    def header_too_long(folder: Path) -> Path:
+        path = folder / "model.safetensors"
+        path.write_bytes(struct.pack("<Q", 1 << 40) + b"{}")
+        return path
+
+    def overlapping(folder: Path) -> Path:
+        header, data = _st_lstm()
+        header["rnn.weight_hh_l0"]["data_offsets"] = [100, 356]
+        return _safetensors(folder, header, data)
+
+    def duplicate(folder: Path) -> Path:
+        header, data = _st_lstm()
+        entry = json.dumps(header["rnn.weight_ih_l0"])
+        text = (
+            '{"rnn.weight_ih_l0": '
+            + entry
+            + ', "rnn.weight_ih_l0": '
+            + entry
+            + ', "rnn.weight_hh_l0": '
+            + json.dumps(header["rnn.weight_hh_l0"])
+            + "}"
+        ).encode()
+        return _safetensors(folder, {}, data, text)
+
+    def beyond(folder: Path) -> Path:
+        header, data = _st_lstm()
+        return _safetensors(folder, header, data[:100])
+
+    def unrelated(folder: Path) -> Path:
+        return _safetensors(folder, {"linear.weight": _st_entry("F32", [2, 2], 0)}, bytes(16))
+
+    return [
+        Case(
+            "safetensors-header-too-long", header_too_long, "FormatError", "not a readable safetensors file"
+        ),
+        Case(
+            "safetensors-bad-json",
+            lambda f: _safetensors(f, {}, b"", b'{"a": [1, 2'),
+            "FormatError",
+            "not a readable safetensors file",
+        ),
+        Case(
+            "safetensors-overlapping-offsets", overlapping, "FormatError", "not a readable safetensors file"
+        ),
+        Case("safetensors-duplicate-keys", duplicate, "FormatError", "key 'rnn.weight_ih_l0' appears twice"),
+        Case("safetensors-data-beyond-file", beyond, "FormatError", "not a readable safetensors file"),
+        Case(
+            "safetensors-integer-weights",
+            lambda f: _safetensors(f, *_st_lstm("I32")),
+            "WeightLayoutError",
+            "found dtype int32",
+        ),
+        Case(
+            "safetensors-boolean-weights",
+            lambda f: _safetensors(f, *_st_lstm("BOOL")),
+            "WeightLayoutError",
+            "found dtype bool",
+        ),
+        Case("safetensors-no-recurrent-layer", unrelated, "WeightLayoutError", "no recurrent layer found"),
+    ]
+
+
+# -- ONNX ------------------------------------------------------------------------------------------
+def _onnx_model():
+    import onnx
+
+    return onnx.load(ONNX)
+
+
+def _save_onnx(model, folder: Path) -> Path:
+    import onnx
+
+    path = folder / "model.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def _lstm_node(model):
+    return next(node for node in model.graph.node if node.op_type == "LSTM")
+
+
+def _initializer(model, name: str):
+    return next(t for t in model.graph.initializer if t.name == name)
+
+
+def _externalize(folder: Path, location: str, *, write_to: Path | None = None, short: bool = False) -> Path:
+    """The fixture with its first LSTM's W stored as external data at ``location``."""
+    from onnx import TensorProto
+
+    model = _onnx_model()
+    tensor = _initializer(model, _lstm_node(model).input[1])
+    raw = tensor.raw_data or np.asarray(tensor.float_data, "f4").tobytes()
+    target = write_to if write_to is not None else folder / location
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(raw[: len(raw) // 2] if short else raw)
+    tensor.ClearField("raw_data")
+    tensor.ClearField("float_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", str(len(raw)))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    return _save_onnx(model, folder)
+
+
+def _onnx_changed(change: Callable[[object], None]) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        model = _onnx_model()
+        change(model)
+        return _save_onnx(model, folder)
+
+    return build
+
+
+def _set_initializer(name_of: Callable[[object], str], value: np.ndarray) -> Callable[[object], None]:
+    from onnx import numpy_helper
+
+    def change(model) -> None:
+        tensor = _initializer(model, name_of(model))
+        tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
+
+    return change
+
+
+def _set_attribute(name: str, value: object) -> Callable[[object], None]:
+    from onnx import helper
+
+    def change(model) -> None:
+        node = _lstm_node(model)
+        kept = [a for a in node.attribute if a.name != name]
+        del node.attribute[:]
+        node.attribute.extend([*kept, helper.make_attribute(name, value)])
+
+    return change
+
+
+def _computed_weight(model) -> None:
+    node = _lstm_node(model)
+    model.graph.node.insert(0, __import__("onnx").helper.make_node("Neg", [node.input[1]], ["negated_w"]))
+    node.input[1] = "negated_w"
+
+
+def onnx_cases() -> list[Case]:
+    def symlinked(folder: Path) -> Path:
+        outside = folder.parent / f"{folder.name}-outside.bin"
+        path = _externalize(folder, "weights.bin", write_to=outside)
+        (folder / "weights.bin").symlink_to(outside)
+        return path
+
+    def truncated(folder: Path) -> Path:
+        path = folder / "model.onnx"
+        path.write_bytes(ONNX.read_bytes()[:1500])
+        return path
+
+    def only_add(folder: Path) -> Path:
+        from onnx import TensorProto, helper
+
+        graph = helper.make_graph(
+            [helper.make_node("Add", ["a", "a"], ["b"])],
+            "g",
+            [helper.make_tensor_value_info("a", TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("b", TensorProto.FLOAT, [1])],
+        )
+        return _save_onnx(helper.make_model(graph), folder)
+
+    w_name = lambda model: _lstm_node(model).input[1]  # noqa: E731
+    b_name = lambda model: _lstm_node(model).input[3]  # noqa: E731
+    needs = ("onnx",)
+    return [
+        Case(
+            "onnx-external-dotdot",
+            lambda f: _externalize(f, "../secret.bin", write_to=f.parent / f"{f.name}.bin"),
+            "UnsafeInputError",
+            "lies outside the model's folder",
+            needs,
+        ),
+        Case(
+            "onnx-external-absolute",
+            lambda f: _externalize(
+                f, str(f.parent / f"{f.name}-abs.bin"), write_to=f.parent / f"{f.name}-abs.bin"
+            ),
+            "UnsafeInputError",
+            "lies outside the model's folder",
+            needs,
+        ),
+        Case(
+            "onnx-external-symlink", symlinked, "UnsafeInputError", "lies outside the model's folder", needs
+        ),
+        Case(
+            "onnx-external-short",
+            lambda f: _externalize(f, "weights.bin", short=True),
+            "FormatError",
+            r"external data holds 384 bytes .* expected 768 for shape \(2, 24, 4\)",
+            needs,
+        ),
+        Case(
+            "onnx-external-missing",
+            lambda f: _externalize(f, "weights.bin", write_to=f / "elsewhere.bin"),
+            "FormatError",
+            "external data file 'weights.bin' not found",
+            needs,
+        ),
+        Case("onnx-truncated", truncated, "FormatError", "not a readable ONNX model", needs),
+        Case("onnx-no-recurrent-layer", only_add, "WeightLayoutError", "no recurrent layer found", needs),
+        Case(
+            "onnx-W-rows-do-not-match",
+            _onnx_changed(_set_initializer(w_name, np.ones((2, 20, 4), "f4"))),
+            "WeightLayoutError",
+            r"W: expected \(2, 24, 4\), found \(2, 20, 4\): hidden_size 6 needs 4·6 rows",
+            needs,
+        ),
+        Case(
+            "onnx-B-wrong-length",
+            _onnx_changed(_set_initializer(b_name, np.ones((2, 40), "f4"))),
+            "WeightLayoutError",
+            r"B: expected \(2, 48\), found \(2, 40\)",
+            needs,
+        ),
+        Case(
+            "onnx-integer-weights",
+            _onnx_changed(_set_initializer(w_name, np.ones((2, 24, 4), "i4"))),
+            "WeightLayoutError",
+            "found dtype int32",
+            needs,
+        ),
+        Case(
+            "onnx-computed-weights",
+            _onnx_changed(_computed_weight),
+            "WeightLayoutError",
+            "expected a constant",
+            needs,
+        ),
+        Case(
+            "onnx-unknown-activation",
+            _onnx_changed(_set_attribute("activations", ["Swish", "Tanh", "Tanh"] * 2)),
+            "UnsupportedFeatureError",
+            "activation 'Swish' is not an ONNX RNN activation",
+            needs,
+        ),
+        Case(
+            "onnx-activation-count",
+            _onnx_changed(_set_attribute("activations", ["Sigmoid", "Tanh"])),
+            "WeightLayoutError",
+            "expected 6 activations for 2 direction",
+            needs,
+        ),
+        Case(
+            "onnx-bad-direction",
+            _onnx_changed(_set_attribute("direction", "sideways")),
+            "FormatError",
+            "direction 'sideways' is not forward, reverse or bidirectional",
+            needs,
+        ),
+    ]
+
+
+# -- npz -------------------------------------------------------------------------------------------
+def npz_cases() -> list[Case]:
+    def pickled(folder: Path) -> Path:
+        path = folder / "model.npz"
+        np.savez(path, **{"__lstmconv__": np.array([_Payload(folder / MARKER)], dtype=object)})
+        return path
+
+    def no_meta(folder: Path) -> Path:
+        path = folder / "model.npz"
+        np.savez(path, w=np.ones(3))
+        return path
+
+    def bad_meta(folder: Path) -> Path:
+        path = folder / "model.npz"
+        np.savez(path, __lstmconv__=np.array('{"version": 1, "layers": [{"name": "x"'))
+        return path
+
+    return [
+        Case("npz-pickled-object", pickled, "FormatError", "not a readable lstmconv .npz"),
+        Case("npz-no-metadata", no_meta, "FormatError", "no __lstmconv__ entry"),
+        Case("npz-bad-metadata", bad_meta, "FormatError", "not a readable lstmconv .npz"),
+    ]
+
+
+def all_cases() -> list[Case]:
+    return keras_cases() + legacy_cases() + torch_cases() + safetensors_cases() + onnx_cases() + npz_cases()
+
+
+def main() -> None:
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "corpus")
+    for case in all_cases():
+        folder = out / case.name
+        folder.mkdir(parents=True, exist_ok=True)
+        print(case.build(folder))
+
+
+if __name__ == "__main__":
+    main()
