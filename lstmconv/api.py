@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import verification
+from . import reference, verification
 from .errors import (
     FormatError,
     LstmconvError,
@@ -130,7 +130,8 @@ def write(
     overwrite: bool = False,
     **options: Any,
 ) -> str:
-    """Write ``model`` (an IR model or anything :func:`read` takes) to ``dest`` atomically."""
+    """Write ``model`` (an IR model or anything :func:`read` takes) to ``dest`` atomically: to a
+    temporary sibling, reopened and compared with the model, then renamed."""
     model = read(model)
     dest = os.fspath(dest)
     fmt = for_path(dest, format)
@@ -138,8 +139,28 @@ def write(
     module = _check_target(model, fmt, dest)
     with _temporary_sibling(dest) as temporary:
         module.write(model, temporary, **options)
+        _reopen_and_compare(model, temporary, fmt, dest)
         os.replace(temporary, dest)
     return dest
+
+
+def _reopen_and_compare(model: Model, written: str, fmt: Format, dest: str) -> None:
+    """Read the written file back and check it holds the same layers computing the same outputs."""
+    again = read(written, fmt.name)
+
+    def shape(m: Model) -> list[tuple[object, ...]]:
+        return [(x.kind, x.direction, x.input_size, x.hidden_size, x.proj_size, x.output_size) for x in m]
+
+    if shape(again) != shape(model):
+        raise VerificationError(
+            f"the written file reads back as {shape(again)}, expected {shape(model)}", where=(dest,)
+        )
+    x = np.random.default_rng(0).uniform(-1.0, 1.0, (2, 3, model.input_size))
+    error = float(np.max(np.abs(reference.run(again, x) - reference.run(model, x))))
+    if not error <= 1e-5:
+        raise VerificationError(
+            f"the written file reads back computing other outputs (max |error| {error:.3g})", where=(dest,)
+        )
 
 
 def verify(

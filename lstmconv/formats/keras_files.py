@@ -16,11 +16,14 @@ defaults (a warning says so).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
 import logging
 import os
+import signal
+import time
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -42,6 +45,8 @@ _CUDNN = {"CuDNNLSTM", "CuDNNGRU"}
 #: A zip member may expand at most this many times its stored size (zip bombs).
 MAX_ZIP_RATIO = 200
 MAX_CONFIG_BYTES = 64 << 20
+#: How long the HDF5 structure may take to read in the probing child (LSTMCONV_HDF5_SECONDS).
+PROBE_SECONDS = 10.0
 #: A compressed HDF5 dataset may expand at most this many times the file's size.
 MAX_HDF5_RATIO = 200
 
@@ -110,8 +115,8 @@ def _walk_config(entry: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], Ma
 
 # -- HDF5 access with the checks that keep hostile files harmless --------------------------------
 class _H5:
-    def __init__(self, handle: h5py.File, size: int):
-        self.handle, self.size = handle, size
+    def __init__(self, handle: h5py.File, size: int, probe: bool = False):
+        self.handle, self.size, self.probe = handle, size, probe
 
     def dataset(self, group: h5py.Group, key: str, where: str) -> np.ndarray:
         link = group.get(key, getlink=True)
@@ -132,6 +137,9 @@ class _H5:
                 where=(where,),
                 hint="the file's sizes are inconsistent; refusing to allocate",
             )
+        if self.probe:  # touch one element (its chunk index), allocate nothing
+            first = node[(0,) * node.ndim] if node.size else np.zeros((), node.dtype)
+            return np.broadcast_to(np.asarray(first, node.dtype), node.shape)
         return np.asarray(node[()])
 
 
@@ -369,6 +377,7 @@ def _open_keras_archive(path: str) -> tuple[zipfile.ZipFile, Mapping[str, Any], 
 def read(source: Any, **_: Any) -> Model:
     path = os.fspath(source)
     try:
+        _probe_in_child(path)
         return Model(tuple(_read_path(path)), path)
     except LstmconvError as error:
         raise error.within(path) from None
@@ -378,7 +387,42 @@ def read(source: Any, **_: Any) -> Model:
         ) from None
 
 
-def _read_path(path: str) -> list[Layer]:
+def _probe_in_child(path: str) -> None:
+    """Walk the file's HDF5 metadata in a forked child first, under a time limit.
+
+    A corrupt HDF5 file can send the HDF5 C library into a loop (or a crash) that no signal can
+    interrupt in-process; in a child it costs a few milliseconds and can be killed. Errors the
+    walk meets are left for the real read to report."""
+    if not hasattr(os, "fork"):
+        return
+    limit = float(os.environ.get("LSTMCONV_HDF5_SECONDS", PROBE_SECONDS))
+    pid = os.fork()
+    if pid == 0:  # the child: walk, then leave without running any cleanup of the parent's
+        with contextlib.suppress(BaseException):  # the parent's own read reports any error
+            _read_path(path, probe=True)
+        os._exit(0)
+    deadline = time.monotonic() + limit
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise FormatError(
+                f"the HDF5 library did not finish reading the file's structure in {limit:g} s: "
+                "the file is corrupt",
+                hint="set LSTMCONV_HDF5_SECONDS to allow longer",
+            )
+        time.sleep(0.002)
+    if os.WIFSIGNALED(status):
+        raise FormatError(
+            f"reading the file's HDF5 structure crashed the HDF5 library (signal {os.WTERMSIG(status)}): "
+            "the file is corrupt"
+        )
+
+
+def _read_path(path: str, probe: bool = False) -> list[Layer]:
     size = os.path.getsize(path)
     if zipfile.is_zipfile(path):
         archive, config, major = _open_keras_archive(path)
@@ -387,11 +431,12 @@ def _read_path(path: str) -> list[Layer]:
             with h5py.File(
                 io.BytesIO(data) if data is not None else archive.open("model.weights.h5"), "r"
             ) as handle:
-                return _read_tree(_H5(handle, archive.getinfo("model.weights.h5").file_size), config, major)
+                h5 = _H5(handle, archive.getinfo("model.weights.h5").file_size, probe)
+                return _read_tree(h5, config, major)
     if not h5py.is_hdf5(path):
         raise FormatError("neither a .keras zip archive nor an HDF5 file")
     with h5py.File(path, "r") as handle:
-        h5 = _H5(handle, size)
+        h5 = _H5(handle, size, probe)
         version = _attr_text(handle.attrs, "keras_version")
         if "model_weights" in handle or "layer_names" in handle.attrs:
             return _read_legacy(h5, _major(version, 2))
