@@ -156,7 +156,7 @@ def _reopen_and_compare(model: Model, written: str, fmt: Format, dest: str) -> N
             f"the written file reads back as {shape(again)}, expected {shape(model)}", where=(dest,)
         )
     x = np.random.default_rng(0).uniform(-1.0, 1.0, (2, 3, model.input_size))
-    error = float(np.max(np.abs(reference.run(again, x) - reference.run(model, x))))
+    error = verification.max_error(reference.run(again, x), reference.run(model, x))
     if not error <= 1e-5:
         raise VerificationError(
             f"the written file reads back computing other outputs (max |error| {error:.3g})", where=(dest,)

@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         "--strict", action="store_true", help="refuse NaN or infinite weights (default: warn)"
     )
     reading.add_argument(
+        "--config", metavar="PATH", help="the model config for a Keras weights-only file (.keras or JSON)"
+    )
+    reading.add_argument(
         "--nonlinearity",
         choices=("tanh", "relu"),
         help="simple RNN activation where a state_dict cannot tell",
@@ -98,8 +101,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _read_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"strict": True} if getattr(args, "strict", False) else {}
-    if getattr(args, "nonlinearity", None):
-        options["nonlinearity"] = args.nonlinearity
+    for name in ("nonlinearity", "config"):
+        if getattr(args, name, None):
+            options[name] = getattr(args, name)
     return options
 
 

@@ -110,10 +110,14 @@ def inputs(model: Model, seed: int = 0, shapes: Sequence[tuple[int, int]] = SHAP
     return [rng.uniform(-2.0, 2.0, (batch, steps, model.input_size)).astype(dtype) for batch, steps in shapes]
 
 
-def _max_error(a: np.ndarray, b: np.ndarray) -> float:
+def max_error(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest |a - b|; NaN where both are NaN counts as agreement, NaN on one side as infinite."""
     if a.shape != b.shape:
         return float("inf")
-    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    both = np.isnan(a) & np.isnan(b)
+    difference = np.where(both, 0.0, np.abs(a - b))
+    return float(np.max(np.nan_to_num(difference, nan=np.inf), initial=0.0))
 
 
 def compare(
@@ -136,7 +140,7 @@ def compare(
     labels = [label for label, _ in sides]
     for label in labels:
         if label.rpartition(": ")[2] != "reference":  # the reference against itself says nothing
-            comparisons.append(Comparison(label, "reference", max(map(_max_error, outputs[label], expected))))
+            comparisons.append(Comparison(label, "reference", max(map(max_error, outputs[label], expected))))
     for first, second in zip(labels, labels[1:]):
-        comparisons.append(Comparison(first, second, max(map(_max_error, outputs[first], outputs[second]))))
+        comparisons.append(Comparison(first, second, max(map(max_error, outputs[first], outputs[second]))))
     return Report(source, target, atol, tuple(comparisons), tuple(n for n in notes if n))

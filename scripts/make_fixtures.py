@@ -117,6 +117,7 @@ def tf_keras_weights_only(path: Path, seed: int) -> tuple[np.ndarray, np.ndarray
     )
     _randomize_keras(model, seed)
     model.save_weights(path)
+    path.with_suffix(".json").write_text(model.to_json())  # the config, for --config
     x_in = _input(3, seed)
     return x_in, model(x_in).numpy(), f"tf_keras {tf_keras.__version__}"
 

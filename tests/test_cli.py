@@ -195,3 +195,40 @@ def test_tensorflow_log_noise_stays_off_stderr(tmp_path) -> None:
     require("keras")
     result = _cli("convert", str(KERAS_FILE), str(tmp_path / "m.keras"))
     assert result.returncode == 0 and result.stderr == ""
+
+
+def test_layer_selects_a_chain(tmp_path, capsys) -> None:
+    dest = tmp_path / "decoder.npz"
+    source = FIXTURES / "torch_checkpoint.pt"
+    require("torch")
+    assert main(["convert", str(source), str(dest), "--layer", "encoder.lstm.l1", "-q"]) == 0
+    assert [layer.name for layer in lstmconv.read(dest)] == ["encoder.lstm.l1"]
+    assert main(["convert", str(source), str(tmp_path / "x.npz"), "--layer", "nope"]) == 2
+    assert "no layer named ['nope']" in capsys.readouterr().err
+
+
+def test_config_names_a_weights_only_files_layers(capsys) -> None:
+    weights = FIXTURES / "tf_keras_weights_only.h5"
+    config = FIXTURES / "tf_keras_weights_only.json"
+    assert main(["inspect", str(weights), "--config", str(config), "--json"]) == 0
+    names = [layer["name"] for layer in json.loads(capsys.readouterr().out)["layers"]]
+    with np.load(FIXTURES / "tf_keras_weights_only.io.npz") as data:
+        model = lstmconv.read(weights, config=config)
+        np.testing.assert_allclose(lstmconv.reference.run(model, data["x"]), data["y"], rtol=0, atol=2e-5)
+    assert names == [layer.name for layer in model] and len(names) == 2
+
+
+def test_nan_weights_warn_by_name_without_strict(tmp_path, caplog) -> None:
+    model = lstmconv.read(KERAS_FILE)
+    layer = model[1]
+    cell = layer.cells[0]
+    broken = {**cell.w_hh, "o": np.full_like(cell.w_hh["o"], np.inf)}
+    path = lstmconv.write(
+        lstmconv.Model(
+            (model[0], layer.replace(cells=(type(cell)(cell.w_ih, broken, cell.b_ih, cell.b_hh),)))
+        ),
+        tmp_path / "m.npz",
+    )
+    with caplog.at_level("WARNING"):
+        lstmconv.read(path)
+    assert 'NaN or infinite weights in layer "decoder" › forward › w_hh/o' in caplog.text

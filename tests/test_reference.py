@@ -80,3 +80,44 @@ def test_reference_wants_batch_time_features() -> None:
         lstmconv.reference.run(layer, np.zeros((3, 4)))
     with pytest.raises(lstmconv.WeightLayoutError, match="expected 4 input features, found 6"):
         lstmconv.reference.run(Model((layer,)), np.zeros((1, 2, 6)))
+
+
+def test_an_opset_7_node_with_constant_and_identity_weights(ort) -> None:
+    """Weights from a Constant node and through Identity, opset 7, run by onnxruntime as is."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(21)
+    w = rng.uniform(-0.5, 0.5, (1, 12, 4)).astype(np.float32)
+    r = rng.uniform(-0.5, 0.5, (1, 12, 3)).astype(np.float32)
+    b = rng.uniform(-0.5, 0.5, (1, 24)).astype(np.float32)
+    nodes = [
+        helper.make_node("Constant", [], ["w"], value=numpy_helper.from_array(w)),
+        helper.make_node("Identity", ["r_init"], ["r"]),
+        helper.make_node("LSTM", ["x", "w", "r", "b"], ["y"], hidden_size=3),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "opset7",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(r, "r_init"), numpy_helper.from_array(b, "b")],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 7)], ir_version=3)
+    model = lstmconv.read(proto)
+    x = rng.uniform(-1, 1, (5, 2, 4)).astype(np.float32)  # (time, batch, features): layout 0
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    y = session.run(None, {"x": x})[0][:, 0]  # (time, batch, hidden)
+    expected = lstmconv.reference.run(model, x.transpose(1, 0, 2)).transpose(1, 0, 2)
+    np.testing.assert_allclose(y, expected, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("opset", [14, 17, 18, 22])
+def test_to_onnx_at_other_opsets(ort, opset: int) -> None:
+    from lstmconv.formats import onnx as onnx_format
+
+    rng = np.random.default_rng(22)
+    layer = random_layer(rng, Kind.GRU, direction=Direction.BIDIRECTIONAL).replace(merge="ave")
+    proto = lstmconv.to_onnx(Model((layer,)), opset=opset)
+    assert proto.opset_import[0].version == opset
+    x = rng.uniform(-1, 1, (2, 5, layer.input_size)).astype(np.float32)
+    np.testing.assert_allclose(onnx_format.run(proto, x), lstmconv.reference.run(layer, x), rtol=0, atol=ATOL)

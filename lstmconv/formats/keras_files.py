@@ -293,13 +293,13 @@ def _split_directions(named: Sequence[tuple[str, np.ndarray]], bidirectional: bo
     return [arrays[:half], arrays[half:]]
 
 
-def _read_legacy(h5: _H5, keras_major: int) -> list[Layer]:
+def _read_legacy(h5: _H5, keras_major: int, given: Mapping[str, Any] | None = None) -> list[Layer]:
     root = h5.handle
     weights_root = root.get("model_weights", root)
     if not _attr_strings(weights_root, "layer_names"):
         raise FormatError("no layer_names attribute: not a Keras HDF5 weights file")
     text = _attr_text(root.attrs, "model_config")
-    config = json.loads(text) if text else None
+    config = json.loads(text) if text else given
     layers = []
     for layer_name in _attr_strings(weights_root, "layer_names"):
         named = _legacy_layer_weights(h5, weights_root[layer_name], f"{weights_root.name}/{layer_name}")
@@ -374,11 +374,14 @@ def _open_keras_archive(path: str) -> tuple[zipfile.ZipFile, Mapping[str, Any], 
     return archive, config, _major(metadata.get("keras_version"), 3)
 
 
-def read(source: Any, **_: Any) -> Model:
+def read(source: Any, *, config: str | os.PathLike[str] | None = None, **_: Any) -> Model:
+    """``config``: for a weights-only file, the model's config, as a ``.keras`` archive or a JSON
+    file (``config.json``, or ``model.to_json()``), so names, activations and merges are known."""
     path = os.fspath(source)
     try:
-        _probe_in_child(path)
-        return Model(tuple(_read_path(path)), path)
+        given = _load_config(os.fspath(config)) if config is not None else None
+        _probe_in_child(path, given)
+        return Model(tuple(_read_path(path, given=given)), path)
     except LstmconvError as error:
         raise error.within(path) from None
     except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as error:
@@ -387,7 +390,7 @@ def read(source: Any, **_: Any) -> Model:
         ) from None
 
 
-def _probe_in_child(path: str) -> None:
+def _probe_in_child(path: str, given: tuple[Mapping[str, Any], int | None] | None = None) -> None:
     """Walk the file's HDF5 metadata in a forked child first, under a time limit.
 
     A corrupt HDF5 file can send the HDF5 C library into a loop (or a crash) that no signal can
@@ -399,7 +402,7 @@ def _probe_in_child(path: str) -> None:
     pid = os.fork()
     if pid == 0:  # the child: walk, then leave without running any cleanup of the parent's
         with contextlib.suppress(BaseException):  # the parent's own read reports any error
-            _read_path(path, probe=True)
+            _read_path(path, probe=True, given=given)
         os._exit(0)
     deadline = time.monotonic() + limit
     while True:
@@ -422,7 +425,31 @@ def _probe_in_child(path: str) -> None:
         )
 
 
-def _read_path(path: str, probe: bool = False) -> list[Layer]:
+def _load_config(path: str) -> tuple[Mapping[str, Any], int | None]:
+    """(config, Keras major version if known) from a .keras archive or a JSON file."""
+    try:
+        if zipfile.is_zipfile(path):
+            archive, config, major = _open_keras_archive(path)
+            archive.close()
+            return config, major
+        if os.path.getsize(path) > MAX_CONFIG_BYTES:
+            raise UnsafeInputError("the config is larger than 64 MiB")
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except LstmconvError as error:
+        raise error.within(path) from None
+    except (OSError, ValueError) as error:
+        raise FormatError(f"not a readable Keras config: {error}", where=(path,)) from None
+    if not isinstance(config, Mapping) or "config" not in config:
+        raise FormatError('expected a Keras model config {"class_name": ..., "config": ...}', where=(path,))
+    version = config.get("keras_version")
+    return config, _major(version, 3) if version else None
+
+
+def _read_path(
+    path: str, probe: bool = False, given: tuple[Mapping[str, Any], int | None] | None = None
+) -> list[Layer]:
+    config, given_major = given if given is not None else (None, None)
     size = os.path.getsize(path)
     if zipfile.is_zipfile(path):
         archive, config, major = _open_keras_archive(path)
@@ -439,5 +466,5 @@ def _read_path(path: str, probe: bool = False) -> list[Layer]:
         h5 = _H5(handle, size, probe)
         version = _attr_text(handle.attrs, "keras_version")
         if "model_weights" in handle or "layer_names" in handle.attrs:
-            return _read_legacy(h5, _major(version, 2))
-        return _read_tree(h5, None, _major(version, 3))
+            return _read_legacy(h5, given_major or _major(version, 2), config)
+        return _read_tree(h5, config, given_major or _major(version, 3))

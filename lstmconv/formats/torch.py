@@ -156,7 +156,8 @@ def write(model: Model, path: str, **_: Any) -> None:
         for name, layer in zip(statedict.module_names(model), model)
         if layer.kind is Kind.RNN
     )
-    torch.save(tensors, path)
+    with open(path, "wb") as handle:  # a handle, so the archive's folder is not named after the file
+        torch.save(tensors, handle)
 
 
 class Stack(nn.Module):
