@@ -1,0 +1,321 @@
+"""Benchmark lstmconv against the I/O floor and the framework paths people use today.
+
+    .venv/bin/python scripts/bench.py [--sizes tiny,small,medium,large] [--runs 3]
+                                      [--tf2onnx PYTHON] [--out bench-out]
+
+For each size it generates a stacked bidirectional LSTM (the largest over 1 GB of float32
+weights) as .pt (a real nn.LSTM state_dict), .safetensors, .onnx and .keras, then measures,
+each as a whole process, the median wall time and peak RSS over --runs runs of:
+- ``lstmconv convert`` for the main pairs, with --no-verify and with verification;
+- the I/O floor: a plain script reading the same tensors from the source (h5py, safetensors,
+  onnx, torch) and writing the same bytes with NumPy;
+- the peer path where one works: torch.onnx.export for .pt -> .onnx, tf2onnx for .keras -> .onnx
+  (tf2onnx needs its own environment: --tf2onnx PYTHON);
+- ``lstmconv inspect`` on each file.
+It prints a table of ratios, and writes results.json and bench.png (time and memory against
+model size) into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+LSTMCONV = [PYTHON, "-m", "lstmconv"]
+#: name -> (layers, input size, hidden size, batch of the peer's sample input)
+SIZES = {
+    "tiny": (1, 8, 16),
+    "small": (2, 64, 128),
+    "medium": (3, 512, 512),
+    "large": (3, 2048, 2048),
+}
+PAIRS = [
+    ("keras", "onnx"),
+    ("keras", "safetensors"),
+    ("pt", "keras"),
+    ("onnx", "safetensors"),
+    ("safetensors", "onnx"),
+    ("pt", "onnx"),
+]
+ENDINGS = {"keras": ".keras", "pt": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}
+
+
+# -- one process, measured -------------------------------------------------------------------------
+def measure(command: list[str], *, timeout: float = 1800) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one process run to completion.
+
+    GNU time starts the command, so its peak RSS is the command's own: a child forked straight
+    from this (large) process would carry this process's high-water mark through exec."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    with tempfile.NamedTemporaryFile("r") as report:
+        start = time.perf_counter()
+        result = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", report.name, *command],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+        )
+        seconds = time.perf_counter() - start
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(command)} failed:\n{result.stderr.decode(errors='replace')[-2000:]}"
+            )
+        return seconds, int(report.read().split()[-1]) * 1024
+
+
+def median_of(command: list[str], runs: int, clean: Path | None = None) -> tuple[float, int]:
+    results = []
+    for _ in range(runs):
+        if clean is not None and clean.exists():
+            clean.unlink()
+        results.append(measure(command))
+    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+
+
+# -- generating the models -------------------------------------------------------------------------
+def generate(name: str, folder: Path) -> dict[str, Path]:
+    """The size's model as a real nn.LSTM state_dict, converted by lstmconv to the rest."""
+    import numpy as np
+    import torch
+
+    layers, inputs, hidden = SIZES[name]
+    files = {kind: folder / f"{name}{ending}" for kind, ending in ENDINGS.items()}
+    if all(path.exists() for path in files.values()):
+        return files
+    folder.mkdir(parents=True, exist_ok=True)
+    module = torch.nn.LSTM(inputs, hidden, num_layers=layers, bidirectional=True, batch_first=True)
+    rng = np.random.default_rng(0)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(
+                torch.from_numpy(rng.uniform(-0.05, 0.05, tuple(parameter.shape)).astype("float32"))
+            )
+    torch.save(module.state_dict(), files["pt"])
+    for kind in ("safetensors", "onnx", "keras"):
+        subprocess.run(
+            [*LSTMCONV, "convert", str(files["pt"]), str(files[kind]), "--no-verify", "--force", "-q"],
+            check=True,
+        )
+    return files
+
+
+def weight_bytes(path: Path) -> int:
+    return path.stat().st_size
+
+
+# -- the floor and the peers (run as their own processes) -----------------------------------------------
+def floor(source: Path, dest: Path) -> None:
+    """Read every tensor of ``source`` with its format's plain library and write the bytes."""
+    import numpy as np
+
+    arrays: list[np.ndarray] = []
+    if source.suffix == ".keras":
+        import zipfile
+
+        import h5py
+
+        with (
+            zipfile.ZipFile(source) as archive,
+            archive.open("model.weights.h5") as member,
+            h5py.File(member) as h5,
+        ):
+            h5.visititems(lambda _, node: arrays.append(node[()]) if isinstance(node, h5py.Dataset) else None)
+    elif source.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(source, framework="numpy") as handle:
+            arrays = [handle.get_tensor(key) for key in handle.keys()]  # noqa: SIM118
+    elif source.suffix == ".onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        arrays = [numpy_helper.to_array(t) for t in onnx.load(source).graph.initializer]
+    else:
+        import torch
+
+        arrays = [t.numpy() for t in torch.load(source, weights_only=True, mmap=True).values()]
+    with open(dest, "wb") as handle:
+        for array in arrays:
+            np.ascontiguousarray(array).tofile(handle)
+
+
+def peer_torch(source: Path, dest: Path) -> None:
+    """What a PyTorch user does today: rebuild the module, load the state_dict, export."""
+    import warnings
+
+    import torch
+
+    state = torch.load(source, weights_only=True)
+    hidden = state["weight_hh_l0"].shape[1]
+    inputs = state["weight_ih_l0"].shape[1]
+    layers = 1 + max(int(k.split("_l")[1].split("_")[0]) for k in state if k.startswith("weight_ih_l"))
+    module = torch.nn.LSTM(inputs, hidden, num_layers=layers, bidirectional=True, batch_first=True)
+    module.load_state_dict(state)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (torch.zeros(1, 2, inputs),),
+            str(dest),
+            dynamo=False,
+            dynamic_axes={"x": {0: "batch", 1: "time"}},
+            input_names=["x"],
+        )
+
+
+def peer_tf2onnx(source: Path, dest: Path) -> None:
+    """What a Keras user does today: load the model, trace it, convert with tf2onnx."""
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+
+    model = keras.saving.load_model(source)
+    features = model.inputs[0].shape[-1]
+    function = tf.function(
+        lambda t: model(t), input_signature=[tf.TensorSpec((None, None, features), tf.float32)]
+    )
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=function.input_signature, opset=17)
+    dest.write_bytes(proto.SerializeToString())
+
+
+# -- the run -----------------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    baseline = median_of([*LSTMCONV, "--version"], args.runs)
+    rows: list[dict] = []
+    print(f"interpreter baseline (lstmconv --version): {baseline[0]:.3f} s, {baseline[1] / 2**20:.0f} MiB")
+    for size in args.sizes.split(","):
+        files = generate(size, out / "models")
+        model_bytes = weight_bytes(files["safetensors"])
+        print(f"\n== {size}: {model_bytes / 2**20:.1f} MiB of float32 weights")
+        for kind, path in files.items():
+            seconds, rss = median_of([*LSTMCONV, "inspect", str(path)], args.runs)
+            rows.append(
+                dict(size=size, bytes=model_bytes, what="inspect", source=kind, seconds=seconds, rss=rss)
+            )
+            print(f"  inspect {kind:<12} {seconds:7.3f} s {rss / 2**20:8.0f} MiB")
+        for source, target in PAIRS:
+            src, dest = files[source], out / f"out-{size}{ENDINGS[target]}"
+            floor_time, floor_rss = median_of(
+                [PYTHON, __file__, "floor", str(src), str(out / "floor.bin")], args.runs
+            )
+            fast = median_of(
+                [*LSTMCONV, "convert", str(src), str(dest), "--no-verify", "--force", "-q"], args.runs, dest
+            )
+            checked = median_of(
+                [*LSTMCONV, "convert", str(src), str(dest), "--force", "-q"], max(1, args.runs // 2), dest
+            )
+            row = dict(
+                size=size,
+                bytes=model_bytes,
+                what="convert",
+                source=source,
+                target=target,
+                seconds=fast[0],
+                rss=fast[1],
+                verified_seconds=checked[0],
+                verified_rss=checked[1],
+                floor_seconds=floor_time,
+                floor_rss=floor_rss,
+            )
+            peer = _peer(source, target, src, out / f"peer-{size}.onnx", args)
+            if peer is not None:
+                row.update(peer_seconds=peer[0], peer_rss=peer[1])
+            rows.append(row)
+            print(_row_text(row, baseline[1]))
+    (out / "results.json").write_text(json.dumps({"baseline": baseline, "rows": rows}, indent=2) + "\n")
+    plot(rows, out / "bench.png")
+    print(f"\nwrote {out / 'results.json'} and {out / 'bench.png'}")
+
+
+def _peer(
+    source: str, target: str, src: Path, dest: Path, args: argparse.Namespace
+) -> tuple[float, int] | None:
+    if (source, target) == ("pt", "onnx"):
+        return median_of([PYTHON, __file__, "peer-torch", str(src), str(dest)], max(1, args.runs // 2))
+    if (source, target) == ("keras", "onnx") and args.tf2onnx:
+        return median_of([args.tf2onnx, __file__, "peer-tf2onnx", str(src), str(dest)], 1)
+    return None
+
+
+def _row_text(row: dict, baseline_rss: int) -> str:
+    floor_ratio = row["seconds"] / row["floor_seconds"]
+    memory_ratio = (row["rss"] - baseline_rss) / row["bytes"]
+    text = (
+        f"  {row['source']:>11} -> {row['target']:<11} {row['seconds']:7.3f} s "
+        f"(floor {row['floor_seconds']:.3f} s, x{floor_ratio:.2f}); "
+        f"verified {row['verified_seconds']:.2f} s; "
+        f"RSS {row['rss'] / 2**20:.0f} MiB = {memory_ratio:.2f}x model above baseline"
+    )
+    if "peer_seconds" in row:
+        text += f"; peer {row['peer_seconds']:.2f} s (x{row['peer_seconds'] / row['seconds']:.1f} slower)"
+    return text
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot")
+        return
+    figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(13, 5))
+    converts = [r for r in rows if r["what"] == "convert"]
+    for source, target in PAIRS:
+        series = sorted(
+            (r for r in converts if (r["source"], r["target"]) == (source, target)), key=lambda r: r["bytes"]
+        )
+        if not series:
+            continue
+        sizes = [r["bytes"] / 2**20 for r in series]
+        label = f"{source}→{target}"
+        time_axis.plot(sizes, [r["seconds"] for r in series], "o-", label=f"lstmconv {label}")
+        memory_axis.plot(sizes, [r["rss"] / 2**20 for r in series], "o-", label=f"lstmconv {label}")
+        time_axis.plot(sizes, [r["floor_seconds"] for r in series], "x--", label=f"floor {label}")
+        memory_axis.plot(sizes, [r["floor_rss"] / 2**20 for r in series], "x--", label=f"floor {label}")
+        peers = [r for r in series if "peer_seconds" in r]
+        if peers:
+            peer_sizes = [r["bytes"] / 2**20 for r in peers]
+            time_axis.plot(peer_sizes, [r["peer_seconds"] for r in peers], "s:", label=f"peer {label}")
+            memory_axis.plot(peer_sizes, [r["peer_rss"] / 2**20 for r in peers], "s:", label=f"peer {label}")
+    for axis, title, unit in ((time_axis, "wall time", "seconds"), (memory_axis, "peak RSS", "MiB")):
+        axis.set(xscale="log", yscale="log", xlabel="model size (MiB of weights)", ylabel=unit, title=title)
+        axis.grid(True, which="both", alpha=0.3)
+    time_axis.legend(fontsize=6, ncol=2)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] in ("floor", "peer-torch", "peer-tf2onnx"):
+        {"floor": floor, "peer-torch": peer_torch, "peer-tf2onnx": peer_tf2onnx}[sys.argv[1]](
+            Path(sys.argv[2]), Path(sys.argv[3])
+        )
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="tiny,small,medium,large")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--tf2onnx", metavar="PYTHON", help="an interpreter with tensorflow, keras and tf2onnx"
+    )
+    parser.add_argument("--out", default=str(ROOT / "bench-out"))
+    run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
