@@ -141,7 +141,8 @@ def _describe(layer: Layer, fmt: str) -> dict[str, Any]:
 
 def _inspect(args: argparse.Namespace) -> int:
     fmt = api.source_format(args.source, args.from_format).name
-    model = api.read(args.source, args.from_format, **_read_options(args))
+    options = _read_options(args)
+    model = api.read(args.source, args.from_format, header_only=not options.get("strict"), **options)
     described = [_describe(layer, fmt) for layer in model]
     if args.json:
         print(json.dumps({"source": args.source, "format": fmt, "layers": described}, indent=2))

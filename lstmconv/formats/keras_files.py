@@ -374,14 +374,16 @@ def _open_keras_archive(path: str) -> tuple[zipfile.ZipFile, Mapping[str, Any], 
     return archive, config, _major(metadata.get("keras_version"), 3)
 
 
-def read(source: Any, *, config: str | os.PathLike[str] | None = None, **_: Any) -> Model:
+def read(
+    source: Any, *, config: str | os.PathLike[str] | None = None, header_only: bool = False, **_: Any
+) -> Model:
     """``config``: for a weights-only file, the model's config, as a ``.keras`` archive or a JSON
     file (``config.json``, or ``model.to_json()``), so names, activations and merges are known."""
     path = os.fspath(source)
     try:
         given = _load_config(os.fspath(config)) if config is not None else None
         _probe_in_child(path, given)
-        return Model(tuple(_read_path(path, given=given)), path)
+        return Model(tuple(_read_path(path, probe=header_only, given=given)), path)
     except LstmconvError as error:
         raise error.within(path) from None
     except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as error:

@@ -1,7 +1,11 @@
 """``.safetensors`` in PyTorch ``nn.LSTM/GRU/RNN`` naming, read and written without torch.
 
-The file is the state_dict of ``to_torch(model)``. The header metadata records each simple
-RNN's nonlinearity (which shapes cannot tell) under ``lstmconv``.
+The file is the state_dict of ``to_torch(model)``: an 8-byte little-endian header length, a JSON
+header, then the tensors' bytes. The header is validated here (sizes against the file, offsets
+inside the data and not overlapping, each key once) and the tensors are memory-mapped, so
+reading costs what the pages touched cost. Writing streams each gate's block to the file in
+turn. The header metadata records each simple RNN's nonlinearity (which shapes cannot tell)
+and the layer order under ``lstmconv``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ import struct
 from typing import Any
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
 
 from ..errors import FormatError, LstmconvError
 from ..ir import Kind, Model
@@ -21,51 +24,99 @@ from . import statedict
 NAME = "safetensors"
 EXTENSIONS = (".safetensors",)
 check = statedict.check
+_DTYPES: dict[str, np.dtype] = {
+    "F16": np.dtype("<f2"),
+    "F32": np.dtype("<f4"),
+    "F64": np.dtype("<f8"),
+    "I8": np.dtype("i1"),
+    "U8": np.dtype("u1"),
+    "I16": np.dtype("<i2"),
+    "I32": np.dtype("<i4"),
+    "I64": np.dtype("<i8"),
+    "BOOL": np.dtype("bool"),
+}
+_NAMES = {"float16": "F16", "float32": "F32", "float64": "F64"}
+#: Headers larger than this are refused before they are read (the format's own limit is 100 MB).
+MAX_HEADER = 100_000_000
 
 
-def _check_header(path: str) -> None:
-    """What the safetensors library lets through: duplicate keys (the last would win silently).
-    The header's length is checked against the file before it is read."""
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: set[str] = set()
+    for key, _value in pairs:
+        if key in seen:
+            raise FormatError(
+                f"key {key!r} appears twice in the header", hint="each tensor must be stored once"
+            )
+        seen.add(key)
+    return dict(pairs)
+
+
+def _header(path: str) -> tuple[dict[str, Any], int, int]:
+    """(header, where the data starts, the data's length), every size checked before reading."""
     size = os.path.getsize(path)
     with open(path, "rb") as handle:
         prefix = handle.read(8)
         if len(prefix) < 8:
             raise FormatError("not a readable safetensors file: shorter than its 8-byte header length")
         (length,) = struct.unpack("<Q", prefix)
-        if length > size - 8:
+        if length > min(size - 8, MAX_HEADER):
             raise FormatError(
                 f"not a readable safetensors file: header of {length} bytes in a {size}-byte file"
             )
         text = handle.read(length)
-
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: set[str] = set()
-        for key, _value in pairs:
-            if key in seen:
-                raise FormatError(
-                    f"key {key!r} appears twice in the header", hint="each tensor must be stored once"
-                )
-            seen.add(key)
-        return dict(pairs)
-
     try:
-        json.loads(text, object_pairs_hook=unique)
+        header = json.loads(text, object_pairs_hook=_unique)
+    except LstmconvError:
+        raise
     except (ValueError, UnicodeDecodeError) as error:
-        if isinstance(error, LstmconvError):
-            raise
         raise FormatError(f"not a readable safetensors file: header is not JSON: {error}") from None
+    if not isinstance(header, dict):
+        raise FormatError("not a readable safetensors file: the header is not a JSON object")
+    return header, 8 + length, size - 8 - length
+
+
+def _tensors(path: str, header: dict[str, Any], start: int, data_length: int) -> dict[str, np.ndarray]:
+    spans: list[tuple[int, int, str, np.dtype, tuple[int, ...]]] = []
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            dtype = _DTYPES[entry["dtype"]]
+            shape = tuple(int(n) for n in entry["shape"])
+            begin, end = (int(n) for n in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise FormatError(
+                f"not a readable safetensors file: bad header entry ({error})", where=(key,)
+            ) from None
+        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if any(n < 0 for n in shape) or not 0 <= begin <= end <= data_length or end - begin != expected:
+            raise FormatError(
+                f"not a readable safetensors file: offsets {begin}..{end} for {entry['dtype']} {shape} "
+                f"({expected} bytes) in {data_length} bytes of data",
+                where=(key,),
+            )
+        spans.append((begin, end, key, dtype, shape))
+    spans.sort()
+    for (_, first_end, first, *_rest), (second_begin, _, second, *_more) in zip(spans, spans[1:]):
+        if second_begin < first_end:
+            raise FormatError(f"not a readable safetensors file: {first!r} and {second!r} overlap")
+    mapped = (
+        np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(data_length,)) if data_length else None
+    )
+    position = {key: index for index, key in enumerate(header)}
+    tensors = {}
+    for begin, end, key, dtype, shape in sorted(spans, key=lambda span: position[span[2]]):
+        raw = mapped[begin:end] if mapped is not None else np.zeros(0, np.uint8)
+        tensors[key] = raw.view(dtype).reshape(shape)
+    return tensors
 
 
 def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
     path = os.fspath(source)
-    _check_header(path)
-    try:
-        with safe_open(path, framework="numpy") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118 - safe_open is no dict
-    except (SafetensorError, OSError, ValueError) as error:
-        raise FormatError(f"not a readable safetensors file: {error}", where=(path,)) from None
-    recorded_meta = json.loads(metadata.get("lstmconv", "{}"))
+    header, start, data_length = _header(path)
+    tensors = _tensors(path, header, start, data_length)
+    metadata = header.get("__metadata__") or {}
+    recorded_meta = json.loads(metadata.get("lstmconv", "{}")) if isinstance(metadata, dict) else {}
     recorded = recorded_meta.get("nonlinearity", {})
     order = {name: index for index, name in enumerate(recorded_meta.get("order", []))}
     if order:  # the header's keys are sorted; lstmconv records the model order
@@ -81,40 +132,32 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
         raise error.within(path) from None
 
 
-_DTYPES = {"float16": "F16", "float32": "F32", "float64": "F64", "bfloat16": "BF16"}
-
-
 def write(model: Model, path: str, **_: Any) -> None:
-    """Write the state_dict of ``to_torch(model)``: an 8-byte little-endian header length, a JSON
-    header (keys sorted, so the same model gives the same bytes), then each tensor's bytes."""
-    tensors = statedict.state_dict(model)
+    """Header first (keys sorted, so the same model gives the same bytes), then each tensor's
+    gate blocks in turn, streamed: no stacked copy of the model is ever made."""
+    parts = statedict.blocks(model)
     nonlinearity = {
         name: layer.activations[0].name
         for name, layer in zip(statedict.module_names(model), model)
         if layer.kind is Kind.RNN
     }
-    header: dict[str, Any] = {
-        "__metadata__": {
-            "format": "pt",
-            "lstmconv": json.dumps(
-                {"nonlinearity": nonlinearity, "order": statedict.module_names(model)}, sort_keys=True
-            ),
-        }
-    }
+    meta = json.dumps({"nonlinearity": nonlinearity, "order": statedict.module_names(model)}, sort_keys=True)
+    header: dict[str, Any] = {"__metadata__": {"format": "pt", "lstmconv": meta}}
     offset = 0
-    for key, array in tensors.items():
+    for key, blocks in parts.items():
+        shape = [sum(block.shape[0] for block in blocks), *blocks[0].shape[1:]]
+        nbytes = sum(block.nbytes for block in blocks)
         header[key] = {
-            "dtype": _DTYPES[array.dtype.name],
-            "shape": list(array.shape),
-            "data_offsets": [offset, offset + array.nbytes],
+            "dtype": _NAMES[blocks[0].dtype.name],
+            "shape": shape,
+            "data_offsets": [offset, offset + nbytes],
         }
-        offset += array.nbytes
+        offset += nbytes
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
     with open(path, "wb") as handle:
         handle.write(struct.pack("<Q", len(text)))
         handle.write(text)
-        for array in tensors.values():
-            handle.write(
-                np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-            )
+        for blocks in parts.values():
+            for block in blocks:
+                handle.write(np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<")).data)

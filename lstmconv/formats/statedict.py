@@ -189,22 +189,28 @@ def module_names(model: Model) -> list[str]:
     return _common.unique_names(_common.identifier(layer.name) for layer in model.layers)
 
 
-def state_dict(model: Model) -> dict[str, np.ndarray]:
-    """The state_dict of ``to_torch(model)`` as NumPy arrays, in PyTorch's key order."""
-    result: dict[str, np.ndarray] = {}
+def blocks(model: Model) -> dict[str, list[np.ndarray]]:
+    """Each state_dict key of ``to_torch(model)`` with the blocks that, stacked along the first
+    axis, make its tensor (one per gate, in PyTorch's order): writers can stream them."""
+    result: dict[str, list[np.ndarray]] = {}
     for name, layer in zip(module_names(model), model.layers):
         check(layer, state_dict=True)
         order = GATE_ORDER[layer.kind]
         for index, cell in enumerate(layer.cells):
             suffix = "_l0_reverse" if index else "_l0"
-            result[f"{name}.weight_ih{suffix}"] = cell.stacked("w_ih", order)
-            result[f"{name}.weight_hh{suffix}"] = cell.stacked("w_hh", order)
-            if layer.has_bias:
-                result[f"{name}.bias_ih{suffix}"] = cell.stacked("b_ih", order)
-                result[f"{name}.bias_hh{suffix}"] = cell.stacked("b_hh", order)
+            fields = [("weight_ih", cell.w_ih), ("weight_hh", cell.w_hh)]
+            if cell.b_ih is not None and cell.b_hh is not None:
+                fields += [("bias_ih", cell.b_ih), ("bias_hh", cell.b_hh)]
+            for field, gates in fields:
+                result[f"{name}.{field}{suffix}"] = [gates[gate] for gate in order]
             if cell.w_hr is not None:
-                result[f"{name}.weight_hr{suffix}"] = np.ascontiguousarray(cell.w_hr)
+                result[f"{name}.weight_hr{suffix}"] = [cell.w_hr]
     return result
+
+
+def state_dict(model: Model) -> dict[str, np.ndarray]:
+    """The state_dict of ``to_torch(model)`` as NumPy arrays, in PyTorch's key order."""
+    return {key: np.concatenate(parts) for key, parts in blocks(model).items()}
 
 
 def layout(layer: Layer) -> list[Tensor]:
