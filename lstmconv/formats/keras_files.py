@@ -345,6 +345,57 @@ def _legacy_specs(
 
 
 # -- entry points ----------------------------------------------------------------------------------
+class _Window(io.RawIOBase):
+    """A read-only file object onto ``length`` bytes of a file from ``start``: h5py reads a
+    stored zip member through it at the speed of the file, not of zipfile's member reader."""
+
+    def __init__(self, path: str, start: int, length: int):
+        self._file = open(path, "rb")  # noqa: SIM115 - closed with the window
+        self._start, self._length, self._position = start, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), max(0, self._length - self._position))
+        if not wanted:
+            return 0
+        self._file.seek(self._start + self._position)
+        count = self._file.readinto(memoryview(buffer)[:wanted]) or 0
+        self._position += count
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _member_start(path: str, info: zipfile.ZipInfo) -> int:
+    """Where a stored member's bytes begin: after its local header, whose lengths may differ
+    from the central directory's."""
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise FormatError(f"zip member {info.filename!r} has no local header where the directory says")
+    name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+    start = info.header_offset + 30 + name_length + extra_length
+    if start + info.file_size > os.path.getsize(path):
+        raise FormatError(f"zip member {info.filename!r} runs past the end of the file")
+    return start
+
+
 def _open_keras_archive(path: str) -> tuple[zipfile.ZipFile, Mapping[str, Any], int]:
     archive = zipfile.ZipFile(path)
     for info in archive.infolist():
@@ -455,13 +506,14 @@ def _read_path(
     size = os.path.getsize(path)
     if zipfile.is_zipfile(path):
         archive, config, major = _open_keras_archive(path)
-        with archive, archive.open("model.weights.h5") as member:
-            data = member.read() if archive.getinfo("model.weights.h5").compress_type else None
-            with h5py.File(
-                io.BytesIO(data) if data is not None else archive.open("model.weights.h5"), "r"
-            ) as handle:
-                h5 = _H5(handle, archive.getinfo("model.weights.h5").file_size, probe)
-                return _read_tree(h5, config, major)
+        with archive:
+            info = archive.getinfo("model.weights.h5")
+            if info.compress_type == zipfile.ZIP_STORED:  # as Keras writes it: read it in place
+                source: Any = _Window(path, _member_start(path, info), info.file_size)
+            else:
+                source = io.BytesIO(archive.read(info))
+            with source, h5py.File(source, "r") as handle:
+                return _read_tree(_H5(handle, info.file_size, probe), config, major)
     if not h5py.is_hdf5(path):
         raise FormatError("neither a .keras zip archive nor an HDF5 file")
     with h5py.File(path, "r") as handle:

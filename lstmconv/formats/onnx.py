@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -484,12 +485,27 @@ def check(layer: Layer) -> None:
 
 
 class _Graph:
-    def __init__(self) -> None:
+    """Nodes and initializers being built. Streaming, the weight initializers are placeholders
+    and their bytes stay as the IR's per-gate blocks until the file is written."""
+
+    def __init__(self, stream: bool = False) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[TensorProto] = []
+        self.stream = stream
+        self.payload: dict[str, list[np.ndarray]] = {}
 
     def constant(self, name: str, value: np.ndarray) -> str:
         self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def weight(self, name: str, shape: tuple[int, ...], blocks: list[np.ndarray]) -> str:
+        if not self.stream:
+            return self.constant(name, np.concatenate([block.ravel() for block in blocks]).reshape(shape))
+        tensor = TensorProto(
+            name=name, dims=shape, data_type=helper.np_dtype_to_tensor_dtype(blocks[0].dtype)
+        )
+        self.initializers.append(tensor)
+        self.payload[name] = blocks
         return name
 
     def node(self, op: str, inputs: Sequence[str], output: str, name: str | None = None, **attrs: Any) -> str:
@@ -500,10 +516,15 @@ class _Graph:
 def build(model: Model, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """A runnable ONNX model of ``model``: input ``input`` (batch, time, features), output
     ``output`` (batch, time, features), native LSTM/GRU/RNN operators, layout 0 (``to_onnx``)."""
+    proto = _assemble(model, _Graph(), opset)
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def _assemble(model: Model, graph: _Graph, opset: int) -> onnx.ModelProto:
     model.check_chain()
     for layer in model.layers:
         check(layer)
-    graph = _Graph()
     dtype = model.layers[0].dtype
     x = graph.node("Transpose", ["input"], "time_major", perm=[1, 0, 2])
     prefixes = _common.unique_names(_common.identifier(layer.name) for layer in model.layers)
@@ -531,7 +552,6 @@ def build(model: Model, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
         producer_name="lstmconv",
         producer_version=__version__,
     )
-    onnx.checker.check_model(proto)
     return proto
 
 
@@ -539,26 +559,37 @@ def build(model: Model, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
 _WEIGHT_INPUTS = {1: "W", 2: "R", 3: "B", 7: "P"}
 
 
-def node_tensors(layer: Layer) -> dict[int, np.ndarray]:
-    """W, R and, where the layer has them, B and P, keyed by their input position on the node."""
-    order = GATE_ORDER[layer.kind]
-    tensors = {
-        1: np.stack([c.stacked("w_ih", order) for c in layer.cells]),
-        2: np.stack([c.stacked("w_hh", order) for c in layer.cells]),
+def node_blocks(layer: Layer) -> dict[int, tuple[tuple[int, ...], list[np.ndarray]]]:
+    """W, R and, where the layer has them, B and P, keyed by their input position on the node,
+    each as (shape, the IR's per-gate blocks whose bytes in turn make the tensor)."""
+    order, cells = GATE_ORDER[layer.kind], layer.cells
+    d, g, h = layer.num_directions, len(order), layer.hidden_size
+    tensors: dict[int, tuple[tuple[int, ...], list[np.ndarray]]] = {
+        1: ((d, g * h, layer.input_size), [c.w_ih[gate] for c in cells for gate in order]),
+        2: ((d, g * h, h), [c.w_hh[gate] for c in cells for gate in order]),
     }
     if layer.has_bias:
-        tensors[3] = np.stack(
-            [np.concatenate([c.stacked("b_ih", order), c.stacked("b_hh", order)]) for c in layer.cells]
+        tensors[3] = (
+            (d, 2 * g * h),
+            [b[gate] for c in cells for b in (c.b_ih, c.b_hh) if b for gate in order],
         )
     if layer.has_peepholes:
-        tensors[7] = np.stack([c.stacked("peephole", PEEPHOLE_ORDER) for c in layer.cells])
+        tensors[7] = ((d, 3 * h), [c.peephole[gate] for c in cells if c.peephole for gate in PEEPHOLE_ORDER])
     return tensors
+
+
+def node_tensors(layer: Layer) -> dict[int, np.ndarray]:
+    """W, R and, where the layer has them, B and P as arrays, keyed by their input position."""
+    return {
+        index: np.concatenate([block.ravel() for block in blocks]).reshape(shape)
+        for index, (shape, blocks) in node_blocks(layer).items()
+    }
 
 
 def _add_layer(graph: _Graph, prefix: str, layer: Layer, x: str, opset: int) -> str:
     inputs = [x, "", "", "", "", "", "", ""]
-    for index, value in node_tensors(layer).items():
-        inputs[index] = graph.constant(f"{prefix}.{_WEIGHT_INPUTS[index]}", value)
+    for index, (shape, blocks) in node_blocks(layer).items():
+        inputs[index] = graph.weight(f"{prefix}.{_WEIGHT_INPUTS[index]}", shape, blocks)
     while inputs[-1] == "":
         inputs.pop()
     y = graph.node(OP_NAMES[layer.kind], inputs, f"{prefix}/Y", name=layer.name, **_attributes_of(layer))
@@ -617,10 +648,78 @@ def _attributes_of(layer: Layer) -> dict[str, Any]:
     return attrs
 
 
-def write(model: Model, path: str, **options: Any) -> None:
-    """Save ``to_onnx(model)`` to ``path`` (checked with ``onnx.checker`` first)."""
-    proto = build(model, **options)
-    onnx.save_model(proto, path)
+def write(model: Model, path: str, *, opset: int = DEFAULT_OPSET, **_: Any) -> None:
+    """Save ``to_onnx(model)`` to ``path``, streamed: the graph is checked with ``onnx.checker``
+    with its weights standing in as an empty sparse file, then written with each weight's bytes
+    taken gate block by gate block from the IR, so no copy of the model is ever made."""
+    graph = _Graph(stream=True)
+    proto = _assemble(model, graph, opset)
+    _check_skeleton(proto, graph.payload)
+    with open(path, "wb") as handle:
+        _serialize(proto, graph.payload, handle)
+
+
+def _check_skeleton(proto: onnx.ModelProto, payload: dict[str, list[np.ndarray]]) -> None:
+    skeleton = onnx.ModelProto()
+    skeleton.CopyFrom(proto)
+    with tempfile.TemporaryDirectory() as folder:
+        stand_in = os.path.join(folder, "weights.bin")
+        with open(stand_in, "wb") as handle:
+            handle.truncate(max((sum(b.nbytes for b in blocks) for blocks in payload.values()), default=0))
+        for tensor in skeleton.graph.initializer:
+            if tensor.name in payload:
+                tensor.data_location = TensorProto.EXTERNAL
+                size = sum(block.nbytes for block in payload[tensor.name])
+                for key, value in (("location", "weights.bin"), ("offset", "0"), ("length", str(size))):
+                    entry = tensor.external_data.add()
+                    entry.key, entry.value = key, value
+        path = os.path.join(folder, "skeleton.onnx")
+        onnx.save_model(skeleton, path)
+        onnx.checker.check_model(path)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _tag(message: Any, field: str) -> bytes:
+    """The wire tag of a length-delimited field, from the message's own descriptor."""
+    return _varint(message.DESCRIPTOR.fields_by_name[field].number << 3 | 2)
+
+
+def _serialize(proto: onnx.ModelProto, payload: dict[str, list[np.ndarray]], handle: Any) -> None:
+    """Protobuf wire format by hand, so the big ``raw_data`` fields are written from the blocks.
+    Fields may come in any order on the wire; parsers merge them."""
+    head = onnx.ModelProto()
+    head.CopyFrom(proto)
+    head.ClearField("graph")
+    graph_head = onnx.GraphProto()
+    graph_head.CopyFrom(proto.graph)
+    del graph_head.initializer[:]
+    pieces: list[tuple[bytes, list[np.ndarray]]] = []  # (bytes before the data, the data's blocks)
+    for tensor in proto.graph.initializer:
+        blocks = payload.get(tensor.name, [])
+        size = sum(block.nbytes for block in blocks)
+        encoded = tensor.SerializeToString()
+        if blocks:
+            encoded += _tag(tensor, "raw_data") + _varint(size)
+        pieces.append((_tag(proto.graph, "initializer") + _varint(len(encoded) + size) + encoded, blocks))
+    graph_bytes = graph_head.SerializeToString()
+    graph_size = len(graph_bytes) + sum(
+        len(prefix) + sum(b.nbytes for b in blocks) for prefix, blocks in pieces
+    )
+    handle.write(head.SerializeToString())
+    handle.write(_tag(proto, "graph") + _varint(graph_size))
+    handle.write(graph_bytes)
+    for prefix, blocks in pieces:
+        handle.write(prefix)
+        for block in blocks:
+            handle.write(np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<")).data)
 
 
 # -- running and filling -----------------------------------------------------------------------
