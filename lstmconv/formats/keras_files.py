@@ -47,6 +47,7 @@ MAX_ZIP_RATIO = 200
 MAX_CONFIG_BYTES = 64 << 20
 #: How long the HDF5 structure may take to read in the probing child (LSTMCONV_HDF5_SECONDS).
 PROBE_SECONDS = 10.0
+PROBE_SECONDS_PER_GB = 30.0
 #: A compressed HDF5 dataset may expand at most this many times the file's size.
 MAX_HDF5_RATIO = 200
 
@@ -451,7 +452,8 @@ def _probe_in_child(path: str, given: tuple[Mapping[str, Any], int | None] | Non
     walk meets are left for the real read to report."""
     if not hasattr(os, "fork"):
         return
-    limit = float(os.environ.get("LSTMCONV_HDF5_SECONDS", PROBE_SECONDS))
+    size_limit = PROBE_SECONDS + PROBE_SECONDS_PER_GB * os.path.getsize(path) / 2**30  # inflating takes time
+    limit = float(os.environ.get("LSTMCONV_HDF5_SECONDS", size_limit))
     pid = os.fork()
     if pid == 0:  # the child: walk, then leave without running any cleanup of the parent's
         with contextlib.suppress(BaseException):  # the parent's own read reports any error

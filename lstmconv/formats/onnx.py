@@ -7,9 +7,10 @@ W is (D, G·H, in), R is (D, G·H, H), B is (D, 2·G·H) = [Wb; Rb], P is (D, 3H
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,9 @@ ACTIVATIONS: Mapping[str, str] = {
 _BY_LOWER = {name.lower(): ir_name for name, ir_name in ACTIVATIONS.items()}
 _FROM_IR = {ir_name: name for name, ir_name in ACTIVATIONS.items()}
 _log = logging.getLogger(__name__)
+_GRAPH_FIELD = onnx.ModelProto.DESCRIPTOR.fields_by_name["graph"].number
+_INITIALIZER_FIELD = onnx.GraphProto.DESCRIPTOR.fields_by_name["initializer"].number
+_RAW_DATA_FIELD = TensorProto.DESCRIPTOR.fields_by_name["raw_data"].number
 #: Ops that move or reshape values without changing them.
 _SHAPE_OPS = {"Identity", "Cast", "Unsqueeze", "Squeeze", "Reshape", "Expand", "Flatten", "Transpose"}
 
@@ -68,8 +72,11 @@ _SHAPE_OPS = {"Identity", "Cast", "Unsqueeze", "Squeeze", "Reshape", "Expand", "
 class _Constants:
     """Values known without running the graph: initializers, Constant nodes, Identity of those."""
 
-    def __init__(self, graph: onnx.GraphProto, base_dir: str | None):
+    def __init__(
+        self, graph: onnx.GraphProto, base_dir: str | None, mapped: dict[str, np.ndarray] | None = None
+    ):
         self.base_dir = base_dir
+        self.mapped = mapped or {}
         self.tensors: dict[str, TensorProto] = {t.name: t for t in graph.initializer}
         self.producers: dict[str, onnx.NodeProto] = {}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
@@ -91,7 +98,19 @@ class _Constants:
                 return None
             name, seen = node.input[0], seen + 1
         tensor = self.tensors.get(name)
-        return None if tensor is None else to_array(tensor, self.base_dir)
+        if tensor is None:
+            return None
+        raw = self.mapped.get(name)
+        if raw is None or tensor.data_location == TensorProto.EXTERNAL:
+            return to_array(tensor, self.base_dir)
+        dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
+        shape = tuple(int(n) for n in tensor.dims)
+        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if raw.nbytes != expected:
+            raise FormatError(
+                f"raw_data holds {raw.nbytes} bytes, expected {expected} for shape {shape}", where=(name,)
+            )
+        return raw.view(dtype.newbyteorder("<")).reshape(shape)
 
     def is_zero_state(self, name: str, depth: int = 0) -> bool | None:
         """True/False when ``name`` is a known constant state (zeros or not); None if unknown.
@@ -178,6 +197,97 @@ def _external_array(tensor: TensorProto, base_dir: str | None) -> np.ndarray:
     return np.memmap(target, dtype=dtype, mode="r", offset=offset, shape=shape)
 
 
+def _read_varint(buffer: Any, position: int, end: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if position >= end or shift > 63:
+            raise FormatError("not a readable ONNX model: a varint runs past its message")
+        byte = buffer[position]
+        value |= (byte & 0x7F) << shift
+        position, shift = position + 1, shift + 7
+        if not byte & 0x80:
+            return value, position
+
+
+def _fields(buffer: Any, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+    """(field number, value start, value end, field end) of each field of a protobuf message;
+    the value of a varint or fixed-width field is reported as empty."""
+    position = start
+    while position < end:
+        key, position = _read_varint(buffer, position, end)
+        number, wire = key >> 3, key & 7
+        value_start = position
+        if wire == 0:
+            _, position = _read_varint(buffer, position, end)
+            value_start = position
+        elif wire in (1, 5):
+            position += 8 if wire == 1 else 4
+            value_start = position
+        elif wire == 2:
+            length, value_start = _read_varint(buffer, position, end)
+            position = value_start + length
+        else:
+            raise FormatError(f"not a readable ONNX model: wire type {wire} where none is expected")
+        if position > end:
+            raise FormatError("not a readable ONNX model: a field runs past the end of its message")
+        yield number, value_start, position, position
+
+
+def load_mapped(path: str) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """The model without its initializers' raw_data, and those bytes memory-mapped by name.
+
+    A weight's bytes are never copied: onnx parses the rest (graph, nodes, small tensors), and
+    the weights are views of the file, read when (and if) they are used."""
+    with open(path, "rb") as handle:
+        try:
+            buffer = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            raise FormatError("not a readable ONNX model: the file is empty") from None
+    head, graph_rest, tensors, mapped = bytearray(), bytearray(), [], {}
+    previous = 0
+    for number, start, end, field_end in _fields(buffer, 0, len(buffer)):
+        field_start, previous = previous, field_end
+        if number != _GRAPH_FIELD:
+            head += buffer[field_start:field_end]
+            continue
+        inner_previous = start
+        for inner_number, inner_start, inner_end, inner_field_end in _fields(buffer, start, end):
+            piece_start, inner_previous = inner_previous, inner_field_end
+            if inner_number != _INITIALIZER_FIELD:  # slice only what is kept: never the weights
+                graph_rest += buffer[piece_start:inner_field_end]
+                continue
+            tensor, raw = _tensor_without_raw_data(buffer, inner_start, inner_end)
+            tensors.append(tensor)
+            if raw is not None:
+                mapped[tensor.name] = np.frombuffer(
+                    buffer, dtype=np.uint8, count=raw[1] - raw[0], offset=raw[0]
+                )
+    try:
+        proto = onnx.ModelProto.FromString(bytes(head))
+        graph = onnx.GraphProto.FromString(bytes(graph_rest))
+    except Exception as error:  # protobuf raises DecodeError and others
+        raise FormatError(f"not a readable ONNX model: {type(error).__name__}: {error}") from None
+    graph.initializer.extend(tensors)
+    proto.graph.CopyFrom(graph)
+    return proto, mapped
+
+
+def _tensor_without_raw_data(buffer: Any, start: int, end: int) -> tuple[TensorProto, tuple[int, int] | None]:
+    rest, raw, previous = bytearray(), None, start
+    for number, value_start, value_end, field_end in _fields(buffer, start, end):
+        if number == _RAW_DATA_FIELD:
+            raw = (value_start, value_end)
+        else:
+            rest += buffer[previous:field_end]
+        previous = field_end
+    try:
+        return TensorProto.FromString(bytes(rest)), raw
+    except Exception as error:
+        raise FormatError(
+            f"not a readable ONNX model: an initializer: {type(error).__name__}: {error}"
+        ) from None
+
+
 def load(path: str) -> onnx.ModelProto:
     """Parse an ``.onnx`` file without following its external data (read later, checked)."""
     try:
@@ -190,12 +300,14 @@ def load(path: str) -> onnx.ModelProto:
 
 def read(source: Any, **_: Any) -> Model:
     """IR of every LSTM/GRU/RNN node of a ``ModelProto`` or an ``.onnx`` file, in graph order."""
+    mapped: dict[str, np.ndarray] = {}
     if isinstance(source, onnx.ModelProto):
         proto, base_dir, label = source, None, source.graph.name or "onnx model"
     else:
         label = os.fspath(source)
-        proto, base_dir = load(label), os.path.dirname(os.path.abspath(label))
-    constants = _Constants(proto.graph, base_dir)
+        proto, mapped = load_mapped(label)
+        base_dir = os.path.dirname(os.path.abspath(label))
+    constants = _Constants(proto.graph, base_dir, mapped)
     nodes = recurrent_nodes(proto.graph)
     names = _common.unique_names(name for name, _ in nodes)
     layers = []
