@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -210,10 +210,13 @@ def convert(
     layers: Sequence[str] | None = None,
     atol: float = 1e-5,
     read_options: Mapping[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> verification.Report | None:
     """Read ``source``, write ``dest``, and (by default) prove they compute the same outputs
     before ``dest`` is kept. Returns the report, or None with ``verify=False``."""
     dest = os.fspath(dest)
+    step = progress or (lambda _phase: None)
+    step("reading")
     model = read(source, from_format, **dict(read_options or {}))
     if layers:
         model = model.select(layers)
@@ -222,8 +225,10 @@ def convert(
     module = _check_target(model, fmt, dest)
     report = None
     with _temporary_sibling(dest) as temporary:
+        step("writing")
         module.write(model, temporary)
         if verify:
+            step("verifying")
             report = _verify_written(
                 source,
                 model,
@@ -238,6 +243,7 @@ def convert(
                 raise VerificationError(
                     f"the written model disagrees with the source\n{report}", where=(dest,)
                 )
+        step("finishing")
         os.replace(temporary, dest)
     return report
 

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import __version__, api, layouts
+from . import __version__, api, layouts, progress
 from .errors import LstmconvError, VerificationError
 from .ir import Kind, Layer
 from .registry import FORMATS
@@ -209,7 +209,19 @@ def _shape(shape: Sequence[int]) -> str:
 
 # -- convert, verify, formats ----------------------------------------------------------------------
 def _convert(args: argparse.Namespace) -> int:
-    report = api.convert(
+    shown = not args.quiet and os.isatty(args.stderr_fd)
+    display = progress.Display(args.stderr_fd, f"{args.source} → {args.dest}") if shown else None
+    with display or contextlib.nullcontext():
+        report = _run_convert(args, display or progress.quiet)
+    if not args.quiet:
+        if report is not None:
+            print(report.table())
+        print(f"wrote {args.dest}" + ("" if report is not None else " (not verified)"))
+    return EXIT_OK
+
+
+def _run_convert(args: argparse.Namespace, step: progress.Callback) -> Any:
+    return api.convert(
         args.source,
         args.dest,
         verify=not args.no_verify,
@@ -219,12 +231,8 @@ def _convert(args: argparse.Namespace) -> int:
         layers=args.layers,
         atol=args.atol,
         read_options=_read_options(args),
+        progress=step,
     )
-    if not args.quiet:
-        if report is not None:
-            print(report.table())
-        print(f"wrote {args.dest}" + ("" if report is not None else " (not verified)"))
-    return EXIT_OK
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -255,17 +263,18 @@ def _formats(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _without_framework_noise(enabled: bool) -> Iterator[None]:
-    """Hold what reaches file descriptor 2 and pass it on without TensorFlow's C++ log lines."""
+def _without_framework_noise(enabled: bool) -> Iterator[int]:
+    """Hold what reaches file descriptor 2 and pass it on without TensorFlow's C++ log lines.
+    Yields the descriptor that still reaches the real stderr (for the progress display)."""
     if not enabled:
-        yield
+        yield 2
         return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
-            yield
+            yield saved
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
@@ -282,7 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.ERROR if args.quiet else logging.WARNING, format="lstmconv: %(message)s"
     )
-    with _without_framework_noise(not args.debug):
+    with _without_framework_noise(not args.debug) as stderr_fd:
+        args.stderr_fd = stderr_fd
         return _dispatch(args)
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -232,3 +233,35 @@ def test_nan_weights_warn_by_name_without_strict(tmp_path, caplog) -> None:
     with caplog.at_level("WARNING"):
         lstmconv.read(path)
     assert 'NaN or infinite weights in layer "decoder" › forward › w_hh/o' in caplog.text
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_progress_on_a_terminal_only(tmp_path, quiet: bool) -> None:
+    import pty
+
+    primary, secondary = pty.openpty()
+    args = ["convert", str(KERAS_FILE), str(tmp_path / "m.npz"), *(["-q"] if quiet else [])]
+    code = "import sys\nfrom lstmconv.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    env = {**os.environ, "LSTMCONV_PROGRESS_AFTER": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    shown = bytearray()
+
+    def drain() -> None:  # a terminal reads all the while; an unread pty would block the writer
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            shown.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], stderr=secondary, stdout=subprocess.PIPE, env=env, timeout=300
+    )
+    os.close(secondary)
+    reader.join(timeout=10)
+    os.close(primary)
+    assert result.returncode == 0
+    assert (b"reading" in shown or b"verifying" in shown) is not quiet, bytes(shown)
