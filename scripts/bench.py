@@ -229,7 +229,10 @@ def run(args: argparse.Namespace) -> None:
                 floor_seconds=floor_time,
                 floor_rss=floor_rss,
             )
-            peer = _peer(source, target, src, out / f"peer-{size}.onnx", args)
+            try:
+                peer = _peer(source, target, src, out / f"peer-{size}.onnx", args)
+            except (RuntimeError, TimeoutError, subprocess.TimeoutExpired) as error:
+                peer, row["peer_failed"] = None, _last_error_line(str(error))
             if peer is not None:
                 row.update(peer_seconds=peer[0], peer_rss=peer[1])
             rows.append(row)
@@ -249,6 +252,15 @@ def _peer(
     return None
 
 
+def _last_error_line(text: str) -> str:
+    lines = [
+        line
+        for line in text.splitlines()
+        if line.strip() and not line.startswith(("I0000", "W0000", "E0000", "WARNING: All"))
+    ]
+    return lines[-1][:200] if lines else "failed without a message"
+
+
 def _row_text(row: dict, baseline_rss: int) -> str:
     floor_ratio = row["seconds"] / row["floor_seconds"]
     memory_ratio = (row["rss"] - baseline_rss) / row["bytes"]
@@ -258,6 +270,8 @@ def _row_text(row: dict, baseline_rss: int) -> str:
         f"verified {row['verified_seconds']:.2f} s; "
         f"RSS {row['rss'] / 2**20:.0f} MiB = {memory_ratio:.2f}x model above baseline"
     )
+    if "peer_failed" in row:
+        text += f"; peer failed: {row['peer_failed']}"
     if "peer_seconds" in row:
         text += f"; peer {row['peer_seconds']:.2f} s (x{row['peer_seconds'] / row['seconds']:.1f} slower)"
     return text
