@@ -186,6 +186,13 @@ def verify(
     among them) and report each output's max absolute error against the other and the reference."""
     options = dict(read_options or {})
     model_a, model_b = read(a, format_a, **options), read(b, format_b, **options)
+    widths = [(m.input_size, m.layers[-1].output_size) for m in (model_a, model_b)]
+    if widths[0] != widths[1]:
+        raise WeightLayoutError(
+            f"A takes {widths[0][0]} features and gives {widths[0][1]}, B takes {widths[1][0]} and gives "
+            f"{widths[1][1]}: they are not the same model",
+            where=(f"{_label(a)} vs {_label(b)}",),
+        )
     sides, notes = [], []
     for tag, source, model, given in (("A", a, model_a, format_a), ("B", b, model_b, format_b)):
         fmt = FORMATS["npz"] if isinstance(source, Model) else source_format(source, given)

@@ -105,3 +105,11 @@ def test_import_loads_no_framework() -> None:
     code = f"import sys, lstmconv; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_verify_refuses_models_of_different_widths(tmp_path) -> None:
+    rng = np.random.default_rng(8)
+    a = lstmconv.write(Model((random_layer(rng, Kind.LSTM, 4, 6, name="x"),)), tmp_path / "a.npz")
+    b = lstmconv.write(Model((random_layer(rng, Kind.LSTM, 5, 6, name="x"),)), tmp_path / "b.npz")
+    with pytest.raises(lstmconv.WeightLayoutError, match="A takes 4 features and gives 6, B takes 5"):
+        lstmconv.verify(a, b)
