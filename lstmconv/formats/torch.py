@@ -265,45 +265,24 @@ def load_into(target: nn.Module, model: Model, mapping: Mapping[str, str] | None
     """Fill the recurrent layers of ``target`` with ``model``'s layers, in order or by ``mapping``
     (target layer name → model layer name). Everything is checked before anything changes."""
     slots = [
-        (layer.name, module, index)
+        (present, module, index)
         for path, module, kind in recurrent_modules(target)
-        for index, layer in enumerate(_layers_of(path, module, kind))
+        for index, present in enumerate(_layers_of(path, module, kind))
     ]
     plan = []
-    for position, layer in _common.pair_slots([name for name, _, _ in slots], model, mapping):
-        slot_name, module, index = slots[position]
+    for position, layer in _common.pair_slots([present.name for present, _, _ in slots], model, mapping):
+        present, module, index = slots[position]
         check(layer)
-        _require_fits(slot_name, module, index, layer)
+        _common.require_matching(layer, f'module "{present.name}"', _structure(layer), _structure(present))
         plan.append((module, index, layer))
     for module, index, layer in plan:
         _fill(module, index, layer)
     return target
 
 
-def _require_fits(slot: str, target: nn.Module, index: int, layer: Layer) -> None:
-    kind = _kind_of(target)
-    module: Any = target  # an nn.LSTM/GRU/RNN: its sizes are plain attributes
-    bidirectional = bool(module.bidirectional)
-    hidden, proj = int(module.hidden_size), int(getattr(module, "proj_size", 0))
-    state = proj or hidden
-    expected_input = int(module.input_size) if index == 0 else state * (2 if bidirectional else 1)
-    found: dict[str, object] = {
-        "kind": kind.value if kind else None,
-        "input size": expected_input,
-        "hidden size": module.hidden_size,
-        "projection": getattr(module, "proj_size", 0),
-        "bidirectional": bidirectional,
-        "bias": bool(module.bias),
-    }
-    expected: dict[str, object] = {
-        "kind": layer.kind.value,
-        "input size": layer.input_size,
-        "hidden size": layer.hidden_size,
+def _structure(layer: Layer) -> dict[str, object]:
+    return {
+        **_common.structure(layer),
         "projection": layer.proj_size,
-        "bidirectional": layer.direction is Direction.BIDIRECTIONAL,
-        "bias": layer.has_bias,
+        "activations": [str(a) for a in layer.activations],
     }
-    if kind is Kind.RNN:
-        found["nonlinearity"] = module.nonlinearity
-        expected["nonlinearity"] = layer.activations[0].name
-    _common.require_matching(layer, slot, expected, found)
