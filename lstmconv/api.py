@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -115,15 +116,29 @@ def _check_target(model: Model, fmt: Format, dest: str) -> Any:
 
 @contextlib.contextmanager
 def _temporary_sibling(dest: str) -> Iterator[str]:
-    """A fresh path beside ``dest`` with the same ending, removed unless renamed."""
+    """A path with ``dest``'s name in a fresh folder beside it (so a format that writes files
+    beside the model, as ONNX external data, writes them there too); the folder is removed with
+    whatever :func:`_publish` did not move out of it."""
     folder, name = os.path.split(os.path.abspath(dest))
-    stem, dot, ending = name.partition(".")
-    temporary = os.path.join(folder, f".{stem}.lstmconv-{secrets.token_hex(4)}{dot}{ending}")
+    staging = os.path.join(folder, f".{name}.lstmconv-{secrets.token_hex(4)}")
+    os.mkdir(staging)
     try:
-        yield temporary
+        yield os.path.join(staging, name)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _publish(written: str, dest: str, overwrite: bool) -> None:
+    """Rename the written file into place, and first the files written beside it (each refused
+    if it exists and ``overwrite`` is not set), so the model never appears without them."""
+    staging, name = os.path.split(written)
+    folder = os.path.dirname(os.path.abspath(dest))
+    companions = sorted(other for other in os.listdir(staging) if other != name)
+    for other in companions:
+        _refuse_existing(os.path.join(folder, other), overwrite)
+    for other in companions:
+        os.replace(os.path.join(staging, other), os.path.join(folder, other))
+    os.replace(written, dest)
 
 
 def _refuse_existing(dest: str, overwrite: bool) -> None:
@@ -150,7 +165,7 @@ def write(
     with _temporary_sibling(dest) as temporary:
         module.write(model, temporary, **options)
         _reopen_and_compare(model, temporary, fmt, dest)
-        os.replace(temporary, dest)
+        _publish(temporary, dest, overwrite)
     return dest
 
 
@@ -251,7 +266,7 @@ def convert(
                     f"the written model disagrees with the source\n{report}", where=(dest,)
                 )
         step("finishing")
-        os.replace(temporary, dest)
+        _publish(temporary, dest, overwrite)
     return report
 
 

@@ -1,0 +1,204 @@
+"""ONNX: ``LSTM``, ``GRU`` and ``RNN`` nodes of any model, and runnable models built from the IR.
+
+The only package of lstmconv that imports onnx (and, to run a model, onnxruntime).
+W is (D, G·H, in), R is (D, G·H, H), B is (D, 2·G·H) = [Wb; Rb], P is (D, 3H) in i·o·f order.
+Reading the graph lives in ``nodes``, building it in ``graph``, the protobuf wire in ``wire``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ...errors import LstmconvError, missing
+from ...ir import Layer, Model
+from ...layouts import Tensor
+from .. import _common
+from . import wire
+from .graph import Graph, assemble, check, node_tensors
+from .nodes import Constants, layer_from_node, recurrent_nodes
+from .vocabulary import DEFAULT_OPSET, GATE_NAMES, WEIGHT_INPUTS
+from .vocabulary import GATE_ORDER as GATE_ORDER  # the surface every format module has
+
+NAME = "onnx"
+EXTENSIONS = (".onnx",)
+
+
+def read(source: Any, **_: Any) -> Model:
+    """IR of every LSTM/GRU/RNN node of a ``ModelProto`` or an ``.onnx`` file, in graph order."""
+    mapped: dict[str, np.ndarray] = {}
+    if isinstance(source, onnx.ModelProto):
+        proto, base_dir, label = source, None, source.graph.name or "onnx model"
+    else:
+        label = os.fspath(source)
+        proto, mapped = wire.load_mapped(label)
+        base_dir = os.path.dirname(os.path.abspath(label))
+    constants = Constants(proto.graph, base_dir, mapped)
+    nodes = recurrent_nodes(proto.graph)
+    names = _common.unique_names(name for name, _ in nodes)
+    layers = []
+    for name, (_original, node) in zip(names, nodes):
+        try:
+            layers.append(layer_from_node(node, constants, name))
+        except LstmconvError as error:
+            raise error.within(label) from None
+    return Model(tuple(layers), label)
+
+
+def layout(layer: Layer) -> list[Tensor]:
+    """The tensors this format stores for ``layer``, for ``inspect``."""
+    g, h, i, d = len(layer.gates), layer.hidden_size, layer.input_size, layer.num_directions
+    order = "·".join(GATE_NAMES[layer.kind])
+    tensors = [Tensor("W", (d, g * h, i), order), Tensor("R", (d, g * h, h), order)]
+    if layer.has_bias:
+        tensors.append(Tensor("B", (d, 2 * g * h), f"[Wb {order}; Rb {order}]"))
+    if layer.has_peepholes:
+        tensors.append(Tensor("P", (d, 3 * h), "i·o·f"))
+    return tensors
+
+
+def build(model: Model, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+    """A runnable ONNX model of ``model``: input ``input`` (batch, time, features), output
+    ``output`` (batch, time, features), native LSTM/GRU/RNN operators, layout 0 (``to_onnx``)."""
+    proto = assemble(model, Graph(), opset)
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def write(
+    model: Model, path: str, *, opset: int = DEFAULT_OPSET, external_data: bool | None = None, **_: Any
+) -> None:
+    """Save ``to_onnx(model)`` to ``path``, streamed, so no copy of the model is ever made: the
+    graph is checked with ``onnx.checker`` with its weights standing in as an empty sparse file,
+    then written with each weight's bytes taken gate block by gate block from the IR.
+
+    Weights beyond protobuf's 2 GiB (or all of them, with ``external_data=True``) go to
+    ``<name>.data`` beside the model, as ONNX external data."""
+    graph = Graph(stream=True)
+    proto = assemble(model, graph, opset)
+    if external_data is None:
+        external_data = wire.payload_size(graph.payload) > wire.EXTERNAL_THRESHOLD
+    if external_data:
+        wire.write_external(proto, graph.payload, path)
+        onnx.checker.check_model(path)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        wire.check_skeleton(proto, graph.payload, folder)
+    with open(path, "wb") as handle:
+        wire.serialize(proto, graph.payload, handle)
+
+
+class Written:
+    """An ``.onnx`` file lstmconv wrote, run from its path so that external data beside it is found."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.proto = wire.load(path)
+        self.session: Any = None  # made on the first run, kept for the next ones
+
+
+def run(model: onnx.ModelProto | Written, x: np.ndarray) -> np.ndarray:
+    """Run a model built by :func:`build` (or a file written by :func:`write`) on (batch, time,
+    features): onnxruntime, or for float64 (which onnxruntime's LSTM/GRU/RNN kernels lack)
+    ONNX's own reference evaluator."""
+    proto = model.proto if isinstance(model, Written) else model
+    dtype = helper.tensor_dtype_to_np_dtype(proto.graph.input[0].type.tensor_type.elem_type)
+    feed = {proto.graph.input[0].name: np.asarray(x, dtype=dtype)}
+    if dtype == np.float64:
+        whole = onnx.load(model.path) if isinstance(model, Written) else proto
+        return _run_reference_evaluator(whole, feed)
+    if not isinstance(model, Written):
+        return _session(model.SerializeToString()).run(None, feed)[0]
+    if model.session is None:
+        model.session = _session(model.path)
+    return model.session.run(None, feed)[0]
+
+
+def _session(model: bytes | str) -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise missing("onnxruntime", "onnxruntime", "running an ONNX model") from None
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _run_reference_evaluator(proto: onnx.ModelProto, feed: dict[str, np.ndarray]) -> np.ndarray:
+    # onnx.reference ignores activations, clip and input_forget: refuse rather than mislead.
+    for _, node in recurrent_nodes(proto.graph):
+        used = {a.name for a in node.attribute} & {"activations", "clip", "input_forget"}
+        if used:
+            raise _common.UnsupportedFeatureError(
+                f"no runtime here runs a float64 {node.op_type} with {', '.join(sorted(used))} "
+                "(onnxruntime has no float64 kernel; onnx.reference ignores those attributes)",
+                where=(f'{node.op_type} node "{node.name}"',),
+                hint="use float32 weights to run it",
+            )
+    from onnx.reference import ReferenceEvaluator
+
+    outputs: list[Any] = list(ReferenceEvaluator(proto).run(None, feed))
+    return np.asarray(outputs[0])
+
+
+def load_into(
+    target: onnx.ModelProto, model: Model, mapping: Mapping[str, str] | None = None
+) -> onnx.ModelProto:
+    """Fill the LSTM/GRU/RNN nodes of ``target`` with ``model``'s layers, in order or by
+    ``mapping`` (node name → model layer name). Everything is checked before anything changes."""
+    graph = target.graph
+    constants = Constants(graph, None)
+    nodes = recurrent_nodes(graph)
+    plan = []
+    for position, layer in _common.pair_slots([name for name, _ in nodes], model, mapping):
+        name, node = nodes[position]
+        check(layer)
+        present = layer_from_node(node, constants, name)
+        _common.require_matching(
+            layer, f'{node.op_type} node "{name}"', _structure(layer), _structure(present)
+        )
+        plan.append((node, layer))
+    for node, layer in plan:
+        _replace_weights(graph, node, layer)
+    return target
+
+
+def _structure(layer: Layer) -> dict[str, object]:
+    return {
+        **_common.structure(layer),
+        "activations": [str(a) for a in layer.activations],
+        "peepholes": layer.has_peepholes,
+        "clip": layer.clip,
+        "input_forget": layer.input_forget,
+    }
+
+
+def _replace_weights(graph: onnx.GraphProto, node: onnx.NodeProto, layer: Layer) -> None:
+    """Overwrite the node's weight initializers; one shared with another node, or a Constant
+    node's value, is left alone and the node gets a fresh initializer instead."""
+    initializers = {t.name: t for t in graph.initializer}
+    uses: dict[str, int] = {}
+    for other in graph.node:
+        for name in other.input:
+            uses[name] = uses.get(name, 0) + 1
+    for index, value in node_tensors(layer).items():
+        name = node.input[index]
+        if name in initializers and uses.get(name) == 1:
+            tensor = initializers[name]
+            dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
+            tensor.CopyFrom(numpy_helper.from_array(value.astype(dtype), name))
+        else:
+            fresh = f"{node.name or node.output[0]}.{WEIGHT_INPUTS[index]}"
+            graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), fresh))
+            node.input[index] = fresh
+
+
+def load_written(path: str) -> Written:
+    """Open an ``.onnx`` file lstmconv wrote, to run it as it is."""
+    return Written(path)

@@ -1,0 +1,180 @@
+"""Building runnable ONNX models from the IR: input ``input`` and output ``output``
+(batch, time, features), one native LSTM/GRU/RNN node per layer (layout 0), the ops that
+merge its directions, and the weights either as arrays or, streaming, as the IR's blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ... import __version__
+from ...ir import DEFAULT_ACTIVATIONS, Kind, Layer, Model
+from .. import _common
+from .vocabulary import FROM_IR, GATE_ORDER, OP_NAMES, PEEPHOLE_ORDER, WEIGHT_INPUTS
+
+
+def check(layer: Layer) -> None:
+    """Raise for what ONNX's LSTM/GRU/RNN cannot express: a projection."""
+    if layer.proj_size:
+        raise _common.unsupported(
+            layer,
+            f"a projection (proj_size={layer.proj_size})",
+            "ONNX",
+            "PyTorch and .npz keep projections",
+        )
+
+
+class Graph:
+    """Nodes and initializers being built. Streaming, the weight initializers are placeholders
+    and their bytes stay as the IR's per-gate blocks until the file is written."""
+
+    def __init__(self, stream: bool = False) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[TensorProto] = []
+        self.stream = stream
+        self.payload: dict[str, list[np.ndarray]] = {}
+
+    def constant(self, name: str, value: np.ndarray) -> str:
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def weight(self, name: str, shape: tuple[int, ...], blocks: list[np.ndarray]) -> str:
+        if not self.stream:
+            return self.constant(name, np.concatenate([block.ravel() for block in blocks]).reshape(shape))
+        tensor = TensorProto(
+            name=name, dims=shape, data_type=helper.np_dtype_to_tensor_dtype(blocks[0].dtype)
+        )
+        self.initializers.append(tensor)
+        self.payload[name] = blocks
+        return name
+
+    def node(self, op: str, inputs: Sequence[str], output: str, name: str | None = None, **attrs: Any) -> str:
+        self.nodes.append(helper.make_node(op, list(inputs), [output], name=name or output, **attrs))
+        return output
+
+
+def assemble(model: Model, graph: Graph, opset: int) -> onnx.ModelProto:
+    model.check_chain()
+    for layer in model.layers:
+        check(layer)
+    dtype = model.layers[0].dtype
+    x = graph.node("Transpose", ["input"], "time_major", perm=[1, 0, 2])
+    prefixes = _common.unique_names(_common.identifier(layer.name) for layer in model.layers)
+    for prefix, layer in zip(prefixes, model.layers):
+        if layer.dtype != dtype:
+            x = graph.node("Cast", [x], f"{prefix}/cast", to=helper.np_dtype_to_tensor_dtype(layer.dtype))
+        x = _add_layer(graph, prefix, layer, x, opset)
+        dtype = layer.dtype
+    graph.node("Transpose", [x], "output", perm=[1, 0, 2])
+    elem_in = helper.np_dtype_to_tensor_dtype(model.layers[0].dtype)
+    elem_out = helper.np_dtype_to_tensor_dtype(model.layers[-1].dtype)
+    proto = helper.make_model_gen_version(
+        helper.make_graph(
+            graph.nodes,
+            "lstmconv",
+            [helper.make_tensor_value_info("input", elem_in, ["batch", "time", model.input_size])],
+            [
+                helper.make_tensor_value_info(
+                    "output", elem_out, ["batch", "time", model.layers[-1].output_size]
+                )
+            ],
+            graph.initializers,
+        ),
+        opset_imports=[helper.make_opsetid("", opset)],
+        producer_name="lstmconv",
+        producer_version=__version__,
+    )
+    return proto
+
+
+def node_blocks(layer: Layer) -> dict[int, tuple[tuple[int, ...], list[np.ndarray]]]:
+    """W, R and, where the layer has them, B and P, keyed by their input position on the node,
+    each as (shape, the IR's per-gate blocks whose bytes in turn make the tensor)."""
+    order, cells = GATE_ORDER[layer.kind], layer.cells
+    d, g, h = layer.num_directions, len(order), layer.hidden_size
+    tensors: dict[int, tuple[tuple[int, ...], list[np.ndarray]]] = {
+        1: ((d, g * h, layer.input_size), [c.w_ih[gate] for c in cells for gate in order]),
+        2: ((d, g * h, h), [c.w_hh[gate] for c in cells for gate in order]),
+    }
+    if layer.has_bias:
+        tensors[3] = (
+            (d, 2 * g * h),
+            [b[gate] for c in cells for b in (c.b_ih, c.b_hh) if b for gate in order],
+        )
+    if layer.has_peepholes:
+        tensors[7] = ((d, 3 * h), [c.peephole[gate] for c in cells if c.peephole for gate in PEEPHOLE_ORDER])
+    return tensors
+
+
+def node_tensors(layer: Layer) -> dict[int, np.ndarray]:
+    """W, R and, where the layer has them, B and P as arrays, keyed by their input position."""
+    return {
+        index: np.concatenate([block.ravel() for block in blocks]).reshape(shape)
+        for index, (shape, blocks) in node_blocks(layer).items()
+    }
+
+
+def _add_layer(graph: Graph, prefix: str, layer: Layer, x: str, opset: int) -> str:
+    inputs = [x, "", "", "", "", "", "", ""]
+    for index, (shape, blocks) in node_blocks(layer).items():
+        inputs[index] = graph.weight(f"{prefix}.{WEIGHT_INPUTS[index]}", shape, blocks)
+    while inputs[-1] == "":
+        inputs.pop()
+    y = graph.node(OP_NAMES[layer.kind], inputs, f"{prefix}/Y", name=layer.name, **_attributes_of(layer))
+    if layer.reversed_output:
+        y = graph.node(
+            "Slice",
+            [
+                y,
+                *(
+                    graph.constant(f"{prefix}.{n}", np.array([v], np.int64))
+                    for n, v in (
+                        ("starts", -1),
+                        ("ends", np.iinfo(np.int64).min),
+                        ("axes", 0),
+                        ("steps", -1),
+                    )
+                ),
+            ],
+            f"{prefix}/Y_reversed",
+        )
+    return _merge(graph, prefix, layer, y, opset)
+
+
+def _merge(graph: Graph, prefix: str, layer: Layer, y: str, opset: int) -> str:
+    """(time, D, batch, H) -> (time, batch, features) as the layer merges its directions."""
+    if layer.num_directions == 1 or layer.merge != "concat":
+        axis = graph.constant(f"{prefix}.direction_axis", np.array([1], np.int64))
+    if layer.num_directions == 1:
+        return graph.node("Squeeze", [y, axis], f"{prefix}/out")
+    if layer.merge == "concat":
+        moved = graph.node("Transpose", [y], f"{prefix}/Y_batch_major", perm=[0, 2, 1, 3])
+        shape = graph.constant(f"{prefix}.concat_shape", np.array([0, 0, -1], np.int64))
+        return graph.node("Reshape", [moved, shape], f"{prefix}/out")
+    op = {"sum": "ReduceSum", "mul": "ReduceProd", "ave": "ReduceMean"}[layer.merge]
+    if op == "ReduceSum" or opset >= 18:
+        return graph.node(op, [y, axis], f"{prefix}/out", keepdims=0)
+    return graph.node(op, [y], f"{prefix}/out", axes=[1], keepdims=0)
+
+
+def _attributes_of(layer: Layer) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"hidden_size": layer.hidden_size, "direction": layer.direction.value}
+    if layer.activations != DEFAULT_ACTIVATIONS[layer.kind]:
+        attrs["activations"] = [FROM_IR[a.name] for a in layer.activations] * layer.num_directions
+        alphas = [a.alpha for a in layer.activations if a.alpha is not None] * layer.num_directions
+        betas = [a.beta for a in layer.activations if a.beta is not None] * layer.num_directions
+        if alphas:
+            attrs["activation_alpha"] = alphas
+        if betas:
+            attrs["activation_beta"] = betas
+    if layer.clip is not None:
+        attrs["clip"] = layer.clip
+    if layer.input_forget:
+        attrs["input_forget"] = 1
+    if layer.kind is Kind.GRU:
+        attrs["linear_before_reset"] = int(layer.reset_after)
+    return attrs

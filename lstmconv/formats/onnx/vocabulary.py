@@ -1,0 +1,38 @@
+"""ONNX's names for what the IR holds: gate orders, operators, activations, input positions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ...ir import Kind
+
+GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
+    Kind.LSTM: ("i", "o", "f", "g"),
+    Kind.GRU: ("z", "r", "n"),
+    Kind.RNN: ("h",),
+}
+PEEPHOLE_ORDER = ("i", "o", "f")
+#: The ONNX docs name the LSTM candidate c and the GRU candidate h.
+GATE_NAMES = {Kind.LSTM: ("i", "o", "f", "c"), Kind.GRU: ("z", "r", "h"), Kind.RNN: ("h",)}
+OPS: Mapping[str, Kind] = {"LSTM": Kind.LSTM, "GRU": Kind.GRU, "RNN": Kind.RNN}
+OP_NAMES = {kind: op for op, kind in OPS.items()}
+DEFAULT_OPSET = 17
+ACTIVATIONS: Mapping[str, str] = {
+    "Sigmoid": "sigmoid",
+    "Tanh": "tanh",
+    "Relu": "relu",
+    "HardSigmoid": "hard_sigmoid",
+    "Affine": "affine",
+    "LeakyRelu": "leaky_relu",
+    "ThresholdedRelu": "thresholded_relu",
+    "ScaledTanh": "scaled_tanh",
+    "Elu": "elu",
+    "Softsign": "softsign",
+    "Softplus": "softplus",
+}
+BY_LOWER = {name.lower(): ir_name for name, ir_name in ACTIVATIONS.items()}
+FROM_IR = {ir_name: name for name, ir_name in ACTIVATIONS.items()}
+#: The node's input position of each weight tensor, and its name.
+WEIGHT_INPUTS = {1: "W", 2: "R", 3: "B", 7: "P"}
+#: Ops that move or reshape values without changing them.
+SHAPE_OPS = {"Identity", "Cast", "Unsqueeze", "Squeeze", "Reshape", "Expand", "Flatten", "Transpose"}
