@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import __version__, api, layouts, progress
+from . import __version__, api, dtypes, layouts, progress
 from .errors import LstmconvError, VerificationError
 from .ir import Kind, Layer
 from .registry import FORMATS
@@ -80,6 +80,16 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("--to", dest="to_format", choices=FORMATS, help="format of DST (default: by ending)")
     convert.add_argument(
         "--layer", dest="layers", action="append", metavar="NAME", help="convert only this layer (repeatable)"
+    )
+    convert.add_argument(
+        "--dtype",
+        choices=dtypes.NAMES,
+        help="cast the weights to this dtype (default: keep the source's dtype)",
+    )
+    convert.add_argument(
+        "--external-data",
+        action="store_true",
+        help="ONNX: keep the weights in DST.data beside DST (automatic past protobuf's 2 GiB)",
     )
     convert.add_argument("--force", action="store_true", help="replace DST if it exists")
     convert.add_argument("--no-verify", action="store_true", help="skip the numerical check")
@@ -230,7 +240,9 @@ def _run_convert(args: argparse.Namespace, step: progress.Callback) -> Any:
         to_format=args.to_format,
         layers=args.layers,
         atol=args.atol,
+        dtype=args.dtype,
         read_options=_read_options(args),
+        write_options={"external_data": True} if args.external_data else None,
         progress=step,
     )
 

@@ -16,6 +16,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from . import dtypes
 from . import gates as gatelib
 from .errors import LstmconvError, WeightLayoutError
 
@@ -102,11 +103,11 @@ Tensors = Mapping[str, np.ndarray]
 
 def _frozen_array(value: object, tensor: str) -> np.ndarray:
     array = np.asarray(value)
-    if not (np.issubdtype(array.dtype, np.floating)):
+    if not dtypes.is_float(array.dtype):
         raise WeightLayoutError(
             f"expected floating-point weights, found dtype {array.dtype}",
             where=(tensor,),
-            hint="cast the weights to float32",
+            hint=f"lstmconv keeps {', '.join(dtypes.NAMES)}: cast the weights to one of them",
         )
     view = array.view()
     view.flags.writeable = False
@@ -160,6 +161,19 @@ class Cell:
         if self.b_ih is None or self.b_hh is None:
             return None
         return {gate: self.b_ih[gate] + self.b_hh[gate] for gate in self.b_ih}
+
+    def astype(self, dtype: np.dtype) -> Cell:
+        def cast(values: Tensors | None) -> dict[str, np.ndarray] | None:
+            return None if values is None else {gate: array.astype(dtype) for gate, array in values.items()}
+
+        return Cell(
+            w_ih=cast(self.w_ih),  # type: ignore[arg-type]  # never None here
+            w_hh=cast(self.w_hh),  # type: ignore[arg-type]
+            b_ih=cast(self.b_ih),
+            b_hh=cast(self.b_hh),
+            w_hr=None if self.w_hr is None else self.w_hr.astype(dtype),
+            peephole=cast(self.peephole),
+        )
 
 
 def cell_from_stacked(
@@ -345,6 +359,12 @@ class Layer:
     def replace(self, **changes: object) -> Layer:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]  # fields vary
 
+    def astype(self, dtype: np.dtype) -> Layer:
+        """The layer with its weights cast to ``dtype`` (itself when they already are)."""
+        if self.dtype == dtype:
+            return self
+        return self.replace(cells=tuple(cell.astype(dtype) for cell in self.cells))
+
 
 def _shape_of(values: Tensors, gates: Sequence[str], field: str, ndim: int) -> tuple[int, ...]:
     if gates[0] not in values:
@@ -410,6 +430,15 @@ class Model:
             known = ", ".join(layer.name for layer in self.layers)
             raise LstmconvError(f"no layer named {unknown}", where=(self.source,), hint=f"layers: {known}")
         return Model(tuple(layer for layer in self.layers if layer.name in names), self.source)
+
+    def astype(self, dtype: np.dtype | str) -> Model:
+        """Every layer's weights cast to ``dtype`` (float16, bfloat16, float32 or float64)."""
+        wanted = dtypes.resolve(dtype)
+        return Model(tuple(layer.astype(wanted) for layer in self.layers), self.source)
+
+    @property
+    def dtypes(self) -> tuple[np.dtype, ...]:
+        return tuple(dict.fromkeys(layer.dtype for layer in self.layers))
 
     def check_chain(self) -> None:
         """Raise unless each layer's output feeds the next one's input (a runnable stack)."""

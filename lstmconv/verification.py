@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import reference
+from . import dtypes, reference
 from .errors import UnsupportedFeatureError
 from .ir import Model
 from .registry import FORMATS, Format, installed, is_path
@@ -88,17 +88,18 @@ def runner(
     on_reference: Runner = lambda x: reference.run(model, x)  # noqa: E731 - the fallback, named once
     if framework is not None and framework_available(framework):
         module = FORMATS[framework].load(f"running {fmt.name}")  # e.g. safetensors runs in torch
+        how = getattr(module, "running_note", lambda _: None)(model)
         if whole and not is_path(source) and getattr(module, "is_runnable", lambda _: False)(source):
-            return f"{framework} (the object itself)", (lambda x: module.run(source, x)), None
+            return f"{framework} (the object itself)", (lambda x: module.run(source, x)), how
         if own_file and is_path(source) and hasattr(module, "load_written"):
             built = module.load_written(os.fspath(source))
-            return f"{framework} (the written file)", (lambda x: module.run(built, x)), None
+            return f"{framework} (the written file)", (lambda x: module.run(built, x)), how
         try:
             built = module.build(model)
         except UnsupportedFeatureError as error:
             note = f"{framework} cannot run this model ({error}): the NumPy reference stood in"
             return "reference", on_reference, note
-        return f"{framework} (rebuilt from the weights)", (lambda x: module.run(built, x)), None
+        return f"{framework} (rebuilt from the weights)", (lambda x: module.run(built, x)), how
     if framework is None:
         return "reference", on_reference, None
     note = f"{framework} is not installed: the NumPy reference stood in for the {fmt.name} side"
@@ -129,9 +130,22 @@ def compare(
     target: str,
     notes: Sequence[str] = (),
     seed: int = 0,
+    *,
+    models: Sequence[Model] = (),
 ) -> Report:
     """Run every side and the reference on the same inputs; compare each side with the
-    reference and the sides with each other."""
+    reference and the sides with each other. Weights in float16 or bfloat16 (of the reference
+    or of ``models``) widen ``atol`` to what that precision's arithmetic costs, with a note."""
+    seen = [dtype for model in (reference_model, *models) for dtype in model.dtypes]
+    widened = dtypes.tolerance(atol, *seen)
+    if widened != atol:
+        coarsest = max(seen, key=lambda dtype: dtypes.tolerance(0.0, dtype)).name
+        notes = [
+            *notes,
+            f"{coarsest} weights: outputs compared within {widened:g}, {dtypes.REDUCED_PRECISION_UNITS} "
+            f"units of {coarsest}'s precision (asked {atol:g})",
+        ]
+        atol = widened
     batches = inputs(reference_model, seed)
     expected = [reference.run(reference_model, x) for x in batches]
     outputs = {label: [run(x) for x in batches] for label, run in sides}

@@ -77,3 +77,123 @@ def test_existing_external_data_is_kept_unless_overwrite(tmp_path) -> None:
     lstmconv.write(_model(3), tmp_path / "m.onnx", external_data=True, overwrite=True)
     assert sorted(os.listdir(tmp_path)) == ["m.onnx", "m.onnx.data"]
     _exactly_equal(_model(3), lstmconv.read(tmp_path / "m.onnx"))
+
+
+# -- float16 and bfloat16 keep their dtype -------------------------------------------------------
+REDUCED = ("float16", "bfloat16")
+ENDINGS = (".npz", ".safetensors", ".onnx", ".pt", ".keras")
+#: Every reduced-precision weight is a float32 exactly, so the float64 reference of the weights
+#: is the truth; a framework running in that precision stays within a few of its epsilons.
+RUN_ATOL = {"float16": 4 * 2.0**-10, "bfloat16": 4 * 2.0**-7}
+
+
+def _reduced(seed: int, dtype: str) -> Model:
+    rng = np.random.default_rng(seed)
+    model = Model(
+        (
+            random_layer(rng, Kind.LSTM, 4, 6, direction=Direction.BIDIRECTIONAL, name="enc"),
+            random_layer(rng, Kind.GRU, 12, 5, name="dec"),
+        )
+    )
+    return model.astype(dtype)
+
+
+def _framework(ending: str, request) -> None:
+    needs = {".pt": "torch", ".safetensors": "torch", ".keras": "keras", ".onnx": "ort"}
+    if ending in needs:
+        request.getfixturevalue(needs[ending])
+
+
+def _run_in_framework(path: str, x: np.ndarray) -> np.ndarray:
+    """The written file run by its own framework in its own dtype, as a user would."""
+    if path.endswith(".keras"):
+        import keras
+
+        return np.asarray(keras.saving.load_model(path)(x.astype(np.float32)), dtype=np.float64)
+    if path.endswith(".onnx"):
+        from lstmconv.formats import onnx as onnx_format
+
+        return np.asarray(onnx_format.run(onnx_format.load_written(path), x), dtype=np.float64)
+    if path.endswith((".pt", ".safetensors")):
+        from lstmconv.formats import torch as torch_format
+
+        return np.asarray(torch_format.run(lstmconv.to_torch(lstmconv.read(path)), x), dtype=np.float64)
+    return lstmconv.reference.run(lstmconv.read(path), x)
+
+
+@pytest.mark.parametrize("ending", ENDINGS)
+@pytest.mark.parametrize("dtype", REDUCED)
+def test_reduced_precision_weights_keep_their_dtype_and_run(tmp_path, dtype: str, ending: str, request):
+    _framework(ending, request)
+    model = _reduced(4, dtype)
+    path = lstmconv.write(model, tmp_path / f"m{ending}")
+    again = lstmconv.read(path)
+    assert [layer.dtype.name for layer in again] == [dtype, dtype]
+    if ending != ".keras":  # Keras keeps one bias per LSTM gate: b_ih + b_hh, rounded once
+        _exactly_equal(model, again)
+    x = np.random.default_rng(5).uniform(-1, 1, (3, 7, 4)).astype(np.float32)
+    expected = lstmconv.reference.run(model, x)
+    got = _run_in_framework(path, x)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=RUN_ATOL[dtype])
+    assert np.max(np.abs(got - expected)) > 0 or ending in (".npz", ".onnx")
+
+
+@pytest.mark.parametrize("dtype", REDUCED)
+def test_reduced_precision_verification_still_catches_a_gate_swap(tmp_path, dtype: str) -> None:
+    model = _reduced(6, dtype)
+    layer = model[0]
+    cell = layer.cells[0]
+    swapped_cell = dataclasses.replace(cell, w_ih={**cell.w_ih, "i": cell.w_ih["f"], "f": cell.w_ih["i"]})
+    swapped = Model((layer.replace(cells=(swapped_cell, layer.cells[1])), model[1]))
+    a = lstmconv.write(model, tmp_path / "a.npz")
+    b = lstmconv.write(swapped, tmp_path / "b.npz")
+    report = lstmconv.verify(a, b)
+    assert report.atol == RUN_ATOL[dtype] and f"{dtype} weights: outputs compared within" in str(report)
+    assert not report.ok and report.max_error > 5 * report.atol
+    assert lstmconv.verify(a, a).ok
+
+
+def test_cast_on_request_is_verified_against_the_cast_weights(tmp_path, capsys, torch) -> None:
+    import json
+
+    from lstmconv.cli import main
+
+    source = lstmconv.write(_reduced(7, "float32"), tmp_path / "m.npz")
+    status = main(["convert", source, str(tmp_path / "m.safetensors"), "--dtype", "bfloat16"])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "weights cast from float32 to bfloat16: verified against the cast weights" in out
+    with open(tmp_path / "m.safetensors", "rb") as handle:
+        header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+    assert {entry["dtype"] for key, entry in header.items() if key != "__metadata__"} == {"BF16"}
+    from safetensors.torch import load_file
+
+    theirs = load_file(tmp_path / "m.safetensors")
+    ours = lstmconv.read(tmp_path / "m.safetensors")
+    assert theirs["enc.weight_ih_l0"].dtype == torch.bfloat16
+    np.testing.assert_array_equal(
+        theirs["enc.weight_ih_l0"][:6].float().numpy(), ours["enc"].cells[0].w_ih["i"].astype(np.float32)
+    )
+
+
+def test_bfloat16_onnx_needs_opset_22(tmp_path) -> None:
+    import onnx
+
+    path = lstmconv.write(_reduced(8, "bfloat16"), tmp_path / "m.onnx")
+    assert onnx.load(path).opset_import[0].version == 22
+    with pytest.raises(lstmconv.UnsupportedFeatureError, match="bfloat16 LSTM/GRU/RNN need opset 22"):
+        lstmconv.to_onnx(_reduced(8, "bfloat16"), opset=17)
+
+
+def test_keras_bfloat16_file_is_read_without_keras_as_keras_runs_it(tmp_path, keras) -> None:
+    rng = np.random.default_rng(9)
+    inputs = keras.Input((None, 3), dtype="bfloat16")
+    layer = keras.layers.LSTM(4, return_sequences=True, dtype="bfloat16", recurrent_initializer="zeros")
+    built = keras.Model(inputs, layer(inputs))
+    layer.set_weights([rng.uniform(-0.6, 0.6, w.shape).astype(np.float32) for w in layer.get_weights()])
+    built.save(tmp_path / "k.keras")
+    model = lstmconv.read(tmp_path / "k.keras")
+    assert model[0].dtype.name == "bfloat16"
+    x = rng.uniform(-1, 1, (2, 5, 3)).astype(np.float32)
+    theirs = np.asarray(built(x), dtype=np.float64)
+    np.testing.assert_allclose(lstmconv.reference.run(model, x), theirs, rtol=0, atol=RUN_ATOL["bfloat16"])

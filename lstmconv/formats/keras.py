@@ -141,6 +141,8 @@ def _new_rnn(layer: Layer, name: str) -> Any:
         dtype=str(layer.dtype),
         name=name,
     )
+    if layer.dtype.name == "bfloat16":  # TensorFlow's QR (the orthogonal default) has no bfloat16
+        options["recurrent_initializer"] = "zeros"  # and the weights are set right after
     if layer.kind is not Kind.RNN:
         options["recurrent_activation"] = activation_to_keras(layer.activations[0])
     if layer.kind is Kind.GRU:

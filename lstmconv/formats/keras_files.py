@@ -31,6 +31,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .. import dtypes
 from ..errors import FormatError, LstmconvError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
 from ..ir import Kind, Layer, Model
 from . import keras_names
@@ -140,8 +141,12 @@ class _H5:
             )
         if self.probe:  # touch one element (its chunk index), allocate nothing
             first = node[(0,) * node.ndim] if node.size else np.zeros((), node.dtype)
-            return np.broadcast_to(np.asarray(first, node.dtype), node.shape)
-        return np.asarray(node[()])
+            values = np.broadcast_to(np.asarray(first, node.dtype), node.shape)
+        else:
+            values = np.asarray(node[()])
+        if node.attrs.get("dtype") in ("bfloat16", b"bfloat16") and values.dtype.itemsize == 2:
+            return values.view(dtypes.resolve("bfloat16"))  # Keras 3 stores bfloat16 as raw 2-byte values
+        return values
 
 
 def _attr_strings(group: h5py.Group, name: str) -> list[str]:

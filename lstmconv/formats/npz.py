@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import dtypes
 from ..errors import FormatError, LstmconvError
 from ..ir import Activation, Cell, Kind, Layer, Model
 
@@ -41,6 +42,7 @@ def _meta(layer: Layer) -> dict[str, Any]:
         "input_forget": layer.input_forget,
         "reset_after": layer.reset_after,
         "reversed_output": layer.reversed_output,
+        "dtype": layer.dtype.name,
     }
 
 
@@ -83,10 +85,25 @@ def read(source: Any, **_: Any) -> Model:
     return Model(layers, path)
 
 
+def _stored_dtype(name: str | None) -> Any:
+    """How to read the layer's arrays: NumPy writes bfloat16 as raw 2-byte values (``V2``)."""
+    if name != "bfloat16":
+        return lambda array: array
+    bfloat16 = dtypes.resolve(name)
+
+    def view(array: np.ndarray) -> np.ndarray:
+        if array.dtype.itemsize != 2:
+            raise FormatError(f"expected 2-byte bfloat16 values, found {array.dtype}")
+        return array.view(bfloat16)
+
+    return view
+
+
 def _layer(entry: dict[str, Any], archive: Any) -> Layer:
     name = entry["name"]
     direction = entry["direction"]
     directions = ("forward", "backward") if direction == "bidirectional" else (direction,)
+    stored = _stored_dtype(entry.get("dtype"))
     cells = []
     for label in directions:
         prefix = f"{name}/{label}/"
@@ -95,9 +112,9 @@ def _layer(entry: dict[str, Any], archive: Any) -> Layer:
             if key.startswith(prefix):
                 field, _, gate = key[len(prefix) :].partition("/")
                 if field in _FIELDS and gate:
-                    fields.setdefault(field, {})[gate] = archive[key]
+                    fields.setdefault(field, {})[gate] = stored(archive[key])
                 elif field == "w_hr" and not gate:
-                    fields["w_hr"] = archive[key]
+                    fields["w_hr"] = stored(archive[key])
         cells.append(Cell(**fields))
     return Layer(
         Kind(entry["kind"]),

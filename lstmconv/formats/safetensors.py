@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import dtypes
 from ..errors import FormatError, LstmconvError
 from ..ir import Kind, Model
 from . import statedict
@@ -35,7 +36,7 @@ _DTYPES: dict[str, np.dtype] = {
     "I64": np.dtype("<i8"),
     "BOOL": np.dtype("bool"),
 }
-_NAMES = {"float16": "F16", "float32": "F32", "float64": "F64"}
+_NAMES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32", "float64": "F64"}
 #: Headers larger than this are refused before they are read (the format's own limit is 100 MB).
 MAX_HEADER = 100_000_000
 
@@ -75,13 +76,19 @@ def _header(path: str) -> tuple[dict[str, Any], int, int]:
     return header, 8 + length, size - 8 - length
 
 
+def _dtype(name: str) -> np.dtype:
+    if name == "BF16":
+        return dtypes.resolve("bfloat16")
+    return _DTYPES[name]
+
+
 def _tensors(path: str, header: dict[str, Any], start: int, data_length: int) -> dict[str, np.ndarray]:
     spans: list[tuple[int, int, str, np.dtype, tuple[int, ...]]] = []
     for key, entry in header.items():
         if key == "__metadata__":
             continue
         try:
-            dtype = _DTYPES[entry["dtype"]]
+            dtype = _dtype(entry["dtype"])
             shape = tuple(int(n) for n in entry["shape"])
             begin, end = (int(n) for n in entry["data_offsets"])
         except (KeyError, TypeError, ValueError) as error:
@@ -160,4 +167,4 @@ def write(model: Model, path: str, **_: Any) -> None:
         handle.write(text)
         for blocks in parts.values():
             for block in blocks:
-                handle.write(np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<")).data)
+                handle.write(dtypes.little_endian_bytes(block))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import dtypes
 from ..errors import FormatError, UnsafeInputError
 from ..ir import Direction, Kind, Layer, Model
 from . import _common, statedict
@@ -59,7 +60,11 @@ def recurrent_modules(root: nn.Module) -> list[tuple[str, nn.Module, Kind]]:
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().cpu().numpy()
+    """The tensor's values as NumPy, sharing memory; bfloat16 (which NumPy lacks) as ml_dtypes'."""
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.int16).numpy().view(dtypes.resolve("bfloat16"))
+    return tensor.numpy()
 
 
 def _layers_of(path: str, module: nn.Module, kind: Kind) -> list[Layer]:
@@ -213,11 +218,13 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     """A tensor sharing ``array``'s memory; only ever read (the IR's arrays are read-only)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        if array.dtype.name == "bfloat16":
+            return torch.from_numpy(np.ascontiguousarray(array).view(np.int16)).view(torch.bfloat16)
         return torch.from_numpy(np.ascontiguousarray(array))
 
 
 def _torch_dtype(dtype: np.dtype) -> torch.dtype:
-    return torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
+    return _tensor(np.zeros(0, dtype=dtype)).dtype
 
 
 def _fill(module: nn.Module, index: int, layer: Layer) -> None:

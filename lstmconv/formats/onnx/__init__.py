@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from ...errors import LstmconvError, missing
 from ...ir import Layer, Model
@@ -23,7 +23,7 @@ from .. import _common
 from . import wire
 from .graph import Graph, assemble, check, node_tensors
 from .nodes import Constants, layer_from_node, recurrent_nodes
-from .vocabulary import DEFAULT_OPSET, GATE_NAMES, WEIGHT_INPUTS
+from .vocabulary import GATE_NAMES, WEIGHT_INPUTS
 from .vocabulary import GATE_ORDER as GATE_ORDER  # the surface every format module has
 
 NAME = "onnx"
@@ -63,7 +63,7 @@ def layout(layer: Layer) -> list[Tensor]:
     return tensors
 
 
-def build(model: Model, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+def build(model: Model, *, opset: int | None = None) -> onnx.ModelProto:
     """A runnable ONNX model of ``model``: input ``input`` (batch, time, features), output
     ``output`` (batch, time, features), native LSTM/GRU/RNN operators, layout 0 (``to_onnx``)."""
     proto = assemble(model, Graph(), opset)
@@ -72,7 +72,7 @@ def build(model: Model, *, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
 
 
 def write(
-    model: Model, path: str, *, opset: int = DEFAULT_OPSET, external_data: bool | None = None, **_: Any
+    model: Model, path: str, *, opset: int | None = None, external_data: bool | None = None, **_: Any
 ) -> None:
     """Save ``to_onnx(model)`` to ``path``, streamed, so no copy of the model is ever made: the
     graph is checked with ``onnx.checker`` with its weights standing in as an empty sparse file,
@@ -106,18 +106,61 @@ class Written:
 def run(model: onnx.ModelProto | Written, x: np.ndarray) -> np.ndarray:
     """Run a model built by :func:`build` (or a file written by :func:`write`) on (batch, time,
     features): onnxruntime, or for float64 (which onnxruntime's LSTM/GRU/RNN kernels lack)
-    ONNX's own reference evaluator."""
+    ONNX's own reference evaluator. A bfloat16 model runs widened to float32 (see :func:`widened`)."""
     proto = model.proto if isinstance(model, Written) else model
     dtype = helper.tensor_dtype_to_np_dtype(proto.graph.input[0].type.tensor_type.elem_type)
-    feed = {proto.graph.input[0].name: np.asarray(x, dtype=dtype)}
     if dtype == np.float64:
         whole = onnx.load(model.path) if isinstance(model, Written) else proto
-        return _run_reference_evaluator(whole, feed)
-    if not isinstance(model, Written):
-        return _session(model.SerializeToString()).run(None, feed)[0]
-    if model.session is None:
-        model.session = _session(model.path)
-    return model.session.run(None, feed)[0]
+        return _run_reference_evaluator(whole, {proto.graph.input[0].name: np.asarray(x, dtype=dtype)})
+    session = model.session if isinstance(model, Written) else None
+    if session is None:
+        session = _session(_runnable(model))
+        if isinstance(model, Written):
+            model.session = session
+    wanted = np.float32 if dtype.name == "bfloat16" else dtype
+    return session.run(None, {proto.graph.input[0].name: np.asarray(x, dtype=wanted)})[0]
+
+
+def running_note(model: Model) -> str | None:
+    """What the report should say about how this format runs ``model``."""
+    if any(layer.dtype.name == "bfloat16" for layer in model):
+        return (
+            "onnxruntime has no bfloat16 LSTM/GRU/RNN kernel: the ONNX graph ran with its bfloat16 "
+            "weights widened to float32, which holds them exactly"
+        )
+    return None
+
+
+def _runnable(model: onnx.ModelProto | Written) -> bytes | str:
+    """What onnxruntime is given: the file's path (its external data beside it) or the bytes."""
+    proto = model.proto if isinstance(model, Written) else model
+    bfloat16 = proto.graph.input[0].type.tensor_type.elem_type == TensorProto.BFLOAT16 or any(
+        tensor.data_type == TensorProto.BFLOAT16 for tensor in proto.graph.initializer
+    )
+    if not bfloat16:
+        return model.path if isinstance(model, Written) else model.SerializeToString()
+    return widened(onnx.load(model.path) if isinstance(model, Written) else proto).SerializeToString()
+
+
+def widened(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with every bfloat16 (weights, Casts, inputs and outputs) made float32: the
+    same numbers, since each bfloat16 is a float32 with its low 16 bits zero."""
+    wide = onnx.ModelProto()
+    wide.CopyFrom(proto)
+    graph = wide.graph
+    for index, tensor in enumerate(graph.initializer):
+        if tensor.data_type == TensorProto.BFLOAT16:
+            graph.initializer[index].CopyFrom(
+                numpy_helper.from_array(wire.to_array(tensor, None).astype(np.float32), tensor.name)
+            )
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        if value.type.tensor_type.elem_type == TensorProto.BFLOAT16:
+            value.type.tensor_type.elem_type = TensorProto.FLOAT
+    for node in graph.node:
+        for attribute in node.attribute:
+            if node.op_type == "Cast" and attribute.name == "to" and attribute.i == TensorProto.BFLOAT16:
+                attribute.i = TensorProto.FLOAT
+    return wide
 
 
 def _session(model: bytes | str) -> Any:

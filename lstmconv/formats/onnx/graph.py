@@ -14,7 +14,15 @@ from onnx import TensorProto, helper, numpy_helper
 from ... import __version__
 from ...ir import DEFAULT_ACTIVATIONS, Kind, Layer, Model
 from .. import _common
-from .vocabulary import FROM_IR, GATE_ORDER, OP_NAMES, PEEPHOLE_ORDER, WEIGHT_INPUTS
+from .vocabulary import (
+    BFLOAT16_OPSET,
+    DEFAULT_OPSET,
+    FROM_IR,
+    GATE_ORDER,
+    OP_NAMES,
+    PEEPHOLE_ORDER,
+    WEIGHT_INPUTS,
+)
 
 
 def check(layer: Layer) -> None:
@@ -57,7 +65,22 @@ class Graph:
         return output
 
 
-def assemble(model: Model, graph: Graph, opset: int) -> onnx.ModelProto:
+def opset_for(model: Model, opset: int | None) -> int:
+    """The asked opset, or the lowest one that holds the model's dtypes."""
+    bfloat16 = any(layer.dtype.name == "bfloat16" for layer in model)
+    if opset is None:
+        return BFLOAT16_OPSET if bfloat16 else DEFAULT_OPSET
+    needed = BFLOAT16_OPSET
+    if bfloat16 and opset < needed:
+        raise _common.UnsupportedFeatureError(
+            f"bfloat16 LSTM/GRU/RNN need opset {needed}, but opset {opset} was asked",
+            hint="leave the opset to lstmconv, or cast the weights (--dtype float32)",
+        )
+    return opset
+
+
+def assemble(model: Model, graph: Graph, opset: int | None) -> onnx.ModelProto:
+    opset = opset_for(model, opset)
     model.check_chain()
     for layer in model.layers:
         check(layer)

@@ -17,6 +17,8 @@ GATE_NAMES = {Kind.LSTM: ("i", "o", "f", "c"), Kind.GRU: ("z", "r", "h"), Kind.R
 OPS: Mapping[str, Kind] = {"LSTM": Kind.LSTM, "GRU": Kind.GRU, "RNN": Kind.RNN}
 OP_NAMES = {kind: op for op, kind in OPS.items()}
 DEFAULT_OPSET = 17
+#: bfloat16 became a type of LSTM, GRU and RNN in opset 22.
+BFLOAT16_OPSET = 22
 ACTIVATIONS: Mapping[str, str] = {
     "Sigmoid": "sigmoid",
     "Tanh": "tanh",

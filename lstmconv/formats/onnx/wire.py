@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ... import dtypes
 from ...errors import FormatError, UnsafeInputError
 
 _GRAPH_FIELD = onnx.ModelProto.DESCRIPTOR.fields_by_name["graph"].number
@@ -270,4 +271,4 @@ def serialize(proto: onnx.ModelProto, payload: Payload, handle: Any) -> None:
 
 def _write_blocks(handle: Any, blocks: list[np.ndarray]) -> None:
     for block in blocks:
-        handle.write(np.ascontiguousarray(block, dtype=block.dtype.newbyteorder("<")).data)
+        handle.write(dtypes.little_endian_bytes(block))
