@@ -21,6 +21,7 @@ from .errors import (
     VerificationError,
     WeightLayoutError,
 )
+from .formats._common import Declined
 from .ir import Model
 from .registry import FORMATS, Format, for_object, for_path, is_path
 
@@ -82,20 +83,28 @@ def _check_finite(model: Model, strict: bool) -> None:
 
 def _read(source: Any, format: str | None, **options: Any) -> Model:
     fmt = source_format(source, format)
+    if is_path(source) and not os.path.exists(source):
+        raise LstmconvError("no such file", where=(os.fspath(source),))
+    if is_path(source) and options.get("header_only") and fmt.header_reader:
+        with contextlib.suppress(Declined):  # then the full reader it is
+            return _read_file(fmt.load_header_reader(), os.fspath(source), options)
     module = fmt.load_reader() if is_path(source) else fmt.load(f"reading a live {fmt.name} object")
     if is_path(source):
-        path = os.fspath(source)
-        if not os.path.exists(path):
-            raise LstmconvError("no such file", where=(path,))
-        try:
-            return module.read(path, **options)
-        except LstmconvError as error:
-            raise error.within(path) from None
-        except Exception as error:  # a file from a stranger must fail as bad input
-            raise FormatError(
-                f"unreadable {module.NAME} file: {type(error).__name__}: {error}", where=(path,)
-            ) from error
+        return _read_file(module, os.fspath(source), options)
     return module.read(source, **options)
+
+
+def _read_file(module: Any, path: str, options: Mapping[str, Any]) -> Model:
+    try:
+        return module.read(path, **options)
+    except Declined:
+        raise
+    except LstmconvError as error:
+        raise error.within(path) from None
+    except Exception as error:  # a file from a stranger must fail as bad input
+        raise FormatError(
+            f"unreadable {module.NAME} file: {type(error).__name__}: {error}", where=(path,)
+        ) from error
 
 
 def _check_target(model: Model, fmt: Format, dest: str) -> Any:

@@ -20,8 +20,8 @@ _EPSILON = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "floa
 REDUCED_PRECISION_UNITS = 4
 
 
-def is_float(dtype: np.dtype) -> bool:
-    return np.dtype(dtype).name in NAMES
+def is_float(dtype: np.dtype | str) -> bool:
+    return (dtype if isinstance(dtype, str) else np.dtype(dtype).name) in NAMES
 
 
 def resolve(name: Any) -> np.dtype:

@@ -29,6 +29,9 @@ class Format:
     #: The module that reads files of this format, when it is not ``module`` itself.
     reader: str | None = None
     reader_needs: tuple[str, ...] = ()
+    #: A module that reads names, kinds and shapes alone (``header_only``) with nothing heavy,
+    #: raising ``_common.Declined`` for files only the full reader can read.
+    header_reader: str | None = None
     #: The framework whose runnable form is this format's "own" (None: the NumPy reference).
     runs_in: str | None = None
     description: str = ""
@@ -40,6 +43,9 @@ class Format:
         if self.reader is None:
             return self.load(f"reading {self.name} files")
         return _import(self.reader, self.reader_needs, self.extra, f"reading {self.name} files")
+
+    def load_header_reader(self) -> ModuleType | None:
+        return None if self.header_reader is None else importlib.import_module(self.header_reader)
 
     def available(self, *, reading: bool = False) -> bool:
         needs = self.reader_needs if reading and self.reader else self.needs
@@ -94,6 +100,7 @@ FORMATS: dict[str, Format] = {
             ("torch",),
             "torch",
             runs_in="torch",
+            header_reader="lstmconv.formats.torch_files",
             description="PyTorch state_dict or checkpoint (weights_only loading)",
         ),
         Format(

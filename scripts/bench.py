@@ -37,6 +37,7 @@ SIZES = {
     "small": (2, 64, 128),
     "medium": (3, 512, 512),
     "large": (3, 2048, 2048),
+    "huge": (3, 2048, 3072),  # 2.2 GiB: past protobuf's 2 GiB, so ONNX needs external data
 }
 PAIRS = [
     ("keras", "onnx"),
@@ -56,6 +57,7 @@ def measure(command: list[str], *, timeout: float = 1800) -> tuple[float, int]:
     GNU time starts the command, so its peak RSS is the command's own: a child forked straight
     from this (large) process would carry this process's high-water mark through exec."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    os.sync()  # every run starts with no dirty pages left by the one before
     with tempfile.NamedTemporaryFile("r") as report:
         start = time.perf_counter()
         result = subprocess.run(
@@ -76,8 +78,9 @@ def measure(command: list[str], *, timeout: float = 1800) -> tuple[float, int]:
 def median_of(command: list[str], runs: int, clean: Path | None = None) -> tuple[float, int]:
     results = []
     for _ in range(runs):
-        if clean is not None and clean.exists():
-            clean.unlink()
+        if clean is not None:
+            for path in (clean, clean.with_name(clean.name + ".data")):  # ONNX external data too
+                path.unlink(missing_ok=True)
         results.append(measure(command))
     return statistics.median(r[0] for r in results), max(r[1] for r in results)
 
@@ -206,9 +209,11 @@ def run(args: argparse.Namespace) -> None:
             )
             print(f"  inspect {kind:<12} {seconds:7.3f} s {rss / 2**20:8.0f} MiB")
         for source, target in PAIRS:
+            if args.pairs and f"{source}-{target}" not in args.pairs.split(","):
+                continue
             src, dest = files[source], out / f"out-{size}{ENDINGS[target]}"
             floor_time, floor_rss = median_of(
-                [PYTHON, __file__, "floor", str(src), str(out / "floor.bin")], args.runs
+                [PYTHON, __file__, "floor", str(src), str(out / "floor.bin")], args.runs, out / "floor.bin"
             )
             fast = median_of(
                 [*LSTMCONV, "convert", str(src), str(dest), "--no-verify", "--force", "-q"], args.runs, dest
@@ -324,6 +329,7 @@ def main() -> None:
     )
     parser.add_argument("--sizes", default="tiny,small,medium,large")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pairs", help="only these, e.g. safetensors-onnx,pt-onnx (default: all)")
     parser.add_argument(
         "--tf2onnx", metavar="PYTHON", help="an interpreter with tensorflow, keras and tf2onnx"
     )

@@ -107,3 +107,90 @@ def test_keras_names_and_merge_modes_come_from_the_config() -> None:
         ("rnn_relu", "concat", True),
     ]
     assert model["rnn_relu"].activations == (lstmconv.Activation("relu"),)
+
+
+def _summary(model: lstmconv.Model) -> list[tuple[object, ...]]:
+    return [
+        (
+            layer.name,
+            layer.kind,
+            layer.direction,
+            layer.merge,
+            layer.input_size,
+            layer.hidden_size,
+            layer.proj_size,
+            layer.has_bias,
+            layer.dtype.name,
+            tuple(str(a) for a in layer.activations),
+        )
+        for layer in model
+    ]
+
+
+def _pt_files(folder: Path, torch) -> list[Path]:
+    """.pt files as people save them: lstmconv's, torch's own state_dicts, checkpoints."""
+    from helpers import random_layer
+
+    from lstmconv import Direction, Kind, Model
+
+    rng = np.random.default_rng(11)
+    relu = (lstmconv.Activation("relu"),)
+    paths = [
+        lstmconv.write(
+            Model(
+                (
+                    random_layer(rng, Kind.LSTM, 3, 5, direction=Direction.BIDIRECTIONAL, proj=2, name="a"),
+                    random_layer(rng, Kind.GRU, 4, 6, name="b"),
+                    random_layer(rng, Kind.RNN, 6, 3, name="c", activations=relu),
+                )
+            ),
+            folder / "lstmconv.pt",
+        ),
+        lstmconv.write(Model((random_layer(rng, Kind.GRU, 3, 4),)).astype("bfloat16"), folder / "bf16.pt"),
+        lstmconv.write(Model((random_layer(rng, Kind.LSTM, 3, 4),)).astype("float16"), folder / "f16.pt"),
+    ]
+    lstm = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True)
+    saved = {
+        "bare.pt": lstm.state_dict(),
+        "parameters.pt": dict(lstm.named_parameters()),
+        "checkpoint.pt": {
+            "epoch": 3,
+            "model_state_dict": {f"enc.{k}": v for k, v in lstm.state_dict().items()},
+        },
+        "extras.pt": {"state_dict": lstm.state_dict(), "shape": torch.Size([2, 3]), "lr": torch.tensor(0.1)},
+    }
+    for name, obj in saved.items():
+        torch.save(obj, folder / name)
+        paths.append(str(folder / name))
+    return [Path(p) for p in paths]
+
+
+def test_pt_header_read_without_torch_matches_torch_load(tmp_path, torch) -> None:
+    from lstmconv.formats import _common, torch_files
+
+    for path in _pt_files(tmp_path, torch):
+        full = lstmconv.read(path)
+        header = lstmconv.read(path, header_only=True)
+        assert _summary(header) == _summary(full), path.name
+        if path.name != "extras.pt":  # torch.Size is beyond the quick reader: torch.load reads it
+            assert _summary(torch_files.read(path)) == _summary(full), path.name
+    with pytest.raises(_common.Declined, match=r"torch\.Size"):
+        torch_files.read(tmp_path / "extras.pt")
+
+
+def test_pt_inspect_needs_no_torch(tmp_path, torch) -> None:
+    import subprocess
+    import sys
+
+    path = _pt_files(tmp_path, torch)[0]
+    script = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from lstmconv.cli import main\n"
+        f"status = main(['inspect', {str(path)!r}])\n"
+        "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None], 'torch imported'\n"
+        "sys.exit(status)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert 'layer "a": LSTM, bidirectional, merge concat; input 3, hidden 5, projection 2' in result.stdout
+    assert 'layer "c": RNN' in result.stdout and "relu" in result.stdout

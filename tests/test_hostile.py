@@ -69,3 +69,19 @@ def test_cli_exits_2_with_one_line_and_writes_nothing(case, capsys) -> None:
     assert os.listdir(out) == []
     assert _tree(root) == before  # nothing touched, inside or beside the case folder
     assert not any(root.rglob(MARKER))
+
+
+def test_inspect_reads_only_headers_and_still_refuses(case, capsys) -> None:
+    """``inspect`` reads names and shapes alone (a ``.pt`` without torch): the same files fail,
+    with one line, and no payload runs. Only values (NaN under --strict) can pass unseen."""
+    case, path, root = case
+    status = main(["inspect", str(path)])
+    err = capsys.readouterr().err
+    assert not any(root.rglob(MARKER)), "the payload ran"
+    assert "Traceback" not in err
+    if not case.error or "NaN" in case.message or "infinite" in case.message:
+        assert status in (0, 2), err
+        return
+    assert status == 2, err
+    assert err.startswith("lstmconv: error: ") and err.count("\n") == 1
+    assert re.search(case.message, err), err

@@ -10,6 +10,10 @@ from ..errors import UnsupportedFeatureError, WeightLayoutError
 from ..ir import Activation, Direction, Kind, Layer, Model
 
 
+class Declined(Exception):
+    """A quick reader (``Format.header_reader``) leaves this file to the format's full reader."""
+
+
 def unsupported(layer: Layer, feature: str, target: str, instead: str) -> UnsupportedFeatureError:
     return UnsupportedFeatureError(
         f"{target} cannot express {feature}", where=(f'layer "{layer.name}"',), hint=instead

@@ -8,11 +8,12 @@ Names: ``<prefix>weight_ih_l{k}[_reverse]`` (G·H, in), ``weight_hh`` (G·H, H o
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from ..errors import LstmconvError, UnsupportedFeatureError, WeightLayoutError
+from ..errors import FormatError, LstmconvError, UnsupportedFeatureError, WeightLayoutError
 from ..ir import RELU, SIGMOID, TANH, Activation, Cell, Direction, Kind, Layer, Model, cell_from_stacked
 from ..layouts import Tensor
 from . import _common
@@ -40,6 +41,39 @@ DEFAULT_LSTM = (SIGMOID, TANH, TANH)
 DEFAULT_GRU = (SIGMOID, TANH)
 
 Group = dict[tuple[int, bool], dict[str, np.ndarray]]
+#: Where checkpoints keep the model's state_dict, searched in this order.
+CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
+#: The key of the RNN nonlinearity lstmconv records in a state_dict's ``_metadata``.
+META_KEY = "lstmconv_nonlinearity"
+
+
+def find_state_dict(loaded: object, is_tensor: Callable[[object], bool]) -> Mapping[str, Any] | None:
+    """The state_dict in what a ``.pt`` file holds: itself, or one a checkpoint holds."""
+    if not isinstance(loaded, Mapping):
+        return None
+    if any(is_tensor(value) for value in loaded.values()) and bool(
+        recurrent_groups({k: v for k, v in loaded.items() if isinstance(k, str)})
+    ):  # bool, not any(): the prefix of a bare nn.LSTM is "", which any() would call empty
+        return loaded
+    for key in CHECKPOINT_KEYS:
+        inner = find_state_dict(loaded.get(key), is_tensor)
+        if inner is not None:
+            return inner
+    for value in loaded.values():
+        inner = find_state_dict(value, is_tensor)
+        if inner is not None:
+            return inner
+    return None
+
+
+def recorded_nonlinearities(state: object) -> dict[str, str]:
+    """The RNN nonlinearities lstmconv recorded in the state_dict's ``_metadata``, by prefix."""
+    metadata = getattr(state, "_metadata", None) or {}
+    return {
+        prefix: str(entry[META_KEY])
+        for prefix, entry in metadata.items()
+        if isinstance(entry, Mapping) and entry.get(META_KEY) in NONLINEARITIES
+    }
 
 
 def recurrent_groups(tensors: Mapping[str, np.ndarray]) -> dict[str, Group]:
@@ -233,3 +267,11 @@ def layout(layer: Layer) -> list[Tensor]:
         if layer.proj_size:
             tensors.append(Tensor(f"{prefix}.weight_hr{suffix}", (p, h), ""))
     return tensors
+
+
+def no_state_dict(path: str) -> FormatError:
+    return FormatError(
+        "no state_dict found: expected a dict of tensors, or a checkpoint holding one under "
+        f"{', '.join(CHECKPOINT_KEYS)}",
+        where=(path,),
+    )

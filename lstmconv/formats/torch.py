@@ -26,8 +26,6 @@ NAME = "torch"
 EXTENSIONS = (".pt", ".pth", ".bin")
 _MODULE_KINDS: Mapping[type, Kind] = {nn.LSTM: Kind.LSTM, nn.GRU: Kind.GRU, nn.RNN: Kind.RNN}
 #: Where a training checkpoint keeps its state_dict, most common first.
-_META_KEY = "lstmconv_nonlinearity"
-CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network")
 
 __all__ = [
     "EXTENSIONS",
@@ -110,21 +108,11 @@ def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
                 hint="save a plain state_dict with torch.save(module.state_dict(), path)",
             ) from None
         raise FormatError(f"not a readable PyTorch file: {reason}", where=(path,)) from None
-    state = _find_state_dict(loaded)
+    state = statedict.find_state_dict(loaded, lambda value: isinstance(value, torch.Tensor))
     if state is None:
-        raise FormatError(
-            "no state_dict found: expected a dict of tensors, or a checkpoint holding one under "
-            f"{', '.join(CHECKPOINT_KEYS)}",
-            where=(path,),
-        )
+        raise statedict.no_state_dict(path)
     tensors = {key: _numpy(value) for key, value in state.items() if isinstance(value, torch.Tensor)}
-    metadata = getattr(state, "_metadata", None) or {}
-    recorded = {
-        prefix: str(entry[_META_KEY])
-        for prefix, entry in metadata.items()
-        if isinstance(entry, Mapping) and entry.get(_META_KEY) in statedict.NONLINEARITIES
-    }
-    return tensors, recorded
+    return tensors, statedict.recorded_nonlinearities(state)
 
 
 def _is_zip(path: str) -> bool:
@@ -133,31 +121,13 @@ def _is_zip(path: str) -> bool:
         return handle.read(4) == b"PK\x03\x04"
 
 
-def _find_state_dict(loaded: object) -> Mapping[str, torch.Tensor] | None:
-    if not isinstance(loaded, Mapping):
-        return None
-    if any(isinstance(value, torch.Tensor) for value in loaded.values()) and bool(
-        statedict.recurrent_groups({k: v for k, v in loaded.items() if isinstance(k, str)})
-    ):  # bool, not any(): the prefix of a bare nn.LSTM is "", which any() would call empty
-        return loaded
-    for key in CHECKPOINT_KEYS:
-        inner = _find_state_dict(loaded.get(key))
-        if inner is not None:
-            return inner
-    for value in loaded.values():
-        inner = _find_state_dict(value)
-        if inner is not None:
-            return inner
-    return None
-
-
 def write(model: Model, path: str, **_: Any) -> None:
     """Save the state_dict of ``to_torch(model)`` to ``path``. A state_dict's shapes cannot say
     whether an RNN is tanh or relu, so that is recorded in its ``_metadata``, as PyTorch
     records module versions."""
     tensors = OrderedDict((key, _tensor(value)) for key, value in statedict.state_dict(model).items())
     tensors._metadata = OrderedDict(  # type: ignore[attr-defined]  # PyTorch's own convention
-        (name, {_META_KEY: layer.activations[0].name})
+        (name, {statedict.META_KEY: layer.activations[0].name})
         for name, layer in zip(statedict.module_names(model), model)
         if layer.kind is Kind.RNN
     )

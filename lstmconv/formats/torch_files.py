@@ -1,0 +1,171 @@
+"""What a ``.pt`` file holds, for ``inspect``, without importing torch.
+
+torch's zip format is a pickle (``data.pkl``) that names each tensor's storage, dtype, shape
+and offset, beside the storages themselves (``data/<key>``). This module reads that pickle with
+an unpickler that knows four kinds of global (``OrderedDict``, torch's tensor and parameter
+rebuilders and the typed storages), each mapped to an inert stand-in; any other global stops
+the read, and the full reader (``torch.load(weights_only=True)``) takes over. No value is read:
+each tensor is a stand-in of its shape and dtype, its storage checked to hold it. The legacy
+(non-zip) format is left to torch too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import pickle
+import zipfile
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import FormatError
+from ..ir import Model
+from . import _common, statedict
+
+NAME = "torch"
+#: A state_dict's pickle holds names and shapes only; anything larger is not one.
+MAX_PICKLE_BYTES = 64 << 20
+_STORAGES = {
+    "FloatStorage": "float32",
+    "DoubleStorage": "float64",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class _StorageType:
+    dtype: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _Storage:
+    dtype: np.dtype
+    key: str
+    numel: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tensor:
+    """A tensor's dtype and shape, its values left unread."""
+
+    storage: _Storage
+    offset: int
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+
+    def stand_in(self) -> np.ndarray:
+        return np.broadcast_to(np.zeros((), self.storage.dtype), self.shape)
+
+
+def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *_: Any) -> _Tensor:
+    if not isinstance(storage, _Storage):
+        raise FormatError("a tensor's storage is not a storage")
+    shape, strides = tuple(int(n) for n in size), tuple(int(n) for n in stride)
+    extent = 1 + sum((n - 1) * s for n, s in zip(shape, strides)) if all(shape) else 0
+    if int(offset) < 0 or len(shape) != len(strides) or int(offset) + extent > storage.numel:
+        raise FormatError(
+            f"a tensor of shape {shape} at offset {offset} overruns its storage of {storage.numel} elements",
+            where=(f"data/{storage.key}",),
+        )
+    return _Tensor(storage, int(offset), shape, strides)
+
+
+def _rebuild_parameter(data: Any, *_: Any) -> Any:
+    return data
+
+
+_GLOBALS: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): OrderedDict,
+    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+    **{("torch", name): _StorageType(dtype) for name, dtype in _STORAGES.items()},
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, storage_sizes: dict[str, int]) -> None:
+        super().__init__(io.BytesIO(data))
+        self.storage_sizes = storage_sizes
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = _GLOBALS.get((module, name))
+        if found is None:
+            raise _common.Declined(f"{module}.{name}")
+        return found
+
+    def persistent_load(self, pid: Any) -> _Storage:
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise FormatError(f"unexpected persistent id {str(pid)[:80]}")
+        _, storage_type, key, _location, numel = pid
+        if not isinstance(storage_type, _StorageType):
+            raise _common.Declined(f"storage {storage_type!r}")
+        dtype = dtypes.resolve(storage_type.dtype) if dtypes.is_float(storage_type.dtype) else None
+        storage = _Storage(dtype or np.dtype(storage_type.dtype), str(key), int(numel))
+        stored = self.storage_sizes.get(storage.key)
+        if stored is None or stored < storage.numel * storage.dtype.itemsize:
+            raise FormatError(
+                f"storage {key} needs {storage.numel * storage.dtype.itemsize} bytes, "
+                f"the archive holds {0 if stored is None else stored}",
+                where=(f"data/{key}",),
+            )
+        return storage
+
+
+def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
+    """The layers of a ``.pt`` file in torch's zip format, their values unread (``header_only``).
+    Raises :class:`~lstmconv.formats._common.Declined` for what only torch can read."""
+    path = os.fspath(source)
+    loaded = _unpickle(path)
+    state = statedict.find_state_dict(loaded, lambda value: isinstance(value, _Tensor))
+    if state is None:
+        raise statedict.no_state_dict(path)
+    tensors = {key: value.stand_in() for key, value in state.items() if isinstance(value, _Tensor)}
+    return statedict.read_tensors(
+        tensors,
+        nonlinearity=nonlinearity or "tanh",
+        source=path,
+        per_module=None if nonlinearity else statedict.recorded_nonlinearities(state),
+    )
+
+
+def _unpickle(path: str) -> Any:
+    if not zipfile.is_zipfile(path):
+        raise _common.Declined("the legacy pickle format")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [info for info in archive.infolist() if info.filename.endswith("/data.pkl")]
+            if len(pickles) != 1:
+                raise FormatError(f"expected one data.pkl in the archive, found {len(pickles)}")
+            root = pickles[0].filename[: -len("data.pkl")]
+            if pickles[0].file_size > MAX_PICKLE_BYTES:
+                raise FormatError(f"data.pkl declares {pickles[0].file_size} bytes, more than a state_dict's")
+            order = (
+                archive.read(f"{root}byteorder") if f"{root}byteorder" in archive.NameToInfo else b"little"
+            )
+            if order != b"little":
+                raise _common.Declined(f"byte order {order!r}")
+            sizes = {
+                info.filename[len(root) + len("data/") :]: info.file_size
+                for info in archive.infolist()
+                if info.filename.startswith(f"{root}data/")
+            }
+            data = archive.read(pickles[0])
+    except (OSError, zipfile.BadZipFile, KeyError) as error:
+        raise FormatError(f"not a readable PyTorch file: {error}") from None
+    try:
+        return _Unpickler(data, sizes).load()
+    except (_common.Declined, FormatError):
+        raise
+    except Exception as error:  # a broken pickle raises many classes
+        raise FormatError(f"not a readable PyTorch file: {type(error).__name__}: {error}") from None
