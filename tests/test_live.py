@@ -155,3 +155,37 @@ def test_torch_onnx_export_reads_back(torch, ort, dynamo: bool, kind: str) -> No
     expected = torch_run(module, x)
     np.testing.assert_allclose(torch_run(lstmconv.to_torch(model), x), expected, rtol=0, atol=ATOL)
     np.testing.assert_allclose(lstmconv.reference.run(model, x), expected, rtol=0, atol=ATOL)
+
+
+def test_keras_layers_carry_the_default_initializers(keras) -> None:
+    """Layers are built with zeros (their weights are set at once); the config says the defaults."""
+    from helpers import random_layer
+
+    from lstmconv import Direction, Kind, Model
+
+    rng = np.random.default_rng(3)
+    model = Model(
+        (
+            random_layer(rng, Kind.LSTM, 3, 4, direction=Direction.BIDIRECTIONAL, name="a"),
+            random_layer(rng, Kind.GRU, 8, 5, name="b"),
+            random_layer(rng, Kind.RNN, 5, 2, name="c"),
+        )
+    )
+    built = lstmconv.to_keras(model)
+    rnns = [
+        rnn
+        for layer in built.layers[1:]
+        for rnn in (
+            [layer.forward_layer, layer.backward_layer] if hasattr(layer, "forward_layer") else [layer]
+        )
+    ]
+    assert len(rnns) == 4
+    for rnn in rnns:
+        config, fresh = rnn.get_config(), type(rnn)(units=1).get_config()
+        for key in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
+            assert config[key] == fresh[key], (rnn.name, key)
+    bidirectional = built.layers[1]
+    assert (
+        bidirectional.forward_layer.cell.kernel_initializer
+        is not bidirectional.backward_layer.cell.kernel_initializer
+    )
