@@ -157,6 +157,16 @@ def _refuse_existing(dest: str, overwrite: bool) -> None:
         )
 
 
+def _check_destination(dest: str, overwrite: bool) -> None:
+    """Refuse, before any work, an output that exists or a folder that cannot take it."""
+    _refuse_existing(dest, overwrite)
+    folder = os.path.dirname(os.path.abspath(dest))
+    if not os.path.isdir(folder):
+        raise LstmconvError("the output's folder does not exist", where=(dest,), hint="create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise LstmconvError("the output's folder is not writable", where=(dest,))
+
+
 def write(
     model: Any,
     dest: str | os.PathLike[str],
@@ -169,7 +179,7 @@ def write(
     model = read(model)
     dest = os.fspath(dest)
     fmt = for_path(dest, format)
-    _refuse_existing(dest, overwrite)
+    _check_destination(dest, overwrite)
     module = _check_target(model, fmt, dest)
     with _temporary_sibling(dest) as temporary:
         module.write(model, temporary, **options)
@@ -254,6 +264,7 @@ def convert(
     against its cast weights, and the report says how far the cast itself moved the outputs.
     ``write_options`` go to the format's writer (ONNX: ``external_data=True``)."""
     dest = os.fspath(dest)
+    _check_destination(dest, overwrite)  # before a long read, and again before writing
     step = progress or (lambda _phase: None)
     step("reading")
     model = read(source, from_format, **dict(read_options or {}))
@@ -265,7 +276,7 @@ def convert(
         notes.append(_cast_note(model, cast))
         checked_against, model = cast, cast
     fmt = for_path(dest, to_format)
-    _refuse_existing(dest, overwrite)
+    _check_destination(dest, overwrite)
     module = _check_target(model, fmt, dest)
     report = None
     with _temporary_sibling(dest) as temporary:

@@ -197,6 +197,7 @@ def run(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     baseline = median_of([*LSTMCONV, "--version"], args.runs)
     rows: list[dict] = []
+    failed_peers: dict[tuple[str, str], str] = {}
     print(f"interpreter baseline (lstmconv --version): {baseline[0]:.3f} s, {baseline[1] / 2**20:.0f} MiB")
     for size in args.sizes.split(","):
         files = generate(size, out / "models")
@@ -235,9 +236,12 @@ def run(args: argparse.Namespace) -> None:
                 floor_rss=floor_rss,
             )
             try:
+                if (source, target) in failed_peers:  # it only grows from there: not run again
+                    raise RuntimeError(f"failed on the smaller {failed_peers[source, target]} model")
                 peer = _peer(source, target, src, out / f"peer-{size}.onnx", args)
             except (RuntimeError, TimeoutError, subprocess.TimeoutExpired) as error:
                 peer, row["peer_failed"] = None, _last_error_line(str(error))
+                failed_peers.setdefault((source, target), size)
             if peer is not None:
                 row.update(peer_seconds=peer[0], peer_rss=peer[1])
             rows.append(row)

@@ -113,3 +113,14 @@ def test_verify_refuses_models_of_different_widths(tmp_path) -> None:
     b = lstmconv.write(Model((random_layer(rng, Kind.LSTM, 5, 6, name="x"),)), tmp_path / "b.npz")
     with pytest.raises(lstmconv.WeightLayoutError, match="A takes 4 features and gives 6, B takes 5"):
         lstmconv.verify(a, b)
+
+
+def test_an_output_folder_that_cannot_take_the_file_is_refused_before_reading(tmp_path) -> None:
+    source = lstmconv.write(_model(np.random.default_rng(8)), tmp_path / "m.npz")
+    with pytest.raises(lstmconv.LstmconvError, match="the output's folder does not exist"):
+        lstmconv.convert(source, tmp_path / "missing" / "m.onnx")
+    existing = tmp_path / "taken.onnx"
+    existing.write_bytes(b"precious")
+    with pytest.raises(OutputExistsError):
+        lstmconv.convert(tmp_path / "not-even-there.npz", existing)  # refused before the read fails
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "taken.onnx"]
