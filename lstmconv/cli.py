@@ -19,9 +19,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import __version__, api, dtypes, layouts, progress
-from .errors import LstmconvError, VerificationError
+from .errors import LstmconvError, UnsupportedFeatureError, VerificationError
 from .ir import Kind, Layer
-from .registry import FORMATS
+from .registry import FORMATS, for_path
 from .verification import framework_available
 
 EXIT_OK, EXIT_DISAGREE, EXIT_ERROR = 0, 1, 2
@@ -115,6 +115,16 @@ def _read_options(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, name, None):
             options[name] = getattr(args, name)
     return options
+
+
+def _write_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    if not args.external_data:
+        return None
+    if for_path(args.dest, args.to_format).name != "onnx":
+        raise UnsupportedFeatureError(
+            "--external-data is for ONNX outputs", where=(args.dest,), hint="write .onnx, or drop it"
+        )
+    return {"external_data": True}
 
 
 # -- inspect -------------------------------------------------------------------------------------
@@ -242,7 +252,7 @@ def _run_convert(args: argparse.Namespace, step: progress.Callback) -> Any:
         atol=args.atol,
         dtype=args.dtype,
         read_options=_read_options(args),
-        write_options={"external_data": True} if args.external_data else None,
+        write_options=_write_options(args),
         progress=step,
     )
 

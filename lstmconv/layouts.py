@@ -15,7 +15,7 @@ _MODULES = {
     "torch": "lstmconv.formats.statedict",
     "safetensors": "lstmconv.formats.statedict",
     "keras": "lstmconv.formats.keras_names",
-    "onnx": "lstmconv.formats.onnx",
+    "onnx": "lstmconv.formats.onnx_names",
 }
 
 

@@ -118,6 +118,7 @@ FORMATS: dict[str, Format] = {
             (".onnx",),
             ("onnx",),
             "all",
+            reader="lstmconv.formats.onnx_files",
             runs_in="onnx",
             description="ONNX models with LSTM/GRU/RNN nodes",
         ),

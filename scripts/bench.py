@@ -68,11 +68,17 @@ def measure(command: list[str], *, timeout: float = 1800) -> tuple[float, int]:
             timeout=timeout,
         )
         seconds = time.perf_counter() - start
+        told = report.read()
         if result.returncode != 0:
+            peak = int(told.split()[-1]) * 1024 if told.split() and told.split()[-1].isdigit() else 0
+            killed = next((line for line in told.splitlines() if "signal" in line), "")
             raise RuntimeError(
-                f"{' '.join(command)} failed:\n{result.stderr.decode(errors='replace')[-2000:]}"
+                f"{' '.join(command)} failed after {seconds:.0f} s at {peak / 2**30:.1f} GiB peak RSS "
+                f"{('(' + killed.strip() + ', as the OOM killer does)') if 'signal 9' in killed else ''}:\n"
+                f"{result.stderr.decode(errors='replace')[-2000:]}\nfailed after {seconds:.0f} s, "
+                f"{peak / 2**30:.1f} GiB peak RSS{', killed by signal 9' if 'signal 9' in killed else ''}"
             )
-        return seconds, int(report.read().split()[-1]) * 1024
+        return seconds, int(told.split()[-1]) * 1024
 
 
 def median_of(command: list[str], runs: int, clean: Path | None = None) -> tuple[float, int]:

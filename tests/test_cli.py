@@ -265,3 +265,18 @@ def test_progress_on_a_terminal_only(tmp_path, quiet: bool) -> None:
     os.close(primary)
     assert result.returncode == 0
     assert (b"reading" in shown or b"verifying" in shown) is not quiet, bytes(shown)
+
+
+@pytest.mark.parametrize("name", ["torch_export_lstm.onnx", "tf2onnx_keras_lstm.onnx"])
+def test_onnx_files_are_read_without_the_onnx_package(tmp_path, name: str) -> None:
+    """Reading (inspect, and conversion to a format that needs no onnx) never imports onnx."""
+    blocked = (*BLOCKED, "onnx", "onnxruntime")
+    result = _cli("inspect", str(FIXTURES / name), blocked=blocked)
+    assert result.returncode == 0, result.stderr
+    assert "recurrent layer(s)" in result.stdout and "onnx layout" in result.stdout
+    dest = tmp_path / "m.npz"
+    result = _cli("convert", str(FIXTURES / name), str(dest), blocked=blocked)
+    assert result.returncode == 0, result.stderr
+    with np.load(FIXTURES / name.replace(".onnx", ".io.npz")) as data:
+        x, y = data["x"], data["y"]
+    np.testing.assert_allclose(lstmconv.reference.run(lstmconv.read(dest), x), y, rtol=0, atol=2e-5)

@@ -197,3 +197,101 @@ def test_keras_bfloat16_file_is_read_without_keras_as_keras_runs_it(tmp_path, ke
     x = rng.uniform(-1, 1, (2, 5, 3)).astype(np.float32)
     theirs = np.asarray(built(x), dtype=np.float64)
     np.testing.assert_allclose(lstmconv.reference.run(model, x), theirs, rtol=0, atol=RUN_ATOL["bfloat16"])
+
+
+def test_cli_external_data_is_for_onnx_only(tmp_path, capsys, ort) -> None:
+    from lstmconv.cli import main
+
+    source = lstmconv.write(_model(10), tmp_path / "m.npz")
+    assert main(["convert", source, str(tmp_path / "o.npz"), "--external-data"]) == 2
+    assert "--external-data is for ONNX outputs" in capsys.readouterr().err
+    assert main(["convert", source, str(tmp_path / "o.onnx"), "--external-data"]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "o.onnx", "o.onnx.data"]
+
+
+def test_onnx_files_field_numbers_are_onnx_protos() -> None:
+    """The wire reader's field numbers and enums, against onnx's own descriptors."""
+    import onnx
+    from onnx import AttributeProto, TensorProto
+
+    from lstmconv.formats import onnx_files
+
+    fields = {
+        onnx.ModelProto: {"graph": 7},
+        onnx.GraphProto: {"node": 1, "name": 2, "initializer": 5},
+        onnx.NodeProto: {"input": 1, "output": 2, "name": 3, "op_type": 4, "attribute": 5, "domain": 7},
+        AttributeProto: {
+            "name": 1,
+            "f": 2,
+            "i": 3,
+            "s": 4,
+            "t": 5,
+            "floats": 7,
+            "ints": 8,
+            "strings": 9,
+            "type": 20,
+        },
+        TensorProto: {
+            "dims": 1,
+            "data_type": 2,
+            "float_data": 4,
+            "int32_data": 5,
+            "int64_data": 7,
+            "name": 8,
+            "raw_data": 9,
+            "double_data": 10,
+            "uint64_data": 11,
+            "external_data": 13,
+            "data_location": 14,
+        },
+        onnx.StringStringEntryProto: {"key": 1, "value": 2},
+    }
+    for message, numbers in fields.items():
+        for field, number in numbers.items():
+            assert message.DESCRIPTOR.fields_by_name[field].number == number, (message, field)
+    assert onnx_files.EXTERNAL == TensorProto.EXTERNAL
+    for code, name in onnx_files.DTYPES.items():
+        assert onnx.helper.tensor_dtype_to_np_dtype(code).name == name
+    types = (
+        onnx_files.FLOAT,
+        onnx_files.INT,
+        onnx_files.STRING,
+        onnx_files.TENSOR,
+        onnx_files.FLOATS,
+        onnx_files.INTS,
+        onnx_files.STRINGS,
+    )
+    assert types == (
+        AttributeProto.FLOAT,
+        AttributeProto.INT,
+        AttributeProto.STRING,
+        AttributeProto.TENSOR,
+        AttributeProto.FLOATS,
+        AttributeProto.INTS,
+        AttributeProto.STRINGS,
+    )
+
+
+@pytest.mark.parametrize("storage", ["raw", "typed", "constant-node"])
+def test_onnx_weights_stored_every_way_read_the_same(tmp_path, storage: str) -> None:
+    """Initializers with raw_data, with typed fields (float_data), and as Constant nodes."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = _model(11)
+    proto = lstmconv.to_onnx(model)
+    if storage != "raw":
+        for index, tensor in enumerate(list(proto.graph.initializer)):
+            value = numpy_helper.to_array(tensor)
+            if storage == "typed":
+                typed = onnx.helper.make_tensor(
+                    tensor.name, tensor.data_type, value.shape, value.ravel().tolist()
+                )
+                proto.graph.initializer[index].CopyFrom(typed)
+        if storage == "constant-node":
+            for tensor in reversed(list(proto.graph.initializer)):
+                proto.graph.node.insert(0, onnx.helper.make_node("Constant", [], [tensor.name], value=tensor))
+            del proto.graph.initializer[:]
+    onnx.save(proto, tmp_path / "m.onnx")
+    _exactly_equal(model, lstmconv.read(tmp_path / "m.onnx"))
+    _exactly_equal(model, lstmconv.read(proto))

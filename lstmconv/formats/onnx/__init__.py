@@ -7,7 +7,6 @@ Reading the graph lives in ``nodes``, building it in ``graph``, the protobuf wir
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Mapping
 from typing import Any
@@ -16,15 +15,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ...errors import LstmconvError, missing
+from ...errors import missing
 from ...ir import Layer, Model
-from ...layouts import Tensor
-from .. import _common
+from .. import _common, onnx_files, onnx_names
+from ..onnx_names import GATE_ORDER as GATE_ORDER  # the surface every format module has
+from ..onnx_names import WEIGHT_INPUTS
+from ..onnx_nodes import Constants, layer_from_node, recurrent_nodes
 from . import wire
 from .graph import Graph, assemble, check, node_tensors
-from .nodes import Constants, layer_from_node, recurrent_nodes
-from .vocabulary import GATE_NAMES, WEIGHT_INPUTS
-from .vocabulary import GATE_ORDER as GATE_ORDER  # the surface every format module has
 
 NAME = "onnx"
 EXTENSIONS = (".onnx",)
@@ -32,35 +30,12 @@ EXTENSIONS = (".onnx",)
 
 def read(source: Any, **_: Any) -> Model:
     """IR of every LSTM/GRU/RNN node of a ``ModelProto`` or an ``.onnx`` file, in graph order."""
-    mapped: dict[str, np.ndarray] = {}
     if isinstance(source, onnx.ModelProto):
-        proto, base_dir, label = source, None, source.graph.name or "onnx model"
-    else:
-        label = os.fspath(source)
-        proto, mapped = wire.load_mapped(label)
-        base_dir = os.path.dirname(os.path.abspath(label))
-    constants = Constants(proto.graph, base_dir, mapped)
-    nodes = recurrent_nodes(proto.graph)
-    names = _common.unique_names(name for name, _ in nodes)
-    layers = []
-    for name, (_original, node) in zip(names, nodes):
-        try:
-            layers.append(layer_from_node(node, constants, name))
-        except LstmconvError as error:
-            raise error.within(label) from None
-    return Model(tuple(layers), label)
+        return onnx_files.read_graph(source.graph, None, source.graph.name or "onnx model")
+    return onnx_files.read(source)
 
 
-def layout(layer: Layer) -> list[Tensor]:
-    """The tensors this format stores for ``layer``, for ``inspect``."""
-    g, h, i, d = len(layer.gates), layer.hidden_size, layer.input_size, layer.num_directions
-    order = "·".join(GATE_NAMES[layer.kind])
-    tensors = [Tensor("W", (d, g * h, i), order), Tensor("R", (d, g * h, h), order)]
-    if layer.has_bias:
-        tensors.append(Tensor("B", (d, 2 * g * h), f"[Wb {order}; Rb {order}]"))
-    if layer.has_peepholes:
-        tensors.append(Tensor("P", (d, 3 * h), "i·o·f"))
-    return tensors
+layout = onnx_names.layout
 
 
 def build(model: Model, *, opset: int | None = None) -> onnx.ModelProto:
@@ -151,7 +126,7 @@ def widened(proto: onnx.ModelProto) -> onnx.ModelProto:
     for index, tensor in enumerate(graph.initializer):
         if tensor.data_type == TensorProto.BFLOAT16:
             graph.initializer[index].CopyFrom(
-                numpy_helper.from_array(wire.to_array(tensor, None).astype(np.float32), tensor.name)
+                numpy_helper.from_array(onnx_files.to_array(tensor, None).astype(np.float32), tensor.name)
             )
     for value in [*graph.input, *graph.output, *graph.value_info]:
         if value.type.tensor_type.elem_type == TensorProto.BFLOAT16:
@@ -196,7 +171,7 @@ def load_into(
     """Fill the LSTM/GRU/RNN nodes of ``target`` with ``model``'s layers, in order or by
     ``mapping`` (node name → model layer name). Everything is checked before anything changes."""
     graph = target.graph
-    constants = Constants(graph, None)
+    constants = Constants(graph, lambda tensor: onnx_files.to_array(tensor, None))
     nodes = recurrent_nodes(graph)
     plan = []
     for position, layer in _common.pair_slots([name for name, _ in nodes], model, mapping):

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ... import __version__
 from ...ir import DEFAULT_ACTIVATIONS, Kind, Layer, Model
 from .. import _common
-from .vocabulary import (
+from ..onnx_names import (
     BFLOAT16_OPSET,
     DEFAULT_OPSET,
     FROM_IR,

@@ -1,66 +1,63 @@
-"""Reading ONNX graphs: every LSTM/GRU/RNN node, its weights as constants, and what the ops
-around it say (how the two directions merge, whether a reverse layer's output is flipped)."""
+"""Reading ONNX graphs, without the onnx package: every LSTM/GRU/RNN node, its weights as
+constants, and what the ops around it say (how the two directions merge, whether a reverse
+layer's output is flipped). Nodes, attributes and tensors are read by their field names, so
+this works on ``onnx_files``' messages and on onnx's own ``ModelProto`` alike."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
-from ...errors import FormatError, LstmconvError, WeightLayoutError
-from ...ir import ACTIVATION_SLOTS, DEFAULT_ACTIVATIONS, Activation, Direction, Kind, Layer, cell_from_stacked
-from .. import _common
-from .vocabulary import BY_LOWER, GATE_ORDER, OPS, PEEPHOLE_ORDER, SHAPE_OPS
-from .wire import to_array
+from ..errors import FormatError, LstmconvError, WeightLayoutError
+from ..ir import ACTIVATION_SLOTS, DEFAULT_ACTIVATIONS, Activation, Direction, Kind, Layer, cell_from_stacked
+from . import _common
+from .onnx_names import BY_LOWER, GATE_ORDER, OPS, PEEPHOLE_ORDER, SHAPE_OPS
 
 _log = logging.getLogger("lstmconv.formats.onnx")
+#: AttributeProto.AttributeType: FLOAT, INT, STRING, TENSOR, FLOATS, INTS, STRINGS.
+_ATTRIBUTE_FIELDS = {1: "f", 2: "i", 3: "s", 4: "t", 6: "floats", 7: "ints", 8: "strings"}
+Node = Any  # a NodeProto of onnx, or onnx_files.Node: the same field names
 
 
 class Constants:
-    """Values known without running the graph: initializers, Constant nodes, Identity of those."""
+    """Values known without running the graph: initializers, Constant nodes, Identity of those.
+    ``to_array`` turns a tensor message into its values (checked, external data resolved)."""
 
-    def __init__(
-        self, graph: onnx.GraphProto, base_dir: str | None, mapped: dict[str, np.ndarray] | None = None
-    ):
-        self.base_dir = base_dir
-        self.mapped = mapped or {}
-        self.tensors: dict[str, TensorProto] = {t.name: t for t in graph.initializer}
-        self.producers: dict[str, onnx.NodeProto] = {}
-        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+    def __init__(self, graph: Any, to_array: Callable[[Any], np.ndarray]):
+        self.to_array = to_array
+        self.tensors: dict[str, Any] = {t.name: t for t in graph.initializer}
+        self.values: dict[str, np.ndarray] = {}
+        self.producers: dict[str, Node] = {}
+        self.consumers: dict[str, list[Node]] = {}
         for node in graph.node:
             for output in node.output:
                 self.producers[output] = node
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
-            if node.op_type == "Constant":
-                value = _constant_value(node)
-                if value is not None:
-                    self.tensors[node.output[0]] = value
+            if node.op_type == "Constant" and node.output:
+                self._constant(node)
+
+    def _constant(self, node: Node) -> None:
+        for attribute in node.attribute:
+            if attribute.name == "value" and attribute.t is not None:
+                self.tensors[node.output[0]] = attribute.t
+            elif attribute.name in ("value_float", "value_floats"):
+                self.values[node.output[0]] = np.asarray(attribute_value(attribute), dtype=np.float32)
 
     def get(self, name: str) -> np.ndarray | None:
         seen = 0
-        while name not in self.tensors and name in self.producers and seen < 64:
+        while name not in self.tensors and name not in self.values and name in self.producers and seen < 64:
             node = self.producers[name]
             if node.op_type != "Identity":
                 return None
             name, seen = node.input[0], seen + 1
+        if name in self.values:
+            return self.values[name]
         tensor = self.tensors.get(name)
-        if tensor is None:
-            return None
-        raw = self.mapped.get(name)
-        if raw is None or tensor.data_location == TensorProto.EXTERNAL:
-            return to_array(tensor, self.base_dir)
-        dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
-        shape = tuple(int(n) for n in tensor.dims)
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-        if raw.nbytes != expected:
-            raise FormatError(
-                f"raw_data holds {raw.nbytes} bytes, expected {expected} for shape {shape}", where=(name,)
-            )
-        return raw.view(dtype.newbyteorder("<")).reshape(shape)
+        return None if tensor is None else self.to_array(tensor)
 
     def is_zero_state(self, name: str, depth: int = 0) -> bool | None:
         """True/False when ``name`` is a known constant state (zeros or not); None if unknown.
@@ -72,7 +69,7 @@ class Constants:
         if node is None or depth > 32:
             return None
         if node.op_type == "ConstantOfShape":
-            return not np.any(_fill_value(node))
+            return not np.any(self._fill_value(node))
         if node.op_type in SHAPE_OPS:
             return self.is_zero_state(node.input[0], depth + 1)
         if node.op_type in ("Slice", "Gather"):  # part of zeros is zeros; part of the rest: unknown
@@ -82,25 +79,25 @@ class Constants:
             return False if False in parts else (True if all(parts) else None)
         return None
 
-
-def _constant_value(node: onnx.NodeProto) -> TensorProto | None:
-    for attribute in node.attribute:
-        if attribute.name == "value":
-            return attribute.t
-        if attribute.name in ("value_float", "value_floats"):
-            data = helper.get_attribute_value(attribute)
-            return numpy_helper.from_array(np.asarray(data, dtype=np.float32))
-    return None
+    def _fill_value(self, node: Node) -> np.ndarray:
+        for attribute in node.attribute:
+            if attribute.name == "value" and attribute.t is not None:
+                return self.to_array(attribute.t)
+        return np.zeros(1, dtype=np.float32)
 
 
-def _fill_value(node: onnx.NodeProto) -> np.ndarray:
-    for attribute in node.attribute:
-        if attribute.name == "value":
-            return numpy_helper.to_array(attribute.t)
-    return np.zeros(1, dtype=np.float32)
+def attribute_value(attribute: Any) -> Any:
+    """The value an attribute holds, by its declared type (as ``onnx.helper.get_attribute_value``)."""
+    field = _ATTRIBUTE_FIELDS.get(attribute.type)
+    if field is None:
+        raise FormatError(
+            f"attribute {attribute.name!r} has type {attribute.type}, which lstmconv does not read"
+        )
+    value = getattr(attribute, field)
+    return list(value) if field in ("floats", "ints", "strings") else value
 
 
-def recurrent_nodes(graph: onnx.GraphProto) -> list[tuple[str, onnx.NodeProto]]:
+def recurrent_nodes(graph: Any) -> list[tuple[str, Node]]:
     """(name, node) of every LSTM/GRU/RNN node of the default domain, in graph order."""
     found = []
     for index, node in enumerate(graph.node):
@@ -109,7 +106,7 @@ def recurrent_nodes(graph: onnx.GraphProto) -> list[tuple[str, onnx.NodeProto]]:
     return found
 
 
-def layer_from_node(node: onnx.NodeProto, constants: Constants, name: str) -> Layer:
+def layer_from_node(node: Node, constants: Constants, name: str) -> Layer:
     kind = OPS[node.op_type]
     where = f'{node.op_type} node "{name}"'
     try:
@@ -118,10 +115,10 @@ def layer_from_node(node: onnx.NodeProto, constants: Constants, name: str) -> La
         raise error.within(where) from None
 
 
-def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
+def _attributes(node: Node) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for attribute in node.attribute:
-        value: Any = helper.get_attribute_value(attribute)
+        value: Any = attribute_value(attribute)
         if isinstance(value, bytes):
             value = value.decode()
         elif isinstance(value, list) and value and isinstance(value[0], bytes):
@@ -130,7 +127,7 @@ def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
     return values
 
 
-def _layer(node: onnx.NodeProto, kind: Kind, constants: Constants, name: str) -> Layer:
+def _layer(node: Node, kind: Kind, constants: Constants, name: str) -> Layer:
     attrs = _attributes(node)
     inputs = list(node.input) + [""] * 8
     try:
@@ -194,12 +191,12 @@ def _layer(node: onnx.NodeProto, kind: Kind, constants: Constants, name: str) ->
     )
 
 
-def _only_consumer(constants: Constants, name: str) -> onnx.NodeProto | None:
+def _only_consumer(constants: Constants, name: str) -> Node | None:
     consumers = constants.consumers.get(name, [])
     return consumers[0] if len(consumers) == 1 else None
 
 
-def _ints(constants: Constants, node: onnx.NodeProto, index: int, attribute: str) -> list[int] | None:
+def _ints(constants: Constants, node: Node, index: int, attribute: str) -> list[int] | None:
     """An int list given as a constant input (newer opsets) or an attribute (older ones)."""
     if len(node.input) > index and node.input[index]:
         value = constants.get(node.input[index])
@@ -207,7 +204,7 @@ def _ints(constants: Constants, node: onnx.NodeProto, index: int, attribute: str
     return _attributes(node).get(attribute)
 
 
-def _reversal_after(node: onnx.NodeProto, constants: Constants, direction: Direction) -> tuple[str, bool]:
+def _reversal_after(node: Node, constants: Constants, direction: Direction) -> tuple[str, bool]:
     """Whether a reverse layer's Y is flipped in time right after (Keras go_backwards order)."""
     y = node.output[0] if node.output else ""
     after = _only_consumer(constants, y) if y else None
@@ -242,7 +239,8 @@ def _merge_after(y: str, constants: Constants) -> str:
     branches = _direction_branches(consumers, constants)
     ends = [_past_shape_ops(branch, constants) for branch in branches]
     if len(ends) == 2 and ends[0][0] is not None and ends[0][0] is ends[1][0]:
-        joined, positions = ends[0][0], (ends[0][1], ends[1][1])
+        joined: Node = ends[0][0]
+        positions = (ends[0][1], ends[1][1])
         merge = _ELEMENTWISE_MERGES.get(joined.op_type)
         if merge == "concat" and positions[0] > positions[1]:
             raise _common.UnsupportedFeatureError("the backward output is concatenated first", where=("Y",))
@@ -252,7 +250,7 @@ def _merge_after(y: str, constants: Constants) -> str:
     return "concat"
 
 
-def _direction_branches(consumers: list[onnx.NodeProto], constants: Constants) -> list[str]:
+def _direction_branches(consumers: list[Node], constants: Constants) -> list[str]:
     """[forward, backward] outputs taken from Y by one Split or two Slice/Gather on axis 1."""
     if len(consumers) == 1 and consumers[0].op_type == "Split" and len(consumers[0].output) == 2:
         return list(consumers[0].output)
@@ -269,7 +267,7 @@ def _direction_branches(consumers: list[onnx.NodeProto], constants: Constants) -
     return [node.output[0] for _, node in sorted(zip(first, consumers), key=lambda pair: pair[0])]
 
 
-def _past_shape_ops(name: str, constants: Constants) -> tuple[onnx.NodeProto | None, int]:
+def _past_shape_ops(name: str, constants: Constants) -> tuple[Node | None, int]:
     """The first node after ``name`` that is not a shape-only op, and the input it takes it at."""
     for _ in range(16):
         consumers = constants.consumers.get(name, [])

@@ -1,10 +1,12 @@
-"""ONNX's names for what the IR holds: gate orders, operators, activations, input positions."""
+"""ONNX's names for what the IR holds (gate orders, operators, activations, input positions)
+and the tensors a layer becomes, for ``inspect``. Needs no onnx package."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ...ir import Kind
+from ..ir import Kind, Layer
+from ..layouts import Tensor
 
 GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
     Kind.LSTM: ("i", "o", "f", "g"),
@@ -38,3 +40,15 @@ FROM_IR = {ir_name: name for name, ir_name in ACTIVATIONS.items()}
 WEIGHT_INPUTS = {1: "W", 2: "R", 3: "B", 7: "P"}
 #: Ops that move or reshape values without changing them.
 SHAPE_OPS = {"Identity", "Cast", "Unsqueeze", "Squeeze", "Reshape", "Expand", "Flatten", "Transpose"}
+
+
+def layout(layer: Layer) -> list[Tensor]:
+    """The tensors this format stores for ``layer``, for ``inspect``."""
+    g, h, i, d = len(layer.gates), layer.hidden_size, layer.input_size, layer.num_directions
+    order = "·".join(GATE_NAMES[layer.kind])
+    tensors = [Tensor("W", (d, g * h, i), order), Tensor("R", (d, g * h, h), order)]
+    if layer.has_bias:
+        tensors.append(Tensor("B", (d, 2 * g * h), f"[Wb {order}; Rb {order}]"))
+    if layer.has_peepholes:
+        tensors.append(Tensor("P", (d, 3 * h), "i·o·f"))
+    return tensors

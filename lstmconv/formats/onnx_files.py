@@ -1,0 +1,393 @@
+"""Reading ``.onnx`` files without the onnx package: the protobuf wire format decoded for the
+fields lstmconv reads, with the weights left in the memory-mapped file.
+
+The messages below carry the field names of onnx's own (``node.op_type``, ``tensor.dims``…), so
+the graph reading in ``onnx_nodes`` works on either; numbers are onnx.proto's, checked against
+onnx's descriptors by the tests. External data is read from inside the model's folder only,
+its size checked before it is mapped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import mmap
+import os
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .. import dtypes
+from ..errors import FormatError, LstmconvError, UnsafeInputError
+from ..ir import Model
+from . import _common, onnx_nodes
+
+NAME = "onnx"
+#: TensorProto.DataType -> NumPy dtype name (bfloat16 through ml_dtypes).
+DTYPES = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
+    16: "bfloat16",
+}
+EXTERNAL = 1  # TensorProto.DataLocation
+#: AttributeProto.AttributeType
+FLOAT, INT, STRING, TENSOR, FLOATS, INTS, STRINGS = 1, 2, 3, 4, 6, 7, 8
+
+
+# -- the messages ------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Entry:
+    key: str = ""
+    value: str = ""
+
+
+@dataclasses.dataclass
+class Tensor:
+    name: str = ""
+    dims: list[int] = dataclasses.field(default_factory=list)
+    data_type: int = 0
+    data_location: int = 0
+    external_data: list[Entry] = dataclasses.field(default_factory=list)
+    raw: np.ndarray | None = None  # raw_data: a view of the file
+    float_data: np.ndarray | None = None
+    double_data: np.ndarray | None = None
+    int32_data: list[int] = dataclasses.field(default_factory=list)
+    int64_data: list[int] = dataclasses.field(default_factory=list)
+    uint64_data: list[int] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Attribute:
+    name: str = ""
+    type: int = 0
+    f: float = 0.0
+    i: int = 0
+    s: bytes = b""
+    t: Tensor | None = None
+    floats: list[float] = dataclasses.field(default_factory=list)
+    ints: list[int] = dataclasses.field(default_factory=list)
+    strings: list[bytes] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Node:
+    input: list[str] = dataclasses.field(default_factory=list)
+    output: list[str] = dataclasses.field(default_factory=list)
+    name: str = ""
+    op_type: str = ""
+    domain: str = ""
+    attribute: list[Attribute] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Graph:
+    name: str = ""
+    node: list[Node] = dataclasses.field(default_factory=list)
+    initializer: list[Tensor] = dataclasses.field(default_factory=list)
+
+
+_NODE_TEXT = {3: "name", 4: "op_type", 7: "domain"}
+
+
+# -- the wire ----------------------------------------------------------------------------------
+def _varint(buffer: Any, position: int, end: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if position >= end or shift > 63:
+            raise FormatError("not a readable ONNX model: a varint runs past its message")
+        byte = buffer[position]
+        value |= (byte & 0x7F) << shift
+        position, shift = position + 1, shift + 7
+        if not byte & 0x80:
+            return value, position
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _fields(buffer: Any, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+    """(field number, wire type, value start, value end) of each field of a message; a varint's
+    value is its bytes."""
+    position = start
+    while position < end:
+        key, position = _varint(buffer, position, end)
+        number, wire = key >> 3, key & 7
+        value_start = position
+        if wire == 0:
+            _, position = _varint(buffer, position, end)
+        elif wire in (1, 5):
+            position += 8 if wire == 1 else 4
+        elif wire == 2:
+            length, value_start = _varint(buffer, position, end)
+            position = value_start + length
+        else:
+            raise FormatError(f"not a readable ONNX model: wire type {wire} where none is expected")
+        if position > end or number == 0:
+            raise FormatError("not a readable ONNX model: a field runs past the end of its message")
+        yield number, wire, value_start, position
+
+
+class _Reader:
+    """Decodes one buffer; every value is checked to lie inside its message."""
+
+    def __init__(self, buffer: Any) -> None:
+        self.buffer = buffer
+
+    def text(self, start: int, end: int) -> str:
+        try:
+            return bytes(self.buffer[start:end]).decode()
+        except UnicodeDecodeError:
+            raise FormatError("not a readable ONNX model: a name is not UTF-8") from None
+
+    def integer(self, wire: int, start: int, end: int) -> int:
+        if wire != 0:
+            raise FormatError(f"not a readable ONNX model: wire type {wire} where a varint is expected")
+        return _signed(_varint(self.buffer, start, end)[0])
+
+    def integers(self, wire: int, start: int, end: int) -> list[int]:
+        """A repeated varint field, packed (wire 2) or one value (wire 0)."""
+        if wire == 0:
+            return [self.integer(wire, start, end)]
+        values, position = [], start
+        while position < end:
+            value, position = _varint(self.buffer, position, end)
+            values.append(_signed(value))
+        return values
+
+    def fixed(self, wire: int, start: int, end: int, code: str) -> np.ndarray:
+        """A repeated fixed-width field (float, double), packed or one value."""
+        width = struct.calcsize(code)
+        if wire == 0 or (end - start) % width:
+            raise FormatError("not a readable ONNX model: a packed field is not whole values")
+        return np.frombuffer(self.buffer, dtype=f"<{code}", count=(end - start) // width, offset=start).copy()
+
+    def model(self) -> Graph:
+        graph = None
+        for number, wire, start, end in _fields(self.buffer, 0, len(self.buffer)):
+            if number == 7 and wire == 2:
+                graph = self.graph(start, end)
+        if graph is None:
+            raise FormatError("not a readable ONNX model: it has no graph")
+        return graph
+
+    def graph(self, start: int, end: int) -> Graph:
+        graph = Graph()
+        for number, wire, value_start, value_end in _fields(self.buffer, start, end):
+            if wire != 2:
+                continue
+            if number == 1:
+                graph.node.append(self.node(value_start, value_end))
+            elif number == 2:
+                graph.name = self.text(value_start, value_end)
+            elif number == 5:
+                graph.initializer.append(self.tensor(value_start, value_end))
+        return graph
+
+    def node(self, start: int, end: int) -> Node:
+        node = Node()
+        for number, wire, value_start, value_end in _fields(self.buffer, start, end):
+            if wire != 2:
+                continue
+            if number in (1, 2):
+                (node.input if number == 1 else node.output).append(self.text(value_start, value_end))
+            elif number in (3, 4, 7):
+                setattr(
+                    node, {3: "name", 4: "op_type", 7: "domain"}[number], self.text(value_start, value_end)
+                )
+            elif number == 5:
+                node.attribute.append(self.attribute(value_start, value_end))
+        return node
+
+    def attribute(self, start: int, end: int) -> Attribute:
+        attribute = Attribute()
+        for number, wire, value_start, value_end in _fields(self.buffer, start, end):
+            if number == 1:
+                attribute.name = self.text(value_start, value_end)
+            elif number == 20:
+                attribute.type = self.integer(wire, value_start, value_end)
+            elif number == 2:
+                attribute.f = float(self.fixed(wire, value_start, value_end, "f")[0])
+            elif number == 3:
+                attribute.i = self.integer(wire, value_start, value_end)
+            elif number == 4:
+                attribute.s = bytes(self.buffer[value_start:value_end])
+            elif number == 5:
+                attribute.t = self.tensor(value_start, value_end)
+            elif number == 7:
+                attribute.floats.extend(float(v) for v in self.fixed(wire, value_start, value_end, "f"))
+            elif number == 8:
+                attribute.ints.extend(self.integers(wire, value_start, value_end))
+            elif number == 9:
+                attribute.strings.append(bytes(self.buffer[value_start:value_end]))
+        return attribute
+
+    def tensor(self, start: int, end: int) -> Tensor:
+        tensor, floats, doubles = Tensor(), [], []
+        for number, wire, value_start, value_end in _fields(self.buffer, start, end):
+            if number == 1:
+                tensor.dims.extend(self.integers(wire, value_start, value_end))
+            elif number == 2:
+                tensor.data_type = self.integer(wire, value_start, value_end)
+            elif number == 8:
+                tensor.name = self.text(value_start, value_end)
+            elif number == 9:
+                tensor.raw = np.frombuffer(
+                    self.buffer, dtype=np.uint8, count=value_end - value_start, offset=value_start
+                )
+            elif number == 14:
+                tensor.data_location = self.integer(wire, value_start, value_end)
+            elif number == 13:
+                tensor.external_data.append(self.entry(value_start, value_end))
+            elif number == 4:
+                floats.append(self.fixed(wire, value_start, value_end, "f"))
+            elif number == 10:
+                doubles.append(self.fixed(wire, value_start, value_end, "d"))
+            elif number in (5, 7, 11):
+                field = {5: tensor.int32_data, 7: tensor.int64_data, 11: tensor.uint64_data}[number]
+                field.extend(self.integers(wire, value_start, value_end))
+        tensor.float_data = np.concatenate(floats) if floats else None
+        tensor.double_data = np.concatenate(doubles) if doubles else None
+        return tensor
+
+    def entry(self, start: int, end: int) -> Entry:
+        entry = Entry()
+        for number, _wire, value_start, value_end in _fields(self.buffer, start, end):
+            if number in (1, 2):
+                setattr(entry, "key" if number == 1 else "value", self.text(value_start, value_end))
+        return entry
+
+
+# -- tensors -----------------------------------------------------------------------------------
+def tensor_dtype(data_type: int) -> np.dtype:
+    name = DTYPES.get(data_type)
+    if name is None:
+        raise FormatError(f"tensor data type {data_type} is not one lstmconv reads")
+    return dtypes.resolve(name) if dtypes.is_float(name) else np.dtype(name)
+
+
+def to_array(tensor: Any, base_dir: str | None) -> np.ndarray:
+    """A tensor's values (a message of this module or of onnx): raw data as a view of the file,
+    external data only from inside ``base_dir``, every size checked first."""
+    where = (tensor.name,)
+    try:
+        dtype = tensor_dtype(tensor.data_type)
+        shape = tuple(int(n) for n in tensor.dims)
+        if any(n < 0 for n in shape):
+            raise FormatError(f"negative dims {shape}")
+        count = int(np.prod(shape, dtype=np.int64))
+        if tensor.data_location == EXTERNAL:
+            return _external_array(tensor, base_dir, dtype, shape)
+        raw = _raw(tensor)
+        if raw is not None:
+            if raw.nbytes != count * dtype.itemsize:
+                raise FormatError(
+                    f"raw_data holds {raw.nbytes} bytes, expected {count * dtype.itemsize} for shape {shape}"
+                )
+            return raw.view(dtype.newbyteorder("<")).reshape(shape)
+        return _typed_values(tensor, dtype, count).reshape(shape)
+    except LstmconvError as error:
+        raise error.within(*where) from None
+
+
+def _raw(tensor: Any) -> np.ndarray | None:
+    raw = getattr(tensor, "raw", None)
+    if raw is not None:
+        return raw
+    data = getattr(tensor, "raw_data", b"")  # an onnx TensorProto
+    return np.frombuffer(data, dtype=np.uint8) if data else None
+
+
+def _typed_values(tensor: Any, dtype: np.dtype, count: int) -> np.ndarray:
+    """Values kept in the typed fields: float_data, double_data, int32_data (which also holds
+    the bits of float16 and bfloat16), int64_data, uint64_data."""
+    if dtype.name == "float32":
+        values = np.asarray(tensor.float_data if tensor.float_data is not None else [], dtype=np.float32)
+    elif dtype.name == "float64":
+        values = np.asarray(tensor.double_data if tensor.double_data is not None else [], dtype=np.float64)
+    elif dtype.name in ("float16", "bfloat16"):
+        values = np.asarray(tensor.int32_data, dtype=np.int64).astype(np.uint16).view(dtype)
+    elif dtype.name == "int64":
+        values = np.asarray(tensor.int64_data, dtype=np.int64)
+    elif dtype.name in ("uint32", "uint64"):
+        values = np.asarray(tensor.uint64_data, dtype=np.uint64).astype(dtype)
+    else:
+        values = np.asarray(tensor.int32_data, dtype=np.int64).astype(dtype)
+    if values.size != count:
+        raise FormatError(f"holds {values.size} values, expected {count} for shape {tuple(tensor.dims)}")
+    return values
+
+
+def _external_array(tensor: Any, base_dir: str | None, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    info = {entry.key: entry.value for entry in tensor.external_data}
+    if base_dir is None:
+        raise FormatError(
+            "the tensor's data is external but the model has no folder", hint="read the model from its file"
+        )
+    location = info.get("location", "")
+    root = os.path.realpath(base_dir)
+    target = os.path.realpath(os.path.join(root, location))
+    if os.path.isabs(location) or os.path.commonpath([root, target]) != root:
+        raise UnsafeInputError(
+            f"external data {location!r} lies outside the model's folder",
+            hint="keep external data files beside the model",
+        )
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    try:
+        offset = int(info.get("offset", 0) or 0)
+        length = int(info.get("length", expected) or expected)
+    except ValueError:
+        raise FormatError(f"external data offset or length is not a number: {info}") from None
+    if not os.path.isfile(target):
+        raise FormatError(f"external data file {location!r} not found")
+    size = os.path.getsize(target)
+    if length != expected or offset < 0 or offset + expected > size:
+        raise FormatError(
+            f"external data holds {max(size - offset, 0)} bytes at offset {offset} (length {length}), "
+            f"expected {expected} for shape {shape}"
+        )
+    if expected == 0:
+        return np.zeros(shape, dtype=dtype)
+    return np.memmap(target, dtype=dtype.newbyteorder("<"), mode="r", offset=offset, shape=shape)
+
+
+# -- reading -----------------------------------------------------------------------------------
+def load(path: str) -> Graph:
+    """The graph of an ``.onnx`` file, its weights left in the memory-mapped file."""
+    with open(path, "rb") as handle:
+        try:
+            buffer = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            raise FormatError("not a readable ONNX model: the file is empty") from None
+    return _Reader(memoryview(buffer)).model()
+
+
+def read(source: Any, **_: Any) -> Model:
+    """IR of every LSTM/GRU/RNN node of an ``.onnx`` file, in graph order."""
+    path = os.fspath(source)
+    return read_graph(load(path), os.path.dirname(os.path.abspath(path)), path)
+
+
+def read_graph(graph: Any, base_dir: str | None, label: str) -> Model:
+    """IR of every LSTM/GRU/RNN node of a graph (of this module's messages or onnx's)."""
+    constants = onnx_nodes.Constants(graph, lambda tensor: to_array(tensor, base_dir))
+    nodes = onnx_nodes.recurrent_nodes(graph)
+    names = _common.unique_names(name for name, _ in nodes)
+    layers = []
+    for name, (_original, node) in zip(names, nodes):
+        try:
+            layers.append(onnx_nodes.layer_from_node(node, constants, name))
+        except LstmconvError as error:
+            raise error.within(label) from None
+    return Model(tuple(layers), label)
