@@ -222,12 +222,18 @@ def run(args: argparse.Namespace) -> None:
             floor_time, floor_rss = median_of(
                 [PYTHON, __file__, "floor", str(src), str(out / "floor.bin")], args.runs, out / "floor.bin"
             )
-            fast = median_of(
-                [*LSTMCONV, "convert", str(src), str(dest), "--no-verify", "--force", "-q"], args.runs, dest
-            )
-            checked = median_of(
-                [*LSTMCONV, "convert", str(src), str(dest), "--force", "-q"], max(1, args.runs // 2), dest
-            )
+            try:
+                fast = median_of(
+                    [*LSTMCONV, "convert", str(src), str(dest), "--no-verify", "--force", "-q"],
+                    args.runs,
+                    dest,
+                )
+                checked = median_of(
+                    [*LSTMCONV, "convert", str(src), str(dest), "--force", "-q"], max(1, args.runs // 2), dest
+                )
+            except (RuntimeError, subprocess.TimeoutExpired) as error:  # a finding, not the end of the run
+                print(f"  {source} -> {target}: lstmconv FAILED: {_last_error_line(str(error))}")
+                continue
             row = dict(
                 size=size,
                 bytes=model_bytes,
@@ -252,9 +258,15 @@ def run(args: argparse.Namespace) -> None:
                 row.update(peer_seconds=peer[0], peer_rss=peer[1])
             rows.append(row)
             print(_row_text(row, baseline[1]))
-    (out / "results.json").write_text(json.dumps({"baseline": baseline, "rows": rows}, indent=2) + "\n")
+            _save(out, baseline, rows)
+    _save(out, baseline, rows)
     plot(rows, out / "bench.png")
     print(f"\nwrote {out / 'results.json'} and {out / 'bench.png'}")
+
+
+def _save(out: Path, baseline: tuple[float, int], rows: list[dict]) -> None:
+    """Written after every row, so a run cut short keeps what it measured."""
+    (out / "results.json").write_text(json.dumps({"baseline": baseline, "rows": rows}, indent=2) + "\n")
 
 
 def _peer(

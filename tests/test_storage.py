@@ -295,3 +295,25 @@ def test_onnx_weights_stored_every_way_read_the_same(tmp_path, storage: str) -> 
     onnx.save(proto, tmp_path / "m.onnx")
     _exactly_equal(model, lstmconv.read(tmp_path / "m.onnx"))
     _exactly_equal(model, lstmconv.read(proto))
+
+
+def test_verification_runs_models_past_the_limit_from_a_file(tmp_path, monkeypatch, ort) -> None:
+    """onnxruntime takes no model bytes past 2 GiB: such a model is run from a written file."""
+    from lstmconv.formats import onnx as onnx_format
+    from lstmconv.formats.onnx import wire
+
+    monkeypatch.setattr(wire, "EXTERNAL_THRESHOLD", 1000)  # stands in for 2 GiB
+    source = lstmconv.write(_model(12), tmp_path / "m.onnx")
+    assert os.path.exists(f"{source}.data")
+    report = lstmconv.convert(source, tmp_path / "m.npz")
+    assert report is not None and report.ok
+    assert "source: onnx (rebuilt from the weights)" in str(report)
+    runnable = onnx_format.runnable(_model(12))
+    assert isinstance(runnable, onnx_format.Written) and os.path.exists(runnable.path + ".data")
+    x = np.random.default_rng(2).uniform(-1, 1, (2, 3, 4)).astype(np.float32)
+    np.testing.assert_allclose(
+        onnx_format.run(runnable, x), lstmconv.reference.run(_model(12), x), rtol=0, atol=ATOL
+    )
+    folder = runnable.folder.name
+    del runnable
+    assert not os.path.exists(folder)

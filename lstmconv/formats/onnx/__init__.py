@@ -2,11 +2,13 @@
 
 The only package of lstmconv that imports onnx (and, to run a model, onnxruntime).
 W is (D, G·H, in), R is (D, G·H, H), B is (D, 2·G·H) = [Wb; Rb], P is (D, 3H) in i·o·f order.
-Reading the graph lives in ``nodes``, building it in ``graph``, the protobuf wire in ``wire``.
+Building the graph lives in ``graph``, writing it in ``wire``. Files are read by
+``formats.onnx_files`` and graphs by ``formats.onnx_nodes``, which need no onnx package.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Mapping
 from typing import Any
@@ -15,6 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ... import dtypes
 from ...errors import missing
 from ...ir import Layer, Model
 from .. import _common, onnx_files, onnx_names
@@ -40,9 +43,22 @@ layout = onnx_names.layout
 
 def build(model: Model, *, opset: int | None = None) -> onnx.ModelProto:
     """A runnable ONNX model of ``model``: input ``input`` (batch, time, features), output
-    ``output`` (batch, time, features), native LSTM/GRU/RNN operators, layout 0 (``to_onnx``)."""
-    proto = assemble(model, Graph(), opset)
-    onnx.checker.check_model(proto)
+    ``output`` (batch, time, features), native LSTM/GRU/RNN operators, layout 0 (``to_onnx``).
+    Checked with ``onnx.checker`` before the weights go in (a model past 2 GiB can be held, not
+    serialized: :func:`write` saves it with external data)."""
+    graph = Graph()
+    proto = _checked(model, graph, opset)
+    for tensor in proto.graph.initializer:
+        if tensor.name in graph.payload:
+            tensor.raw_data = b"".join(dtypes.little_endian_bytes(b) for b in graph.payload[tensor.name])
+    return proto
+
+
+def _checked(model: Model, graph: Graph, opset: int | None) -> onnx.ModelProto:
+    """The model assembled with its weights as placeholders, and checked with ``onnx.checker``."""
+    proto = assemble(model, graph, opset)
+    with tempfile.TemporaryDirectory() as folder:
+        wire.check_skeleton(proto, graph.payload, folder)
     return proto
 
 
@@ -55,18 +71,31 @@ def write(
 
     Weights beyond protobuf's 2 GiB (or all of them, with ``external_data=True``) go to
     ``<name>.data`` beside the model, as ONNX external data."""
-    graph = Graph(stream=True)
-    proto = assemble(model, graph, opset)
+    graph = Graph()
+    proto = _checked(model, graph, opset)
     if external_data is None:
         external_data = wire.payload_size(graph.payload) > wire.EXTERNAL_THRESHOLD
     if external_data:
         wire.write_external(proto, graph.payload, path)
-        onnx.checker.check_model(path)
         return
-    with tempfile.TemporaryDirectory() as folder:
-        wire.check_skeleton(proto, graph.payload, folder)
     with open(path, "wb") as handle:
         wire.serialize(proto, graph.payload, handle)
+
+
+def runnable(model: Model) -> onnx.ModelProto | Written:
+    """What verification runs for ``model``: :func:`build`'s model, or past protobuf's 2 GiB
+    (which onnxruntime cannot take as bytes) the model written with external data into a
+    temporary folder, removed with the returned object."""
+    if sum(array.nbytes for layer in model for cell in layer.cells for _, array in cell.tensors()) <= (
+        wire.EXTERNAL_THRESHOLD
+    ):
+        return build(model)
+    folder = tempfile.TemporaryDirectory(prefix="lstmconv-")
+    path = os.path.join(folder.name, "model.onnx")
+    write(model, path, external_data=True)
+    written = Written(path)
+    written.folder = folder
+    return written
 
 
 class Written:
@@ -76,6 +105,7 @@ class Written:
         self.path = path
         self.proto = wire.load(path)
         self.session: Any = None  # made on the first run, kept for the next ones
+        self.folder: Any = None  # a temporary folder holding the file, removed with this object
 
 
 def run(model: onnx.ModelProto | Written, x: np.ndarray) -> np.ndarray:

@@ -37,13 +37,12 @@ def check(layer: Layer) -> None:
 
 
 class Graph:
-    """Nodes and initializers being built. Streaming, the weight initializers are placeholders
-    and their bytes stay as the IR's per-gate blocks until the file is written."""
+    """Nodes and initializers being built. The weight initializers are placeholders: their bytes
+    stay as the IR's per-gate blocks (``payload``) until the model is written or filled."""
 
-    def __init__(self, stream: bool = False) -> None:
+    def __init__(self) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[TensorProto] = []
-        self.stream = stream
         self.payload: dict[str, list[np.ndarray]] = {}
 
     def constant(self, name: str, value: np.ndarray) -> str:
@@ -51,8 +50,6 @@ class Graph:
         return name
 
     def weight(self, name: str, shape: tuple[int, ...], blocks: list[np.ndarray]) -> str:
-        if not self.stream:
-            return self.constant(name, np.concatenate([block.ravel() for block in blocks]).reshape(shape))
         tensor = TensorProto(
             name=name, dims=shape, data_type=helper.np_dtype_to_tensor_dtype(blocks[0].dtype)
         )
