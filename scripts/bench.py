@@ -1,10 +1,10 @@
 """Benchmark lstmconv against the I/O floor and the framework paths people use today.
 
-    .venv/bin/python scripts/bench.py [--sizes tiny,small,medium,large] [--runs 3]
-                                      [--tf2onnx PYTHON] [--out bench-out]
+    .venv/bin/python scripts/bench.py [--sizes tiny,small,medium,large,huge] [--runs 3]
+                                      [--tf2onnx PYTHON] [--pairs a-b,...] [--out bench-out]
 
-For each size it generates a stacked bidirectional LSTM (the largest over 1 GB of float32
-weights) as .pt (a real nn.LSTM state_dict), .safetensors, .onnx and .keras, then measures,
+For each size it generates a stacked bidirectional LSTM (large is 1 GiB of float32 weights,
+huge 2.2 GiB, past protobuf's limit, so its ONNX form uses external data) as .pt (a real nn.LSTM state_dict), .safetensors, .onnx and .keras, then measures,
 each as a whole process, the median wall time and peak RSS over --runs runs of:
 - ``lstmconv convert`` for the main pairs, with --no-verify and with verification;
 - the I/O floor: a plain script reading the same tensors from the source (h5py, safetensors,
