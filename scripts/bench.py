@@ -4,7 +4,8 @@
                                       [--tf2onnx PYTHON] [--pairs a-b,...] [--out bench-out]
 
 For each size it generates a stacked bidirectional LSTM (large is 1 GiB of float32 weights,
-huge 2.2 GiB, past protobuf's limit, so its ONNX form uses external data) as .pt (a real nn.LSTM state_dict), .safetensors, .onnx and .keras, then measures,
+huge 2.2 GiB, past protobuf's limit, so its ONNX form uses external data) as .pt (a real
+nn.LSTM state_dict), .safetensors, .onnx and .keras, then measures,
 each as a whole process, the median wall time and peak RSS over --runs runs of:
 - ``lstmconv convert`` for the main pairs, with --no-verify and with verification;
 - the I/O floor: a plain script reading the same tensors from the source (h5py, safetensors,
