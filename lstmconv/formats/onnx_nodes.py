@@ -118,11 +118,13 @@ def layer_from_node(node: Node, constants: Constants, name: str) -> Layer:
 def _attributes(node: Node) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for attribute in node.attribute:
+        if attribute.type not in _ATTRIBUTE_FIELDS:  # graphs, sparse tensors: nothing lstmconv reads
+            continue
         value: Any = attribute_value(attribute)
         if isinstance(value, bytes):
-            value = value.decode()
+            value = value.decode(errors="replace")
         elif isinstance(value, list) and value and isinstance(value[0], bytes):
-            value = [v.decode() for v in value]
+            value = [v.decode(errors="replace") for v in value]
         values[attribute.name] = value
     return values
 
