@@ -271,8 +271,8 @@ def convert(
     if layers:
         model = model.select(layers)
     checked_against, notes = source, []
-    if dtype is not None and model.astype(dtype).dtypes != model.dtypes:
-        cast = model.astype(dtype)
+    cast = model.astype(dtype) if dtype is not None else model
+    if cast.dtypes != model.dtypes:
         notes.append(_cast_note(model, cast))
         checked_against, model = cast, cast
     fmt = for_path(dest, to_format)
