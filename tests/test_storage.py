@@ -214,7 +214,7 @@ def test_onnx_files_field_numbers_are_onnx_protos() -> None:
     import onnx
     from onnx import AttributeProto, TensorProto
 
-    from lstmconv.formats import onnx_files
+    from lstmconv.formats import onnx_files, onnx_names
 
     fields = {
         onnx.ModelProto: {"graph": 7},
@@ -253,13 +253,13 @@ def test_onnx_files_field_numbers_are_onnx_protos() -> None:
     for code, name in onnx_files.DTYPES.items():
         assert onnx.helper.tensor_dtype_to_np_dtype(code).name == name
     types = (
-        onnx_files.FLOAT,
-        onnx_files.INT,
-        onnx_files.STRING,
-        onnx_files.TENSOR,
-        onnx_files.FLOATS,
-        onnx_files.INTS,
-        onnx_files.STRINGS,
+        onnx_names.FLOAT,
+        onnx_names.INT,
+        onnx_names.STRING,
+        onnx_names.TENSOR,
+        onnx_names.FLOATS,
+        onnx_names.INTS,
+        onnx_names.STRINGS,
     )
     assert types == (
         AttributeProto.FLOAT,
@@ -270,6 +270,8 @@ def test_onnx_files_field_numbers_are_onnx_protos() -> None:
         AttributeProto.INTS,
         AttributeProto.STRINGS,
     )
+    for field in onnx_names.ATTRIBUTE_FIELDS.values():
+        assert field in AttributeProto.DESCRIPTOR.fields_by_name, field
 
 
 @pytest.mark.parametrize("storage", ["raw", "typed", "constant-node"])

@@ -41,8 +41,6 @@ DTYPES = {
     16: "bfloat16",
 }
 EXTERNAL = 1  # TensorProto.DataLocation
-#: AttributeProto.AttributeType
-FLOAT, INT, STRING, TENSOR, FLOATS, INTS, STRINGS = 1, 2, 3, 4, 6, 7, 8
 
 
 # -- the messages ------------------------------------------------------------------------------

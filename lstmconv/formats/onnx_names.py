@@ -38,6 +38,17 @@ BY_LOWER = {name.lower(): ir_name for name, ir_name in ACTIVATIONS.items()}
 FROM_IR = {ir_name: name for name, ir_name in ACTIVATIONS.items()}
 #: The node's input position of each weight tensor, and its name.
 WEIGHT_INPUTS = {1: "W", 2: "R", 3: "B", 7: "P"}
+#: AttributeProto.AttributeType, and the field that holds each type's value.
+FLOAT, INT, STRING, TENSOR, FLOATS, INTS, STRINGS = 1, 2, 3, 4, 6, 7, 8
+ATTRIBUTE_FIELDS = {
+    FLOAT: "f",
+    INT: "i",
+    STRING: "s",
+    TENSOR: "t",
+    FLOATS: "floats",
+    INTS: "ints",
+    STRINGS: "strings",
+}
 #: Ops that move or reshape values without changing them.
 SHAPE_OPS = {"Identity", "Cast", "Unsqueeze", "Squeeze", "Reshape", "Expand", "Flatten", "Transpose"}
 

@@ -14,11 +14,9 @@ import numpy as np
 from ..errors import FormatError, LstmconvError, WeightLayoutError
 from ..ir import ACTIVATION_SLOTS, DEFAULT_ACTIVATIONS, Activation, Direction, Kind, Layer, cell_from_stacked
 from . import _common
-from .onnx_names import BY_LOWER, GATE_ORDER, OPS, PEEPHOLE_ORDER, SHAPE_OPS
+from .onnx_names import ATTRIBUTE_FIELDS, BY_LOWER, GATE_ORDER, OPS, PEEPHOLE_ORDER, SHAPE_OPS
 
 _log = logging.getLogger("lstmconv.formats.onnx")
-#: AttributeProto.AttributeType: FLOAT, INT, STRING, TENSOR, FLOATS, INTS, STRINGS.
-_ATTRIBUTE_FIELDS = {1: "f", 2: "i", 3: "s", 4: "t", 6: "floats", 7: "ints", 8: "strings"}
 Node = Any  # a NodeProto of onnx, or onnx_files.Node: the same field names
 
 
@@ -88,7 +86,7 @@ class Constants:
 
 def attribute_value(attribute: Any) -> Any:
     """The value an attribute holds, by its declared type (as ``onnx.helper.get_attribute_value``)."""
-    field = _ATTRIBUTE_FIELDS.get(attribute.type)
+    field = ATTRIBUTE_FIELDS.get(attribute.type)
     if field is None:
         raise FormatError(
             f"attribute {attribute.name!r} has type {attribute.type}, which lstmconv does not read"
@@ -118,7 +116,7 @@ def layer_from_node(node: Node, constants: Constants, name: str) -> Layer:
 def _attributes(node: Node) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for attribute in node.attribute:
-        if attribute.type not in _ATTRIBUTE_FIELDS:  # graphs, sparse tensors: nothing lstmconv reads
+        if attribute.type not in ATTRIBUTE_FIELDS:  # graphs, sparse tensors: nothing lstmconv reads
             continue
         value: Any = attribute_value(attribute)
         if isinstance(value, bytes):
