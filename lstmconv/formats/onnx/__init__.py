@@ -74,7 +74,7 @@ def write(
     graph = Graph()
     proto = _checked(model, graph, opset)
     if external_data is None:
-        external_data = wire.payload_size(graph.payload) > wire.EXTERNAL_THRESHOLD
+        external_data = _past_protobuf(model)
     if external_data:
         wire.write_external(proto, graph.payload, path)
         return
@@ -82,13 +82,17 @@ def write(
         wire.serialize(proto, graph.payload, handle)
 
 
+def _past_protobuf(model: Model) -> bool:
+    """Whether the model's weights (every one becomes an initializer) outgrow protobuf's 2 GiB."""
+    size = sum(array.nbytes for layer in model for cell in layer.cells for _, array in cell.tensors())
+    return size > wire.EXTERNAL_THRESHOLD
+
+
 def runnable(model: Model) -> onnx.ModelProto | Written:
     """What verification runs for ``model``: :func:`build`'s model, or past protobuf's 2 GiB
     (which onnxruntime cannot take as bytes) the model written with external data into a
     temporary folder, removed with the returned object."""
-    if sum(array.nbytes for layer in model for cell in layer.cells for _, array in cell.tensors()) <= (
-        wire.EXTERNAL_THRESHOLD
-    ):
+    if not _past_protobuf(model):
         return build(model)
     folder = tempfile.TemporaryDirectory(prefix="lstmconv-")
     path = os.path.join(folder.name, "model.onnx")

@@ -35,10 +35,6 @@ def load(path: str) -> onnx.ModelProto:
 
 
 # -- writing -----------------------------------------------------------------------------------
-def payload_size(payload: Payload) -> int:
-    return sum(block.nbytes for blocks in payload.values() for block in blocks)
-
-
 def point_external(proto: onnx.ModelProto, payload: Payload, location: str) -> dict[str, int]:
     """Turn the payload's initializers into external data in ``location``, each at a page-aligned
     offset in payload order; returns those offsets."""
