@@ -110,8 +110,9 @@ class _Unpickler(pickle.Unpickler):
         _, storage_type, key, _location, numel = pid
         if not isinstance(storage_type, _StorageType):
             raise _common.Declined(f"storage {storage_type!r}")
-        dtype = dtypes.resolve(storage_type.dtype) if dtypes.is_float(storage_type.dtype) else None
-        storage = _Storage(dtype or np.dtype(storage_type.dtype), str(key), int(numel))
+        name = storage_type.dtype
+        dtype = dtypes.resolve(name) if dtypes.is_float(name) else np.dtype(name)
+        storage = _Storage(dtype, str(key), int(numel))
         stored = self.storage_sizes.get(storage.key)
         if stored is None or stored < storage.numel * storage.dtype.itemsize:
             raise FormatError(
