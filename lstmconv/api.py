@@ -292,7 +292,7 @@ def convert(
                 whole=not layers,
                 atol=atol,
                 from_format=from_format,
-                label=dest,
+                labels=(_label(source), dest),
                 notes=notes,
             )
             if not report.ok:
@@ -313,7 +313,7 @@ def _verify_written(
     whole: bool,
     atol: float,
     from_format: str | None,
-    label: str,
+    labels: tuple[str, str],
     notes: Sequence[str] = (),
 ) -> verification.Report:
     source_fmt = source_format(source, from_format) if not isinstance(source, Model) else FORMATS["npz"]
@@ -322,7 +322,7 @@ def _verify_written(
     target_label, target_run, target_note = verification.runner(written, written_model, fmt, own_file=True)
     sides = [(f"source: {source_label}", source_run), (f"target: {target_label}", target_run)]
     notes = [*notes, *(n for n in (source_note, target_note) if n)]
-    return verification.compare(sides, model, atol, _label(source), label, notes, models=[written_model])
+    return verification.compare(sides, model, atol, *labels, notes, models=[written_model])
 
 
 def _cast_note(model: Model, cast: Model) -> str:

@@ -319,3 +319,9 @@ def test_verification_runs_models_past_the_limit_from_a_file(tmp_path, monkeypat
     folder = runnable.folder.name
     del runnable
     assert not os.path.exists(folder)
+
+
+def test_a_cast_report_still_names_the_source_file(tmp_path) -> None:
+    source = lstmconv.write(_reduced(13, "float32"), tmp_path / "m.npz")
+    report = lstmconv.convert(source, tmp_path / "c.npz", dtype="float16")
+    assert report is not None and report.ok and report.source == source
