@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import shutil
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -129,7 +128,7 @@ def _temporary_sibling(dest: str) -> Iterator[str]:
     beside the model, as ONNX external data, writes them there too); the folder is removed with
     whatever :func:`_publish` did not move out of it."""
     folder, name = os.path.split(os.path.abspath(dest))
-    staging = os.path.join(folder, f".{name}.lstmconv-{secrets.token_hex(4)}")
+    staging = os.path.join(folder, f".{name}.lstmconv-{os.urandom(4).hex()}")
     os.mkdir(staging)
     try:
         yield os.path.join(staging, name)

@@ -85,3 +85,87 @@ def test_inspect_reads_only_headers_and_still_refuses(case, capsys) -> None:
     assert status == 2, err
     assert err.startswith("lstmconv: error: ") and err.count("\n") == 1
     assert re.search(case.message, err), err
+
+
+# -- the forked child that looks at HDF5 structure first (lstmconv.formats.forked) -------------------
+def _warns_and_answers() -> dict[str, int]:
+    import logging
+
+    logging.getLogger("lstmconv.formats.keras_files").warning("seen in the child")
+    return {"answer": 42}
+
+
+def _hangs() -> None:
+    import time
+
+    time.sleep(60)
+
+
+def _crashes() -> None:
+    import faulthandler
+    import signal
+
+    faulthandler.disable()  # pytest's would print the child's stack
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def _raises() -> None:
+    import logging
+
+    logging.getLogger("lstmconv").warning("lost with the child")
+    raise ValueError("the parent's own read reports this")
+
+
+def test_forked_look_returns_the_answer_and_replays_its_warnings(caplog) -> None:
+    from lstmconv.formats import forked
+
+    with caplog.at_level("WARNING", logger="lstmconv"):
+        answer = forked.look(_warns_and_answers, 10, "a test")
+        assert forked.look(_raises, 10, "a test") is None
+        assert answer is not None and not caplog.records  # logged only when the answer is taken
+        assert answer.taken() == {"answer": 42}
+    assert [r.getMessage() for r in caplog.records] == ["seen in the child"]
+    assert caplog.records[0].name == "lstmconv.formats.keras_files"
+
+
+def test_forked_look_kills_a_child_that_hangs_or_reports_one_that_crashed() -> None:
+    import time
+
+    from lstmconv.formats import forked
+
+    started = time.monotonic()
+    with pytest.raises(errors.FormatError, match=r"reading a test did not finish in 0\.5 s.*set THIS"):
+        forked.look(_hangs, 0.5, "a test", hint="set THIS")
+    assert time.monotonic() - started < 10
+    with pytest.raises(errors.FormatError, match=r"reading a test crashed \(signal 11\)"):
+        forked.look(_crashes, 10, "a test")
+
+
+def test_keras_header_read_outlines_the_full_read_and_warns_once(tmp_path, caplog) -> None:
+    import zipfile
+
+    from test_files import FIXTURES, _summary
+
+    weights_only = tmp_path / "alone.weights.h5"
+    with zipfile.ZipFile(FIXTURES / "keras3_stacked_bidir.keras") as archive:
+        weights_only.write_bytes(archive.read("model.weights.h5"))
+    paths = sorted(FIXTURES.glob("*.keras")) + sorted(FIXTURES.glob("*.h5")) + [weights_only]
+
+    def warned() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "no model config" in r.getMessage()]
+
+    for path in paths:
+        caplog.clear()
+        full = lstmconv.read(path)
+        expected = warned()
+        caplog.clear()
+        header = lstmconv.read(path, header_only=True)
+        assert warned() == expected, path.name  # once each, not once more from the child
+        assert _summary(header) == _summary(full), path.name
+        for ours, theirs in zip(header, full, strict=True):
+            for cell, other in zip(ours.cells, theirs.cells, strict=True):
+                assert [(n, a.shape, a.dtype) for n, a in cell.tensors()] == [
+                    (n, a.shape, a.dtype) for n, a in other.tensors()
+                ]
+                assert all(not a.any() and not any(a.strides) for _, a in cell.tensors())  # one zero each
+        assert len(expected) == (2 if path.name.endswith("weights_only.h5") or path == weights_only else 0)

@@ -16,14 +16,11 @@ defaults (a warning says so).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import io
 import json
 import logging
 import os
-import signal
-import time
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -31,10 +28,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .. import dtypes
+from .. import described
 from ..errors import FormatError, LstmconvError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
 from ..ir import Kind, Layer, Model
-from . import keras_names
+from . import forked, keras_names
+from .keras_hdf5 import H5, Window, attr_strings, attr_text, member_start
 
 NAME = "keras"
 EXTENSIONS = (".keras", ".h5", ".hdf5")
@@ -49,8 +47,6 @@ MAX_CONFIG_BYTES = 64 << 20
 #: How long the HDF5 structure may take to read in the probing child (LSTMCONV_HDF5_SECONDS).
 PROBE_SECONDS = 10.0
 PROBE_SECONDS_PER_GB = 30.0
-#: A compressed HDF5 dataset may expand at most this many times the file's size.
-MAX_HDF5_RATIO = 200
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,59 +111,6 @@ def _walk_config(entry: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], Ma
                 yield (inner_name, *path), inner
 
 
-# -- HDF5 access with the checks that keep hostile files harmless --------------------------------
-class _H5:
-    def __init__(self, handle: h5py.File, size: int, probe: bool = False):
-        self.handle, self.size, self.probe = handle, size, probe
-
-    def dataset(self, group: h5py.Group, key: str, where: str) -> np.ndarray:
-        link = group.get(key, getlink=True)
-        if link is None:
-            raise FormatError(f"missing weight {key!r}", where=(where,))
-        if not isinstance(link, h5py.HardLink):
-            raise UnsafeInputError(
-                f"{type(link).__name__} to {key!r} refused: weights must live in the file", where=(where,)
-            )
-        node = group[key]
-        if not isinstance(node, h5py.Dataset):
-            raise FormatError(f"{key!r} is not a dataset", where=(where,))
-        declared = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
-        allowed = self.size if node.compression is None else MAX_HDF5_RATIO * self.size + (1 << 20)
-        if declared > allowed:
-            raise UnsafeInputError(
-                f"dataset {key!r} declares {declared} bytes ({node.shape}) but the file holds {self.size}",
-                where=(where,),
-                hint="the file's sizes are inconsistent; refusing to allocate",
-            )
-        if self.probe:  # touch one element (its chunk index), allocate nothing
-            first = node[(0,) * node.ndim] if node.size else np.zeros((), node.dtype)
-            values = np.broadcast_to(np.asarray(first, node.dtype), node.shape)
-        else:
-            values = np.asarray(node[()])
-        if node.attrs.get("dtype") in ("bfloat16", b"bfloat16") and values.dtype.itemsize == 2:
-            return values.view(dtypes.resolve("bfloat16"))  # Keras 3 stores bfloat16 as raw 2-byte values
-        return values
-
-
-def _attr_strings(group: h5py.Group, name: str) -> list[str]:
-    """A string-list attribute, joined back from Keras's chunks ``name0``, ``name1``…"""
-    if name in group.attrs:
-        values = list(group.attrs[name])
-    else:
-        values, chunk = [], 0
-        while f"{name}{chunk}" in group.attrs:
-            values.extend(group.attrs[f"{name}{chunk}"])
-            chunk += 1
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
-
-
-def _attr_text(group: h5py.AttributeManager, name: str) -> str | None:
-    value = group.get(name)
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _major(version: str | None, default: int) -> int:
     try:
         return int(str(version).split(".")[0])
@@ -216,19 +159,19 @@ def _named_entries(layers_group: h5py.Group) -> dict[str, h5py.Group]:
     for key in layers_group:
         child = layers_group[key]
         if isinstance(child, h5py.Group):
-            label = _attr_text(child["vars"].attrs, "name") if "vars" in child else None
+            label = attr_text(child["vars"].attrs, "name") if "vars" in child else None
             entries[label or key] = child
     return entries
 
 
-def _cell_weights(h5: _H5, group: h5py.Group, where: str) -> list[np.ndarray]:
+def _cell_weights(h5: H5, group: h5py.Group, where: str) -> list[np.ndarray]:
     if "cell" not in group or "vars" not in group["cell"]:
         raise FormatError("expected cell/vars with the layer's weights", where=(where,))
     variables = group["cell/vars"]
     return [h5.dataset(variables, str(index), where) for index in range(len(variables))]
 
 
-def _tree_weights(h5: _H5, group: h5py.Group, spec_bidirectional: bool, where: str) -> list[list[np.ndarray]]:
+def _tree_weights(h5: H5, group: h5py.Group, spec_bidirectional: bool, where: str) -> list[list[np.ndarray]]:
     if spec_bidirectional:
         return [
             _cell_weights(h5, group[side], f"{where}/{side}")
@@ -238,7 +181,7 @@ def _tree_weights(h5: _H5, group: h5py.Group, spec_bidirectional: bool, where: s
     return [_cell_weights(h5, group, where)]
 
 
-def _read_tree(h5: _H5, config: Mapping[str, Any] | None, keras_major: int) -> list[Layer]:
+def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int) -> list[Layer]:
     root = h5.handle
     if "layers" not in root:
         if "cell" in root or "forward_layer" in root:  # a single layer saved alone
@@ -264,7 +207,7 @@ def _read_tree(h5: _H5, config: Mapping[str, Any] | None, keras_major: int) -> l
     return layers
 
 
-def _tree_without_config(h5: _H5, entries: Mapping[str, h5py.Group], keras_major: int) -> list[Layer]:
+def _tree_without_config(h5: H5, entries: Mapping[str, h5py.Group], keras_major: int) -> list[Layer]:
     layers = []
     for name, group in entries.items():
         if "layers" in group:
@@ -287,8 +230,8 @@ def _tree_without_config(h5: _H5, entries: Mapping[str, h5py.Group], keras_major
 
 
 # -- legacy HDF5: model.save("x.h5") / save_weights("x.h5") ---------------------------------------
-def _legacy_layer_weights(h5: _H5, group: h5py.Group, where: str) -> list[tuple[str, np.ndarray]]:
-    return [(name, h5.dataset(group, name, where)) for name in _attr_strings(group, "weight_names")]
+def _legacy_layer_weights(h5: H5, group: h5py.Group, where: str) -> list[tuple[str, np.ndarray]]:
+    return [(name, h5.dataset(group, name, where)) for name in attr_strings(group, "weight_names")]
 
 
 def _split_directions(named: Sequence[tuple[str, np.ndarray]], bidirectional: bool) -> list[list[np.ndarray]]:
@@ -299,15 +242,15 @@ def _split_directions(named: Sequence[tuple[str, np.ndarray]], bidirectional: bo
     return [arrays[:half], arrays[half:]]
 
 
-def _read_legacy(h5: _H5, keras_major: int, given: Mapping[str, Any] | None = None) -> list[Layer]:
+def _read_legacy(h5: H5, keras_major: int, given: Mapping[str, Any] | None = None) -> list[Layer]:
     root = h5.handle
     weights_root = root.get("model_weights", root)
-    if not _attr_strings(weights_root, "layer_names"):
+    if not attr_strings(weights_root, "layer_names"):
         raise FormatError("no layer_names attribute: not a Keras HDF5 weights file")
-    text = _attr_text(root.attrs, "model_config")
+    text = attr_text(root.attrs, "model_config")
     config = json.loads(text) if text else given
     layers = []
-    for layer_name in _attr_strings(weights_root, "layer_names"):
+    for layer_name in attr_strings(weights_root, "layer_names"):
         named = _legacy_layer_weights(h5, weights_root[layer_name], f"{weights_root.name}/{layer_name}")
         if not named:
             continue
@@ -351,57 +294,6 @@ def _legacy_specs(
 
 
 # -- entry points ----------------------------------------------------------------------------------
-class _Window(io.RawIOBase):
-    """A read-only file object onto ``length`` bytes of a file from ``start``: h5py reads a
-    stored zip member through it at the speed of the file, not of zipfile's member reader."""
-
-    def __init__(self, path: str, start: int, length: int):
-        self._file = open(path, "rb")  # noqa: SIM115 - closed with the window
-        self._start, self._length, self._position = start, length, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
-        self._position = max(0, base + offset)
-        return self._position
-
-    def readinto(self, buffer: Any) -> int:
-        wanted = min(len(buffer), max(0, self._length - self._position))
-        if not wanted:
-            return 0
-        self._file.seek(self._start + self._position)
-        count = self._file.readinto(memoryview(buffer)[:wanted]) or 0
-        self._position += count
-        return count
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
-def _member_start(path: str, info: zipfile.ZipInfo) -> int:
-    """Where a stored member's bytes begin: after its local header, whose lengths may differ
-    from the central directory's."""
-    with open(path, "rb") as handle:
-        handle.seek(info.header_offset)
-        local = handle.read(30)
-    if len(local) != 30 or local[:4] != b"PK\x03\x04":
-        raise FormatError(f"zip member {info.filename!r} has no local header where the directory says")
-    name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
-    start = info.header_offset + 30 + name_length + extra_length
-    if start + info.file_size > os.path.getsize(path):
-        raise FormatError(f"zip member {info.filename!r} runs past the end of the file")
-    return start
-
-
 def _open_keras_archive(path: str) -> tuple[zipfile.ZipFile, Mapping[str, Any], int]:
     archive = zipfile.ZipFile(path)
     for info in archive.infolist():
@@ -435,11 +327,14 @@ def read(
     source: Any, *, config: str | os.PathLike[str] | None = None, header_only: bool = False, **_: Any
 ) -> Model:
     """``config``: for a weights-only file, the model's config, as a ``.keras`` archive or a JSON
-    file (``config.json``, or ``model.to_json()``), so names, activations and merges are known."""
+    file (``config.json``, or ``model.to_json()``), so names, activations and merges are known.
+    ``header_only``: names and shapes exact, every value zero."""
     path = os.fspath(source)
     try:
         given = _load_config(os.fspath(config)) if config is not None else None
-        _probe_in_child(path, given)
+        outlined = _look_in_child(path, given)
+        if header_only and outlined is not None:
+            return described.placeholders(outlined.taken(), path)
         return Model(tuple(_read_path(path, probe=header_only, given=given)), path)
     except LstmconvError as error:
         raise error.within(path) from None
@@ -449,40 +344,18 @@ def read(
         ) from None
 
 
-def _probe_in_child(path: str, given: tuple[Mapping[str, Any], int | None] | None = None) -> None:
-    """Walk the file's HDF5 metadata in a forked child first, under a time limit.
-
-    A corrupt HDF5 file can send the HDF5 C library into a loop (or a crash) that no signal can
-    interrupt in-process; in a child it costs a few milliseconds and can be killed. Errors the
-    walk meets are left for the real read to report."""
-    if not hasattr(os, "fork"):
-        return
+def _look_in_child(path: str, given: tuple[Mapping[str, Any], int | None] | None) -> forked.Answer | None:
+    """The file's layers outlined (names, shapes, dtypes) by a forked child that walks the HDF5
+    structure under a time limit, so that a file that hangs or crashes the HDF5 library costs a
+    child (see :mod:`.forked`); None if the walk failed, for the real read to report why."""
     size_limit = PROBE_SECONDS + PROBE_SECONDS_PER_GB * os.path.getsize(path) / 2**30  # inflating takes time
     limit = float(os.environ.get("LSTMCONV_HDF5_SECONDS", size_limit))
-    pid = os.fork()
-    if pid == 0:  # the child: walk, then leave without running any cleanup of the parent's
-        with contextlib.suppress(BaseException):  # the parent's own read reports any error
-            _read_path(path, probe=True, given=given)
-        os._exit(0)
-    deadline = time.monotonic() + limit
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise FormatError(
-                f"the HDF5 library did not finish reading the file's structure in {limit:g} s: "
-                "the file is corrupt",
-                hint="set LSTMCONV_HDF5_SECONDS to allow longer",
-            )
-        time.sleep(0.002)
-    if os.WIFSIGNALED(status):
-        raise FormatError(
-            f"reading the file's HDF5 structure crashed the HDF5 library (signal {os.WTERMSIG(status)}): "
-            "the file is corrupt"
-        )
+    return forked.look(
+        lambda: described.outline(Model(tuple(_read_path(path, probe=True, given=given)), path)),
+        limit,
+        "the file's HDF5 structure",
+        hint="set LSTMCONV_HDF5_SECONDS to allow longer",
+    )
 
 
 def _load_config(path: str) -> tuple[Mapping[str, Any], int | None]:
@@ -516,16 +389,16 @@ def _read_path(
         with archive:
             info = archive.getinfo("model.weights.h5")
             if info.compress_type == zipfile.ZIP_STORED:  # as Keras writes it: read it in place
-                source: Any = _Window(path, _member_start(path, info), info.file_size)
+                source: Any = Window(path, member_start(path, info), info.file_size)
             else:
                 source = io.BytesIO(archive.read(info))
             with source, h5py.File(source, "r") as handle:
-                return _read_tree(_H5(handle, info.file_size, probe), config, major)
+                return _read_tree(H5(handle, info.file_size, probe), config, major)
     if not h5py.is_hdf5(path):
         raise FormatError("neither a .keras zip archive nor an HDF5 file")
     with h5py.File(path, "r") as handle:
-        h5 = _H5(handle, size, probe)
-        version = _attr_text(handle.attrs, "keras_version")
+        h5 = H5(handle, size, probe)
+        version = attr_text(handle.attrs, "keras_version")
         if "model_weights" in handle or "layer_names" in handle.attrs:
             return _read_legacy(h5, given_major or _major(version, 2), config)
         return _read_tree(h5, config, given_major or _major(version, 3))

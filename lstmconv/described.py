@@ -1,0 +1,108 @@
+"""A layer described in JSON: everything the IR holds but the values, and the way back.
+
+``.npz`` keeps this description beside its arrays; a Keras file's structure is looked at in a
+forked child that sends back the description with each tensor's shape and dtype instead of its
+values (:func:`outline`), which :func:`placeholders` turns back into arrays that cost no memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from . import dtypes
+from .errors import FormatError
+from .ir import Activation, Cell, Kind, Layer, Model
+
+_FIELDS = ("w_ih", "w_hh", "b_ih", "b_hh", "peephole")
+
+
+def metadata(layer: Layer) -> dict[str, Any]:
+    """What a layer is, without its tensors."""
+    return {
+        "name": layer.name,
+        "kind": layer.kind.value,
+        "direction": layer.direction.value,
+        "merge": layer.merge,
+        "activations": [[a.name, a.alpha, a.beta] for a in layer.activations],
+        "clip": layer.clip,
+        "input_forget": layer.input_forget,
+        "reset_after": layer.reset_after,
+        "reversed_output": layer.reversed_output,
+        "dtype": layer.dtype.name,
+    }
+
+
+def keyed(model: Model) -> dict[str, np.ndarray]:
+    """Every tensor of every layer under ``<layer>/<direction>/<field>[/<gate>]``."""
+    return {
+        f"{layer.name}/{layer.direction_name(index)}/{tensor}": array
+        for layer in model
+        for index, cell in enumerate(layer.cells)
+        for tensor, array in cell.tensors()
+    }
+
+
+def layer(entry: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Layer:
+    """The layer ``entry`` describes, its tensors taken from ``arrays`` by their keys."""
+    name = entry["name"]
+    direction = entry["direction"]
+    labels = ("forward", "backward") if direction == "bidirectional" else (direction,)
+    stored = _stored_dtype(entry.get("dtype"))
+    cells = []
+    for label in labels:
+        prefix = f"{name}/{label}/"
+        fields: dict[str, Any] = {}
+        for key in arrays.keys():  # noqa: SIM118 - an NpzFile iterates its members' names this way only
+            if key.startswith(prefix):
+                field, _, gate = key[len(prefix) :].partition("/")
+                if field in _FIELDS and gate:
+                    fields.setdefault(field, {})[gate] = stored(arrays[key])
+                elif field == "w_hr" and not gate:
+                    fields["w_hr"] = stored(arrays[key])
+        cells.append(Cell(**fields))
+    return Layer(
+        Kind(entry["kind"]),
+        tuple(cells),
+        name=name,
+        direction=direction,
+        merge=entry.get("merge", "concat"),
+        activations=tuple(Activation(*spec) for spec in entry["activations"]),
+        clip=entry.get("clip"),
+        input_forget=bool(entry.get("input_forget", False)),
+        reset_after=bool(entry.get("reset_after", True)),
+        reversed_output=bool(entry.get("reversed_output", False)),
+    )
+
+
+def _stored_dtype(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
+    """How to take a layer's arrays: NumPy writes bfloat16 as raw 2-byte values (``V2``)."""
+    if name != "bfloat16":
+        return lambda array: array
+    bfloat16 = dtypes.resolve(name)
+
+    def view(array: np.ndarray) -> np.ndarray:
+        if array.dtype.itemsize != 2:
+            raise FormatError(f"expected 2-byte bfloat16 values, found {array.dtype}")
+        return array.view(bfloat16)
+
+    return view
+
+
+def outline(model: Model) -> dict[str, Any]:
+    """The model's layers with each tensor's shape and dtype name in place of its values."""
+    return {
+        "layers": [metadata(layer) for layer in model],
+        "tensors": {key: [list(array.shape), array.dtype.name] for key, array in keyed(model).items()},
+    }
+
+
+def placeholders(outlined: Mapping[str, Any], source: str) -> Model:
+    """The model :func:`outline` described, every value zero, in arrays that hold one element."""
+    arrays = {
+        key: np.broadcast_to(np.zeros((), dtypes.resolve(dtype)), tuple(shape))
+        for key, (shape, dtype) in outlined["tensors"].items()
+    }
+    return Model(tuple(layer(entry, arrays) for entry in outlined["layers"]), source)

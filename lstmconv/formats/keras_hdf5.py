@@ -1,0 +1,125 @@
+"""HDF5 and zip access for Keras files, with the checks that keep hostile files harmless:
+links out of the file refused, declared sizes checked against the file's before allocating,
+a stored zip member read in place."""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .. import dtypes
+from ..errors import FormatError, UnsafeInputError
+
+#: A compressed HDF5 dataset may expand at most this many times the file's size.
+MAX_HDF5_RATIO = 200
+
+
+class H5:
+    """An open HDF5 file whose datasets are read with the checks that keep hostile files harmless;
+    with ``probe``, a dataset's shape and dtype are checked but its values left unread."""
+
+    def __init__(self, handle: h5py.File, size: int, probe: bool = False):
+        self.handle, self.size, self.probe = handle, size, probe
+
+    def dataset(self, group: h5py.Group, key: str, where: str) -> np.ndarray:
+        link = group.get(key, getlink=True)
+        if link is None:
+            raise FormatError(f"missing weight {key!r}", where=(where,))
+        if not isinstance(link, h5py.HardLink):
+            raise UnsafeInputError(
+                f"{type(link).__name__} to {key!r} refused: weights must live in the file", where=(where,)
+            )
+        node = group[key]
+        if not isinstance(node, h5py.Dataset):
+            raise FormatError(f"{key!r} is not a dataset", where=(where,))
+        declared = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
+        allowed = self.size if node.compression is None else MAX_HDF5_RATIO * self.size + (1 << 20)
+        if declared > allowed:
+            raise UnsafeInputError(
+                f"dataset {key!r} declares {declared} bytes ({node.shape}) but the file holds {self.size}",
+                where=(where,),
+                hint="the file's sizes are inconsistent; refusing to allocate",
+            )
+        if self.probe:  # touch one element (its chunk index), allocate nothing
+            first = node[(0,) * node.ndim] if node.size else np.zeros((), node.dtype)
+            values = np.broadcast_to(np.asarray(first, node.dtype), node.shape)
+        else:
+            values = np.asarray(node[()])
+        if node.attrs.get("dtype") in ("bfloat16", b"bfloat16") and values.dtype.itemsize == 2:
+            return values.view(dtypes.resolve("bfloat16"))  # Keras 3 stores bfloat16 as raw 2-byte values
+        return values
+
+
+def attr_strings(group: h5py.Group, name: str) -> list[str]:
+    """A string-list attribute, joined back from Keras's chunks ``name0``, ``name1``…"""
+    if name in group.attrs:
+        values = list(group.attrs[name])
+    else:
+        values, chunk = [], 0
+        while f"{name}{chunk}" in group.attrs:
+            values.extend(group.attrs[f"{name}{chunk}"])
+            chunk += 1
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def attr_text(group: h5py.AttributeManager, name: str) -> str | None:
+    value = group.get(name)
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Window(io.RawIOBase):
+    """A read-only file object onto ``length`` bytes of a file from ``start``: h5py reads a
+    stored zip member through it at the speed of the file, not of zipfile's member reader."""
+
+    def __init__(self, path: str, start: int, length: int):
+        self._file = open(path, "rb")  # noqa: SIM115 - closed with the window
+        self._start, self._length, self._position = start, length, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), max(0, self._length - self._position))
+        if not wanted:
+            return 0
+        self._file.seek(self._start + self._position)
+        count = self._file.readinto(memoryview(buffer)[:wanted]) or 0
+        self._position += count
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def member_start(path: str, info: zipfile.ZipInfo) -> int:
+    """Where a stored member's bytes begin: after its local header, whose lengths may differ
+    from the central directory's."""
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise FormatError(f"zip member {info.filename!r} has no local header where the directory says")
+    name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+    start = info.header_offset + 30 + name_length + extra_length
+    if start + info.file_size > os.path.getsize(path):
+        raise FormatError(f"zip member {info.filename!r} runs past the end of the file")
+    return start
