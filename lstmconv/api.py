@@ -54,9 +54,11 @@ def read(source: Any, format: str | None = None, *, strict: bool = False, **opti
 
 
 def _all_finite(array: np.ndarray) -> bool:
-    """A float64 sum is finite exactly when every element is (NaN and ±inf propagate) unless
-    finite float64 values overflow it; only then look element by element."""
-    total = np.add.reduce(array, axis=None, dtype=np.float64)
+    """A sum is finite exactly when every element is (NaN and ±inf propagate) unless finite
+    values overflow it; only then look element by element. Float32 sums run twice as fast as
+    float64 ones, and the rare overflow costs only the second look."""
+    with np.errstate(over="ignore", invalid="ignore"):  # the overflow and inf - inf are the answer
+        total = np.add.reduce(array, axis=None, dtype=np.float64 if array.dtype.itemsize > 4 else np.float32)
     return bool(np.isfinite(total)) or bool(np.isfinite(array).all())
 
 

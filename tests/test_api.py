@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -124,3 +125,27 @@ def test_an_output_folder_that_cannot_take_the_file_is_refused_before_reading(tm
     with pytest.raises(OutputExistsError):
         lstmconv.convert(tmp_path / "not-even-there.npz", existing)  # refused before the read fails
     assert sorted(os.listdir(tmp_path)) == ["m.npz", "taken.onnx"]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_finite_weights_whose_sum_overflows_are_not_called_infinite(dtype: str) -> None:
+    import ml_dtypes
+
+    from lstmconv import api, dtypes
+
+    model = Model((random_layer(np.random.default_rng(3), Kind.LSTM, 3, 4),)).astype(dtype)
+    cell = model[0].cells[0]
+    huge = np.full_like(cell.w_ih["g"], ml_dtypes.finfo(dtypes.resolve(dtype)).max)  # finite, the sum overflows
+    cases = {
+        "huge": (huge, False),
+        "huge and -inf": (np.where(np.eye(*huge.shape, dtype=bool), -np.inf, huge).astype(huge.dtype), True),
+        "one NaN": (np.where(np.eye(*huge.shape, dtype=bool), np.nan, 1).astype(huge.dtype), True),
+    }
+    for label, (values, bad) in cases.items():
+        changed = model[0].replace(cells=(dataclasses.replace(cell, w_ih={**cell.w_ih, "g": values}),))
+        if bad:
+            with pytest.raises(lstmconv.WeightLayoutError, match=r"NaN or infinite weights in .* w_ih/g"):
+                api._check_finite(Model((changed,), "m.npz"), strict=True)
+        else:
+            api._check_finite(Model((changed,), "m.npz"), strict=True)
+        assert api._all_finite(values) is not bad, (dtype, label)
