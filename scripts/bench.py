@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -83,13 +84,29 @@ def measure(command: list[str], *, timeout: float = 1800) -> tuple[float, int]:
 
 
 def median_of(command: list[str], runs: int, clean: Path | None = None) -> tuple[float, int]:
-    results = []
+    return alternated([(command, clean)], runs)[0]
+
+
+def alternated(commands: list[tuple[list[str], Path | None]], runs: int) -> list[tuple[float, int]]:
+    """Median seconds and peak RSS of each command, run in turn ``runs`` times (so a drift of the
+    machine's speed during the run weighs on each alike); ``clean`` is removed before each run."""
+    results: list[list[tuple[float, int]]] = [[] for _ in commands]
     for _ in range(runs):
-        if clean is not None:
-            for path in (clean, clean.with_name(clean.name + ".data")):  # ONNX external data too
-                path.unlink(missing_ok=True)
-        results.append(measure(command))
-    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+        for (command, clean), measured in zip(commands, results, strict=True):
+            if clean is not None:
+                _remove(clean)
+            measured.append(measure(command))
+    return [(statistics.median(r[0] for r in rs), max(r[1] for r in rs)) for rs in results]
+
+
+def _remove(path: Path) -> None:
+    """An output, with the ONNX external data beside it; a folder (a peer's output) emptied."""
+    if path.is_dir():
+        shutil.rmtree(path)
+        path.mkdir()
+        return
+    for each in (path, path.with_name(path.name + ".data")):
+        each.unlink(missing_ok=True)
 
 
 # -- generating the models -------------------------------------------------------------------------
@@ -220,14 +237,11 @@ def run(args: argparse.Namespace) -> None:
             if args.pairs and f"{source}-{target}" not in args.pairs.split(","):
                 continue
             src, dest = files[source], out / f"out-{size}{ENDINGS[target]}"
-            floor_time, floor_rss = median_of(
-                [PYTHON, __file__, "floor", str(src), str(out / "floor.bin")], args.runs, out / "floor.bin"
-            )
+            fast_command = [*LSTMCONV, "convert", str(src), str(dest), "--no-verify", "--force", "-q"]
+            floor_command = [PYTHON, __file__, "floor", str(src), str(out / "floor.bin")]
             try:
-                fast = median_of(
-                    [*LSTMCONV, "convert", str(src), str(dest), "--no-verify", "--force", "-q"],
-                    args.runs,
-                    dest,
+                (floor_time, floor_rss), fast = alternated(
+                    [(floor_command, out / "floor.bin"), (fast_command, dest)], args.runs
                 )
                 checked = median_of(
                     [*LSTMCONV, "convert", str(src), str(dest), "--force", "-q"], max(1, args.runs // 2), dest
@@ -251,7 +265,7 @@ def run(args: argparse.Namespace) -> None:
             try:
                 if (source, target) in failed_peers:  # it only grows from there: not run again
                     raise RuntimeError(f"failed on the smaller {failed_peers[source, target]} model")
-                peer = _peer(source, target, src, out / f"peer-{size}.onnx", args)
+                peer = _peer(source, target, src, out / f"peer-{size}", args)
             except (RuntimeError, TimeoutError, subprocess.TimeoutExpired) as error:
                 peer, row["peer_failed"] = None, _last_error_line(str(error))
                 failed_peers.setdefault((source, target), size)
@@ -271,12 +285,16 @@ def _save(out: Path, baseline: tuple[float, int], rows: list[dict]) -> None:
 
 
 def _peer(
-    source: str, target: str, src: Path, dest: Path, args: argparse.Namespace
+    source: str, target: str, src: Path, folder: Path, args: argparse.Namespace
 ) -> tuple[float, int] | None:
+    """The peer's run, writing into ``folder`` (torch.onnx.export puts a big model's weights in
+    files beside the model, named for the weights)."""
+    folder.mkdir(exist_ok=True)
+    dest = str(folder / "model.onnx")
     if (source, target) == ("pt", "onnx"):
-        return median_of([PYTHON, __file__, "peer-torch", str(src), str(dest)], max(1, args.runs // 2))
+        return median_of([PYTHON, __file__, "peer-torch", str(src), dest], max(1, args.runs // 2), folder)
     if (source, target) == ("keras", "onnx") and args.tf2onnx:
-        return median_of([args.tf2onnx, __file__, "peer-tf2onnx", str(src), str(dest)], 1)
+        return median_of([args.tf2onnx, __file__, "peer-tf2onnx", str(src), dest], 1, folder)
     return None
 
 
