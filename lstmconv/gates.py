@@ -45,10 +45,30 @@ def unpack(
 
 def pack(per_gate: Mapping[str, np.ndarray], order: Sequence[str], *, axis: int = 0) -> np.ndarray:
     """Concatenate the gates of ``per_gate`` in ``order`` along ``axis``."""
+    _require(per_gate, order)
+    return np.concatenate([per_gate[gate] for gate in order], axis=axis)
+
+
+def pack_transposed(
+    per_gate: Mapping[str, np.ndarray], order: Sequence[str], *, rows: int = 64
+) -> np.ndarray:
+    """``pack(per_gate, order).T`` of 2-D gates, laid out in C order (as Keras keeps a kernel):
+    each gate's (out, in) block goes into its columns ``rows`` of its rows at a time, since a
+    transpose copied in one go strides across memory and runs several times slower."""
+    _require(per_gate, order)
+    height, width = per_gate[order[0]].shape
+    packed = np.empty((width, height * len(order)), dtype=per_gate[order[0]].dtype)
+    for position, gate in enumerate(order):
+        columns = packed[:, position * height : (position + 1) * height]
+        for start in range(0, height, rows):
+            columns[:, start : start + rows] = per_gate[gate][start : start + rows].T
+    return packed
+
+
+def _require(per_gate: Mapping[str, np.ndarray], order: Sequence[str]) -> None:
     missing = [gate for gate in order if gate not in per_gate]
     if missing:
         raise WeightLayoutError(f"gates {missing} missing, found {sorted(per_gate)}")
-    return np.concatenate([per_gate[gate] for gate in order], axis=axis)
 
 
 def reorder(stacked: np.ndarray, source: Sequence[str], target: Sequence[str], *, axis: int = 0):

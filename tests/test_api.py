@@ -60,11 +60,19 @@ def test_npz_round_trip_is_exact_and_keeps_names(tmp_path) -> None:
 
 
 def test_same_model_same_bytes(tmp_path) -> None:
+    import time
+
+    from conftest import require
+
+    for framework in ("torch", "tensorflow", "keras"):
+        require(framework)
     model = _model(np.random.default_rng(2))
-    for ending in (".npz", ".safetensors", ".onnx"):
-        first = lstmconv.write(model, tmp_path / f"a{ending}")
-        second = lstmconv.write(model, tmp_path / f"b{ending}")
-        assert Path(first).read_bytes() == Path(second).read_bytes(), ending
+    endings = (".npz", ".safetensors", ".onnx", ".pt", ".keras")
+    first = [lstmconv.write(model, tmp_path / f"a{ending}") for ending in endings]
+    time.sleep(1.1)  # a date written to the second would differ
+    second = [lstmconv.write(model, tmp_path / f"b{ending}") for ending in endings]
+    for ending, a, b in zip(endings, first, second, strict=True):
+        assert Path(a).read_bytes() == Path(b).read_bytes(), ending
 
 
 def test_existing_output_is_kept_unless_overwrite(tmp_path) -> None:
@@ -135,7 +143,7 @@ def test_finite_weights_whose_sum_overflows_are_not_called_infinite(dtype: str) 
 
     model = Model((random_layer(np.random.default_rng(3), Kind.LSTM, 3, 4),)).astype(dtype)
     cell = model[0].cells[0]
-    huge = np.full_like(cell.w_ih["g"], ml_dtypes.finfo(dtypes.resolve(dtype)).max)  # finite, the sum overflows
+    huge = np.full_like(cell.w_ih["g"], ml_dtypes.finfo(dtypes.resolve(dtype)).max)  # finite; sums overflow
     cases = {
         "huge": (huge, False),
         "huge and -inf": (np.where(np.eye(*huge.shape, dtype=bool), -np.inf, huge).astype(huge.dtype), True),

@@ -70,3 +70,21 @@ def test_swapping_two_gates_changes_the_output(kind: Kind, swap: tuple[str, str]
     x = rng.uniform(-1, 1, (2, 5, layer.input_size))
     difference = np.abs(reference.run(Model((layer,)), x) - reference.run(Model((wrong,)), x)).max()
     assert difference > 1e-2
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (64, 7), (130, 70)])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_pack_transposed_is_pack_then_transpose_in_c_order(shape: tuple[int, int], dtype: str) -> None:
+    from lstmconv import dtypes
+
+    order = ("i", "f", "g", "o")
+    size = shape[0] * shape[1]
+    per_gate = {
+        gate: (np.arange(size).reshape(shape) + 10_000 * k).astype(np.float32).astype(dtypes.resolve(dtype))
+        for k, gate in enumerate(order)
+    }
+    packed = gatelib.pack_transposed(per_gate, ("o", "g", "i", "f"), rows=64)
+    assert packed.flags.c_contiguous and packed.dtype == dtypes.resolve(dtype)
+    assert np.array_equal(packed, gatelib.pack(per_gate, ("o", "g", "i", "f")).T)
+    with pytest.raises(WeightLayoutError, match="missing"):
+        gatelib.pack_transposed(per_gate, ("i", "x"))

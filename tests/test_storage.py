@@ -1,9 +1,10 @@
-"""How weights are stored: ONNX external data (models beyond protobuf's 2 GiB)."""
+"""How weights are stored: ONNX external data (models beyond protobuf's 2 GiB), dtypes, the .keras archive."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -325,3 +326,43 @@ def test_a_cast_report_still_names_the_source_file(tmp_path) -> None:
     source = lstmconv.write(_reduced(13, "float32"), tmp_path / "m.npz")
     report = lstmconv.convert(source, tmp_path / "c.npz", dtype="float16")
     assert report is not None and report.ok and report.source == source
+
+
+def test_keras_archive_holds_what_model_save_writes_and_the_same_bytes_each_time(tmp_path, keras) -> None:
+    import json
+    import zipfile
+
+    rng = np.random.default_rng(8)
+    model = Model(
+        (
+            random_layer(rng, Kind.LSTM, 4, 6, direction=Direction.BIDIRECTIONAL, name="enc"),
+            dataclasses.replace(random_layer(rng, Kind.GRU, 12, 5, name="dec"), reset_after=False),
+            random_layer(rng, Kind.RNN, 5, 3, name="out"),
+        )
+    )
+    first = lstmconv.write(model, tmp_path / "a.keras")
+    second = lstmconv.write(model, tmp_path / "b.keras")
+    assert Path(first).read_bytes() == Path(second).read_bytes()
+    lstmconv.to_keras(model).save(tmp_path / "keras.keras")  # what Keras itself writes
+
+    def contents(path) -> tuple[list[str], dict, dict]:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            config = json.loads(archive.read("config.json"))
+            metadata = json.loads(archive.read("metadata.json"))
+        return names, config, metadata
+
+    def unshared(value):  # model.save numbers objects it meets twice by their memory address
+        if isinstance(value, dict):
+            return {k: unshared(v) for k, v in value.items() if k != "shared_object_id"}
+        return [unshared(v) for v in value] if isinstance(value, list) else value
+
+    ours, theirs = contents(first), contents(tmp_path / "keras.keras")
+    assert ours[0] == theirs[0] == ["metadata.json", "config.json", "model.weights.h5"]
+    assert ours[1] == unshared(theirs[1])
+    assert ours[2] == {"keras_version": theirs[2]["keras_version"], "date_saved": "1980-01-01@00:00:00"}
+    loaded = keras.saving.load_model(first, safe_mode=True)
+    x = np.random.default_rng(9).standard_normal((2, 7, 4)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(loaded(x)), lstmconv.reference.run(model, x), rtol=0, atol=ATOL)
+    again = lstmconv.reference.run(lstmconv.read(first), x)  # Keras LSTM biases come back summed
+    np.testing.assert_allclose(again, lstmconv.reference.run(model, x), rtol=0, atol=1e-6)

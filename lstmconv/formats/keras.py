@@ -7,13 +7,18 @@ Kernels are (in, G·H); gates ``i f c o`` (LSTM) and ``z r h`` (GRU).
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import keras
 import numpy as np
 
+from .. import gates as gatelib
 from ..errors import UnsupportedFeatureError
 from ..ir import Direction, Kind, Layer, Model
 from . import _common
@@ -121,7 +126,7 @@ def read(source: Any, **_: Any) -> Model:
 
 def _weights(layer: Layer, cell: Any) -> list[np.ndarray]:
     order = GATE_ORDER[layer.kind]
-    weights = [cell.stacked("w_ih", order).T, cell.stacked("w_hh", order).T]
+    weights = [gatelib.pack_transposed(cell.w_ih, order), gatelib.pack_transposed(cell.w_hh, order)]
     if layer.has_bias:
         if layer.kind is Kind.GRU and layer.reset_after:
             weights.append(np.stack([cell.stacked("b_ih", order), cell.stacked("b_hh", order)]))
@@ -216,10 +221,32 @@ def is_runnable(obj: Any) -> bool:
 
 
 def write(model: Model, path: str, **_: Any) -> None:
-    """Save ``to_keras(model)`` as a ``.keras`` archive at ``path``."""
-    build(model).save(path if path.endswith(".keras") else path + ".keras")
-    if not path.endswith(".keras"):
-        os.replace(path + ".keras", path)
+    """Save ``to_keras(model)`` as a ``.keras`` archive at ``path``: Keras's own config
+    (``serialize_keras_object``) and weights file (``save_weights``, the layout ``model.save``
+    puts in the archive), zipped as ``model.save`` zips them, but with fixed dates and without
+    the shared-object ids (memory addresses) ``model.save`` writes into the config, so the same
+    model gives the same bytes; the weights go into the archive in large blocks, where
+    ``model.save`` copies a model over 512 MiB 8 KiB at a time (or holds a copy in memory)."""
+    built = build(model)
+    config = json.dumps(keras.saving.serialize_keras_object(built))
+    metadata = json.dumps({"keras_version": keras.__version__, "date_saved": _DATE_SAVED})
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as scratch:
+        weights = os.path.join(scratch, "model.weights.h5")
+        built.save_weights(weights)
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            archive.writestr(_member("metadata.json"), metadata)
+            archive.writestr(_member("config.json"), config)
+            member = archive.open(_member("model.weights.h5"), "w", force_zip64=True)
+            with open(weights, "rb") as source, member:
+                shutil.copyfileobj(source, member, 16 << 20)
+
+
+#: The date in a written archive (its members and ``metadata.json``), as in ``.npz``: fixed.
+_DATE_SAVED = "1980-01-01@00:00:00"
+
+
+def _member(name: str) -> zipfile.ZipInfo:
+    return zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
 
 
 def load_into(target: Any, model: Model, mapping: Mapping[str, str] | None = None) -> Any:
