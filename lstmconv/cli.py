@@ -7,6 +7,7 @@ missing dependency (one line on stderr; ``--debug`` for a traceback).
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import logging
@@ -346,6 +347,22 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def run() -> None:
-    """Console entry point."""
+    """Console entry point (``lstmconv`` and ``python -m lstmconv``)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.exit(main())
+    _leave(main())
+
+
+def _leave(status: int) -> None:
+    """Exit without the interpreter's teardown, which takes over half a second once torch or
+    TensorFlow is loaded (it frees every module's objects one by one, for an exiting process).
+    What the teardown would do that matters is done first: the exit handlers (logging's flush,
+    the removal of temporary folders still alive) and the flush of the standard streams. Every
+    file lstmconv writes is closed, and renamed into place, before :func:`main` returns."""
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers is None:  # not CPython: the usual exit
+        sys.exit(status)
+    run_exit_handlers()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed, or its reader gone
+            stream.flush()
+    os._exit(status)

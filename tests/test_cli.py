@@ -280,3 +280,43 @@ def test_onnx_files_are_read_without_the_onnx_package(tmp_path, name: str) -> No
     with np.load(FIXTURES / name.replace(".onnx", ".io.npz")) as data:
         x, y = data["x"], data["y"]
     np.testing.assert_allclose(lstmconv.reference.run(lstmconv.read(dest), x), y, rtol=0, atol=2e-5)
+
+
+def test_the_console_entry_leaves_without_teardown_but_with_everything_done(tmp_path) -> None:
+    """``run`` ends with os._exit: the exit handlers still run (a temporary folder still alive is
+    removed, logging flushed) and the standard streams are flushed, with main's exit status."""
+    script = (
+        "import logging, sys, tempfile\n"
+        "from lstmconv.cli import _leave\n"
+        "folder = tempfile.TemporaryDirectory()\n"
+        "logging.basicConfig(format='%(message)s')\n"
+        "logging.getLogger('lstmconv').warning('warned')\n"
+        "print(folder.name, end='')\n"  # no newline: only a flush gets it out of the buffer
+        "_leave(3)\n"
+        "print('never')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert result.stdout and "never" not in result.stdout
+    assert not os.path.exists(result.stdout)
+    assert result.stderr.strip() == "warned"
+
+
+@pytest.mark.parametrize("command", ["inspect", "convert", "bad"])
+def test_python_m_lstmconv_prints_everything_and_exits_with_the_status(tmp_path, command: str) -> None:
+    args = {
+        "inspect": ["inspect", str(KERAS_FILE), "--json"],
+        "convert": ["convert", str(KERAS_FILE), str(tmp_path / "m.npz"), "--no-verify"],
+        "bad": ["convert", str(tmp_path / "missing.keras"), str(tmp_path / "m.npz")],
+    }[command]
+    result = subprocess.run(
+        [sys.executable, "-m", "lstmconv", *args], capture_output=True, text=True, timeout=120
+    )
+    if command == "inspect":
+        assert result.returncode == 0 and len(json.loads(result.stdout)["layers"]) == 2
+    elif command == "convert":
+        assert result.returncode == 0 and "wrote" in result.stdout
+        assert len(lstmconv.read(tmp_path / "m.npz")) == 2
+    else:
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no such file" in result.stderr
+    assert sorted(os.listdir(tmp_path)) == (["m.npz"] if command == "convert" else [])

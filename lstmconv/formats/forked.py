@@ -64,6 +64,10 @@ def look(task: Callable[[], Any], limit: float, what: str, hint: str | None = No
     os.close(writer)
     try:
         received, status = _receive(reader, pid, limit, what, hint)
+    except BaseException:  # interrupted while waiting: the child goes too
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            _kill(pid)
+        raise
     finally:
         os.close(reader)
     if os.WIFSIGNALED(status):
