@@ -101,8 +101,11 @@ def outline(model: Model) -> dict[str, Any]:
 
 def placeholders(outlined: Mapping[str, Any], source: str) -> Model:
     """The model :func:`outline` described, every value zero, in arrays that hold one element."""
-    arrays = {
-        key: np.broadcast_to(np.zeros((), dtypes.resolve(dtype)), tuple(shape))
-        for key, (shape, dtype) in outlined["tensors"].items()
-    }
+    tensors = outlined["tensors"].items()
+    arrays = {key: placeholder(tuple(shape), dtypes.resolve(dtype)) for key, (shape, dtype) in tensors}
     return Model(tuple(layer(entry, arrays) for entry in outlined["layers"]), source)
+
+
+def placeholder(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """Zeros of ``shape`` that hold one element: a tensor whose values were left unread."""
+    return np.broadcast_to(np.zeros((), dtype), shape)

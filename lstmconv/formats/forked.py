@@ -98,7 +98,7 @@ def _receive(reader: int, pid: int, limit: float, what: str, hint: str | None) -
     size = 0
     while True:
         remaining = deadline - time.monotonic()
-        ready = select.select([reader], [], [], max(remaining, 0))[0] if remaining > 0 else []
+        ready = select.select([reader], [], [], remaining)[0] if remaining > 0 else []
         if not ready:
             _kill(pid)
             raise FormatError(f"reading {what} did not finish in {limit:g} s: the file is corrupt", hint=hint)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import dtypes
+from .. import described, dtypes
 from ..errors import FormatError
 from ..ir import Model
 from . import _common, statedict
@@ -65,7 +65,7 @@ class _Tensor:
     stride: tuple[int, ...]
 
     def stand_in(self) -> np.ndarray:
-        return np.broadcast_to(np.zeros((), self.storage.dtype), self.shape)
+        return described.placeholder(self.shape, self.storage.dtype)
 
 
 def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *_: Any) -> _Tensor:
