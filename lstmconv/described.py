@@ -20,7 +20,9 @@ _FIELDS = ("w_ih", "w_hh", "b_ih", "b_hh", "peephole")
 
 
 def metadata(layer: Layer) -> dict[str, Any]:
-    """What a layer is, without its tensors."""
+    """What a layer is, without its tensors (the TF clips only where set, so files without
+    them keep their bytes)."""
+    clips = {f: getattr(layer, f) for f in ("cell_clip", "proj_clip") if getattr(layer, f) is not None}
     return {
         "name": layer.name,
         "kind": layer.kind.value,
@@ -32,6 +34,7 @@ def metadata(layer: Layer) -> dict[str, Any]:
         "reset_after": layer.reset_after,
         "reversed_output": layer.reversed_output,
         "dtype": layer.dtype.name,
+        **clips,
     }
 
 
@@ -74,6 +77,8 @@ def layer(entry: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Layer:
         input_forget=bool(entry.get("input_forget", False)),
         reset_after=bool(entry.get("reset_after", True)),
         reversed_output=bool(entry.get("reversed_output", False)),
+        cell_clip=entry.get("cell_clip"),
+        proj_clip=entry.get("proj_clip"),
     )
 
 

@@ -213,11 +213,17 @@ class Layer:
     direction: Direction = Direction.FORWARD
     merge: str = "concat"
     activations: tuple[Activation, ...] = ()
+    #: ONNX ``clip``: bounds every gate pre-activation to [-clip, clip].
     clip: float | None = None
     input_forget: bool = False
     reset_after: bool = True
     #: A reverse layer whose output comes in processing order, last step first (Keras go_backwards).
     reversed_output: bool = False
+    #: TF1 / TFLite ``cell_clip``: bounds the carried cell state c to [-cell_clip, cell_clip] after
+    #: each update (unlike ONNX ``clip``, which bounds the gate pre-activations).
+    cell_clip: float | None = None
+    #: TF1 / TFLite ``proj_clip``: bounds the projected output h to [-proj_clip, proj_clip].
+    proj_clip: float | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -249,8 +255,12 @@ class Layer:
             raise WeightLayoutError("reversed_output only applies to a reverse layer")
         if self.kind is not Kind.LSTM and (self.clip is not None or self.input_forget):
             raise WeightLayoutError(f"clip and input_forget are LSTM features, found on a {self.kind.value}")
-        if self.clip is not None and not (math.isfinite(self.clip) and self.clip > 0):
-            raise WeightLayoutError(f"clip must be a positive number, found {self.clip}")
+        for field in ("clip", "cell_clip", "proj_clip"):
+            value = getattr(self, field)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise WeightLayoutError(f"{field} must be a positive number, found {value}")
+        if self.kind is not Kind.LSTM and self.cell_clip is not None:
+            raise WeightLayoutError(f"cell_clip is an LSTM feature, found on a {self.kind.value}")
         for index, cell in enumerate(self.cells):
             try:
                 self._validate_cell(cell)
@@ -290,6 +300,8 @@ class Layer:
             if cell.w_hr is None:
                 raise WeightLayoutError("one direction has a projection and the other has none")
             _check(cell.w_hr, (recurrent, hidden), dtype, "w_hr")
+        if self.proj_clip is not None and first.w_hr is None:
+            raise WeightLayoutError("proj_clip needs a projection (w_hr)")
             if recurrent >= hidden:
                 raise WeightLayoutError(
                     f"projection size must be smaller than hidden size {hidden}, found {recurrent}",

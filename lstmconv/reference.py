@@ -125,6 +125,8 @@ def _lstm(layer: Layer, cell: Cell, x: Array) -> Array:
         f = 1.0 - i if layer.input_forget else activate(gate_fn, _clip(layer, zf))
         g = activate(cell_fn, _clip(layer, zg))
         c = f * c + i * g
+        if layer.cell_clip is not None:  # TF1 / TFLite: the carried state itself
+            c = np.clip(c, -layer.cell_clip, layer.cell_clip)
         if peep is not None:
             zo = zo + peep["o"] * c
         o = activate(gate_fn, _clip(layer, zo))
@@ -132,6 +134,8 @@ def _lstm(layer: Layer, cell: Cell, x: Array) -> Array:
         h = o * activate(out_fn, c)
         if w_hr is not None:
             h = h @ w_hr.T
+            if layer.proj_clip is not None:
+                h = np.clip(h, -layer.proj_clip, layer.proj_clip)
         out[:, t] = h
     return out
 

@@ -107,3 +107,23 @@ def test_bias_sum_is_exact_up_to_one_rounding() -> None:
     assert sums is not None
     for gate in "ifgo":
         assert np.array_equal(sums[gate], cell.b_ih[gate] + cell.b_hh[gate])  # type: ignore[index]
+
+
+def test_tensorflow_clips_are_validated_and_bound_the_state() -> None:
+    import lstmconv
+    from lstmconv import reference
+    from lstmconv.errors import WeightLayoutError
+
+    rng = np.random.default_rng(5)
+    layer = random_layer(rng, Kind.LSTM, 3, 4, proj=2)
+    with pytest.raises(WeightLayoutError, match="cell_clip must be a positive number"):
+        layer.replace(cell_clip=-1.0)
+    with pytest.raises(WeightLayoutError, match="proj_clip needs a projection"):
+        random_layer(rng, Kind.LSTM, 3, 4).replace(proj_clip=1.0)
+    x = rng.uniform(-3, 3, (2, 9, 3)) * 4
+    free = reference.run(layer, x)
+    clipped = reference.run(layer.replace(proj_clip=0.05), x)
+    assert np.abs(clipped).max() <= 0.05 + 1e-12 < np.abs(free).max()
+    assert not np.allclose(reference.run(layer.replace(cell_clip=0.1), x), free)
+    with pytest.raises(lstmconv.UnsupportedFeatureError, match=r"cell_clip 0\.1"):
+        lstmconv.to_onnx(lstmconv.Model((layer.replace(cell_clip=0.1),)))

@@ -38,6 +38,7 @@ def require_plain(
         raise unsupported(layer, f"cell clip {layer.clip:g}", target, "ONNX keeps clip")
     if layer.input_forget:
         raise unsupported(layer, "input_forget (coupled gates)", target, "ONNX keeps input_forget")
+    refuse_tf_clips(layer, target)
     if layer.proj_size and not projection:
         raise unsupported(
             layer,
@@ -70,6 +71,20 @@ def require_plain(
             target,
             "ONNX accepts every activation lstmconv knows",
         )
+
+
+def refuse_tf_clips(layer: Layer, target: str) -> None:
+    """TF1/TFLite's clip of the cell state and of the projection: only .npz (and TFLite) hold them."""
+    labels = (("cell_clip", "a clip of the cell state"), ("proj_clip", "a clip of the projection"))
+    for field, label in labels:
+        value = getattr(layer, field)
+        if value is not None:
+            raise unsupported(
+                layer,
+                f"{label} ({field} {value:g}, TensorFlow's; ONNX's clip bounds the gate inputs instead)",
+                target,
+                ".npz keeps it",
+            )
 
 
 def _same_activations(found: Sequence[Activation], allowed: Sequence[Activation]) -> bool:

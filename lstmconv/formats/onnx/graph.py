@@ -26,7 +26,8 @@ from ..onnx_names import (
 
 
 def check(layer: Layer) -> None:
-    """Raise for what ONNX's LSTM/GRU/RNN cannot express: a projection."""
+    """Raise for what ONNX's LSTM/GRU/RNN cannot express: a projection, TensorFlow's clips."""
+    _common.refuse_tf_clips(layer, "ONNX")
     if layer.proj_size:
         raise _common.unsupported(
             layer,
