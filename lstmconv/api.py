@@ -1,4 +1,4 @@
-"""The public functions (SPEC §3): read, write, convert, verify, to_*, load_into."""
+"""The public functions (SPEC §3): read, write, convert, verify, inspect, to_*, load_into."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import dtypes, reference, verification
+from . import dtypes, inspection, reference, verification
 from .errors import (
     FormatError,
     LstmconvError,
@@ -20,19 +20,10 @@ from .errors import (
     VerificationError,
     WeightLayoutError,
 )
-from .formats._common import Declined
 from .ir import Model
-from .registry import FORMATS, Format, for_object, for_path, is_path
+from .registry import FORMATS, Declined, Format, Reader, for_object, for_path, is_path
 
 _log = logging.getLogger("lstmconv")
-#: Endings each format writes (Keras writes .keras only; legacy .h5 is read-only).
-WRITE_EXTENSIONS = {
-    "keras": (".keras",),
-    "torch": (".pt", ".pth", ".bin"),
-    "safetensors": (".safetensors",),
-    "onnx": (".onnx",),
-    "npz": (".npz",),
-}
 
 
 def source_format(source: Any, format: str | None = None) -> Format:
@@ -86,16 +77,16 @@ def _read(source: Any, format: str | None, **options: Any) -> Model:
     fmt = source_format(source, format)
     if is_path(source) and not os.path.exists(source):
         raise LstmconvError("no such file", where=(os.fspath(source),))
-    if is_path(source) and options.get("header_only") and fmt.header_reader:
+    header_reader = fmt.load_header_reader() if is_path(source) and options.get("header_only") else None
+    if header_reader is not None:
         with contextlib.suppress(Declined):  # then the full reader it is
-            return _read_file(fmt.load_header_reader(), os.fspath(source), options)
-    module = fmt.load_reader() if is_path(source) else fmt.load(f"reading a live {fmt.name} object")
+            return _read_file(header_reader, fmt, os.fspath(source), options)
     if is_path(source):
-        return _read_file(module, os.fspath(source), options)
-    return module.read(source, **options)
+        return _read_file(fmt.load_reader(), fmt, os.fspath(source), options)
+    return fmt.load_live(f"reading a live {fmt.name} object").read(source, **options)
 
 
-def _read_file(module: Any, path: str, options: Mapping[str, Any]) -> Model:
+def _read_file(module: Reader, fmt: Format, path: str, options: Mapping[str, Any]) -> Model:
     try:
         return module.read(path, **options)
     except Declined:
@@ -104,24 +95,29 @@ def _read_file(module: Any, path: str, options: Mapping[str, Any]) -> Model:
         raise error.within(path) from None
     except Exception as error:  # a file from a stranger must fail as bad input
         raise FormatError(
-            f"unreadable {module.NAME} file: {type(error).__name__}: {error}", where=(path,)
+            f"unreadable {fmt.name} file: {type(error).__name__}: {error}", where=(path,)
         ) from error
 
 
-def _check_target(model: Model, fmt: Format, dest: str) -> Any:
-    if not dest.lower().endswith(WRITE_EXTENSIONS[fmt.name]):
-        raise UnsupportedFeatureError(
-            f"lstmconv writes {fmt.name} as {', '.join(WRITE_EXTENSIONS[fmt.name])}",
-            where=(dest,),
-            hint="legacy Keras .h5 is read-only; write .keras" if fmt.name == "keras" else None,
-        )
-    module = fmt.load(f"writing {fmt.name} files")
-    for layer in model:
+def _check_target(model: Model, fmt: Format, dest: str) -> None:
+    """Refuse, before writing, a file ending the format does not write and a layer it cannot hold."""
+    if fmt.read_only:
         try:
-            module.check(layer)
+            fmt.load_writer()  # refuses, saying what to write instead
         except LstmconvError as error:
             raise error.within(dest) from None
-    return module
+    if not dest.lower().endswith(fmt.write_endings):
+        raise UnsupportedFeatureError(
+            f"lstmconv writes {fmt.name} as {', '.join(fmt.write_endings)}",
+            where=(dest,),
+            hint=fmt.write_hint,
+        )
+    face = fmt.load_face()
+    for layer in model:
+        try:
+            face.check(layer)
+        except LstmconvError as error:
+            raise error.within(dest) from None
 
 
 @contextlib.contextmanager
@@ -181,12 +177,33 @@ def write(
     dest = os.fspath(dest)
     fmt = for_path(dest, format)
     _check_destination(dest, overwrite)
-    module = _check_target(model, fmt, dest)
-    with _temporary_sibling(dest) as temporary:
-        module.write(model, temporary, **options)
+
+    def reopen(temporary: str) -> None:
         _reopen_and_compare(model, temporary, fmt, dest)
-        _publish(temporary, dest, overwrite)
+
+    _staged_write(model, fmt, dest, overwrite, options, reopen)
     return dest
+
+
+def _staged_write(
+    model: Model,
+    fmt: Format,
+    dest: str,
+    overwrite: bool,
+    options: Mapping[str, Any],
+    check_written: Callable[[str], None],
+    step: Callable[[str], None] = lambda _phase: None,
+) -> None:
+    """Write ``model`` into a temporary sibling of ``dest``, let ``check_written`` look at it
+    (reopen, verify: it raises to stop), then publish it. Nothing is left behind on failure."""
+    _check_target(model, fmt, dest)
+    writer = fmt.load_writer()
+    with _temporary_sibling(dest) as temporary:
+        step("writing")
+        writer.write(model, temporary, **options)
+        check_written(temporary)
+        step("finishing")
+        _publish(temporary, dest, overwrite)
 
 
 def _reopen_and_compare(model: Model, written: str, fmt: Format, dest: str) -> None:
@@ -278,31 +295,29 @@ def convert(
         checked_against, model = cast, cast
     fmt = for_path(dest, to_format)
     _check_destination(dest, overwrite)
-    module = _check_target(model, fmt, dest)
-    report = None
-    with _temporary_sibling(dest) as temporary:
-        step("writing")
-        module.write(model, temporary, **dict(write_options or {}))
-        if verify:
-            step("verifying")
-            report = _verify_written(
-                checked_against,
-                model,
-                temporary,
-                fmt,
-                whole=not layers,
-                atol=atol,
-                from_format=from_format,
-                labels=(_label(source), dest),
-                notes=notes,
-            )
-            if not report.ok:
-                raise VerificationError(
-                    f"the written model disagrees with the source\n{report}", where=(dest,)
-                )
-        step("finishing")
-        _publish(temporary, dest, overwrite)
-    return report
+    reports: list[verification.Report] = []
+
+    def check_written(temporary: str) -> None:
+        if not verify:
+            return
+        step("verifying")
+        report = _verify_written(
+            checked_against,
+            model,
+            temporary,
+            fmt,
+            whole=not layers,
+            atol=atol,
+            from_format=from_format,
+            labels=(_label(source), dest),
+            notes=notes,
+        )
+        if not report.ok:
+            raise VerificationError(f"the written model disagrees with the source\n{report}", where=(dest,))
+        reports.append(report)
+
+    _staged_write(model, fmt, dest, overwrite, dict(write_options or {}), check_written, step)
+    return reports[0] if reports else None
 
 
 def _verify_written(
@@ -339,7 +354,7 @@ def _cast_note(model: Model, cast: Model) -> str:
 
 def _build(framework: str, model: Any) -> Any:
     ir = read(model)
-    return FORMATS[framework].load(f"to_{framework}()").build(ir)
+    return FORMATS[framework].load_live(f"to_{framework}()").build(ir)
 
 
 def to_torch(model: Any) -> Any:
@@ -355,11 +370,24 @@ def to_keras(model: Any) -> Any:
 def to_onnx(model: Any, **options: Any) -> Any:
     """A runnable ``onnx.ModelProto``: input ``input``, output ``output``, native operators."""
     ir = read(model)
-    return FORMATS["onnx"].load("to_onnx()").build(ir, **options)
+    return FORMATS["onnx"].load_live("to_onnx()").build(ir, **options)
 
 
 def load_into(target: Any, model: Any, mapping: Mapping[str, str] | None = None) -> Any:
     """Fill the recurrent layers of an existing torch module, Keras model or ONNX model with
     ``model``'s layers, in order or by ``mapping`` (target layer name → model layer name)."""
     fmt = for_object(target)
-    return fmt.load(f"load_into a {fmt.name} object").load_into(target, read(model), mapping)
+    return fmt.load_live(f"load_into a {fmt.name} object").load_into(target, read(model), mapping)
+
+
+def inspect(source: Any, format: str | None = None, **options: Any) -> dict[str, Any]:
+    """What ``lstmconv inspect --json`` prints: the source's format and each layer's math, its
+    tensors as the format stores them and in the canonical layout, and its parameter counts.
+    Reads names and shapes only (``header_only``) unless ``strict`` asks to check the values."""
+    fmt = source_format(source, format)
+    model = read(source, format, header_only=not options.get("strict"), **options)
+    return {
+        "source": _label(source),
+        "format": fmt.name,
+        "layers": [inspection.describe(layer, fmt.name) for layer in model],
+    }

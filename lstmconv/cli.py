@@ -19,9 +19,8 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import __version__, api, dtypes, layouts, progress
+from . import __version__, api, dtypes, progress
 from .errors import LstmconvError, UnsupportedFeatureError, VerificationError
-from .ir import Kind, Layer
 from .registry import FORMATS, for_path
 from .verification import framework_available
 
@@ -32,7 +31,6 @@ _FRAMEWORK_NOISE = re.compile(
     r"|[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\] "
     r"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags)"
 )
-_SLOT_NAMES = {Kind.LSTM: ("gate", "cell", "output"), Kind.GRU: ("gate", "candidate"), Kind.RNN: ("output",)}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -129,47 +127,15 @@ def _write_options(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 # -- inspect -------------------------------------------------------------------------------------
-def _describe(layer: Layer, fmt: str) -> dict[str, Any]:
-    stored = layouts.stored(layer, fmt)
-    canonical = layouts.canonical(layer)
-    return {
-        "name": layer.name,
-        "kind": layer.kind.value,
-        "direction": layer.direction.value,
-        "merge": layer.merge if layer.num_directions == 2 else None,
-        "input_size": layer.input_size,
-        "hidden_size": layer.hidden_size,
-        "proj_size": layer.proj_size,
-        "output_size": layer.output_size,
-        "dtype": str(layer.dtype),
-        "activations": {slot: str(a) for slot, a in zip(_SLOT_NAMES[layer.kind], layer.activations)},
-        "gru_variant": ("reset-after" if layer.reset_after else "reset-before")
-        if layer.kind is Kind.GRU
-        else None,
-        "clip": layer.clip,
-        "input_forget": layer.input_forget,
-        "peepholes": layer.has_peepholes,
-        "bias": layer.has_bias,
-        "reversed_output": layer.reversed_output,
-        "stored": [{"name": t.name, "shape": list(t.shape), "gates": t.gates} for t in stored],
-        "canonical": [{"name": t.name, "shape": list(t.shape)} for t in canonical],
-        "parameters": {
-            "stored": layouts.parameter_count(stored),
-            "canonical": layouts.parameter_count(canonical),
-        },
-    }
-
-
 def _inspect(args: argparse.Namespace) -> int:
-    fmt = api.source_format(args.source, args.from_format).name
-    options = _read_options(args)
-    model = api.read(args.source, args.from_format, header_only=not options.get("strict"), **options)
-    described = [_describe(layer, fmt) for layer in model]
+    info = api.inspect(args.source, args.from_format, **_read_options(args))
+    info["source"] = args.source
     if args.json:
-        print(json.dumps({"source": args.source, "format": fmt, "layers": described}, indent=2))
+        print(json.dumps(info, indent=2))
         return EXIT_OK
+    fmt, described = info["format"], info["layers"]
     total = sum(d["parameters"]["stored"] for d in described)
-    print(f"{args.source} ({fmt}): {len(model)} recurrent layer(s), {total:,} parameters")
+    print(f"{args.source} ({fmt}): {len(described)} recurrent layer(s), {total:,} parameters")
     for d in described:
         print()
         print(_layer_text(d, fmt))
@@ -268,17 +234,21 @@ def _verify(args: argparse.Namespace) -> int:
 def _formats(args: argparse.Namespace) -> int:
     rows = [("format", "endings", "read", "write", "run / verify in")]
     for fmt in FORMATS.values():
-        read = "yes" if fmt.available(reading=True) else f"needs lstmconv[{fmt.extra}]"
-        write = "yes" if fmt.available() else f"needs lstmconv[{fmt.extra}]"
+        read = "yes" if fmt.available("reader") else f"needs lstmconv[{fmt.extra}]"
+        if fmt.read_only:
+            write = "no"
+        else:
+            write = "yes" if fmt.available("writer") else f"needs lstmconv[{fmt.extra}]"
         if fmt.runs_in is None:
             runs = "NumPy reference"
         elif framework_available(fmt.runs_in):
             runs = fmt.runs_in
         else:
-            extra = {"onnx": "onnxruntime"}.get(fmt.runs_in, fmt.runs_in)
+            extra = FORMATS[fmt.runs_in].runtime_extra
             runs = f"reference (lstmconv[{extra}] for {fmt.runs_in})"
-        endings = " ".join(fmt.extensions)
-        rows.append((fmt.name, endings, read, write + ("" if fmt.name != "keras" else " (.keras)"), runs))
+        if fmt.write_endings and fmt.write_endings != fmt.read_endings:
+            write += f" ({' '.join(fmt.write_endings)})"
+        rows.append((fmt.name, " ".join(fmt.read_endings), read, write, runs))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -65,9 +65,10 @@ class VerificationError(LstmconvError, ArithmeticError):
     """Two forms of the same model disagree beyond the tolerance."""
 
 
-def missing(module: str, extra: str, purpose: str) -> MissingDependencyError:
-    """The error for a framework that is not installed, with the command that fixes it."""
+def missing(module: str, extra: str, purpose: str, *, failed: str | None = None) -> MissingDependencyError:
+    """The error for a framework that is not installed (or ``failed`` to import), with the
+    command that fixes it."""
+    state = "which is not installed" if failed is None else f"which failed to import: {failed}"
     return MissingDependencyError(
-        f"{purpose} needs {module}, which is not installed",
-        hint=f"pip install 'lstmconv[{extra}]'",
+        f"{purpose} needs {module}, {state}", hint=f"pip install 'lstmconv[{extra}]'"
     )

@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from . import dtypes
+from . import dtypes, steps
 from . import gates as gatelib
 from .errors import LstmconvError, WeightLayoutError
 
@@ -160,7 +160,7 @@ class Cell:
         """Per-gate ``b_ih + b_hh``: all that matters for every gate but GRU reset-after ``n``."""
         if self.b_ih is None or self.b_hh is None:
             return None
-        return {gate: self.b_ih[gate] + self.b_hh[gate] for gate in self.b_ih}
+        return {gate: steps.merge_bias(self.b_ih[gate], self.b_hh[gate]) for gate in self.b_ih}
 
     def astype(self, dtype: np.dtype) -> Cell:
         def cast(values: Tensors | None) -> dict[str, np.ndarray] | None:
@@ -189,10 +189,10 @@ def cell_from_stacked(
 ) -> Cell:
     """Build a cell from out × in tensors stacked in a format's gate ``order``.
 
-    A single bias (``b_hh`` None) is split as ``b_ih = bias``, ``b_hh = 0``.
+    A single bias (``b_hh`` None) is split as ``b_ih = bias``, ``b_hh = 0`` (:func:`steps.split_bias`).
     """
     if b_ih is not None and b_hh is None:
-        b_hh = np.zeros_like(b_ih)
+        b_ih, b_hh = steps.split_bias(b_ih)
     return Cell(
         w_ih=gatelib.unpack(w_ih, order, tensor="w_ih"),
         w_hh=gatelib.unpack(w_hh, order, tensor="w_hh"),

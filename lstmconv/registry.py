@@ -1,8 +1,16 @@
-"""The formats lstmconv knows: names, file endings, what they need, and lazy loading.
+"""Every format lstmconv knows, and every fact about it, in one record each.
 
-A format module is imported only when that format is used, so ``import lstmconv`` imports no
-framework. Every format module has the same surface: ``NAME``, ``EXTENSIONS``, ``read``,
-``write``, ``check``; the framework ones also ``build``, ``run`` and ``load_into``.
+A format's modules are named here as strings and imported only when the format is used, so
+``import lstmconv`` imports no framework. Each format family is a folder under
+``lstmconv/formats/`` (or one file, for ``npz``) whose modules have the same roles:
+
+- the **face** (``NAME``, ``GATE_ORDER``, ``check``, ``layout``): imports no framework;
+- the **reader** (``read(path, **options)``): files, without the framework where it can;
+- the **header reader** (optional): names, kinds and shapes alone, raising :class:`Declined`
+  for a file only the full reader can read;
+- the **writer** (``write(model, path, **options)``), absent for a read-only format;
+- the **live** module (:class:`Runtime`): the only one that imports the framework; live objects,
+  runnable forms, running them, filling existing models.
 """
 
 from __future__ import annotations
@@ -12,43 +20,122 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Mapping
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from .errors import MissingDependencyError, UnknownFormatError
+from .errors import UnknownFormatError, UnsupportedFeatureError, missing
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .inspection import Tensor
+    from .ir import Kind, Layer, Model
+
+
+class Declined(Exception):
+    """A header reader leaves this file to the format's full reader."""
+
+
+class Face(Protocol):
+    """What every format family declares without importing its framework."""
+
+    NAME: str
+    GATE_ORDER: Mapping[Kind, tuple[str, ...]]
+
+    def check(self, layer: Layer) -> None: ...
+    def layout(self, layer: Layer) -> list[Tensor]: ...
+
+
+class Reader(Protocol):
+    def read(self, source: Any, **options: Any) -> Model: ...
+
+
+class Writer(Protocol):
+    def write(self, model: Model, path: str, **options: Any) -> None: ...
+
+
+class Runtime(Protocol):
+    """A framework's live module: every hook is declared, none is probed for."""
+
+    def read(self, source: Any, **options: Any) -> Model: ...
+    def build(self, model: Model, **options: Any) -> Any: ...
+    def run(self, built: Any, x: np.ndarray) -> np.ndarray: ...
+    def load_into(self, target: Any, model: Model, mapping: Mapping[str, str] | None = None) -> Any: ...
+    def is_runnable(self, obj: Any) -> bool: ...
+    def load_written(self, path: str) -> Any: ...
+    def runnable(self, model: Model) -> Any: ...
+    def running_note(self, model: Model) -> str | None: ...
 
 
 @dataclasses.dataclass(frozen=True)
 class Format:
     name: str
-    module: str
-    extensions: tuple[str, ...]
-    #: Python packages the module needs, with the pip extra that installs them.
-    needs: tuple[str, ...]
-    extra: str
-    #: The module that reads files of this format, when it is not ``module`` itself.
-    reader: str | None = None
-    reader_needs: tuple[str, ...] = ()
-    #: A module that reads names, kinds and shapes alone (``header_only``) with nothing heavy,
-    #: raising ``_common.Declined`` for files only the full reader can read.
+    description: str
+    #: File endings this format reads, and those it writes (none: read-only).
+    read_endings: tuple[str, ...]
+    write_endings: tuple[str, ...]
+    face: str
+    reader: str
+    writer: str | None = None
     header_reader: str | None = None
-    #: The framework whose runnable form is this format's "own" (None: the NumPy reference).
+    #: The module that imports the framework (live objects, build, run, load_into).
+    live: str | None = None
+    #: Python packages each role needs; ``extra`` is the pip extra that installs them.
+    reader_needs: tuple[str, ...] = ()
+    writer_needs: tuple[str, ...] = ()
+    live_needs: tuple[str, ...] = ()
+    extra: str = "all"
+    #: The packages that run this format's live module's models (verification's runtime), and
+    #: the pip extra that installs them.
+    runtime: tuple[str, ...] = ()
+    runtime_extra: str = "all"
+    #: Top-level modules whose classes are this format's live objects.
+    live_roots: tuple[str, ...] = ()
+    #: The format whose live module runs this format's files (None: the NumPy reference).
     runs_in: str | None = None
-    description: str = ""
+    #: A folder is this format when it holds this file (SavedModel: ``saved_model.pb``).
+    folder_holds: str | None = None
+    #: Said when a read-only ending of this format is asked to be written.
+    write_hint: str | None = None
 
-    def load(self, purpose: str = "") -> ModuleType:
-        return _import(self.module, self.needs, self.extra, purpose or f"the {self.name} format")
+    @property
+    def read_only(self) -> bool:
+        return self.writer is None
 
-    def load_reader(self) -> ModuleType:
-        if self.reader is None:
-            return self.load(f"reading {self.name} files")
-        return _import(self.reader, self.reader_needs, self.extra, f"reading {self.name} files")
+    def load_face(self) -> Face:
+        return cast(Face, importlib.import_module(self.face))
 
-    def load_header_reader(self) -> ModuleType | None:
-        return None if self.header_reader is None else importlib.import_module(self.header_reader)
+    def load_reader(self) -> Reader:
+        return cast(Reader, _import(self.reader, self.reader_needs, self.extra, f"reading {self.name} files"))
 
-    def available(self, *, reading: bool = False) -> bool:
-        needs = self.reader_needs if reading and self.reader else self.needs
+    def load_header_reader(self) -> Reader | None:
+        return (
+            None if self.header_reader is None else cast(Reader, importlib.import_module(self.header_reader))
+        )
+
+    def load_writer(self) -> Writer:
+        if self.writer is None:
+            raise UnsupportedFeatureError(
+                f"lstmconv reads {self.name} files but does not write them",
+                hint=self.write_hint or f"write one of {', '.join(writable_endings())}",
+            )
+        return cast(Writer, _import(self.writer, self.writer_needs, self.extra, f"writing {self.name} files"))
+
+    def load_live(self, purpose: str = "") -> Runtime:
+        if self.live is None:
+            raise UnsupportedFeatureError(f"{self.name} has no live objects or runnable form")
+        module = _import(self.live, self.live_needs, self.extra, purpose or f"the {self.name} format")
+        return cast(Runtime, module)
+
+    def available(self, role: str = "reader") -> bool:
+        """Whether the packages ``role`` (reader, writer, live, runtime) needs are installed."""
+        needs = {
+            "reader": self.reader_needs,
+            "writer": self.writer_needs,
+            "live": self.live_needs,
+            "runtime": (*self.live_needs, *self.runtime),
+        }[role]
         return all(installed(name) for name in needs)
 
 
@@ -66,72 +153,95 @@ def installed(name: str) -> bool:
 def _import(module: str, needs: tuple[str, ...], extra: str, purpose: str) -> ModuleType:
     for name in needs:
         if not installed(name):
-            raise MissingDependencyError(
-                f"{purpose} needs {name}, which is not installed",
-                hint=f"pip install 'lstmconv[{extra}]'",
-            )
+            raise missing(name, extra, purpose)
     try:
         return importlib.import_module(module)
     except ImportError as error:
-        raise MissingDependencyError(
-            f"{purpose} needs {error.name or module}, which failed to import: {error}",
-            hint=f"pip install 'lstmconv[{extra}]'",
-        ) from None
+        raise missing(error.name or module, extra, purpose, failed=str(error)) from None
 
 
+_KERAS, _TORCH, _ONNX = "lstmconv.formats.keras", "lstmconv.formats.torch", "lstmconv.formats.onnx"
 FORMATS: dict[str, Format] = {
     fmt.name: fmt
     for fmt in (
         Format(
             "keras",
-            "lstmconv.formats.keras",
-            (".keras", ".h5", ".hdf5"),
-            ("keras",),
-            "keras",
-            reader="lstmconv.formats.keras_files",
+            "Keras 3 .keras archives; Keras 2 .h5 and .weights.h5 (read without Keras)",
+            read_endings=(".keras", ".h5", ".hdf5"),
+            write_endings=(".keras",),
+            face=_KERAS,
+            reader=f"{_KERAS}.files",
+            writer=f"{_KERAS}.live",
+            live=f"{_KERAS}.live",
             reader_needs=("h5py",),
+            writer_needs=("keras",),
+            live_needs=("keras",),
+            extra="keras",
+            runtime=("tensorflow",),
+            runtime_extra="keras",
+            live_roots=("keras", "tensorflow"),
             runs_in="keras",
-            description="Keras 3 .keras archives; Keras 2 .h5 and .weights.h5 (read without Keras)",
+            write_hint="legacy Keras .h5 is read-only; write .keras",
         ),
         Format(
             "torch",
-            "lstmconv.formats.torch",
-            (".pt", ".pth", ".bin"),
-            ("torch",),
-            "torch",
+            "PyTorch state_dict or checkpoint (weights_only loading)",
+            read_endings=(".pt", ".pth", ".bin"),
+            write_endings=(".pt", ".pth", ".bin"),
+            face=_TORCH,
+            reader=f"{_TORCH}.live",
+            writer=f"{_TORCH}.live",
+            header_reader=f"{_TORCH}.pt_header",
+            live=f"{_TORCH}.live",
+            reader_needs=("torch",),
+            writer_needs=("torch",),
+            live_needs=("torch",),
+            extra="torch",
+            runtime_extra="torch",
+            live_roots=("torch",),
             runs_in="torch",
-            header_reader="lstmconv.formats.torch_files",
-            description="PyTorch state_dict or checkpoint (weights_only loading)",
         ),
         Format(
             "safetensors",
-            "lstmconv.formats.safetensors",
-            (".safetensors",),
-            ("safetensors",),
-            "all",
+            "safetensors in PyTorch nn.LSTM/GRU/RNN naming",
+            read_endings=(".safetensors",),
+            write_endings=(".safetensors",),
+            face=_TORCH,
+            reader=f"{_TORCH}.safetensors",
+            writer=f"{_TORCH}.safetensors",
             runs_in="torch",
-            description="safetensors in PyTorch nn.LSTM/GRU/RNN naming",
         ),
         Format(
             "onnx",
-            "lstmconv.formats.onnx",
-            (".onnx",),
-            ("onnx",),
-            "all",
-            reader="lstmconv.formats.onnx_files",
+            "ONNX models with LSTM/GRU/RNN nodes",
+            read_endings=(".onnx",),
+            write_endings=(".onnx",),
+            face=_ONNX,
+            reader=f"{_ONNX}.files",
+            writer=f"{_ONNX}.live",
+            live=f"{_ONNX}.live",
+            writer_needs=("onnx",),
+            live_needs=("onnx",),
+            runtime=("onnxruntime",),
+            runtime_extra="onnxruntime",
+            live_roots=("onnx",),
             runs_in="onnx",
-            description="ONNX models with LSTM/GRU/RNN nodes",
         ),
         Format(
             "npz",
-            "lstmconv.formats.npz",
-            (".npz",),
-            (),
-            "all",
-            description="the lstmconv IR as NumPy arrays with readable keys",
+            "the lstmconv IR as NumPy arrays with readable keys",
+            read_endings=(".npz",),
+            write_endings=(".npz",),
+            face="lstmconv.formats.npz",
+            reader="lstmconv.formats.npz",
+            writer="lstmconv.formats.npz",
         ),
     )
 }
+
+
+def list_formats() -> list[Format]:
+    return list(FORMATS.values())
 
 
 def by_name(name: str) -> Format:
@@ -141,19 +251,29 @@ def by_name(name: str) -> Format:
         raise UnknownFormatError(f"unknown format {name!r}", hint=f"formats: {', '.join(FORMATS)}") from None
 
 
+def readable_endings() -> list[str]:
+    return [ending for fmt in FORMATS.values() for ending in fmt.read_endings]
+
+
+def writable_endings() -> list[str]:
+    return [ending for fmt in FORMATS.values() for ending in fmt.write_endings]
+
+
 def for_path(path: str | os.PathLike[str], given: str | None = None) -> Format:
-    """The format named, or the one the file name's ending says."""
+    """The format named, or the one the file name's ending (or a folder's contents) says."""
     if given:
         return by_name(given)
-    lowered = os.fspath(path).lower()
+    text = os.fspath(path)
+    lowered = text.lower()
     for fmt in FORMATS.values():
-        if lowered.endswith(fmt.extensions):
+        if lowered.endswith(fmt.read_endings):
+            return fmt
+        if fmt.folder_holds and os.path.isfile(os.path.join(text, fmt.folder_holds)):
             return fmt
     raise UnknownFormatError(
         "cannot tell the format from the file name",
-        where=(os.fspath(path),),
-        hint=f"name it with one of {', '.join(e for f in FORMATS.values() for e in f.extensions)} "
-        "or pass --from/--to",
+        where=(text,),
+        hint=f"name it with one of {', '.join(readable_endings())} or pass --from/--to",
     )
 
 
@@ -161,11 +281,11 @@ def for_object(obj: Any, given: str | None = None) -> Format:
     """The format of a live object, told from its class's module without importing frameworks."""
     if given:
         return by_name(given)
-    by_module = {"torch": "torch", "keras": "keras", "tensorflow": "keras", "onnx": "onnx"}
+    roots = {root: fmt for fmt in FORMATS.values() for root in fmt.live_roots}
     for cls in type(obj).__mro__:  # user subclasses of nn.Module or keras.Model count too
         module = cls.__module__.split(".")[0]
-        if module in by_module:
-            return FORMATS[by_module[module]]
+        if module in roots:
+            return roots[module]
     raise UnknownFormatError(
         f"cannot read a {type(obj).__module__}.{type(obj).__name__}",
         hint="pass a file path, a torch.nn.Module, a keras.Model or layer, or an onnx.ModelProto",

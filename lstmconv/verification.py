@@ -18,16 +18,11 @@ import numpy as np
 from . import dtypes, reference
 from .errors import UnsupportedFeatureError
 from .ir import Model
-from .registry import FORMATS, Format, installed, is_path
+from .registry import FORMATS, Format, is_path
 
 Runner = Callable[[np.ndarray], np.ndarray]
 #: (batch, time) of the random inputs: length 1 and uneven sizes on purpose.
 SHAPES: tuple[tuple[int, int], ...] = ((1, 1), (3, 5), (2, 13))
-_FRAMEWORK_MODULES = {
-    "torch": ("torch",),
-    "keras": ("keras", "tensorflow"),
-    "onnx": ("onnxruntime",),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,9 +70,10 @@ class Report:
 
 
 def framework_available(name: str | None) -> bool:
+    """Whether the framework (a format with a live module) can run models here."""
     if name is None:
         return False
-    return all(installed(module) for module in _FRAMEWORK_MODULES[name])
+    return FORMATS[name].available("runtime")
 
 
 def runner(
@@ -87,15 +83,15 @@ def runner(
     framework = fmt.runs_in
     on_reference: Runner = lambda x: reference.run(model, x)  # noqa: E731 - the fallback, named once
     if framework is not None and framework_available(framework):
-        module = FORMATS[framework].load(f"running {fmt.name}")  # e.g. safetensors runs in torch
-        how = getattr(module, "running_note", lambda _: None)(model)
-        if whole and not is_path(source) and getattr(module, "is_runnable", lambda _: False)(source):
+        module = FORMATS[framework].load_live(f"running {fmt.name}")  # e.g. safetensors runs in torch
+        how = module.running_note(model)
+        if whole and not is_path(source) and module.is_runnable(source):
             return f"{framework} (the object itself)", (lambda x: module.run(source, x)), how
-        if own_file and is_path(source) and hasattr(module, "load_written"):
-            built = module.load_written(os.fspath(source))
-            return f"{framework} (the written file)", (lambda x: module.run(built, x)), how
+        written = module.load_written(os.fspath(source)) if own_file and is_path(source) else None
+        if written is not None:
+            return f"{framework} (the written file)", (lambda x: module.run(written, x)), how
         try:
-            built = getattr(module, "runnable", module.build)(model)  # onnx: a file past 2 GiB
+            built = module.runnable(model)  # onnx: a file past 2 GiB
         except UnsupportedFeatureError as error:
             note = f"{framework} cannot run this model ({error}): the NumPy reference stood in"
             return "reference", on_reference, note

@@ -55,7 +55,7 @@ def _run_written(path: Path, x: np.ndarray) -> np.ndarray:
         return session.run(None, {"input": x})[0]
     if ending in (".pt", ".safetensors"):
         require("torch")
-        from lstmconv.formats import torch as torch_format
+        from lstmconv.formats.torch import live as torch_format
 
         return torch_format.run(lstmconv.to_torch(lstmconv.read(path)), x)
     return lstmconv.reference.run(lstmconv.read(path), x)
@@ -166,7 +166,8 @@ def _pt_files(folder: Path, torch) -> list[Path]:
 
 
 def test_pt_header_read_without_torch_matches_torch_load(tmp_path, torch) -> None:
-    from lstmconv.formats import _common, torch_files
+    from lstmconv.formats.torch import pt_header as torch_files
+    from lstmconv.registry import Declined
 
     for path in _pt_files(tmp_path, torch):
         full = lstmconv.read(path)
@@ -174,7 +175,7 @@ def test_pt_header_read_without_torch_matches_torch_load(tmp_path, torch) -> Non
         assert _summary(header) == _summary(full), path.name
         if path.name != "extras.pt":  # torch.Size is beyond the quick reader: torch.load reads it
             assert _summary(torch_files.read(path)) == _summary(full), path.name
-    with pytest.raises(_common.Declined, match=r"torch\.Size"):
+    with pytest.raises(Declined, match=r"torch\.Size"):
         torch_files.read(tmp_path / "extras.pt")
 
 

@@ -8,7 +8,8 @@ from helpers import random_layer
 
 from lstmconv import WeightLayoutError, reference
 from lstmconv import gates as gatelib
-from lstmconv.formats import keras_names, statedict
+from lstmconv.formats.keras import names as keras_names
+from lstmconv.formats.torch import statedict
 from lstmconv.ir import GATES, Kind, Model
 
 ONNX_ORDER = {Kind.LSTM: ("i", "o", "f", "g"), Kind.GRU: ("z", "r", "n"), Kind.RNN: ("h",)}

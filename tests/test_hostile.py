@@ -91,7 +91,7 @@ def test_inspect_reads_only_headers_and_still_refuses(case, capsys) -> None:
 def _warns_and_answers() -> dict[str, int]:
     import logging
 
-    logging.getLogger("lstmconv.formats.keras_files").warning("seen in the child")
+    logging.getLogger("lstmconv.formats.keras.files").warning("seen in the child")
     return {"answer": 42}
 
 
@@ -125,7 +125,7 @@ def test_forked_look_returns_the_answer_and_replays_its_warnings(caplog) -> None
         assert answer is not None and not caplog.records  # logged only when the answer is taken
         assert answer.taken() == {"answer": 42}
     assert [r.getMessage() for r in caplog.records] == ["seen in the child"]
-    assert caplog.records[0].name == "lstmconv.formats.keras_files"
+    assert caplog.records[0].name == "lstmconv.formats.keras.files"
 
 
 def test_forked_look_kills_a_child_that_hangs_or_reports_one_that_crashed() -> None:

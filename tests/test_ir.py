@@ -7,7 +7,7 @@ import pytest
 from helpers import random_cell, random_layer
 
 from lstmconv import Activation, Direction, Kind, Layer, Model, UnsupportedFeatureError, WeightLayoutError
-from lstmconv.formats import keras_names
+from lstmconv.formats.keras import names as keras_names
 
 
 def test_layer_reports_its_sizes() -> None:

@@ -23,7 +23,7 @@ LSTM_ACTIVATIONS = [
 
 
 def _ort(model: Model, x: np.ndarray) -> np.ndarray:
-    from lstmconv.formats import onnx as onnx_format
+    from lstmconv.formats.onnx import live as onnx_format
 
     return onnx_format.run(lstmconv.to_onnx(model), x)
 
@@ -113,7 +113,7 @@ def test_an_opset_7_node_with_constant_and_identity_weights(ort) -> None:
 
 @pytest.mark.parametrize("opset", [14, 17, 18, 22])
 def test_to_onnx_at_other_opsets(ort, opset: int) -> None:
-    from lstmconv.formats import onnx as onnx_format
+    from lstmconv.formats.onnx import live as onnx_format
 
     rng = np.random.default_rng(22)
     layer = random_layer(rng, Kind.GRU, direction=Direction.BIDIRECTIONAL).replace(merge="ave")

@@ -56,7 +56,7 @@ def test_external_data_is_written_beside_the_model_and_runs(tmp_path, ort) -> No
 
 
 def test_models_past_the_protobuf_limit_get_external_data(tmp_path, monkeypatch, ort) -> None:
-    from lstmconv.formats.onnx import wire
+    from lstmconv.formats.onnx import stream as wire
 
     small = lstmconv.write(_model(2), tmp_path / "small.onnx")
     assert not os.path.exists(f"{small}.data")
@@ -112,11 +112,11 @@ def _run_in_framework(path: str, x: np.ndarray) -> np.ndarray:
 
         return np.asarray(keras.saving.load_model(path)(x.astype(np.float32)), dtype=np.float64)
     if path.endswith(".onnx"):
-        from lstmconv.formats import onnx as onnx_format
+        from lstmconv.formats.onnx import live as onnx_format
 
         return np.asarray(onnx_format.run(onnx_format.load_written(path), x), dtype=np.float64)
     if path.endswith((".pt", ".safetensors")):
-        from lstmconv.formats import torch as torch_format
+        from lstmconv.formats.torch import live as torch_format
 
         return np.asarray(torch_format.run(lstmconv.to_torch(lstmconv.read(path)), x), dtype=np.float64)
     return lstmconv.reference.run(lstmconv.read(path), x)
@@ -215,7 +215,8 @@ def test_onnx_files_field_numbers_are_onnx_protos() -> None:
     import onnx
     from onnx import AttributeProto, TensorProto
 
-    from lstmconv.formats import onnx_files, onnx_names
+    from lstmconv.formats.onnx import files as onnx_files
+    from lstmconv.formats.onnx import names as onnx_names
 
     fields = {
         onnx.ModelProto: {"graph": 7},
@@ -302,8 +303,8 @@ def test_onnx_weights_stored_every_way_read_the_same(tmp_path, storage: str) -> 
 
 def test_verification_runs_models_past_the_limit_from_a_file(tmp_path, monkeypatch, ort) -> None:
     """onnxruntime takes no model bytes past 2 GiB: such a model is run from a written file."""
-    from lstmconv.formats import onnx as onnx_format
-    from lstmconv.formats.onnx import wire
+    from lstmconv.formats.onnx import live as onnx_format
+    from lstmconv.formats.onnx import stream as wire
 
     monkeypatch.setattr(wire, "EXTERNAL_THRESHOLD", 1000)  # stands in for 2 GiB
     source = lstmconv.write(_model(12), tmp_path / "m.onnx")

@@ -1,4 +1,4 @@
-"""Small pieces every format module shares: feature checks and name handling."""
+"""Small pieces every format family shares: feature checks and name handling."""
 
 from __future__ import annotations
 
@@ -8,10 +8,6 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import UnsupportedFeatureError, WeightLayoutError
 from ..ir import Activation, Direction, Kind, Layer, Model
-
-
-class Declined(Exception):
-    """A quick reader (``Format.header_reader``) leaves this file to the format's full reader."""
 
 
 def unsupported(layer: Layer, feature: str, target: str, instead: str) -> UnsupportedFeatureError:

@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import described
+from .. import outline
 from ..errors import FormatError, LstmconvError
-from ..ir import Layer, Model
+from ..inspection import Tensor, canonical
+from ..ir import GATES, Layer, Model
 
 NAME = "npz"
-EXTENSIONS = (".npz",)
+GATE_ORDER = GATES
 META_KEY = "__lstmconv__"
 VERSION = 1
 #: A fixed timestamp so the same model gives the same bytes.
@@ -30,10 +31,15 @@ def check(layer: Layer) -> None:
     """Every IR feature fits in an ``.npz``."""
 
 
+def layout(layer: Layer) -> list[Tensor]:
+    """An ``.npz`` stores the IR's own tensors."""
+    return canonical(layer)
+
+
 def arrays(model: Model) -> dict[str, np.ndarray]:
     """Every array of the file, metadata included, in a fixed order."""
-    meta = {"version": VERSION, "layers": [described.metadata(layer) for layer in model]}
-    return {META_KEY: np.array(json.dumps(meta)), **described.keyed(model)}
+    meta = {"version": VERSION, "layers": [outline.metadata(layer) for layer in model]}
+    return {META_KEY: np.array(json.dumps(meta)), **outline.keyed(model)}
 
 
 def write(model: Model, path: str, **_: Any) -> None:
@@ -52,7 +58,7 @@ def read(source: Any, **_: Any) -> Model:
             if META_KEY not in archive.files:
                 raise FormatError(f"no {META_KEY} entry: not an lstmconv .npz", where=(path,))
             meta = json.loads(str(archive[META_KEY]))
-            layers = tuple(described.layer(entry, archive) for entry in meta["layers"])
+            layers = tuple(outline.layer(entry, archive) for entry in meta["layers"])
     except LstmconvError as error:
         raise error.within(path) from None
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:

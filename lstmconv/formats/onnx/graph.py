@@ -11,10 +11,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ... import __version__
+from ... import __version__, steps
 from ...ir import DEFAULT_ACTIVATIONS, Kind, Layer, Model
 from .. import _common
-from ..onnx_names import (
+from .names import (
     BFLOAT16_OPSET,
     DEFAULT_OPSET,
     FROM_IR,
@@ -22,19 +22,8 @@ from ..onnx_names import (
     OP_NAMES,
     PEEPHOLE_ORDER,
     WEIGHT_INPUTS,
+    check,
 )
-
-
-def check(layer: Layer) -> None:
-    """Raise for what ONNX's LSTM/GRU/RNN cannot express: a projection, TensorFlow's clips."""
-    _common.refuse_tf_clips(layer, "ONNX")
-    if layer.proj_size:
-        raise _common.unsupported(
-            layer,
-            f"a projection (proj_size={layer.proj_size})",
-            "ONNX",
-            "PyTorch and .npz keep projections",
-        )
 
 
 class Graph:
@@ -124,7 +113,14 @@ def node_blocks(layer: Layer) -> dict[int, tuple[tuple[int, ...], list[np.ndarra
     if layer.has_bias:
         tensors[3] = (
             (d, 2 * g * h),
-            [b[gate] for c in cells for b in (c.b_ih, c.b_hh) if b for gate in order],
+            [
+                block
+                for c in cells
+                if c.b_ih and c.b_hh
+                for block in steps.join_bias_halves(
+                    [c.b_ih[gate] for gate in order], [c.b_hh[gate] for gate in order]
+                )
+            ],
         )
     if layer.has_peepholes:
         tensors[7] = ((d, 3 * h), [c.peephole[gate] for c in cells if c.peephole for gate in PEEPHOLE_ORDER])

@@ -17,14 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import dtypes
-from ..errors import FormatError, LstmconvError
-from ..ir import Kind, Model
+from ... import dtypes
+from ...errors import FormatError, LstmconvError
+from ...ir import Kind, Model
 from . import statedict
 
-NAME = "safetensors"
-EXTENSIONS = (".safetensors",)
-check = statedict.check
 _DTYPES: dict[str, np.dtype] = {
     "F16": np.dtype("<f2"),
     "F32": np.dtype("<f4"),

@@ -28,17 +28,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .. import described
-from ..errors import FormatError, LstmconvError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
-from ..ir import Kind, Layer, Model
-from . import forked, keras_names
-from .keras_hdf5 import H5, Window, attr_strings, attr_text, member_start
+from ... import outline, steps
+from ...errors import FormatError, LstmconvError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
+from ...ir import MERGE_MODES, Kind, Layer, Model
+from .. import forked
+from . import names as keras_names
+from .hdf5 import H5, Window, attr_strings, attr_text, member_start
 
-NAME = "keras"
-EXTENSIONS = (".keras", ".h5", ".hdf5")
 _log = logging.getLogger(__name__)
-_KINDS = {"LSTM": Kind.LSTM, "GRU": Kind.GRU, "SimpleRNN": Kind.RNN}
-_CELL_KINDS = {"LSTMCell": Kind.LSTM, "GRUCell": Kind.GRU, "SimpleRNNCell": Kind.RNN}
 _MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 _CUDNN = {"CuDNNLSTM", "CuDNNGRU"}
 #: A zip member may expand at most this many times its stored size (zip bombs).
@@ -75,21 +72,21 @@ def _rnn_spec(entry: Mapping[str, Any], name: str | None = None) -> _Spec | None
         if inner is None:
             return None
         merge = config.get("merge_mode", "concat")
-        if merge not in keras_names.MERGE_MODES:
+        if merge not in MERGE_MODES:
             raise UnsupportedFeatureError(
                 f"Bidirectional(merge_mode={merge!r})",
                 where=(f'layer "{name}"',),
                 hint="use merge_mode concat, sum, mul or ave",
             )
         return dataclasses.replace(inner, name=name, bidirectional=True, merge=merge, go_backwards=False)
-    if cls in _KINDS:
-        return _Spec(name, _KINDS[cls], config, bool(config.get("go_backwards", False)))
+    if isinstance(cls, str) and cls in keras_names.KINDS:
+        return _Spec(name, keras_names.KINDS[cls].kind, config, bool(config.get("go_backwards", False)))
     if cls == "RNN":
         cell = config.get("cell") or {}
-        if cell.get("class_name") in _CELL_KINDS:
+        if cell.get("class_name") in keras_names.BY_CELL:
             return _Spec(
                 name,
-                _CELL_KINDS[cell["class_name"]],
+                keras_names.BY_CELL[cell["class_name"]].kind,
                 cell.get("config") or {},
                 bool(config.get("go_backwards", False)),
             )
@@ -148,7 +145,8 @@ def _spec_from_shapes(name: str, weights: Sequence[np.ndarray], bidirectional: b
         )
     config: dict[str, Any] = {}
     if kind is Kind.GRU:  # a (2, 3H) bias is reset-after; without a bias, Keras's default
-        config["reset_after"] = len(weights) < 3 or weights[2].ndim == 2
+        from_shape = steps.reset_after_from_bias(weights[2] if len(weights) > 2 else None)
+        config["reset_after"] = True if from_shape is None else from_shape
     return _Spec(name, kind, config, bidirectional=bidirectional)
 
 
@@ -334,7 +332,7 @@ def read(
         given = _load_config(os.fspath(config)) if config is not None else None
         outlined = _look_in_child(path, given)
         if header_only and outlined is not None:
-            return described.placeholders(outlined.taken(), path)
+            return outline.placeholders(outlined.taken(), path)
         return Model(tuple(_read_path(path, probe=header_only, given=given)), path)
     except LstmconvError as error:
         raise error.within(path) from None
@@ -351,7 +349,7 @@ def _look_in_child(path: str, given: tuple[Mapping[str, Any], int | None] | None
     size_limit = PROBE_SECONDS + PROBE_SECONDS_PER_GB * os.path.getsize(path) / 2**30  # inflating takes time
     limit = float(os.environ.get("LSTMCONV_HDF5_SECONDS", size_limit))
     return forked.look(
-        lambda: described.outline(Model(tuple(_read_path(path, probe=True, given=given)), path)),
+        lambda: outline.outline(Model(tuple(_read_path(path, probe=True, given=given)), path)),
         limit,
         "the file's HDF5 structure",
         hint="set LSTMCONV_HDF5_SECONDS to allow longer",

@@ -1,7 +1,7 @@
 """Reading ONNX graphs, without the onnx package: every LSTM/GRU/RNN node, its weights as
 constants, and what the ops around it say (how the two directions merge, whether a reverse
 layer's output is flipped). Nodes, attributes and tensors are read by their field names, so
-this works on ``onnx_files``' messages and on onnx's own ``ModelProto`` alike."""
+this works on :mod:`.files`' messages and on onnx's own ``ModelProto`` alike."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FormatError, LstmconvError, WeightLayoutError
-from ..ir import ACTIVATION_SLOTS, DEFAULT_ACTIVATIONS, Activation, Direction, Kind, Layer, cell_from_stacked
-from . import _common
-from .onnx_names import ATTRIBUTE_FIELDS, BY_LOWER, GATE_ORDER, OPS, PEEPHOLE_ORDER, SHAPE_OPS
+from ... import steps
+from ...errors import FormatError, LstmconvError, WeightLayoutError
+from ...ir import ACTIVATION_SLOTS, DEFAULT_ACTIVATIONS, Activation, Direction, Kind, Layer, cell_from_stacked
+from .. import _common
+from .names import ATTRIBUTE_FIELDS, BY_LOWER, GATE_ORDER, OPS, PEEPHOLE_ORDER, SHAPE_OPS
 
 _log = logging.getLogger("lstmconv.formats.onnx")
-Node = Any  # a NodeProto of onnx, or onnx_files.Node: the same field names
+Node = Any  # a NodeProto of onnx, or files.Node: the same field names
 
 
 class Constants:
@@ -164,13 +165,13 @@ def _layer(node: Node, kind: Kind, constants: Constants, name: str) -> Layer:
         (inputs[6] if kind is Kind.LSTM else "", "initial_c"),
     ):
         _check_state(constants, state, label)
+    halves = [(None, None)] * count if b is None else [steps.split_bias_halves(b[d]) for d in range(count)]
     cells = tuple(
         cell_from_stacked(
             GATE_ORDER[kind],
             w[d],
             r[d],
-            None if b is None else b[d, : gates * hidden],
-            None if b is None else b[d, gates * hidden :],
+            *halves[d],
             peephole=None if p is None else p[d],
             peephole_order=PEEPHOLE_ORDER,
         )

@@ -16,27 +16,28 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import dtypes
-from ..errors import FormatError, UnsafeInputError
-from ..ir import Direction, Kind, Layer, Model
-from . import _common, statedict
+from ... import dtypes
+from ...errors import FormatError, UnsafeInputError
+from ...ir import Direction, Kind, Layer, Model
+from .. import _common
+from . import statedict
 from .statedict import GATE_ORDER, check
 
-NAME = "torch"
-EXTENSIONS = (".pt", ".pth", ".bin")
 _MODULE_KINDS: Mapping[type, Kind] = {nn.LSTM: Kind.LSTM, nn.GRU: Kind.GRU, nn.RNN: Kind.RNN}
-#: Where a training checkpoint keeps its state_dict, most common first.
 
 __all__ = [
-    "EXTENSIONS",
     "GATE_ORDER",
-    "NAME",
     "Stack",
     "build",
     "check",
+    "is_runnable",
     "load_into",
+    "load_written",
     "read",
     "run",
+    "runnable",
+    "running_note",
+    "write",
 ]
 
 
@@ -236,6 +237,20 @@ def run(module: nn.Module, x: np.ndarray) -> np.ndarray:
 def is_runnable(module: object) -> bool:
     """Whether ``run`` can run this object on the canonical input as it is."""
     return isinstance(module, Stack) or _kind_of(module) is not None  # type: ignore[arg-type]
+
+
+def load_written(path: str) -> None:
+    """A state_dict file is no runnable module by itself: verification builds one from it."""
+    return None
+
+
+def runnable(model: Model) -> Stack:
+    """What verification runs for an IR model: :func:`build`'s."""
+    return build(model)
+
+
+def running_note(model: Model) -> str | None:
+    return None
 
 
 def load_into(target: nn.Module, model: Model, mapping: Mapping[str, str] | None = None) -> nn.Module:

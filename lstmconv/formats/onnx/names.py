@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..ir import Kind, Layer
-from ..layouts import Tensor
+from ...inspection import Tensor
+from ...ir import Kind, Layer
+from .. import _common
 
 GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
     Kind.LSTM: ("i", "o", "f", "g"),
@@ -51,6 +52,18 @@ ATTRIBUTE_FIELDS = {
 }
 #: Ops that move or reshape values without changing them.
 SHAPE_OPS = {"Identity", "Cast", "Unsqueeze", "Squeeze", "Reshape", "Expand", "Flatten", "Transpose"}
+
+
+def check(layer: Layer) -> None:
+    """Raise for what ONNX's LSTM/GRU/RNN cannot express: a projection, TensorFlow's clips."""
+    _common.refuse_tf_clips(layer, "ONNX")
+    if layer.proj_size:
+        raise _common.unsupported(
+            layer,
+            f"a projection (proj_size={layer.proj_size})",
+            "ONNX",
+            "PyTorch and .npz keep projections",
+        )
 
 
 def layout(layer: Layer) -> list[Tensor]:

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import described, dtypes
-from ..errors import FormatError
-from ..ir import Model
-from . import _common, statedict
+from ... import dtypes, outline
+from ...errors import FormatError
+from ...ir import Model
+from ...registry import Declined
+from . import statedict
 
-NAME = "torch"
 #: A state_dict's pickle holds names and shapes only; anything larger is not one.
 MAX_PICKLE_BYTES = 64 << 20
 _STORAGES = {
@@ -65,7 +65,7 @@ class _Tensor:
     stride: tuple[int, ...]
 
     def stand_in(self) -> np.ndarray:
-        return described.placeholder(self.shape, self.storage.dtype)
+        return outline.placeholder(self.shape, self.storage.dtype)
 
 
 def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *_: Any) -> _Tensor:
@@ -101,7 +101,7 @@ class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         found = _GLOBALS.get((module, name))
         if found is None:
-            raise _common.Declined(f"{module}.{name}")
+            raise Declined(f"{module}.{name}")
         return found
 
     def persistent_load(self, pid: Any) -> _Storage:
@@ -109,7 +109,7 @@ class _Unpickler(pickle.Unpickler):
             raise FormatError(f"unexpected persistent id {str(pid)[:80]}")
         _, storage_type, key, _location, numel = pid
         if not isinstance(storage_type, _StorageType):
-            raise _common.Declined(f"storage {storage_type!r}")
+            raise Declined(f"storage {storage_type!r}")
         name = storage_type.dtype
         dtype = dtypes.resolve(name) if dtypes.is_float(name) else np.dtype(name)
         storage = _Storage(dtype, str(key), int(numel))
@@ -125,7 +125,7 @@ class _Unpickler(pickle.Unpickler):
 
 def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
     """The layers of a ``.pt`` file in torch's zip format, their values unread (``header_only``).
-    Raises :class:`~lstmconv.formats._common.Declined` for what only torch can read."""
+    Raises :class:`~lstmconv.registry.Declined` for what only torch can read."""
     path = os.fspath(source)
     loaded = _unpickle(path)
     state = statedict.find_state_dict(loaded, lambda value: isinstance(value, _Tensor))
@@ -142,7 +142,7 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
 
 def _unpickle(path: str) -> Any:
     if not zipfile.is_zipfile(path):
-        raise _common.Declined("the legacy pickle format")
+        raise Declined("the legacy pickle format")
     try:
         with zipfile.ZipFile(path) as archive:
             pickles = [info for info in archive.infolist() if info.filename.endswith("/data.pkl")]
@@ -155,7 +155,7 @@ def _unpickle(path: str) -> Any:
                 archive.read(f"{root}byteorder") if f"{root}byteorder" in archive.NameToInfo else b"little"
             )
             if order != b"little":
-                raise _common.Declined(f"byte order {order!r}")
+                raise Declined(f"byte order {order!r}")
             sizes = {
                 info.filename[len(root) + len("data/") :]: info.file_size
                 for info in archive.infolist()
@@ -166,7 +166,7 @@ def _unpickle(path: str) -> Any:
         raise FormatError(f"not a readable PyTorch file: {error}") from None
     try:
         return _Unpickler(data, sizes).load()
-    except (_common.Declined, FormatError):
+    except (Declined, FormatError):
         raise
     except Exception as error:  # a broken pickle raises many classes
         raise FormatError(f"not a readable PyTorch file: {type(error).__name__}: {error}") from None

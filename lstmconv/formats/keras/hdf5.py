@@ -12,8 +12,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .. import dtypes
-from ..errors import FormatError, UnsafeInputError
+from ... import dtypes
+from ...errors import FormatError, UnsafeInputError
 
 #: A compressed HDF5 dataset may expand at most this many times the file's size.
 MAX_HDF5_RATIO = 200

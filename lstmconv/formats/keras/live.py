@@ -1,7 +1,7 @@
 """Keras 3: live models and layers, and writing ``.keras`` archives.
 
 The only module of lstmconv that imports Keras (and so TensorFlow). Reading ``.keras`` and
-``.h5`` files needs neither: see :mod:`lstmconv.formats.keras_files`.
+``.h5`` files needs neither: see :mod:`.files`.
 Kernels are (in, G·H); gates ``i f c o`` (LSTM) and ``z r h`` (GRU).
 """
 
@@ -18,44 +18,35 @@ from typing import Any
 import keras
 import numpy as np
 
-from .. import gates as gatelib
-from ..errors import UnsupportedFeatureError
-from ..ir import Direction, Kind, Layer, Model
-from . import _common
-from .keras_names import GATE_ORDER, activation_to_keras, check, layer_from_weights
+from ... import gates as gatelib
+from ... import steps
+from ...errors import UnsupportedFeatureError
+from ...ir import Direction, Kind, Layer, Model
+from .. import _common
+from .names import GATE_ORDER, KINDS, activation_to_keras, check, layer_from_weights
 
-NAME = "keras"
-EXTENSIONS = (".keras",)
-_CELL_KINDS: Mapping[type, Kind] = {
-    keras.layers.LSTMCell: Kind.LSTM,
-    keras.layers.GRUCell: Kind.GRU,
-    keras.layers.SimpleRNNCell: Kind.RNN,
-}
-_LAYER_CLASSES = {
-    Kind.LSTM: keras.layers.LSTM,
-    Kind.GRU: keras.layers.GRU,
-    Kind.RNN: keras.layers.SimpleRNN,
-}
+#: Keras's classes, got by the names the one table in :mod:`.names` gives.
+_CELL_KINDS: Mapping[type, Kind] = {getattr(keras.layers, e.cell): e.kind for e in KINDS.values()}
+_LAYER_CLASSES: Mapping[Kind, Any] = {e.kind: getattr(keras.layers, e.layer) for e in KINDS.values()}
 
 __all__ = [
-    "EXTENSIONS",
     "GATE_ORDER",
-    "NAME",
     "build",
     "check",
+    "is_runnable",
     "load_into",
+    "load_written",
     "read",
     "run",
+    "runnable",
+    "running_note",
     "write",
 ]
 
 
 def _cell_kind(layer: Any) -> Kind | None:
     cell = getattr(layer, "cell", None)
-    for cls, kind in _CELL_KINDS.items():
-        if type(cell) is cls:
-            return kind
-    return None
+    return _CELL_KINDS.get(type(cell))  # exactly these classes: a subclass may compute otherwise
 
 
 def recurrent_layers(root: Any) -> Iterator[Any]:
@@ -119,7 +110,7 @@ def layer_from_keras(layer: Any) -> Layer:
 
 
 def read(source: Any, **_: Any) -> Model:
-    """IR of a live Keras model or layer (``.keras`` files are read by ``keras_files``)."""
+    """IR of a live Keras model or layer (``.keras`` files are read by :mod:`.files`)."""
     layers = [layer_from_keras(layer) for layer in recurrent_layers(source)]
     return Model(tuple(layers), getattr(source, "name", type(source).__name__))
 
@@ -128,11 +119,9 @@ def _weights(layer: Layer, cell: Any) -> list[np.ndarray]:
     order = GATE_ORDER[layer.kind]
     weights = [gatelib.pack_transposed(cell.w_ih, order), gatelib.pack_transposed(cell.w_hh, order)]
     if layer.has_bias:
-        if layer.kind is Kind.GRU and layer.reset_after:
-            weights.append(np.stack([cell.stacked("b_ih", order), cell.stacked("b_hh", order)]))
-        else:
-            sums = cell.bias_sum()
-            weights.append(np.concatenate([sums[gate] for gate in order]))
+        b_ih, b_hh = cell.stacked("b_ih", order), cell.stacked("b_hh", order)
+        two_rows = layer.kind is Kind.GRU and layer.reset_after
+        weights.append(steps.stack_bias_rows(b_ih, b_hh) if two_rows else steps.merge_bias(b_ih, b_hh))
     return weights
 
 
@@ -280,3 +269,13 @@ def _structure(layer: Layer) -> dict[str, object]:
 def load_written(path: str) -> Any:
     """Open a ``.keras`` file lstmconv wrote (safe mode: no lambdas)."""
     return keras.saving.load_model(path, safe_mode=True)
+
+
+def runnable(model: Model) -> Any:
+    """What verification runs for an IR model: :func:`build`'s."""
+    return build(model)
+
+
+def running_note(model: Model) -> str | None:
+    """Keras runs every model it can build as it is: nothing to say."""
+    return None

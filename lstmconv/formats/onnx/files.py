@@ -2,7 +2,7 @@
 fields lstmconv reads, with the weights left in the memory-mapped file.
 
 The messages below carry the field names of onnx's own (``node.op_type``, ``tensor.dims``…), so
-the graph reading in ``onnx_nodes`` works on either; numbers are onnx.proto's, checked against
+the graph reading in :mod:`.nodes` works on either; numbers are onnx.proto's, checked against
 onnx's descriptors by the tests. External data is read from inside the model's folder only,
 its size checked before it is mapped.
 """
@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import dtypes
-from ..errors import FormatError, LstmconvError, UnsafeInputError
-from ..ir import Model
-from . import _common, onnx_nodes
+from ... import dtypes
+from ...errors import FormatError, LstmconvError, UnsafeInputError
+from ...ir import Model
+from .. import _common
+from . import nodes as onnx_nodes
 
-NAME = "onnx"
 #: TensorProto.DataType -> NumPy dtype name (bfloat16 through ml_dtypes).
 DTYPES = {
     1: "float32",

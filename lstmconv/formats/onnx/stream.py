@@ -1,6 +1,6 @@
 """Writing ONNX files: the protobuf wire format by hand, so that a model is written as a stream
 from the IR's per-gate blocks, never copied whole; and external data, written beside the model
-when it outgrows protobuf's 2 GiB. (Reading is ``onnx_files``, which needs no onnx package.)"""
+when it outgrows protobuf's 2 GiB. (Reading is :mod:`.files`, which needs no onnx package.)"""
 
 from __future__ import annotations
 

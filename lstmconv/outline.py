@@ -1,4 +1,5 @@
-"""A layer described in JSON: everything the IR holds but the values, and the way back.
+"""The model without its values: each layer as JSON, everything the IR holds but the arrays,
+and the way back.
 
 ``.npz`` keeps this description beside its arrays; a Keras file's structure is looked at in a
 forked child that sends back the description with each tensor's shape and dtype instead of its

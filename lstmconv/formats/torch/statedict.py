@@ -13,10 +13,21 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FormatError, LstmconvError, UnsupportedFeatureError, WeightLayoutError
-from ..ir import RELU, SIGMOID, TANH, Activation, Cell, Direction, Kind, Layer, Model, cell_from_stacked
-from ..layouts import Tensor
-from . import _common
+from ...errors import FormatError, LstmconvError, UnsupportedFeatureError, WeightLayoutError
+from ...inspection import Tensor
+from ...ir import (
+    DEFAULT_ACTIVATIONS,
+    RELU,
+    TANH,
+    Activation,
+    Cell,
+    Direction,
+    Kind,
+    Layer,
+    Model,
+    cell_from_stacked,
+)
+from .. import _common
 
 GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
     Kind.LSTM: ("i", "f", "g", "o"),
@@ -37,8 +48,6 @@ _FIELDS = {
 }
 NONLINEARITIES = ("tanh", "relu")
 _STACKED_NAME = re.compile(r"^(?P<module>.+)\.l(?P<index>\d+)$")
-DEFAULT_LSTM = (SIGMOID, TANH, TANH)
-DEFAULT_GRU = (SIGMOID, TANH)
 
 Group = dict[tuple[int, bool], dict[str, np.ndarray]]
 #: Where checkpoints keep the model's state_dict, searched in this order.
@@ -196,8 +205,8 @@ def read_tensors(
 def check(layer: Layer, *, state_dict: bool = False) -> None:
     """Raise for what ``nn.LSTM/GRU/RNN`` cannot express."""
     plain: dict[Kind, list[tuple[Activation, ...]]] = {
-        Kind.LSTM: [DEFAULT_LSTM],
-        Kind.GRU: [DEFAULT_GRU],
+        Kind.LSTM: [DEFAULT_ACTIVATIONS[Kind.LSTM]],
+        Kind.GRU: [DEFAULT_ACTIVATIONS[Kind.GRU]],
         Kind.RNN: [(TANH,), (RELU,)],
     }
     _common.require_plain(

@@ -6,15 +6,17 @@ meaning: Keras 2 (and tf_keras) computes ``clip(0.2·x + 0.5)``, Keras 3 ``clip(
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from ..errors import LstmconvError, UnsupportedFeatureError, WeightLayoutError
-from ..ir import Activation, Cell, Direction, Kind, Layer, cell_from_stacked
-from ..layouts import Tensor
-from . import _common
+from ... import steps
+from ...errors import LstmconvError, UnsupportedFeatureError, WeightLayoutError
+from ...inspection import Tensor
+from ...ir import Activation, Cell, Direction, Kind, Layer, cell_from_stacked
+from .. import _common
 
 GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
     Kind.LSTM: ("i", "f", "g", "o"),
@@ -23,7 +25,29 @@ GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
 }
 #: Keras names the LSTM candidate c and the GRU candidate h.
 _KERAS_GATE_NAMES = {Kind.LSTM: ("i", "f", "c", "o"), Kind.GRU: ("z", "r", "h"), Kind.RNN: ("h",)}
-MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+
+@dataclasses.dataclass(frozen=True)
+class KerasKind:
+    """One recurrent layer kind as Keras names it: the layer class and its cell class."""
+
+    kind: Kind
+    layer: str
+    cell: str
+
+
+#: The one table of Keras's recurrent layer kinds, keyed by layer class name.
+KINDS: Mapping[str, KerasKind] = {
+    entry.layer: entry
+    for entry in (
+        KerasKind(Kind.LSTM, "LSTM", "LSTMCell"),
+        KerasKind(Kind.GRU, "GRU", "GRUCell"),
+        KerasKind(Kind.RNN, "SimpleRNN", "SimpleRNNCell"),
+    )
+}
+#: The same entries keyed by cell class name, and by IR kind.
+BY_CELL: Mapping[str, KerasKind] = {entry.cell: entry for entry in KINDS.values()}
+BY_KIND: Mapping[Kind, KerasKind] = {entry.kind: entry for entry in KINDS.values()}
 _HARD_SIGMOID = {
     2: Activation("hard_sigmoid", 0.2, 0.5),
     3: Activation("hard_sigmoid", 1.0 / 6.0, 0.5),
@@ -147,7 +171,7 @@ def _cell(kind: Kind, weights: Sequence[np.ndarray]) -> Cell:
                 f"expected a 2-D (in, G·H) tensor, found shape {array.shape}", where=(tensor,)
             )
     bias = weights[2] if len(weights) == 3 else None
-    b_ih, b_hh = (bias[0], bias[1]) if bias is not None and bias.ndim == 2 else (bias, None)
+    b_ih, b_hh = (bias, None) if bias is None or bias.ndim != 2 else steps.unstack_bias_rows(bias)
     try:
         return cell_from_stacked(GATE_ORDER[kind], kernel.T, recurrent.T, b_ih, b_hh)
     except LstmconvError as error:
@@ -160,10 +184,11 @@ def _reset_after(kind: Kind, config: Mapping[str, Any], weights: Sequence[np.nda
     if kind is not Kind.GRU:
         return True
     bias = weights[2] if len(weights) == 3 else None
+    from_shape = steps.reset_after_from_bias(bias)
     declared = config.get("reset_after")
     if declared is None:  # Keras <= 2.2 had no such option and computed reset-before
-        return bias is not None and bias.ndim == 2
-    if bias is not None and bool(declared) != (bias.ndim == 2):
+        return bool(from_shape)
+    if bias is not None and bool(declared) != from_shape:
         raise WeightLayoutError(
             f"reset_after={declared} needs a bias of shape {'(2, 3H)' if declared else '(3H,)'}, "
             f"found {bias.shape}",

@@ -1,0 +1,9 @@
+"""Keras: the face of the family (imports no Keras). Kernels are (in, G·H), gates ``i f c o``
+(LSTM) and ``z r h`` (GRU); ``.keras``, ``.weights.h5`` and legacy ``.h5`` files are read by
+``files`` with h5py alone; ``live`` imports Keras to hold, build, run and write models."""
+
+from .names import GATE_ORDER, check, layout
+
+NAME = "keras"
+
+__all__ = ["GATE_ORDER", "NAME", "check", "layout"]

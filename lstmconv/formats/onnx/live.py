@@ -1,0 +1,254 @@
+"""ONNX live: ``ModelProto`` objects read, runnable models built from the IR, written and run.
+
+With :mod:`.graph` and :mod:`.stream`, the only modules of lstmconv that import onnx (and, to run
+a model, onnxruntime). Building the graph lives in ``graph``, writing it in ``stream``. Files are
+read by :mod:`.files` and graphs by :mod:`.nodes`, which need no onnx package.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ... import dtypes
+from ...errors import missing
+from ...ir import Layer, Model
+from .. import _common
+from . import files as onnx_files
+from . import stream
+from .graph import Graph, assemble, node_tensors
+from .names import WEIGHT_INPUTS, check
+from .nodes import Constants, layer_from_node, recurrent_nodes
+
+
+def read(source: Any, **_: Any) -> Model:
+    """IR of every LSTM/GRU/RNN node of a ``ModelProto`` or an ``.onnx`` file, in graph order."""
+    if isinstance(source, onnx.ModelProto):
+        return onnx_files.read_graph(source.graph, None, source.graph.name or "onnx model")
+    return onnx_files.read(source)
+
+
+def build(model: Model, *, opset: int | None = None) -> onnx.ModelProto:
+    """A runnable ONNX model of ``model``: input ``input`` (batch, time, features), output
+    ``output`` (batch, time, features), native LSTM/GRU/RNN operators, layout 0 (``to_onnx``).
+    Checked with ``onnx.checker`` before the weights go in (a model past 2 GiB can be held, not
+    serialized: :func:`write` saves it with external data)."""
+    graph = Graph()
+    proto = _checked(model, graph, opset)
+    for tensor in proto.graph.initializer:
+        if tensor.name in graph.payload:
+            tensor.raw_data = b"".join(dtypes.little_endian_bytes(b) for b in graph.payload[tensor.name])
+    return proto
+
+
+def _checked(model: Model, graph: Graph, opset: int | None) -> onnx.ModelProto:
+    """The model assembled with its weights as placeholders, and checked with ``onnx.checker``."""
+    proto = assemble(model, graph, opset)
+    with tempfile.TemporaryDirectory() as folder:
+        stream.check_skeleton(proto, graph.payload, folder)
+    return proto
+
+
+def write(
+    model: Model, path: str, *, opset: int | None = None, external_data: bool | None = None, **_: Any
+) -> None:
+    """Save ``to_onnx(model)`` to ``path``, streamed, so no copy of the model is ever made: the
+    graph is checked with ``onnx.checker`` with its weights standing in as an empty sparse file,
+    then written with each weight's bytes taken gate block by gate block from the IR.
+
+    Weights beyond protobuf's 2 GiB (or all of them, with ``external_data=True``) go to
+    ``<name>.data`` beside the model, as ONNX external data."""
+    graph = Graph()
+    proto = _checked(model, graph, opset)
+    if external_data is None:
+        external_data = _past_protobuf(model)
+    if external_data:
+        stream.write_external(proto, graph.payload, path)
+        return
+    with open(path, "wb") as handle:
+        stream.serialize(proto, graph.payload, handle)
+
+
+def _past_protobuf(model: Model) -> bool:
+    """Whether the model's weights (every one becomes an initializer) outgrow protobuf's 2 GiB."""
+    size = sum(array.nbytes for layer in model for cell in layer.cells for _, array in cell.tensors())
+    return size > stream.EXTERNAL_THRESHOLD
+
+
+def runnable(model: Model) -> onnx.ModelProto | Written:
+    """What verification runs for ``model``: :func:`build`'s model, or past protobuf's 2 GiB
+    (which onnxruntime cannot take as bytes) the model written with external data into a
+    temporary folder, removed with the returned object."""
+    if not _past_protobuf(model):
+        return build(model)
+    folder = tempfile.TemporaryDirectory(prefix="lstmconv-")
+    path = os.path.join(folder.name, "model.onnx")
+    write(model, path, external_data=True)
+    written = Written(path)
+    written.folder = folder
+    return written
+
+
+class Written:
+    """An ``.onnx`` file lstmconv wrote, run from its path so that external data beside it is found."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.proto = stream.load(path)
+        self.session: Any = None  # made on the first run, kept for the next ones
+        self.folder: Any = None  # a temporary folder holding the file, removed with this object
+
+
+def run(model: onnx.ModelProto | Written, x: np.ndarray) -> np.ndarray:
+    """Run a model built by :func:`build` (or a file written by :func:`write`) on (batch, time,
+    features): onnxruntime, or for float64 (which onnxruntime's LSTM/GRU/RNN kernels lack)
+    ONNX's own reference evaluator. A bfloat16 model runs widened to float32 (see :func:`widened`)."""
+    proto = model.proto if isinstance(model, Written) else model
+    dtype = helper.tensor_dtype_to_np_dtype(proto.graph.input[0].type.tensor_type.elem_type)
+    if dtype == np.float64:
+        whole = onnx.load(model.path) if isinstance(model, Written) else proto
+        return _run_reference_evaluator(whole, {proto.graph.input[0].name: np.asarray(x, dtype=dtype)})
+    session = model.session if isinstance(model, Written) else None
+    if session is None:
+        session = _session(_runnable(model))
+        if isinstance(model, Written):
+            model.session = session
+    wanted = np.float32 if dtype.name == "bfloat16" else dtype
+    return session.run(None, {proto.graph.input[0].name: np.asarray(x, dtype=wanted)})[0]
+
+
+def running_note(model: Model) -> str | None:
+    """What the report should say about how this format runs ``model``."""
+    if any(layer.dtype.name == "bfloat16" for layer in model):
+        return (
+            "onnxruntime has no bfloat16 LSTM/GRU/RNN kernel: the ONNX graph ran with its bfloat16 "
+            "weights widened to float32, which holds them exactly"
+        )
+    return None
+
+
+def _runnable(model: onnx.ModelProto | Written) -> bytes | str:
+    """What onnxruntime is given: the file's path (its external data beside it) or the bytes."""
+    proto = model.proto if isinstance(model, Written) else model
+    bfloat16 = proto.graph.input[0].type.tensor_type.elem_type == TensorProto.BFLOAT16 or any(
+        tensor.data_type == TensorProto.BFLOAT16 for tensor in proto.graph.initializer
+    )
+    if not bfloat16:
+        return model.path if isinstance(model, Written) else model.SerializeToString()
+    return widened(onnx.load(model.path) if isinstance(model, Written) else proto).SerializeToString()
+
+
+def widened(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with every bfloat16 (weights, Casts, inputs and outputs) made float32: the
+    same numbers, since each bfloat16 is a float32 with its low 16 bits zero."""
+    wide = onnx.ModelProto()
+    wide.CopyFrom(proto)
+    graph = wide.graph
+    for index, tensor in enumerate(graph.initializer):
+        if tensor.data_type == TensorProto.BFLOAT16:
+            graph.initializer[index].CopyFrom(
+                numpy_helper.from_array(onnx_files.to_array(tensor, None).astype(np.float32), tensor.name)
+            )
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        if value.type.tensor_type.elem_type == TensorProto.BFLOAT16:
+            value.type.tensor_type.elem_type = TensorProto.FLOAT
+    for node in graph.node:
+        for attribute in node.attribute:
+            if node.op_type == "Cast" and attribute.name == "to" and attribute.i == TensorProto.BFLOAT16:
+                attribute.i = TensorProto.FLOAT
+    return wide
+
+
+def _session(model: bytes | str) -> Any:
+    try:
+        import onnxruntime
+    except ImportError:
+        raise missing("onnxruntime", "onnxruntime", "running an ONNX model") from None
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
+def _run_reference_evaluator(proto: onnx.ModelProto, feed: dict[str, np.ndarray]) -> np.ndarray:
+    # onnx.reference ignores activations, clip and input_forget: refuse rather than mislead.
+    for _, node in recurrent_nodes(proto.graph):
+        used = {a.name for a in node.attribute} & {"activations", "clip", "input_forget"}
+        if used:
+            raise _common.UnsupportedFeatureError(
+                f"no runtime here runs a float64 {node.op_type} with {', '.join(sorted(used))} "
+                "(onnxruntime has no float64 kernel; onnx.reference ignores those attributes)",
+                where=(f'{node.op_type} node "{node.name}"',),
+                hint="use float32 weights to run it",
+            )
+    from onnx.reference import ReferenceEvaluator
+
+    outputs: list[Any] = list(ReferenceEvaluator(proto).run(None, feed))
+    return np.asarray(outputs[0])
+
+
+def load_into(
+    target: onnx.ModelProto, model: Model, mapping: Mapping[str, str] | None = None
+) -> onnx.ModelProto:
+    """Fill the LSTM/GRU/RNN nodes of ``target`` with ``model``'s layers, in order or by
+    ``mapping`` (node name → model layer name). Everything is checked before anything changes."""
+    graph = target.graph
+    constants = Constants(graph, lambda tensor: onnx_files.to_array(tensor, None))
+    nodes = recurrent_nodes(graph)
+    plan = []
+    for position, layer in _common.pair_slots([name for name, _ in nodes], model, mapping):
+        name, node = nodes[position]
+        check(layer)
+        present = layer_from_node(node, constants, name)
+        _common.require_matching(
+            layer, f'{node.op_type} node "{name}"', _structure(layer), _structure(present)
+        )
+        plan.append((node, layer))
+    for node, layer in plan:
+        _replace_weights(graph, node, layer)
+    return target
+
+
+def _structure(layer: Layer) -> dict[str, object]:
+    return {
+        **_common.structure(layer),
+        "activations": [str(a) for a in layer.activations],
+        "peepholes": layer.has_peepholes,
+        "clip": layer.clip,
+        "input_forget": layer.input_forget,
+    }
+
+
+def _replace_weights(graph: onnx.GraphProto, node: onnx.NodeProto, layer: Layer) -> None:
+    """Overwrite the node's weight initializers; one shared with another node, or a Constant
+    node's value, is left alone and the node gets a fresh initializer instead."""
+    initializers = {t.name: t for t in graph.initializer}
+    uses: dict[str, int] = {}
+    for other in graph.node:
+        for name in other.input:
+            uses[name] = uses.get(name, 0) + 1
+    for index, value in node_tensors(layer).items():
+        name = node.input[index]
+        if name in initializers and uses.get(name) == 1:
+            tensor = initializers[name]
+            dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
+            tensor.CopyFrom(numpy_helper.from_array(value.astype(dtype), name))
+        else:
+            fresh = f"{node.name or node.output[0]}.{WEIGHT_INPUTS[index]}"
+            graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(value), fresh))
+            node.input[index] = fresh
+
+
+def load_written(path: str) -> Written:
+    """Open an ``.onnx`` file lstmconv wrote, to run it as it is."""
+    return Written(path)
+
+
+def is_runnable(obj: Any) -> bool:
+    """A live ModelProto is not run as it is: its graph may hold more than the recurrent nodes."""
+    return False
