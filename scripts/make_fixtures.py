@@ -202,6 +202,38 @@ def torch_export_gru(path: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str
     return x_in, y, f"torch {torch.__version__} torch.onnx.export(dynamo=False)"
 
 
+def torch_safetensors(path: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    import safetensors
+    import torch
+    from safetensors.torch import save_file
+
+    class Tagger(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gru = torch.nn.GRU(3, 5, bidirectional=True, batch_first=True)
+
+    model = _torch_randomized(Tagger(), seed)
+    save_file(model.state_dict(), str(path))
+    x_in = _input(3, seed)
+    with torch.no_grad():
+        y = model.gru(torch.from_numpy(x_in))[0].numpy()
+    return x_in, y, f"torch {torch.__version__}, safetensors {safetensors.__version__} save_file"
+
+
+def lstmconv_npz(path: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """lstmconv's own IR file, written by lstmconv from a torch module; y is torch's."""
+    import torch
+
+    import lstmconv
+
+    module = _torch_randomized(torch.nn.LSTM(4, 3, batch_first=True), seed)
+    lstmconv.write(module, path, overwrite=True)
+    x_in = _input(4, seed)
+    with torch.no_grad():
+        y = module(torch.from_numpy(x_in))[0].numpy()
+    return x_in, y, f"lstmconv {lstmconv.__version__} from torch {torch.__version__} nn.LSTM"
+
+
 MAKERS: dict[str, tuple[str, Callable[[Path, int], tuple[np.ndarray, np.ndarray, str]], str]] = {
     "keras3_stacked_bidir": (".keras", keras3_stacked_bidir, "Keras 3: Bidirectional(LSTM 8) then LSTM 5"),
     "keras3_gru_rnn": (
@@ -226,6 +258,12 @@ MAKERS: dict[str, tuple[str, Callable[[Path, int], tuple[np.ndarray, np.ndarray,
     ),
     "torch_export_lstm": (".onnx", torch_export_lstm, "torch.onnx.export of a 2-layer bidirectional nn.LSTM"),
     "torch_export_gru": (".onnx", torch_export_gru, "torch.onnx.export of a 2-layer nn.GRU"),
+    "torch_safetensors": (
+        ".safetensors",
+        torch_safetensors,
+        "safetensors.torch.save_file of a module's state_dict: gru.* (bidirectional nn.GRU)",
+    ),
+    "lstmconv_npz": (".npz", lstmconv_npz, "lstmconv's IR .npz of an nn.LSTM (written by lstmconv)"),
 }
 
 

@@ -695,8 +695,18 @@ def npz_cases() -> list[Case]:
     ]
 
 
+#: The cases of each registry format (tests/test_registry.py demands some for every format).
+CASES_BY_FORMAT: dict[str, Callable[[], list[Case]]] = {
+    "keras": lambda: keras_cases() + legacy_cases(),
+    "torch": torch_cases,
+    "safetensors": safetensors_cases,
+    "onnx": onnx_cases,
+    "npz": npz_cases,
+}
+
+
 def all_cases() -> list[Case]:
-    return keras_cases() + legacy_cases() + torch_cases() + safetensors_cases() + onnx_cases() + npz_cases()
+    return [case for cases in CASES_BY_FORMAT.values() for case in cases()]
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ SECONDS_PER_READ = 20
 
 
 def fixtures(include_torch: bool = True) -> list[Path]:
-    files = sorted(p for p in FIXTURES.iterdir() if not p.name.endswith((".json", ".io.npz")))
+    files = sorted(p for p in FIXTURES.iterdir() if p.is_file() and not p.name.endswith((".json", ".io.npz")))
     return [p for p in files if include_torch or p.suffix != ".pt"]
 
 

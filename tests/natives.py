@@ -245,3 +245,92 @@ NATIVE = {
 
 def inputs(v: Variant, seed: int = 7) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-1.5, 1.5, (3, 6, v.input_size)).astype(v.dtype)
+
+
+# -- files of each registry format, as a user handles them ---------------------------------------
+def _run_keras_file(path: str, x: np.ndarray) -> np.ndarray:
+    import keras
+
+    return np.asarray(keras.saving.load_model(path)(x.astype(np.float32)), dtype=np.float64)
+
+
+def _run_onnx_file(path: str, x: np.ndarray) -> np.ndarray:
+    """onnxruntime on the file itself (its external data beside it); float64 and bfloat16
+    models, which onnxruntime has no kernels for, as lstmconv runs them."""
+    import onnx
+
+    elem = onnx.load(path, load_external_data=False).graph.input[0].type.tensor_type.elem_type
+    if elem != onnx.TensorProto.FLOAT:
+        from lstmconv.formats.onnx import live
+
+        return np.asarray(live.run(live.load_written(path), x), dtype=np.float64)
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(None, {"input": x.astype(np.float32)})[0], dtype=np.float64)
+
+
+def _run_state_dict(path: str, x: np.ndarray) -> np.ndarray:
+    import lstmconv
+    from lstmconv.formats.torch import live
+
+    return np.asarray(live.run(lstmconv.to_torch(lstmconv.read(path)), x), dtype=np.float64)
+
+
+def _run_reference(path: str, x: np.ndarray) -> np.ndarray:
+    import lstmconv
+
+    return lstmconv.reference.run(lstmconv.read(path), x)
+
+
+#: What each format can hold; property strategies draw only that (refusals are tested elsewhere).
+EVERYTHING = {
+    "proj": True,
+    "onnx_only": True,
+    "reset_before": True,
+    "reverse": True,
+    "merges": True,
+    "aligned_reverse": True,
+}
+_STATE_DICT = {**EVERYTHING, "onnx_only": False, "reset_before": False, "reverse": False, "merges": False}
+
+
+@dataclasses.dataclass(frozen=True)
+class FileFormat:
+    """How the tests handle files of one registry format."""
+
+    #: The ending the tests write (None: a read-only format).
+    ending: str | None
+    #: What running a written file needs (modules for ``conftest.require``).
+    needs: tuple[str, ...]
+    #: The written file run as a user would: path, input -> output (float64).
+    run: Any
+    #: What the format holds, for the property strategies (None: read-only).
+    holds: dict[str, bool] | None
+    #: Hypothesis examples of the write-then-read round trip.
+    examples: int = 0
+    #: Whether reading back gives every tensor exactly (Keras merges LSTM biases).
+    exact: bool = True
+
+
+FILES: dict[str, FileFormat] = {
+    "npz": FileFormat(".npz", (), _run_reference, EVERYTHING, examples=40),
+    "safetensors": FileFormat(".safetensors", ("torch",), _run_state_dict, _STATE_DICT, examples=40),
+    "onnx": FileFormat(".onnx", ("onnxruntime",), _run_onnx_file, {**EVERYTHING, "proj": False}, examples=40),
+    "torch": FileFormat(".pt", ("torch",), _run_state_dict, _STATE_DICT, examples=25),
+    "keras": FileFormat(
+        ".keras",
+        ("tensorflow", "keras"),
+        _run_keras_file,
+        {**EVERYTHING, "proj": False, "onnx_only": False, "aligned_reverse": False},
+        examples=8,
+        exact=False,
+    ),
+}
+
+
+def writable() -> list[str]:
+    """The registry's formats that write files, in registry order."""
+    from lstmconv import registry
+
+    return [fmt.name for fmt in registry.list_formats() if not fmt.read_only]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import require
+from natives import FILES, writable
 
 import lstmconv
 from lstmconv.cli import main
@@ -18,7 +19,8 @@ from lstmconv.cli import main
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 ATOL = 2e-5
-TARGETS = (".keras", ".pt", ".safetensors", ".onnx", ".npz")
+TARGETS = [FILES[name].ending for name in writable()]
+_BY_ENDING = {FILES[name].ending: FILES[name] for name in writable()}
 #: (fixture, target ending) -> what the refusal names. These convert nowhere else.
 REFUSED = {
     ("tf_keras_hard_sigmoid", ".pt"): "PyTorch cannot express activations",
@@ -43,24 +45,6 @@ def test_reader_matches_the_frameworks_own_output(name: str, request) -> None:
     np.testing.assert_allclose(lstmconv.reference.run(model, x), y, rtol=0, atol=ATOL)
 
 
-def _run_written(path: Path, x: np.ndarray) -> np.ndarray:
-    """The written file run by its own framework, as a user would."""
-    ending = path.suffix
-    if ending == ".keras":
-        keras = require("keras")
-        return np.asarray(keras.saving.load_model(path)(x))
-    if ending == ".onnx":
-        ort = require("onnxruntime")
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return session.run(None, {"input": x})[0]
-    if ending in (".pt", ".safetensors"):
-        require("torch")
-        from lstmconv.formats.torch import live as torch_format
-
-        return torch_format.run(lstmconv.to_torch(lstmconv.read(path)), x)
-    return lstmconv.reference.run(lstmconv.read(path), x)
-
-
 @pytest.mark.parametrize("ending", TARGETS)
 @pytest.mark.parametrize("name", sorted(MANIFEST))
 def test_cli_convert_reproduces_the_source(name: str, ending: str, tmp_path, capsys) -> None:
@@ -77,7 +61,7 @@ def test_cli_convert_reproduces_the_source(name: str, ending: str, tmp_path, cap
     assert status == 0, captured.err
     assert "within" in captured.out and f"wrote {dest}" in captured.out
     x, y = _io(name)
-    np.testing.assert_allclose(_run_written(dest, x), y, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(_BY_ENDING[ending].run(str(dest), x), y, rtol=0, atol=ATOL)
     assert os.listdir(tmp_path) == [dest.name]
 
 

@@ -10,31 +10,15 @@ from conftest import require
 from fuzzing import run as fuzz
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from natives import EVERYTHING, FILES, writable
 
 import lstmconv
+import lstmconv.registry
 from lstmconv import Activation, Cell, Direction, Kind, Layer, Model
 from lstmconv.ir import GATES, PEEPHOLE_GATES
 
 #: Mutations per fixture; scripts/fuzz runs many more.
 FUZZ_COUNT = int(os.environ.get("LSTMCONV_FUZZ_COUNT", "300"))
-
-
-#: What each format can hold; the strategies draw only that (refusals are tested elsewhere).
-EVERYTHING = {
-    "proj": True,
-    "onnx_only": True,
-    "reset_before": True,
-    "reverse": True,
-    "merges": True,
-    "aligned_reverse": True,
-}
-HOLDS = {
-    ".npz": EVERYTHING,
-    ".onnx": {**EVERYTHING, "proj": False},
-    ".pt": {**EVERYTHING, "onnx_only": False, "reset_before": False, "reverse": False, "merges": False},
-    ".keras": {**EVERYTHING, "proj": False, "onnx_only": False, "aligned_reverse": False},
-}
-HOLDS[".safetensors"] = HOLDS[".pt"]
 
 
 @st.composite
@@ -129,17 +113,17 @@ def _equal_layers(a: Layer, b: Layer) -> bool:
     )
 
 
-@pytest.mark.parametrize(
-    ("ending", "examples"), [(".onnx", 40), (".safetensors", 40), (".pt", 25), (".keras", 8)]
-)
-def test_round_trip_through_every_format(ending: str, examples: int, tmp_path_factory) -> None:
-    needs = {".pt": "torch", ".keras": "keras", ".onnx": "onnx", ".safetensors": "safetensors"}[ending]
-    require(needs)
+@pytest.mark.parametrize("name", writable())
+def test_round_trip_through_every_format(name: str, tmp_path_factory) -> None:
+    for module in lstmconv.registry.by_name(name).writer_needs:
+        require(module)
+    entry = FILES[name]
+    assert entry.holds is not None and entry.ending is not None
 
-    @settings(max_examples=examples, deadline=None)
-    @given(model=models(HOLDS[ending]))
+    @settings(max_examples=entry.examples, deadline=None)
+    @given(model=models(entry.holds))
     def check(model: Model) -> None:
-        path = tmp_path_factory.mktemp("rt") / f"m{ending}"
+        path = tmp_path_factory.mktemp("rt") / f"m{entry.ending}"
         lstmconv.write(model, path)
         _same(model, lstmconv.read(path))
 
