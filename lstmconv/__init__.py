@@ -7,7 +7,7 @@ through one canonical per-gate representation, and prove each conversion numeric
 __version__ = "0.1.0"
 
 from . import reference
-from .api import convert, load_into, read, to_keras, to_onnx, to_torch, verify, write
+from .api import convert, inspect, load_into, read, to_keras, to_onnx, to_torch, verify, write
 from .errors import (
     FormatError,
     LstmconvError,
@@ -41,6 +41,7 @@ __all__ = [
     "WeightLayoutError",
     "__version__",
     "convert",
+    "inspect",
     "load_into",
     "read",
     "reference",
