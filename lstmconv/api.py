@@ -228,36 +228,39 @@ def _reopen_and_compare(model: Model, written: str, fmt: Format, dest: str) -> N
 def verify(
     a: Any,
     b: Any,
-    atol: float = 1e-5,
+    atol: float | None = None,
     *,
+    rtol: float | None = None,
     format_a: str | None = None,
     format_b: str | None = None,
     read_options: Mapping[str, Any] | None = None,
 ) -> verification.Report:
-    """Run ``a`` and ``b`` on the same random inputs (several batch sizes and lengths, length 1
-    among them) and report each output's max absolute error against the other and the reference."""
+    """Run each recurrent layer of ``a`` and the layer in the same position of ``b``, each as
+    given in its own framework, on the same random inputs (several batch sizes and lengths,
+    length 1 among them), and report each layer's largest absolute and relative difference."""
     options = dict(read_options or {})
     model_a, model_b = read(a, format_a, **options), read(b, format_b, **options)
-    widths = [(m.input_size, m.layers[-1].output_size) for m in (model_a, model_b)]
-    if widths[0] != widths[1]:
+    shapes = [[(x.input_size, x.output_size) for x in m] for m in (model_a, model_b)]
+    if shapes[0] != shapes[1]:
         raise WeightLayoutError(
-            f"A takes {widths[0][0]} features and gives {widths[0][1]}, B takes {widths[1][0]} and gives "
-            f"{widths[1][1]}: they are not the same model",
+            f"A's layers take and give {shapes[0]} features, B's {shapes[1]}: they are not the same model",
             where=(f"{_label(a)} vs {_label(b)}",),
         )
-    sides, notes = [], []
-    for tag, source, model, given in (("A", a, model_a, format_a), ("B", b, model_b, format_b)):
-        fmt = FORMATS["npz"] if isinstance(source, Model) else source_format(source, given)
-        label, run, note = verification.runner(source, model, fmt)
-        sides.append((f"{tag}: {label}", run))
-        notes.append(note)
-    return verification.compare(
-        sides, model_a, atol, _label(a), _label(b), [n for n in notes if n], models=[model_b]
+    sides = [
+        verification.side_runners(tag, source, model, _format_of(source, given))
+        for tag, source, model, given in (("A", a, model_a, format_a), ("B", b, model_b, format_b))
+    ]
+    return verification.check(
+        _label(a), _label(b), sides[0], sides[1], model_a, model_b, rtol=rtol, atol=atol
     )
 
 
+def _format_of(source: Any, given: str | None) -> Format:
+    return FORMATS["npz"] if isinstance(source, Model) else source_format(source, given)
+
+
 def _label(source: Any) -> str:
-    return os.fspath(source) if is_path(source) else type(source).__name__
+    return verification.label(source)
 
 
 def convert(
@@ -269,19 +272,23 @@ def convert(
     from_format: str | None = None,
     to_format: str | None = None,
     layers: Sequence[str] | None = None,
-    atol: float = 1e-5,
+    atol: float | None = None,
+    rtol: float | None = None,
     dtype: str | None = None,
     read_options: Mapping[str, Any] | None = None,
     write_options: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> verification.Report | None:
     """Read ``source``, write ``dest``, and (by default) prove they compute the same outputs
-    before ``dest`` is kept. Returns the report, or None with ``verify=False``.
+    before ``dest`` is kept: each recurrent layer of the source, run as given in its own
+    framework, against the same layer of the written file run in its own. Returns the report,
+    or None with ``verify=False``.
 
     The weights keep their dtype unless ``dtype`` asks for a cast; a cast model is verified
     against its cast weights, and the report says how far the cast itself moved the outputs.
     ``write_options`` go to the format's writer (ONNX: ``external_data=True``)."""
     dest = os.fspath(dest)
+    verification.tolerances([], rtol, atol)  # a bad tolerance is refused before any work
     _check_destination(dest, overwrite)  # before a long read, and again before writing
     step = progress or (lambda _phase: None)
     step("reading")
@@ -306,14 +313,16 @@ def convert(
             model,
             temporary,
             fmt,
-            whole=not layers,
+            rtol=rtol,
             atol=atol,
             from_format=from_format,
             labels=(_label(source), dest),
             notes=notes,
         )
         if not report.ok:
-            raise VerificationError(f"the written model disagrees with the source\n{report}", where=(dest,))
+            error = VerificationError(f"the written model disagrees with the source\n{report}", where=(dest,))
+            error.report = report
+            raise error
         reports.append(report)
 
     _staged_write(model, fmt, dest, overwrite, dict(write_options or {}), check_written, step)
@@ -326,19 +335,18 @@ def _verify_written(
     written: str,
     fmt: Format,
     *,
-    whole: bool,
-    atol: float,
+    rtol: float | None,
+    atol: float | None,
     from_format: str | None,
     labels: tuple[str, str],
     notes: Sequence[str] = (),
 ) -> verification.Report:
-    source_fmt = source_format(source, from_format) if not isinstance(source, Model) else FORMATS["npz"]
     written_model = read(written, fmt.name)
-    source_label, source_run, source_note = verification.runner(source, model, source_fmt, whole=whole)
-    target_label, target_run, target_note = verification.runner(written, written_model, fmt, own_file=True)
-    sides = [(f"source: {source_label}", source_run), (f"target: {target_label}", target_run)]
-    notes = [*notes, *(n for n in (source_note, target_note) if n)]
-    return verification.compare(sides, model, atol, *labels, notes, models=[written_model])
+    source_side = verification.side_runners("source", source, model, _format_of(source, from_format))
+    target_side = verification.side_runners("target", written, written_model, fmt, written=True)
+    return verification.check(
+        *labels, source_side, target_side, model, written_model, rtol=rtol, atol=atol, notes=notes
+    )
 
 
 def _cast_note(model: Model, cast: Model) -> str:

@@ -92,7 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     convert.add_argument("--force", action="store_true", help="replace DST if it exists")
     convert.add_argument("--no-verify", action="store_true", help="skip the numerical check")
-    convert.add_argument("--atol", type=float, default=1e-5, help="largest allowed |error| (default 1e-5)")
+    _tolerance_options(convert)
+    convert.add_argument("--json", action="store_true", help="print the verification report as JSON")
     convert.set_defaults(handler=_convert)
 
     verify = commands.add_parser(
@@ -100,12 +101,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("a", metavar="A")
     verify.add_argument("b", metavar="B")
-    verify.add_argument("--atol", type=float, default=1e-5, help="largest allowed |error| (default 1e-5)")
+    _tolerance_options(verify)
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.set_defaults(handler=_verify)
 
     formats = commands.add_parser("formats", parents=[common], help="what can be read and written here")
     formats.set_defaults(handler=_formats)
     return parser
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, found {text!r}")
+    return value
+
+
+def _tolerance_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--atol",
+        type=_tolerance,
+        metavar="A",
+        help="absolute tolerance: outputs agree where |a - b| <= atol + rtol·|b| (default by dtype: "
+        "1e-5 for float32)",
+    )
+    parser.add_argument(
+        "--rtol",
+        type=_tolerance,
+        metavar="R",
+        help="relative tolerance (default by dtype: 1.3e-6 for float32, 1e-3 float16, 1.6e-2 bfloat16)",
+    )
 
 
 def _read_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -200,10 +228,20 @@ def _convert(args: argparse.Namespace) -> int:
     display = progress.Display(args.stderr_fd, f"{args.source} → {args.dest}") if shown else None
     with display or contextlib.nullcontext():
         report = _run_convert(args, display or progress.quiet)
+    if args.json:
+        print(
+            json.dumps(
+                {"wrote": args.dest, "verification": None if report is None else report.to_dict()}, indent=2
+            )
+        )
+        return EXIT_OK
     if not args.quiet:
         if report is not None:
             print(report.table())
-        print(f"wrote {args.dest}" + ("" if report is not None else " (not verified)"))
+        verdict = (
+            " (not verified)" if report is None else (" (round trip only)" if report.round_trip_only else "")
+        )
+        print(f"wrote {args.dest}" + verdict)
     return EXIT_OK
 
 
@@ -217,6 +255,7 @@ def _run_convert(args: argparse.Namespace, step: progress.Callback) -> Any:
         to_format=args.to_format,
         layers=args.layers,
         atol=args.atol,
+        rtol=args.rtol,
         dtype=args.dtype,
         read_options=_read_options(args),
         write_options=_write_options(args),
@@ -225,8 +264,10 @@ def _run_convert(args: argparse.Namespace, step: progress.Callback) -> Any:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    report = api.verify(args.a, args.b, atol=args.atol, read_options=_read_options(args))
-    if not args.quiet or not report.ok:
+    report = api.verify(args.a, args.b, atol=args.atol, rtol=args.rtol, read_options=_read_options(args))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    elif not args.quiet or not report.ok:
         print(report, file=sys.stdout if report.ok else sys.stderr)
     return EXIT_OK if report.ok else EXIT_DISAGREE
 
@@ -293,6 +334,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args))
     except VerificationError as error:
+        report = getattr(error, "report", None)
+        if getattr(args, "json", False) and report is not None:
+            print(json.dumps({"wrote": None, "verification": report.to_dict()}, indent=2))
         print(f"lstmconv: {error}", file=sys.stderr)
         return EXIT_DISAGREE
     except LstmconvError as error:

@@ -7,6 +7,8 @@ the layer adds it once with :meth:`LstmconvError.within`.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LstmconvError(Exception):
     """Root of every error lstmconv raises on purpose."""
@@ -62,7 +64,10 @@ class OutputExistsError(LstmconvError, FileExistsError):
 
 
 class VerificationError(LstmconvError, ArithmeticError):
-    """Two forms of the same model disagree beyond the tolerance."""
+    """Two forms of the same model disagree beyond the tolerance (``report``: the check's, when
+    there was one)."""
+
+    report: Any = None
 
 
 def missing(module: str, extra: str, purpose: str, *, failed: str | None = None) -> MissingDependencyError:

@@ -399,13 +399,20 @@ def _check(array: np.ndarray, shape: tuple[int, ...], dtype: np.dtype, tensor: s
 
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """Recurrent layers in model order, with where they came from."""
+    """Recurrent layers in model order, with where they came from.
+
+    ``links`` are the (from, to) pairs of layers whose output is the other's input directly (no
+    other layer computing in between), as the source says; None where the source cannot say (a
+    state_dict of several modules). Writers chain layers only along links."""
 
     layers: tuple[Layer, ...]
     source: str = ""
+    links: tuple[tuple[str, str], ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
+        if self.links is not None:
+            object.__setattr__(self, "links", tuple((str(a), str(b)) for a, b in self.links))
         if not self.layers:
             raise WeightLayoutError(
                 "no recurrent layer found",
@@ -441,16 +448,34 @@ class Model:
         if unknown:
             known = ", ".join(layer.name for layer in self.layers)
             raise LstmconvError(f"no layer named {unknown}", where=(self.source,), hint=f"layers: {known}")
-        return Model(tuple(layer for layer in self.layers if layer.name in names), self.source)
+        return Model(tuple(layer for layer in self.layers if layer.name in names), self.source, self.links)
 
     def astype(self, dtype: np.dtype | str) -> Model:
         """Every layer's weights cast to ``dtype`` (float16, bfloat16, float32 or float64)."""
         wanted = dtypes.resolve(dtype)
-        return Model(tuple(layer.astype(wanted) for layer in self.layers), self.source)
+        return Model(tuple(layer.astype(wanted) for layer in self.layers), self.source, self.links)
 
     @property
     def dtypes(self) -> tuple[np.dtype, ...]:
         return tuple(dict.fromkeys(layer.dtype for layer in self.layers))
+
+    def linked(self, before: Layer, after: Layer) -> bool:
+        """Whether ``before``'s output is ``after``'s input directly. Where the source cannot say
+        (``links`` None), consecutive layers whose widths fit are taken as linked, as a stack."""
+        if self.links is None:
+            return before.output_size == after.input_size
+        return (before.name, after.name) in set(self.links)
+
+    def chains(self) -> list[tuple[Layer, ...]]:
+        """The layers in runs of consecutive linked layers, in model order: what a written model
+        holds as one input → layers → one output each."""
+        runs: list[list[Layer]] = []
+        for layer in self.layers:
+            if runs and self.linked(runs[-1][-1], layer) and runs[-1][-1].output_size == layer.input_size:
+                runs[-1].append(layer)
+            else:
+                runs.append([layer])
+        return [tuple(run) for run in runs]
 
     def check_chain(self) -> None:
         """Raise unless each layer's output feeds the next one's input (a runnable stack)."""

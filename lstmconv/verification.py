@@ -1,72 +1,223 @@
-"""Numerical proof of a conversion: run both sides and the NumPy reference on the same inputs.
+"""Numerical proof of a conversion: each recurrent layer of the source, run as the user has it,
+against the same layer of the written file, run in its own framework, on the same inputs.
 
-Each side runs in its own framework where it is installed: the live object itself when it can
-run on (batch, time, features), a file lstmconv wrote as the file itself, anything else rebuilt
-from its weights (``to_keras``, ``to_torch``, ``to_onnx``). Without the framework, the
-reference stands in and the report says so.
+Each side runs with as little of lstmconv's reading in between as can be:
+
+- ``object``: a live model, layer by layer, as it is;
+- ``original file``: the file loaded by its own framework (Keras ``load_model`` with
+  ``safe_mode``; the ONNX node cut from its graph with the ops around it, in onnxruntime; an
+  ``nn.LSTM/GRU/RNN`` filled with the file's own tensors under their own keys);
+- ``written file``: the file lstmconv wrote, the same way;
+- ``reference``: lstmconv's NumPy forward pass of what was read, where no framework runs that
+  side (an ``.npz`` is the IR itself, so for it this *is* the file as given), with the reason;
+- ``rebuilt``: never used for a file that its framework can open: only when nothing else can
+  run it, and then the report says why.
+
+Where neither side can run, the check is what it is: "round trip only", the written file's
+tensors compared with the source's. Every difference is judged by ``|a - b| <= atol + rtol·|b|``
+(``b`` the source), with defaults by dtype.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from . import dtypes, reference
-from .errors import UnsupportedFeatureError
-from .ir import Model
-from .registry import FORMATS, Format, is_path
+from .errors import LstmconvError, VerificationError
+from .ir import Kind, Layer, Model
+from .registry import FORMATS, Format, installed, is_path
 
 Runner = Callable[[np.ndarray], np.ndarray]
 #: (batch, time) of the random inputs: length 1 and uneven sizes on purpose.
 SHAPES: tuple[tuple[int, int], ...] = ((1, 1), (3, 5), (2, 13))
+#: Default (rtol, atol) by the coarsest weight dtype, as ``torch.testing.assert_close`` has them,
+#: with atol widened for float16 and bfloat16 to what running in them costs.
+TOLERANCES: Mapping[str, tuple[float, float]] = {
+    "float64": (1.3e-6, 1e-5),
+    "float32": (1.3e-6, 1e-5),
+    "float16": (1e-3, dtypes.tolerance(1e-5, np.dtype("float16"))),
+    "bfloat16": (1.6e-2, 4 * 2.0**-7),
+}
+HOWS = ("object", "original file", "written file", "rebuilt", "reference")
 
 
 @dataclasses.dataclass(frozen=True)
-class Comparison:
-    left: str
-    right: str
-    max_error: float
+class Side:
+    """How one side of the check ran: the framework and what of the user's it ran."""
 
-    def ok(self, atol: float) -> bool:
-        return bool(self.max_error <= atol)
+    role: str
+    framework: str
+    how: str
+    why: str = ""
+
+    def text(self) -> str:
+        told = self.how if self.framework == "reference" else f"{self.framework}, {self.how}"
+        return f"{self.role}: {told}" + (f" ({self.why})" if self.why else "")
+
+    def to_dict(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """One layer (or the whole model) of both sides, on the same inputs."""
+
+    layer: str
+    target_layer: str
+    max_abs: float
+    max_rel: float
+    ok: bool
+    #: "run": both sides' outputs; "tensors": the round trip's tensors only.
+    compared: str = "run"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "target_layer": self.target_layer,
+            "compared": self.compared,
+            "max_abs": _json_float(self.max_abs),
+            "max_rel": _json_float(self.max_rel),
+            "ok": self.ok,
+        }
 
 
 @dataclasses.dataclass(frozen=True)
 class Report:
-    """What was compared with what, and the largest absolute difference of each pair."""
+    """Per layer: how each side ran, and the largest absolute and relative difference."""
 
     source: str
     target: str
+    sides: tuple[Side, Side]
+    checks: tuple[Check, ...]
+    rtol: float
     atol: float
-    comparisons: tuple[Comparison, ...]
     notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return all(c.ok(self.atol) for c in self.comparisons)
+        return all(check.ok for check in self.checks)
 
     @property
     def max_error(self) -> float:
-        return max((c.max_error for c in self.comparisons), default=0.0)
+        return max((check.max_abs for check in self.checks), default=0.0)
+
+    @property
+    def max_rel(self) -> float:
+        return max((check.max_rel for check in self.checks), default=0.0)
+
+    @property
+    def round_trip_only(self) -> bool:
+        return bool(self.checks) and all(check.compared == "tensors" for check in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "target": self.target,
+            "ok": self.ok,
+            "round_trip_only": self.round_trip_only,
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "max_abs": _json_float(self.max_error),
+            "max_rel": _json_float(self.max_rel),
+            "sides": [side.to_dict() for side in self.sides],
+            "layers": [check.to_dict() for check in self.checks],
+            "notes": list(self.notes),
+        }
 
     def table(self) -> str:
-        width = max([len(c.left) for c in self.comparisons] + [4])
-        rows = [f"{'run':<{width}}  {'against':<{width}}  max |error|  within {self.atol:g}"]
-        for c in self.comparisons:
+        rows = [side.text() for side in self.sides]
+        if self.round_trip_only:
+            rows.append("round trip only: the written file read back equals the source's tensors")
+        width = max([len(_row_name(c)) for c in self.checks] + [5])
+        rows.append(
+            f"{'layer':<{width}}  {'compared':<8}  {'max |a-b|':>10}  {'max rel':>10}  "
+            f"within {self.atol:g} + {self.rtol:g}·|b|"
+        )
+        for c in self.checks:
             rows.append(
-                f"{c.left:<{width}}  {c.right:<{width}}  {c.max_error:11.3e}  "
-                + ("yes" if c.ok(self.atol) else "NO")
+                f"{_row_name(c):<{width}}  {c.compared:<8}  {c.max_abs:10.3e}  {c.max_rel:10.3e}  "
+                + ("yes" if c.ok else "NO")
             )
         rows.extend(f"note: {note}" for note in self.notes)
         return "\n".join(rows)
 
     def __str__(self) -> str:
         verdict = "agree" if self.ok else "DISAGREE"
+        if self.round_trip_only and self.ok:
+            verdict = "tensors agree (round trip only)"
         return f"{self.source} → {self.target}: outputs {verdict}\n{self.table()}"
+
+
+def _row_name(check: Check) -> str:
+    return check.layer if check.layer == check.target_layer else f"{check.layer} → {check.target_layer}"
+
+
+def _json_float(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value)
+
+
+def tolerances(
+    model_dtypes: Sequence[np.dtype], rtol: float | None, atol: float | None
+) -> tuple[float, float]:
+    """(rtol, atol): the ones given, else the defaults of the coarsest dtype."""
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise LstmconvError(f"{name} must be a number ≥ 0, found {value}")
+    names = [np.dtype(d).name for d in model_dtypes] or ["float32"]
+    coarsest = max(names, key=lambda name: list(TOLERANCES).index(name) if name in TOLERANCES else 0)
+    default_rtol, default_atol = TOLERANCES.get(coarsest, TOLERANCES["float32"])
+    return (default_rtol if rtol is None else rtol), (default_atol if atol is None else atol)
+
+
+def differences(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> tuple[float, float, bool]:
+    """(max |a - b|, max |a - b| / |b|, every element within atol + rtol·|b|). NaN on both sides
+    agrees; NaN or a shape on one side only does not. The relative error is taken where |b| is
+    above atol (near zero only the absolute one means anything)."""
+    if a.shape != b.shape:
+        return math.inf, math.inf, False
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    both = np.isnan(a) & np.isnan(b)
+    gap = np.where(both, 0.0, np.abs(a - b))
+    gap = np.nan_to_num(gap, nan=np.inf)
+    bound = atol + rtol * np.abs(np.nan_to_num(b))
+    ok = bool(np.all(gap <= bound))
+    scale = np.abs(b)
+    relative = np.where(scale > atol, gap / np.where(scale > atol, scale, 1.0), 0.0)
+    return float(np.max(gap, initial=0.0)), float(np.max(relative, initial=0.0)), ok
+
+
+def max_error(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest |a - b|; NaN where both are NaN counts as agreement, NaN on one side as infinite."""
+    return differences(a, b, 0.0, 0.0)[0]
+
+
+def inputs(
+    layer: Layer | Model, seed: int = 0, shapes: Sequence[tuple[int, int]] = SHAPES
+) -> list[np.ndarray]:
+    """Random inputs in (-1, 1): the range of a tanh or sigmoid that a layer is fed in a model."""
+    rng = np.random.default_rng(seed)
+    first = layer.layers[0] if isinstance(layer, Model) else layer
+    dtype = np.float64 if first.dtype.name == "bfloat16" else first.dtype
+    return [rng.uniform(-1.0, 1.0, (batch, steps, first.input_size)).astype(dtype) for batch, steps in shapes]
+
+
+# -- the sides -----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Runners:
+    """One side: how it ran, and a run function per layer name (absent: the reference runs it)."""
+
+    side: Side
+    layers: dict[str, Runner]
+    #: The side is the IR itself (an .npz, an IR model): the reference runs it as given.
+    is_ir: bool = False
+    #: The whole model as given, run at once, where it is a model of these layers alone.
+    whole: Runner | None = None
 
 
 def framework_available(name: str | None) -> bool:
@@ -76,80 +227,172 @@ def framework_available(name: str | None) -> bool:
     return FORMATS[name].available("runtime")
 
 
-def runner(
-    source: Any, model: Model, fmt: Format, *, whole: bool = True, own_file: bool = False
-) -> tuple[str, Runner, str | None]:
-    """(label, run function, note) for one side of a comparison."""
+def _missing_runtime(framework: str) -> str:
+    fmt = FORMATS[framework]
+    names = [name for name in (*fmt.live_needs, *fmt.runtime) if not installed(name)]
+    return f"{', '.join(names)} is not installed (pip install 'lstmconv[{fmt.runtime_extra}]')"
+
+
+def side_runners(role: str, source: Any, model: Model, fmt: Format, *, written: bool = False) -> Runners:
+    """Run functions for each layer of ``source`` (a path or a live object) as it is given."""
+    if isinstance(source, Model) or fmt.runs_in is None:
+        if isinstance(source, Model) or fmt.name == "npz":
+            what = "an IR model" if isinstance(source, Model) else "an .npz holds the IR"
+            return Runners(
+                Side(role, "reference", "reference", f"{what}: the NumPy reference runs it"), {}, True
+            )
+        return Runners(Side(role, "reference", "reference", f"no framework runs {fmt.name} files"), {})
     framework = fmt.runs_in
-    on_reference: Runner = lambda x: reference.run(model, x)  # noqa: E731 - the fallback, named once
-    if framework is not None and framework_available(framework):
-        module = FORMATS[framework].load_live(f"running {fmt.name}")  # e.g. safetensors runs in torch
-        how = module.running_note(model)
-        if whole and not is_path(source) and module.is_runnable(source):
-            return f"{framework} (the object itself)", (lambda x: module.run(source, x)), how
-        written = module.load_written(os.fspath(source)) if own_file and is_path(source) else None
-        if written is not None:
-            return f"{framework} (the written file)", (lambda x: module.run(written, x)), how
-        try:
-            built = module.runnable(model)  # onnx: a file past 2 GiB
-        except UnsupportedFeatureError as error:
-            note = f"{framework} cannot run this model ({error}): the NumPy reference stood in"
-            return "reference", on_reference, note
-        return f"{framework} (rebuilt from the weights)", (lambda x: module.run(built, x)), how
-    if framework is None:
-        return "reference", on_reference, None
-    note = f"{framework} is not installed: the NumPy reference stood in for the {fmt.name} side"
-    return "reference", on_reference, note
+    if not framework_available(framework):
+        return Runners(Side(role, "reference", "reference", _missing_runtime(framework)), {})
+    module = FORMATS[framework].load_live(f"running {fmt.name}")
+    how = "written file" if written else ("original file" if is_path(source) else "object")
+    try:
+        ran_by, found, whole = module.layer_runners(source, model)
+        runners = dict(found)
+    except LstmconvError as error:
+        return Runners(
+            Side(role, "reference", "reference", f"{framework} cannot run it as given: {error}"), {}
+        )
+    except Exception as error:  # a framework's own loader refusing the file (custom classes, Lambda)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return Runners(
+            Side(
+                role,
+                "reference",
+                "reference",
+                f"{framework} cannot load it: {type(error).__name__}: {reason}",
+            ),
+            {},
+        )
+    missing = [layer.name for layer in model if layer.name not in runners]
+    why = f"layers not found by {framework}: {', '.join(missing)}" if missing else ""
+    note = module.running_note(model)
+    return Runners(Side(role, ran_by, how, "; ".join(n for n in (why, note) if n)), runners, whole=whole)
 
 
-def inputs(model: Model, seed: int = 0, shapes: Sequence[tuple[int, int]] = SHAPES) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    dtype = model.layers[0].dtype
-    return [rng.uniform(-2.0, 2.0, (batch, steps, model.input_size)).astype(dtype) for batch, steps in shapes]
-
-
-def max_error(a: np.ndarray, b: np.ndarray) -> float:
-    """Largest |a - b|; NaN where both are NaN counts as agreement, NaN on one side as infinite."""
-    if a.shape != b.shape:
-        return float("inf")
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    both = np.isnan(a) & np.isnan(b)
-    difference = np.where(both, 0.0, np.abs(a - b))
-    return float(np.max(np.nan_to_num(difference, nan=np.inf), initial=0.0))
-
-
-def compare(
-    sides: Sequence[tuple[str, Runner]],
-    reference_model: Model,
-    atol: float,
-    source: str,
-    target: str,
+# -- the check -------------------------------------------------------------------------------------
+def check(
+    source_label: str,
+    target_label: str,
+    source: Runners,
+    target: Runners,
+    source_model: Model,
+    target_model: Model,
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
     notes: Sequence[str] = (),
     seed: int = 0,
-    *,
-    models: Sequence[Model] = (),
 ) -> Report:
-    """Run every side and the reference on the same inputs; compare each side with the
-    reference and the sides with each other. Weights in float16 or bfloat16 (of the reference
-    or of ``models``) widen ``atol`` to what that precision's arithmetic costs, with a note."""
-    seen = [dtype for model in (reference_model, *models) for dtype in model.dtypes]
-    widened = dtypes.tolerance(atol, *seen)
-    if widened != atol:
-        coarsest = max(seen, key=lambda dtype: dtypes.tolerance(0.0, dtype)).name
-        notes = [
-            *notes,
-            f"{coarsest} weights: outputs compared within {widened:g}, {dtypes.REDUCED_PRECISION_UNITS} "
-            f"units of {coarsest}'s precision (asked {atol:g})",
-        ]
-        atol = widened
-    batches = inputs(reference_model, seed)
-    expected = [reference.run(reference_model, x) for x in batches]
-    outputs = {label: [run(x) for x in batches] for label, run in sides}
-    comparisons = []
-    labels = [label for label, _ in sides]
-    for label in labels:
-        if label.rpartition(": ")[2] != "reference":  # the reference against itself says nothing
-            comparisons.append(Comparison(label, "reference", max(map(max_error, outputs[label], expected))))
-    for first, second in zip(labels, labels[1:]):
-        comparisons.append(Comparison(first, second, max(map(max_error, outputs[first], outputs[second]))))
-    return Report(source, target, atol, tuple(comparisons), tuple(n for n in notes if n))
+    """Each layer of ``source_model`` against the layer in the same position of ``target_model``."""
+    if len(source_model.layers) != len(target_model.layers):
+        raise VerificationError(
+            f"the source has {len(source_model.layers)} recurrent layers and the target "
+            f"{len(target_model.layers)}",
+            where=(target_label,),
+        )
+    seen = [*source_model.dtypes, *target_model.dtypes]
+    rtol, atol = tolerances(seen, rtol, atol)
+    checks = []
+    for index, (mine, theirs) in enumerate(zip(source_model.layers, target_model.layers)):
+        run_source = source.layers.get(mine.name)
+        run_target = target.layers.get(theirs.name)
+        if run_source is None and run_target is None and not _is_ir_side(source, target):
+            checks.append(_tensor_check(mine, theirs, rtol, atol))
+            continue
+        run_source = run_source or _reference(mine)
+        run_target = run_target or _reference(theirs)
+        checks.append(_run_check(mine, theirs, run_source, run_target, rtol, atol, seed + index))
+    if source.whole is not None and target.whole is not None:  # both whole models of these layers
+        checks.append(_run_check_whole(source_model, source.whole, target.whole, rtol, atol, seed))
+    return Report(
+        source_label, target_label, (source.side, target.side), tuple(checks), rtol, atol, tuple(notes)
+    )
+
+
+def _reference(layer: Layer) -> Runner:
+    return lambda x: reference.run(layer, x)
+
+
+def _is_ir_side(source: Runners, target: Runners) -> bool:
+    """Whether a side is the IR itself (an .npz or an IR model): then the reference runs that
+    side as given, and a run against the other side is a real check."""
+    return any(side.is_ir for side in (source, target)) and any(side.layers for side in (source, target))
+
+
+def _run_check(
+    mine: Layer, theirs: Layer, run_source: Runner, run_target: Runner, rtol: float, atol: float, seed: int
+) -> Check:
+    worst_abs, worst_rel, ok = 0.0, 0.0, True
+    for x in inputs(mine, seed):
+        expected = np.asarray(run_source(x))
+        got = np.asarray(run_target(x))
+        gap, rel, within = differences(got, expected, rtol, atol)
+        worst_abs, worst_rel, ok = max(worst_abs, gap), max(worst_rel, rel), ok and within
+    return Check(mine.name, theirs.name, worst_abs, worst_rel, ok)
+
+
+def _run_check_whole(
+    model: Model, run_source: Runner, run_target: Runner, rtol: float, atol: float, seed: int
+) -> Check:
+    worst_abs, worst_rel, ok = 0.0, 0.0, True
+    for x in inputs(model, seed):
+        gap, rel, within = differences(np.asarray(run_target(x)), np.asarray(run_source(x)), rtol, atol)
+        worst_abs, worst_rel, ok = max(worst_abs, gap), max(worst_rel, rel), ok and within
+    return Check("(whole model)", "(whole model)", worst_abs, worst_rel, ok)
+
+
+def _tensor_check(mine: Layer, theirs: Layer, rtol: float, atol: float) -> Check:
+    """The round trip: every tensor of ``theirs`` against ``mine`` (biases as the sum a format
+    that keeps one bias holds, except a reset-after GRU's candidate biases, which stay apart)."""
+    if _structure(mine) != _structure(theirs):
+        return Check(mine.name, theirs.name, math.inf, math.inf, False, "tensors")
+    worst_abs, worst_rel, ok = 0.0, 0.0, True
+    for a, b in zip(_effective(mine), _effective(theirs)):
+        gap, rel, within = differences(b, a, rtol, atol)
+        worst_abs, worst_rel, ok = max(worst_abs, gap), max(worst_rel, rel), ok and within
+    return Check(mine.name, theirs.name, worst_abs, worst_rel, ok, "tensors")
+
+
+def _structure(layer: Layer) -> tuple[object, ...]:
+    return (
+        layer.kind,
+        layer.direction,
+        layer.merge,
+        layer.input_size,
+        layer.hidden_size,
+        layer.proj_size,
+        tuple(str(a) for a in layer.activations),
+        layer.clip,
+        layer.cell_clip,
+        layer.proj_clip,
+        layer.input_forget,
+        layer.reset_after,
+        layer.reversed_output,
+        layer.has_peepholes,
+    )
+
+
+def _effective(layer: Layer) -> list[np.ndarray]:
+    arrays: list[np.ndarray] = []
+    for cell in layer.cells:
+        for field in ("w_ih", "w_hh", "peephole"):
+            values = getattr(cell, field)
+            if values is not None:
+                arrays.extend(np.asarray(values[g], dtype=np.float64) for g in sorted(values))
+        if cell.w_hr is not None:
+            arrays.append(np.asarray(cell.w_hr, dtype=np.float64))
+        if cell.b_ih is not None and cell.b_hh is not None:
+            for gate in sorted(cell.b_ih):
+                b_ih = np.asarray(cell.b_ih[gate], dtype=np.float64)
+                b_hh = np.asarray(cell.b_hh[gate], dtype=np.float64)
+                if layer.kind is Kind.GRU and gate == "n" and layer.reset_after:
+                    arrays.extend([b_ih, b_hh])
+                else:
+                    arrays.append(b_ih + b_hh)
+    return arrays
+
+
+def label(source: Any) -> str:
+    return os.fspath(source) if is_path(source) else type(source).__name__

@@ -50,6 +50,13 @@ PAIRS = [
     ("pt", "onnx"),
 ]
 ENDINGS = {"keras": ".keras", "pt": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}
+#: What verification imports to run each kind of file (its runtime).
+RUNTIMES = {
+    "keras": "import tensorflow, keras",
+    "pt": "import torch",
+    "safetensors": "import torch, safetensors",
+    "onnx": "import onnx, onnxruntime",
+}
 
 
 # -- one process, measured -------------------------------------------------------------------------
@@ -223,6 +230,10 @@ def run(args: argparse.Namespace) -> None:
     rows: list[dict] = []
     failed_peers: dict[tuple[str, str], str] = {}
     print(f"interpreter baseline (lstmconv --version): {baseline[0]:.3f} s, {baseline[1] / 2**20:.0f} MiB")
+    imports = {}
+    for kind, code in RUNTIMES.items():
+        imports[kind] = median_of([PYTHON, "-c", code], args.runs)[0] - baseline[0]
+        print(f"  importing the {kind} runtime ({code[7:]}): {imports[kind]:.2f} s")
     for size in args.sizes.split(","):
         files = generate(size, out / "models")
         model_bytes = weight_bytes(files["safetensors"])
@@ -259,6 +270,10 @@ def run(args: argparse.Namespace) -> None:
                 rss=fast[1],
                 verified_seconds=checked[0],
                 verified_rss=checked[1],
+                #: verification's own cost, and what the target allows it: twice the conversion
+                #: plus the frameworks' import (both sides' runtimes, once each)
+                verify_seconds=checked[0] - fast[0],
+                verify_allowed=2 * fast[0] + imports[source] + (imports[target] if target != source else 0),
                 floor_seconds=floor_time,
                 floor_rss=floor_rss,
             )
@@ -313,7 +328,8 @@ def _row_text(row: dict, baseline_rss: int) -> str:
     text = (
         f"  {row['source']:>11} -> {row['target']:<11} {row['seconds']:7.3f} s "
         f"(floor {row['floor_seconds']:.3f} s, x{floor_ratio:.2f}); "
-        f"verified {row['verified_seconds']:.2f} s; "
+        f"verified {row['verified_seconds']:.2f} s (verification {row['verify_seconds']:.2f} s, "
+        f"allowed {row['verify_allowed']:.2f} s); "
         f"RSS {row['rss'] / 2**20:.0f} MiB = {memory_ratio:.2f}x model above baseline"
     )
     if "peer_failed" in row:

@@ -54,7 +54,8 @@ def test_exit_0_and_the_table(tmp_path, capsys) -> None:
     require("onnxruntime")
     assert main(["convert", str(KERAS_FILE), str(tmp_path / "m.onnx")]) == 0
     out = capsys.readouterr().out
-    assert "max |error|" in out and "NO" not in out
+    assert "max |a-b|" in out and "max rel" in out and "NO" not in out
+    assert "source: keras, original file" in out and "target: onnxruntime, written file" in out
 
 
 def test_exit_1_when_outputs_disagree(tmp_path, capsys) -> None:
@@ -170,10 +171,19 @@ def test_convert_without_frameworks_verifies_with_reference_and_onnxruntime(
     result = _cli("convert", str(FIXTURES / source), str(dest), blocked=BLOCKED)
     assert result.returncode == 0, result.stderr
     assert all("no model config" in line for line in result.stderr.splitlines())  # only the weights-only file
-    if source.startswith(("keras", "tf_keras")) or ending == ".safetensors":
-        assert "not installed: the NumPy reference stood in" in result.stdout
+    if source.startswith(("keras", "tf_keras")):
+        assert (
+            "source: reference (keras, tensorflow is not installed (pip install 'lstmconv[keras]'))"
+            in result.stdout
+        )
     else:
-        assert "onnx (the written file)" in result.stdout or "onnx (rebuilt" in result.stdout
+        assert "source: onnxruntime, original file" in result.stdout
+    if ending == ".safetensors":
+        assert "target: reference (torch is not installed (pip install 'lstmconv[torch]'))" in result.stdout
+    elif ending == ".onnx":
+        assert "target: onnxruntime, written file" in result.stdout
+    if source.startswith(("keras", "tf_keras")) and ending != ".onnx":
+        assert "round trip only" in result.stdout
     with np.load(FIXTURES / source.replace(Path(source).suffix, ".io.npz")) as data:
         x, y = data["x"], data["y"]
     np.testing.assert_allclose(lstmconv.reference.run(lstmconv.read(dest), x), y, rtol=0, atol=2e-5)

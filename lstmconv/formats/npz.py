@@ -38,7 +38,9 @@ def layout(layer: Layer) -> list[Tensor]:
 
 def arrays(model: Model) -> dict[str, np.ndarray]:
     """Every array of the file, metadata included, in a fixed order."""
-    meta = {"version": VERSION, "layers": [outline.metadata(layer) for layer in model]}
+    meta: dict[str, Any] = {"version": VERSION, "layers": [outline.metadata(layer) for layer in model]}
+    if model.links is not None:
+        meta["links"] = [list(pair) for pair in model.links]
     return {META_KEY: np.array(json.dumps(meta)), **outline.keyed(model)}
 
 
@@ -59,10 +61,15 @@ def read(source: Any, **_: Any) -> Model:
                 raise FormatError(f"no {META_KEY} entry: not an lstmconv .npz", where=(path,))
             meta = json.loads(str(archive[META_KEY]))
             layers = tuple(outline.layer(entry, archive) for entry in meta["layers"])
+            links = meta.get("links")
+            if links is not None and not (
+                isinstance(links, list) and all(isinstance(p, list) and len(p) == 2 for p in links)
+            ):
+                raise FormatError("links must be a list of [from, to] layer names", where=(META_KEY,))
     except LstmconvError as error:
         raise error.within(path) from None
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
         raise FormatError(
             f"not a readable lstmconv .npz: {type(error).__name__}: {error}", where=(path,)
         ) from None
-    return Model(layers, path)
+    return Model(layers, path, None if links is None else tuple((str(a), str(b)) for a, b in links))

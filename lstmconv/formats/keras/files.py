@@ -32,6 +32,7 @@ from ... import outline, steps
 from ...errors import FormatError, LstmconvError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
 from ...ir import MERGE_MODES, Kind, Layer, Model
 from .. import forked
+from . import links
 from . import names as keras_names
 from .hdf5 import H5, Window, attr_strings, attr_text, member_start
 
@@ -333,13 +334,27 @@ def read(
         outlined = _look_in_child(path, given)
         if header_only and outlined is not None:
             return outline.placeholders(outlined.taken(), path)
-        return Model(tuple(_read_path(path, probe=header_only, given=given)), path)
+        layers = tuple(_read_path(path, probe=header_only, given=given))
+        return Model(layers, path, links.links(_model_config(path, given), [x.name for x in layers]))
     except LstmconvError as error:
         raise error.within(path) from None
     except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as error:
         raise FormatError(
             f"not a readable Keras file: {type(error).__name__}: {error}", where=(path,)
         ) from None
+
+
+def _model_config(path: str, given: tuple[Mapping[str, Any], int | None] | None) -> Any:
+    """The model's config (the one given for a weights-only file, else the file's own), or None."""
+    if given is not None:
+        return given[0]
+    if zipfile.is_zipfile(path):
+        archive, config, _major_version = _open_keras_archive(path)
+        archive.close()
+        return config
+    with h5py.File(path, "r") as handle:
+        text = attr_text(handle.attrs, "model_config")
+    return json.loads(text) if text else None
 
 
 def _look_in_child(path: str, given: tuple[Mapping[str, Any], int | None] | None) -> forked.Answer | None:

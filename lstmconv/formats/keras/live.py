@@ -23,6 +23,7 @@ from ... import steps
 from ...errors import UnsupportedFeatureError
 from ...ir import Direction, Kind, Layer, Model
 from .. import _common
+from . import links
 from .names import GATE_ORDER, KINDS, activation_to_keras, check, layer_from_weights
 
 #: Keras's classes, got by the names the one table in :mod:`.names` gives.
@@ -34,6 +35,7 @@ __all__ = [
     "build",
     "check",
     "is_runnable",
+    "layer_runners",
     "load_into",
     "load_written",
     "read",
@@ -112,7 +114,19 @@ def layer_from_keras(layer: Any) -> Layer:
 def read(source: Any, **_: Any) -> Model:
     """IR of a live Keras model or layer (``.keras`` files are read by :mod:`.files`)."""
     layers = [layer_from_keras(layer) for layer in recurrent_layers(source)]
-    return Model(tuple(layers), getattr(source, "name", type(source).__name__))
+    return Model(tuple(layers), getattr(source, "name", type(source).__name__), _links(source, layers))
+
+
+def _links(source: Any, layers: list[Layer]) -> tuple[tuple[str, str], ...] | None:
+    """Which layers feed each other, from the model's own config (None for a lone layer or a
+    subclassed model without one)."""
+    if not isinstance(source, keras.Model):
+        return None
+    try:
+        config = {"class_name": type(source).__name__, "config": source.get_config()}
+    except Exception:  # a subclassed model need not have a config
+        return None
+    return links.links(config, [layer.name for layer in layers])
 
 
 def _weights(layer: Layer, cell: Any) -> list[np.ndarray]:
@@ -165,26 +179,41 @@ def _new_rnn(layer: Layer, name: str) -> Any:
 
 
 def build(model: Model) -> Any:
-    """A runnable ``keras.Model``: input (batch, time, features), the layers in order (``to_keras``)."""
-    model.check_chain()
+    """A runnable ``keras.Model``: input (batch, time, features), the layers in order (``to_keras``).
+    Layers the source links directly are chained; a model of several chains has an input and an
+    output per chain, named after its first and last layer."""
     for layer in model.layers:
         check(layer)
-    names = _common.unique_names(_common.identifier(layer.name) for layer in model.layers)
-    inputs = keras.Input(shape=(None, model.input_size), dtype=str(model.layers[0].dtype), name="input")
-    x, built = inputs, []
-    for name, layer in zip(names, model.layers):
-        if layer.direction is Direction.BIDIRECTIONAL:
-            keras_layer = keras.layers.Bidirectional(
-                _new_rnn(layer, f"{name}_{layer.kind.value}"),
-                merge_mode=layer.merge,
-                name=name,
-                dtype=str(layer.dtype),
-            )
-        else:
-            keras_layer = _new_rnn(layer, name)
-        x = keras_layer(x)
-        built.append((keras_layer, layer))
-    result = keras.Model(inputs, x, name="lstmconv")
+    names = dict(
+        zip(
+            (layer.name for layer in model.layers),
+            _common.unique_names(_common.identifier(layer.name) for layer in model.layers),
+        )
+    )
+    chains = model.chains()
+    inputs, outputs, built = [], [], []
+    for chain in chains:
+        input_name = "input" if len(chains) == 1 else f"{names[chain[0].name]}_input"
+        x = keras.Input(shape=(None, chain[0].input_size), dtype=str(chain[0].dtype), name=input_name)
+        inputs.append(x)
+        for layer in chain:
+            name = names[layer.name]
+            if layer.direction is Direction.BIDIRECTIONAL:
+                keras_layer = keras.layers.Bidirectional(
+                    _new_rnn(layer, f"{name}_{layer.kind.value}"),
+                    merge_mode=layer.merge,
+                    name=name,
+                    dtype=str(layer.dtype),
+                )
+            else:
+                keras_layer = _new_rnn(layer, name)
+            x = keras_layer(x)
+            built.append((keras_layer, layer))
+        outputs.append(x)
+    if len(chains) == 1:
+        result = keras.Model(inputs[0], outputs[0], name="lstmconv")
+    else:
+        result = keras.Model(inputs, outputs, name="lstmconv")
     for keras_layer, layer in built:
         keras_layer.set_weights([w for cell in layer.cells for w in _weights(layer, cell)])
         _restore_initializers(keras_layer, layer)
@@ -279,3 +308,96 @@ def runnable(model: Model) -> Any:
 def running_note(model: Model) -> str | None:
     """Keras runs every model it can build as it is: nothing to say."""
     return None
+
+
+# -- the source as given, layer by layer (verification) -------------------------------------------
+def layer_runners(source: Any, model: Model) -> tuple[str, dict[str, Any], Any]:
+    """A run function for each of ``model``'s layers, from ``source`` as the user has it: a live
+    model's own layers, or the file loaded by Keras (``safe_mode``; a legacy Keras 2 ``.h5`` by
+    ``tf_keras`` where Keras 3 cannot load it). Each recurrent layer (or its Bidirectional
+    wrapper) runs on its own, cloned from its own config to return every step, with its own
+    weights. Third: the whole model's run function, when it is a model of these layers alone."""
+    framework, loaded = (
+        _load_as_given(source) if isinstance(source, (str, os.PathLike)) else ("keras", source)
+    )
+    if type(loaded).__module__.startswith("tf_keras"):
+        framework = "tf_keras"
+    found = {layer.name: layer for layer in _recurrent_any(loaded)}
+    runners = {ir.name: _layer_runner(found[ir.name], ir) for ir in model if ir.name in found}
+    whole = (lambda x: run(loaded, x)) if is_runnable(loaded) and len(model.chains()) == 1 else None
+    return framework, runners, whole
+
+
+def _load_as_given(path: str | os.PathLike[str]) -> tuple[str, Any]:
+    """The file loaded by Keras 3 (``safe_mode``), or a Keras 2 ``.h5`` by ``tf_keras``, whose
+    layers compute as Keras 2's did (its hard_sigmoid is not Keras 3's)."""
+    text = os.fspath(path)
+    if text.lower().endswith(".weights.h5"):
+        raise UnsupportedFeatureError("a weights-only file holds no model that Keras can load", where=(text,))
+    if _keras_major(text) == 2:
+        try:
+            import tf_keras
+        except ImportError:
+            raise UnsupportedFeatureError(
+                "a Keras 2 file, and tf_keras (which computes as Keras 2) is not installed", where=(text,)
+            ) from None
+        return "tf_keras", tf_keras.models.load_model(text, compile=False)
+    return "keras", keras.saving.load_model(text, compile=False, safe_mode=True)
+
+
+def _keras_major(path: str) -> int:
+    """2 for an HDF5 file that Keras 2 saved (its ``keras_version`` attribute), else 3."""
+    if not path.lower().endswith((".h5", ".hdf5")):
+        return 3
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        version = handle.attrs.get("keras_version", b"")
+        if "model_config" not in handle.attrs:
+            raise UnsupportedFeatureError(
+                "a weights-only file holds no model that Keras can load", where=(path,)
+            )
+    text = version.decode() if isinstance(version, bytes) else str(version)
+    return 2 if text.startswith("2.") else 3
+
+
+def _is_recurrent(layer: Any) -> bool:
+    names = {cls.__name__ for cls in type(layer).__mro__}
+    return bool(names & {"RNN", "Bidirectional"}) and hasattr(layer, "get_config")
+
+
+def _recurrent_any(root: Any) -> Iterator[Any]:
+    """Every RNN or Bidirectional layer of a Keras 3 or tf_keras model, depth first."""
+    if _is_recurrent(root):
+        yield root
+        return
+    for child in getattr(root, "layers", ()):
+        yield from _recurrent_any(child)
+
+
+def _every_step(config: Any) -> None:
+    """Make a layer config (and the configs it nests) return every step and no states."""
+    if isinstance(config, dict):
+        for key in ("return_sequences", "return_state", "stateful"):
+            if key in config:
+                config[key] = key == "return_sequences"
+        for value in config.values():
+            _every_step(value)
+    elif isinstance(config, list):
+        for value in config:
+            _every_step(value)
+
+
+def _layer_runner(layer: Any, ir: Layer) -> Any:
+    config = layer.get_config()
+    _every_step(config)
+    clone = type(layer).from_config(config)
+    dtype = np.dtype(str(getattr(layer, "compute_dtype", None) or "float32"))
+    clone(np.zeros((1, 1, ir.input_size), dtype=dtype))
+    clone.set_weights(layer.get_weights())
+
+    def run_layer(x: np.ndarray) -> np.ndarray:
+        out = clone(np.asarray(x, dtype=dtype), training=False)
+        return np.asarray(keras.ops.convert_to_numpy(out) if hasattr(out, "shape") else out)
+
+    return run_layer

@@ -22,6 +22,7 @@ from ... import dtypes
 from ...errors import FormatError, LstmconvError, UnsafeInputError
 from ...ir import Model
 from .. import _common
+from . import epilogue
 from . import nodes as onnx_nodes
 
 #: TensorProto.DataType -> NumPy dtype name (bfloat16 through ml_dtypes).
@@ -388,4 +389,5 @@ def read_graph(graph: Any, base_dir: str | None, label: str) -> Model:
             layers.append(onnx_nodes.layer_from_node(node, constants, name))
         except LstmconvError as error:
             raise error.within(label) from None
-    return Model(tuple(layers), label)
+    links = epilogue.links(graph, [(name, node) for name, (_original, node) in zip(names, nodes)])
+    return Model(tuple(layers), label, links)

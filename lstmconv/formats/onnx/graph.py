@@ -67,33 +67,47 @@ def opset_for(model: Model, opset: int | None) -> int:
 
 
 def assemble(model: Model, graph: Graph, opset: int | None) -> onnx.ModelProto:
+    """The model's layers as native nodes. Layers the source links directly are chained; a model
+    that is one chain has input ``input`` and output ``output``; otherwise each chain has its
+    own, named after its first and last layer (``<layer>_input``, ``<layer>_output``)."""
     opset = opset_for(model, opset)
-    model.check_chain()
     for layer in model.layers:
         check(layer)
-    dtype = model.layers[0].dtype
-    x = graph.node("Transpose", ["input"], "time_major", perm=[1, 0, 2])
-    prefixes = _common.unique_names(_common.identifier(layer.name) for layer in model.layers)
-    for prefix, layer in zip(prefixes, model.layers):
-        if layer.dtype != dtype:
-            x = graph.node("Cast", [x], f"{prefix}/cast", to=helper.np_dtype_to_tensor_dtype(layer.dtype))
-        x = _add_layer(graph, prefix, layer, x, opset)
-        dtype = layer.dtype
-    graph.node("Transpose", [x], "output", perm=[1, 0, 2])
-    elem_in = helper.np_dtype_to_tensor_dtype(model.layers[0].dtype)
-    elem_out = helper.np_dtype_to_tensor_dtype(model.layers[-1].dtype)
+    prefixes = dict(
+        zip(
+            (layer.name for layer in model.layers),
+            _common.unique_names(_common.identifier(layer.name) for layer in model.layers),
+        )
+    )
+    chains = model.chains()
+    inputs, outputs = [], []
+    for chain in chains:
+        first, last = prefixes[chain[0].name], prefixes[chain[-1].name]
+        names = ("input", "output") if len(chains) == 1 else (f"{first}_input", f"{last}_output")
+        dtype = chain[0].dtype
+        x = graph.node(
+            "Transpose",
+            [names[0]],
+            "time_major" if len(chains) == 1 else f"{first}/time_major",
+            perm=[1, 0, 2],
+        )
+        for layer in chain:
+            prefix = prefixes[layer.name]
+            if layer.dtype != dtype:
+                x = graph.node("Cast", [x], f"{prefix}/cast", to=helper.np_dtype_to_tensor_dtype(layer.dtype))
+            x = _add_layer(graph, prefix, layer, x, opset)
+            dtype = layer.dtype
+        graph.node("Transpose", [x], names[1], perm=[1, 0, 2])
+        elem_in = helper.np_dtype_to_tensor_dtype(chain[0].dtype)
+        elem_out = helper.np_dtype_to_tensor_dtype(chain[-1].dtype)
+        inputs.append(
+            helper.make_tensor_value_info(names[0], elem_in, ["batch", "time", chain[0].input_size])
+        )
+        outputs.append(
+            helper.make_tensor_value_info(names[1], elem_out, ["batch", "time", chain[-1].output_size])
+        )
     proto = helper.make_model_gen_version(
-        helper.make_graph(
-            graph.nodes,
-            "lstmconv",
-            [helper.make_tensor_value_info("input", elem_in, ["batch", "time", model.input_size])],
-            [
-                helper.make_tensor_value_info(
-                    "output", elem_out, ["batch", "time", model.layers[-1].output_size]
-                )
-            ],
-            graph.initializers,
-        ),
+        helper.make_graph(graph.nodes, "lstmconv", inputs, outputs, graph.initializers),
         opset_imports=[helper.make_opsetid("", opset)],
         producer_name="lstmconv",
         producer_version=__version__,

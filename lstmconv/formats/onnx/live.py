@@ -252,3 +252,95 @@ def load_written(path: str) -> Written:
 def is_runnable(obj: Any) -> bool:
     """A live ModelProto is not run as it is: its graph may hold more than the recurrent nodes."""
     return False
+
+
+# -- the source as given, layer by layer (verification) -------------------------------------------
+def layer_runners(source: Any, model: Model) -> tuple[str, dict[str, Any], Any]:
+    """A run function for each of ``model``'s layers from ``source`` as the user has it: each
+    LSTM/GRU/RNN node cut from the original graph with its own initializers and the original ops
+    around it (see :mod:`.cut`), run by onnxruntime (float64: ONNX's reference evaluator)."""
+    from . import cut
+
+    base = (
+        None if isinstance(source, onnx.ModelProto) else os.path.dirname(os.path.abspath(os.fspath(source)))
+    )
+    proto = source if base is None else onnx.load(os.fspath(source), load_external_data=False)
+    graph = cut.Graph(proto.graph)
+    nodes = recurrent_nodes(proto.graph)
+    names = _common.unique_names(name for name, _ in nodes)
+    layers = {layer.name: layer for layer in model}
+    runners = {
+        name: cut.runner(proto, graph, node, _run_dtype(layers[name]), lambda m: _run_cut(m, base))
+        for name, (_, node) in zip(names, nodes)
+        if name in layers
+    }
+    whole = None
+    written = proto.producer_name == "lstmconv" and len(proto.graph.input) == 1 and base is not None
+    if written and len(model.chains()) == 1:  # lstmconv's own form: the recurrent layers alone
+        whole_file = Written(os.fspath(source))
+        whole = lambda x: run(whole_file, x)  # noqa: E731
+    return "onnxruntime", runners, whole
+
+
+def _run_dtype(layer: Layer) -> np.dtype:
+    return np.dtype(np.float32) if layer.dtype.name == "bfloat16" else layer.dtype
+
+
+def _run_cut(proto: onnx.ModelProto, base: str | None) -> Any:
+    """A function running ``proto`` on a feed: one onnxruntime session, made on the first run.
+    Weights kept as external data are read into the cut model (a layer is far below protobuf's
+    2 GiB); a cut past that is saved in a temporary folder with hard links to the data files."""
+    sessions: list[Any] = []
+
+    def run_feed(feed: dict[str, np.ndarray]) -> np.ndarray:
+        if not sessions:
+            sessions.append(_with_external_data(proto, base))
+        model = sessions[0]
+        if next(iter(feed.values())).dtype == np.float64:
+            whole = onnx.load(model.path) if isinstance(model, Written) else model
+            return _run_reference_evaluator(whole, feed)
+        if len(sessions) == 1:
+            sessions.append(_session(_runnable(model)))
+        return sessions[1].run(None, feed)[0]
+
+    return run_feed
+
+
+def _with_external_data(proto: onnx.ModelProto, base: str | None) -> onnx.ModelProto | Written:
+    from onnx import external_data_helper
+
+    external = [t for t in proto.graph.initializer if t.data_location == TensorProto.EXTERNAL]
+    if not external:
+        return proto
+    if base is None:
+        raise _common.UnsupportedFeatureError("external data of a model held in memory")
+    size = sum(int(np.prod(t.dims, dtype=np.int64)) * 4 for t in external)
+    if size < stream.EXTERNAL_THRESHOLD:
+        for tensor in external:
+            _inside(base, _location(tensor))
+            external_data_helper.load_external_data_for_tensor(tensor, base)
+            tensor.data_location = TensorProto.DEFAULT
+            del tensor.external_data[:]
+        return proto
+    folder = tempfile.TemporaryDirectory(prefix="lstmconv-cut-")
+    for location in sorted({_location(t) for t in external}):
+        os.makedirs(os.path.dirname(os.path.join(folder.name, location)), exist_ok=True)
+        os.link(_inside(base, location), os.path.join(folder.name, location))
+    path = os.path.join(folder.name, "cut.onnx")
+    onnx.save(proto, path)
+    written = Written(path)
+    written.folder = folder
+    return written
+
+
+def _location(tensor: TensorProto) -> str:
+    return next((entry.value for entry in tensor.external_data if entry.key == "location"), "")
+
+
+def _inside(base: str, location: str) -> str:
+    """The path of external data ``location`` of a model in ``base``, which must lie inside it."""
+    root = os.path.realpath(base)
+    target = os.path.realpath(os.path.join(base, location))
+    if os.path.commonpath([root, target]) != root:
+        raise _common.UnsupportedFeatureError("external data outside the model's folder", where=(location,))
+    return target

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ... import dtypes
-from ...errors import FormatError, UnsafeInputError
+from ...errors import FormatError, UnsafeInputError, UnsupportedFeatureError
 from ...ir import Direction, Kind, Layer, Model
 from .. import _common
 from . import statedict
@@ -31,6 +31,7 @@ __all__ = [
     "build",
     "check",
     "is_runnable",
+    "layer_runners",
     "load_into",
     "load_written",
     "read",
@@ -83,18 +84,21 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
         ]
         if isinstance(source, Stack):  # nn.LSTM always concatenates; the Stack knows the merge
             layers = [layer.replace(merge=merge or "concat") for layer, merge in zip(layers, source.merges)]
-        return Model(tuple(layers), type(source).__name__)
+            chained = tuple(zip((x.name for x in layers), (x.name for x in layers[1:])))
+            return Model(tuple(layers), type(source).__name__, chained if source.chained else ())
+        return Model(tuple(layers), type(source).__name__, statedict.links(layers))
     path = os.fspath(source)
-    tensors, recorded = _load_state_dict(path)
+    tensors, recorded, links = _load_state_dict(path)
     return statedict.read_tensors(
         tensors,
         nonlinearity=nonlinearity or "tanh",
         source=path,
         per_module=None if nonlinearity else recorded,
+        recorded=links,
     )
 
 
-def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], list[tuple[str, str]]]:
     """The tensors of the file's state_dict, and the RNN nonlinearities lstmconv recorded."""
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
@@ -113,7 +117,7 @@ def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     if state is None:
         raise statedict.no_state_dict(path)
     tensors = {key: _numpy(value) for key, value in state.items() if isinstance(value, torch.Tensor)}
-    return tensors, statedict.recorded_nonlinearities(state)
+    return tensors, statedict.recorded_nonlinearities(state), statedict.recorded_links(state)
 
 
 def _is_zip(path: str) -> bool:
@@ -132,6 +136,8 @@ def write(model: Model, path: str, **_: Any) -> None:
         for name, layer in zip(statedict.module_names(model), model)
         if layer.kind is Kind.RNN
     )
+    if statedict.written_links(model):  # which modules feed which: a state_dict cannot say
+        tensors._metadata[""] = {statedict.LINKS_KEY: statedict.written_links(model)}  # type: ignore[attr-defined]
     with open(path, "wb") as handle:  # a handle, so the archive's folder is not named after the file
         torch.save(tensors, handle)
 
@@ -142,7 +148,7 @@ class Stack(nn.Module):
 
     def __init__(self, model: Model):
         super().__init__()
-        model.check_chain()
+        self.chained = len(model.chains()) == 1
         self.merges: list[str] = []
         for name, layer in zip(statedict.module_names(model), model.layers):
             check(layer)
@@ -150,6 +156,11 @@ class Stack(nn.Module):
             self.merges.append(layer.merge if layer.direction is Direction.BIDIRECTIONAL else "")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.chained:
+            raise UnsupportedFeatureError(
+                "the layers are not one chain in the source, so they do not run as one module",
+                hint="run each submodule on its own",
+            )
         for module, merge in zip(self.children(), self.merges):
             x, _ = module(x)
             if merge and merge != "concat":
@@ -278,3 +289,88 @@ def _structure(layer: Layer) -> dict[str, object]:
         "projection": layer.proj_size,
         "activations": [str(a) for a in layer.activations],
     }
+
+
+# -- the source as given, layer by layer (verification) -------------------------------------------
+_MODULES = {Kind.LSTM: nn.LSTM, Kind.GRU: nn.GRU, Kind.RNN: nn.RNN}
+
+
+def layer_runners(source: Any, model: Model) -> tuple[str, dict[str, Any], Any]:
+    """A run function for each of ``model``'s layers from ``source`` as the user has it: an
+    ``nn.LSTM/GRU/RNN`` (one per ``num_layers`` index) built from the shapes and filled with the
+    file's (or the live module's) own tensors under their own keys, ``load_state_dict(strict=True)``.
+    Nothing of lstmconv's reading of the gates goes in."""
+    wanted = {layer.name: layer for layer in model}
+    runners: dict[str, Any] = {}
+    for base, prefix, group in _groups_as_given(source):
+        kind = statedict.infer_kind(group, prefix)
+        indices = sorted({index for index, _ in group})
+        for index in indices:
+            name = statedict.level_name(base, index, len(indices))
+            layer = wanted.get(name)
+            if layer is not None and layer.kind is kind and layer.merge == "concat":
+                runners[name] = _level_runner(group, index, layer, f"{prefix}…_l{index}")
+    whole = None
+    if isinstance(source, nn.Module) and is_runnable(source) and len(model.chains()) == 1:
+        whole = lambda x: run(source, x)  # noqa: E731 - the module itself, as a whole
+    return "torch", runners, whole
+
+
+def _groups_as_given(source: Any) -> list[tuple[str, str, statedict.Group]]:
+    """(layer base name, key prefix, tensors by (index, reverse)) of each recurrent module."""
+    if isinstance(source, Stack):
+        return []  # lstmconv's own module, built from the IR: nothing of the user's to run
+    if isinstance(source, nn.Module):
+        return [
+            (path or kind.value, "", statedict.recurrent_groups(dict(module.named_parameters()))[""])  # type: ignore[arg-type]
+            for path, module, kind in recurrent_modules(source)
+        ]
+    path = os.fspath(source)
+    if path.lower().endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        tensors: Mapping[str, Any] = load_file(path)
+    else:
+        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
+        found = statedict.find_state_dict(loaded, lambda value: isinstance(value, torch.Tensor))
+        tensors = found if found is not None else {}
+    groups = statedict.recurrent_groups(
+        {k: v for k, v in tensors.items() if isinstance(v, torch.Tensor)}  # type: ignore[misc]
+    )
+    return [
+        (prefix.rstrip(".") or statedict.infer_kind(group, prefix).value, prefix, group)
+        for prefix, group in groups.items()
+    ]
+
+
+def _level_runner(group: statedict.Group, index: int, layer: Layer, where: str) -> Any:
+    options: dict[str, Any] = {
+        "input_size": layer.input_size,
+        "hidden_size": layer.hidden_size,
+        "num_layers": 1,
+        "bias": layer.has_bias,
+        "batch_first": True,
+        "bidirectional": layer.direction is Direction.BIDIRECTIONAL,
+    }
+    if layer.kind is Kind.LSTM and layer.proj_size:
+        options["proj_size"] = layer.proj_size
+    if layer.kind is Kind.RNN:
+        options["nonlinearity"] = layer.activations[0].name
+    own = {}
+    for (level, reverse), fields in group.items():
+        if level == index:
+            for field, tensor in fields.items():
+                own[f"{field}_l0{'_reverse' if reverse else ''}"] = torch.as_tensor(tensor).detach()
+    first = next(iter(own.values()))
+    module = _MODULES[layer.kind](**options).to(first.dtype).eval()
+    try:
+        module.load_state_dict(own, strict=True)
+    except RuntimeError as error:
+        raise UnsupportedFeatureError(f"torch cannot load the tensors: {error}", where=(where,)) from None
+
+    def run_level(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            output, _ = module(torch.as_tensor(np.asarray(x)).to(first.dtype))
+        return _numpy(output.float() if first.dtype == torch.bfloat16 else output)
+
+    return run_level

@@ -137,6 +137,7 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
         nonlinearity=nonlinearity or "tanh",
         source=path,
         per_module=None if nonlinearity else statedict.recorded_nonlinearities(state),
+        recorded=statedict.recorded_links(state),
     )
 
 

@@ -131,6 +131,7 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
             nonlinearity=nonlinearity or "tanh",
             source=path,
             per_module=None if nonlinearity else recorded,
+            recorded=statedict.checked_links(recorded_meta.get("links")),
         )
     except LstmconvError as error:
         raise error.within(path) from None
@@ -145,7 +146,10 @@ def write(model: Model, path: str, **_: Any) -> None:
         for name, layer in zip(statedict.module_names(model), model)
         if layer.kind is Kind.RNN
     }
-    meta = json.dumps({"nonlinearity": nonlinearity, "order": statedict.module_names(model)}, sort_keys=True)
+    recorded: dict[str, Any] = {"nonlinearity": nonlinearity, "order": statedict.module_names(model)}
+    if statedict.written_links(model):
+        recorded["links"] = statedict.written_links(model)
+    meta = json.dumps(recorded, sort_keys=True)
     header: dict[str, Any] = {"__metadata__": {"format": "pt", "lstmconv": meta}}
     offset = 0
     for key, blocks in parts.items():

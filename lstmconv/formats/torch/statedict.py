@@ -8,7 +8,7 @@ Names: ``<prefix>weight_ih_l{k}[_reverse]`` (G·H, in), ``weight_hh`` (G·H, H o
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -85,6 +85,35 @@ def recorded_nonlinearities(state: object) -> dict[str, str]:
     }
 
 
+#: The key of the links between modules lstmconv records in ``_metadata[""]``.
+LINKS_KEY = "lstmconv_links"
+
+
+def recorded_links(state: object) -> list[tuple[str, str]]:
+    """The (from, to) module links lstmconv recorded in the state_dict's ``_metadata``."""
+    metadata = getattr(state, "_metadata", None) or {}
+    entry = metadata.get("") if isinstance(metadata, Mapping) else None
+    return checked_links(entry.get(LINKS_KEY) if isinstance(entry, Mapping) else None)
+
+
+def checked_links(value: object) -> list[tuple[str, str]]:
+    """Recorded links as pairs of names; anything else is ignored (it came from a stranger)."""
+    if not isinstance(value, list):
+        return []
+    return [
+        (a, b)
+        for a, b in (p for p in value if isinstance(p, list) and len(p) == 2)
+        if isinstance(a, str) and isinstance(b, str)
+    ]
+
+
+def written_links(model: Model) -> list[list[str]]:
+    """The model's chains as links in the module names :func:`state_dict` writes (to be recorded)."""
+    names = dict(zip((layer.name for layer in model), module_names(model)))
+    chained = [(a.name, b.name) for chain in model.chains() for a, b in zip(chain, chain[1:])]
+    return [[names[a], names[b]] for a, b in chained]
+
+
 def recurrent_groups(tensors: Mapping[str, np.ndarray]) -> dict[str, Group]:
     """Keys of recurrent modules grouped by prefix, in first-appearance order."""
     groups: dict[str, Group] = {}
@@ -133,7 +162,7 @@ def layers_from_group(
     base = base or prefix.rstrip(".") or kind.value
     layers = []
     for index in indices:
-        name = base if len(indices) == 1 else f"{base}.l{index}"
+        name = level_name(base, index, len(indices))
         directions = (False, True) if bidirectional else (False,)
         cells = []
         for reverse in directions:
@@ -152,6 +181,11 @@ def layers_from_group(
             )
         )
     return layers
+
+
+def level_name(base: str, index: int, levels: int) -> str:
+    """The IR name of index ``index`` of a module of ``levels`` layers named ``base``."""
+    return base if levels == 1 else f"{base}.l{index}"
 
 
 def _cell(fields: dict[str, np.ndarray], kind: Kind, prefix: str, suffix: str) -> Cell:
@@ -183,11 +217,13 @@ def read_tensors(
     nonlinearity: str = "tanh",
     source: str = "",
     per_module: Mapping[str, str] | None = None,
+    recorded: Sequence[tuple[str, str]] = (),
 ) -> Model:
     """Every recurrent module found in a state_dict of NumPy arrays, in key order.
 
     ``per_module`` maps a module's prefix (without the trailing dot) to its RNN nonlinearity
-    where it is known; ``nonlinearity`` applies to the rest."""
+    where it is known; ``nonlinearity`` applies to the rest. ``recorded``: links between
+    modules that lstmconv wrote down when it wrote the file."""
     layers: list[Layer] = []
     for prefix, group in recurrent_groups(tensors).items():
         kind = infer_kind(group, prefix)
@@ -199,7 +235,20 @@ def read_tensors(
             where=(source,),
             hint="lstmconv reads nn.LSTM, nn.GRU and nn.RNN weights",
         )
-    return Model(tuple(layers), source)
+    names = {layer.name for layer in layers}
+    known = [pair for pair in recorded if pair[0] in names and pair[1] in names]
+    return Model(tuple(layers), source, tuple(dict.fromkeys([*links(layers), *known])))
+
+
+def links(layers: list[Layer]) -> tuple[tuple[str, str], ...]:
+    """The levels of one ``num_layers`` module feed each other; separate modules are not known
+    to (a state_dict holds no ``forward``), so they are kept apart."""
+    found = []
+    for before, after in zip(layers, layers[1:]):
+        a, b = _STACKED_NAME.match(before.name), _STACKED_NAME.match(after.name)
+        if a and b and a["module"] == b["module"] and int(b["index"]) == int(a["index"]) + 1:
+            found.append((before.name, after.name))
+    return tuple(found)
 
 
 def check(layer: Layer, *, state_dict: bool = False) -> None:

@@ -1,0 +1,157 @@
+"""One recurrent node cut out of the graph it came in, to be run by onnxruntime as it is.
+
+Verification runs the source as the user has it: for an ``.onnx`` file, each LSTM/GRU/RNN node
+with its own initializers and attributes, together with the original ops around it that decide
+what the layer computes (a reversal of the input before it, the split, join, scaling and
+reversal of its output after it), all taken from the original graph. Nothing of lstmconv's
+reading goes in, so a misread merge, direction or gate shows as a difference.
+
+The cut starts at the node's input, or above a time reversal that feeds it, and ends at the last
+op of the node's epilogue: shape-only ops, the split of the two directions, their join (Concat,
+Add, Mul, Max, Sum), a scaling of a sum by a constant, a reduction over the direction axis, a
+reversal of time. The output's axes are found once by a probe run with sizes that differ from
+every other dimension, and put in (batch, time, features) order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from ...errors import UnsupportedFeatureError
+from .epilogue import Graph, attribute, input_boundary, label, output_end
+
+Runner = Callable[[np.ndarray], np.ndarray]
+#: Nodes a cut may hold at most (a hostile graph cannot make the walk large).
+_LIMIT = 10_000
+
+
+def runner(proto: onnx.ModelProto, graph: Graph, node: Any, dtype: np.dtype, prepare: Callable) -> Runner:
+    """Run ``node`` as cut from ``proto``: x (batch, time, features) → (batch, time, features).
+    ``prepare(model)`` gives a function that runs the ModelProto on a feed (its first output)."""
+    layout = attribute(node, "layout", 0)
+    x_name, x_axes = input_boundary(graph, node, "tb" if layout == 0 else "bt")
+    end = output_end(graph, node)
+    cut = _cut_model(proto, graph, node, x_name, end, dtype)
+    run = prepare(cut)
+    permutation: list[int] | None = None
+
+    def run_cut(x: np.ndarray) -> np.ndarray:
+        nonlocal permutation
+        batch, steps, features = x.shape
+        if permutation is None:
+            permutation = _probe(cut, run, x_axes, features, dtype)
+        fed = np.ascontiguousarray(_to_axes(x, x_axes)).astype(dtype, copy=False)
+        out = np.asarray(run({x_name: fed}))
+        return out.transpose(permutation).reshape(batch, steps, -1)
+
+    return run_cut
+
+
+def _to_axes(x: np.ndarray, axes: str) -> np.ndarray:
+    """(batch, time, features) laid out as ``axes`` ("bt": as is, "tb": time first)."""
+    return x if axes == "bt" else x.transpose(1, 0, 2)
+
+
+def _cut_model(
+    proto: onnx.ModelProto, graph: Graph, node: Any, x_name: str, end: str, dtype: np.dtype
+) -> onnx.ModelProto:
+    """The smallest model computing ``end`` from ``x_name`` and the graph's constants. The
+    node's ``sequence_lens`` and initial states are left out: the reader refuses non-zero
+    constant states and warns of computed ones, so what it reads starts from zeros, which an
+    absent state is (exporters also bake the traced batch size into their zero states)."""
+    needed: dict[int, Any] = {}
+    initializers: dict[str, Any] = {}
+    blanked: set[int] = set()
+    resolved: dict[str, bool] = {}
+
+    def resolve(name: str) -> bool:
+        if name == "" or name == x_name:
+            return True
+        if name in resolved:
+            return resolved[name]
+        resolved[name] = False  # a cycle resolves to nothing
+        if name in graph.initializers:
+            initializers[name] = graph.initializers[name]
+            resolved[name] = True
+            return True
+        producer = graph.producers.get(name)
+        if producer is None or len(needed) > _LIMIT:
+            return False
+        ok = True
+        for index, part in enumerate(producer.input):
+            if producer is node and index in (4, 5, 6):  # sequence_lens, initial_h, initial_c
+                if part:
+                    blanked.add(index)
+                continue
+            ok = resolve(part) and ok
+        if ok:
+            needed[id(producer)] = producer
+        resolved[name] = ok
+        return ok
+
+    if not resolve(end):
+        raise UnsupportedFeatureError(
+            "the ops around the node take values from elsewhere in the graph, so it cannot be run on its own",
+            where=(label(node),),
+        )
+    nodes = []
+    for original in sorted(needed.values(), key=lambda n: graph.order[id(n)]):
+        if original is node and blanked:
+            copy = onnx.NodeProto()
+            copy.CopyFrom(original)
+            for index in blanked:
+                copy.input[index] = ""
+            original = copy
+        nodes.append(original)
+    elem = helper.np_dtype_to_tensor_dtype(dtype)
+    graph_proto = helper.make_graph(
+        nodes,
+        f"lstmconv cut of {node.name or node.op_type}",
+        [helper.make_tensor_value_info(x_name, elem, None)],
+        [helper.make_tensor_value_info(end, elem, None)],
+        initializer=list(initializers.values()),
+    )
+    model = helper.make_model(graph_proto, opset_imports=list(proto.opset_import))
+    model.ir_version = proto.ir_version
+    model.functions.extend(proto.functions)
+    return model
+
+
+def _probe(cut: onnx.ModelProto, run: Callable, x_axes: str, features: int, dtype: np.dtype) -> list[int]:
+    """The axis order that puts the cut's output in (batch, time, features) order, found by
+    one run with a batch size and a length that no other dimension has."""
+    x_name = cut.graph.input[0].name
+    batch, steps = _probe_sizes(cut, features)
+    x = np.zeros((batch, steps, features), dtype=dtype)
+    out = np.asarray(run({x_name: np.ascontiguousarray(_to_axes(x, x_axes))}))
+    shape = list(out.shape)
+    if shape.count(batch) != 1 or shape.count(steps) != 1:
+        raise UnsupportedFeatureError(
+            f"the output of the node's epilogue has shape {tuple(shape)}, not (batch, time, features)",
+            where=(cut.graph.name,),
+        )
+    first = [shape.index(batch), shape.index(steps)]
+    return first + [axis for axis in range(len(shape)) if axis not in first]
+
+
+def _probe_sizes(cut: onnx.ModelProto, features: int) -> tuple[int, int]:
+    taken = {1, 2, features, *_dimensions(cut.graph.initializer)}
+    sizes = [n for n in range(5, 10_000) if n not in taken]
+    return sizes[0], sizes[1]
+
+
+def _dimensions(tensors: Iterable[Any]) -> set[int]:
+    dims: set[int] = set()
+    for tensor in tensors:
+        dims.update(int(d) for d in tensor.dims)
+        dims.update(d // 2 for d in tensor.dims)  # the hidden size of a bidirectional join
+        dims.update(d // 3 for d in tensor.dims)
+        dims.update(d // 4 for d in tensor.dims)
+        dims.update(d // 6 for d in tensor.dims)
+        dims.update(d // 8 for d in tensor.dims)
+    return dims
