@@ -56,6 +56,18 @@ def _parser() -> argparse.ArgumentParser:
         choices=("tanh", "relu"),
         help="simple RNN activation where a state_dict cannot tell",
     )
+    reading.add_argument(
+        "--forget-bias",
+        type=float,
+        metavar="X",
+        help="TensorFlow 1 LSTM cells: the forget_bias added at run time (default 1.0, TF's, assumed)",
+    )
+    reading.add_argument(
+        "--cell-clip",
+        type=float,
+        metavar="X",
+        help="TensorFlow 1 LSTMCell cell_clip (not stored in a checkpoint)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     inspect = commands.add_parser(
@@ -110,8 +122,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _read_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"strict": True} if getattr(args, "strict", False) else {}
-    for name in ("nonlinearity", "config"):
-        if getattr(args, name, None):
+    for name in ("nonlinearity", "config", "forget_bias", "cell_clip"):
+        if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
     return options
 

@@ -1,0 +1,205 @@
+"""``tf-checkpoint``: a tensor bundle read as recurrent layers, without TensorFlow.
+
+Pass the prefix (``ckpt-12``), the ``.index`` file or a ``.data-*`` shard. A TF2 object-based
+checkpoint holds its object tree in ``_CHECKPOINTABLE_OBJECT_GRAPH`` (a ``TrackableObjectGraph``,
+``tensorflow/core/protobuf/trackable_object_graph.proto``), whose variables carry their full
+Keras names (``encoder/lstm_cell/kernel``); a TF1 checkpoint's keys are the names themselves.
+What neither says (TF1 ``forget_bias``, ``cell_clip``, activations) comes from the options and is
+a warning when assumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ...errors import FormatError, LstmconvError
+from ...ir import Layer, Model
+from . import bundle, names, wire
+
+_log = logging.getLogger(__name__)
+OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+VARIABLE_VALUE = "VARIABLE_VALUE"
+
+
+@dataclasses.dataclass(frozen=True)
+class Variable:
+    path: str  # object path from the root: model/layer_with_weights-0/cell/kernel
+    full_name: str  # the variable's own name, "" where the checkpoint has none
+    key: str  # its checkpoint key
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectNode:
+    children: tuple[tuple[str, int], ...]
+    attributes: tuple[tuple[str, str, str], ...]  # (name, full_name, checkpoint_key)
+
+
+def object_graph(data: bytes) -> list[ObjectNode]:
+    """The nodes of a ``TrackableObjectGraph``: children (ObjectReference: node_id 1, local_name
+    2) and attributes (SerializedTensor: name 1, full_name 2, checkpoint_key 3)."""
+    what = "TrackableObjectGraph"
+    nodes = []
+    for blob in wire.blobs(wire.message(data, what), 1, what):
+        msg = wire.message(blob, what)
+        children = []
+        for child in wire.blobs(msg, 1, what):
+            ref = wire.message(child, what)
+            children.append((wire.text(ref, 2, what), wire.integer(ref, 1, what)))
+        attributes = []
+        for attribute in wire.blobs(msg, 2, what):
+            tensor = wire.message(attribute, what)
+            attributes.append(tuple(wire.text(tensor, number, what) for number in (1, 2, 3)))
+        nodes.append(ObjectNode(tuple(children), tuple(attributes)))  # type: ignore[arg-type]
+    for node in nodes:
+        for _, target in node.children:
+            if not 0 <= target < len(nodes):
+                raise FormatError(f"{what}: a child refers to node {target} of {len(nodes)}")
+    return nodes
+
+
+def variables(nodes: Sequence[ObjectNode], skip: Sequence[str] = ("optimizer",)) -> list[Variable]:
+    """Each variable once, depth first from the root in child order (model order), each object
+    visited once however many paths reach it (the graph may share and even cycle)."""
+    if not nodes:
+        return []
+    seen, out = {0}, []
+    stack: list[tuple[int, str]] = [(0, "")]
+    while stack:
+        index, path = stack.pop()
+        for name, full_name, key in nodes[index].attributes:
+            if name == VARIABLE_VALUE:
+                out.append(Variable(path, full_name, key))
+        pending = []
+        for local, target in nodes[index].children:
+            if target in seen or (not path and local in skip):
+                continue
+            seen.add(target)
+            pending.append((target, f"{path}/{local}" if path else local))
+        stack.extend(reversed(pending))
+    return out
+
+
+class Checkpoint:
+    """A bundle with its object graph, if it has one."""
+
+    def __init__(self, path: str):
+        self.prefix = bundle.prefix_of(path)
+        self.bundle = bundle.Bundle(self.prefix)
+        self.nodes: list[ObjectNode] | None = None
+        if OBJECT_GRAPH in self.bundle.entries:
+            try:
+                (data,) = self.bundle.strings(OBJECT_GRAPH)
+            except ValueError:
+                raise FormatError(f"{OBJECT_GRAPH} should hold one string") from None
+            self.nodes = object_graph(data)
+
+    def tensor(self, key: str) -> np.ndarray:
+        if key not in self.bundle.entries:
+            raise FormatError(f"the object graph names {key!r}, which the checkpoint does not hold")
+        return self.bundle.tensor(key)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return {key: entry.shape for key, entry in self.bundle.entries.items()}
+
+    def variables(self) -> list[Variable]:
+        if self.nodes is None:
+            return [Variable(key, key, key) for key in self.bundle.entries]
+        return variables(self.nodes)
+
+
+def keras_layers(
+    checkpoint: Checkpoint,
+    configs: Mapping[str, Mapping[str, Any]],
+    *,
+    keras_major: int,
+    label: str,
+    options: Mapping[str, Any],
+) -> list[Layer]:
+    """The Keras recurrent layers of an object-based checkpoint; ``configs`` are layer configs
+    by layer name (from a SavedModel's metadata); without one, Keras's defaults, said once."""
+    found = checkpoint.variables()
+    pairs = [(v.full_name or v.path, v.key) for v in found]
+    groups = names.keras_groups(pairs)
+    if not groups:  # no full names: group by object path instead
+        groups = names.keras_groups([(v.path, v.key) for v in found])
+    shapes, layers, assumed = checkpoint.shapes(), [], []
+    for group in groups:
+        kind = names.keras_kind(group, shapes)
+        config = configs.get(group.name)
+        if config is None:
+            assumed.append(group.name)
+            config = {
+                key: options[key]
+                for key in ("activation", "recurrent_activation", "go_backwards")
+                if key in options
+            }
+        merge = str(config.get("merge_mode") or options.get("merge", "concat"))
+        layers.append(
+            names.keras_layer(
+                group,
+                kind,
+                checkpoint.tensor,
+                config.get("layer_config", config),
+                keras_major=keras_major,
+                merge=merge,
+            )
+        )
+    if assumed:
+        _log.warning(
+            "%s: a checkpoint stores no activations, merge modes or go_backwards; assumed Keras's defaults "
+            "(tanh, sigmoid, concat, forward) for %s; pass activation=, recurrent_activation=, merge= "
+            "to change",
+            label,
+            ", ".join(assumed),
+        )
+    return layers
+
+
+def tf1_layers(checkpoint: Checkpoint, label: str, options: Mapping[str, Any]) -> list[Layer]:
+    keys = [v.full_name or v.key for v in checkpoint.variables()]
+    by_name = {v.full_name or v.key: v.key for v in checkpoint.variables()}
+    groups = names.tf1_groups(keys)
+    names.assumed_forget_bias(groups, label, options.get("forget_bias"))
+    if any(len(group.sides) == 2 for group in groups) and "merge" not in options:
+        _log.warning("%s: a TF1 fw/bw pair's outputs are assumed concatenated (fw then bw)", label)
+    layers = []
+    for group in groups:
+        try:
+            layer = names.tf1_layer(
+                group,
+                lambda key: checkpoint.tensor(by_name[key]),
+                forget_bias=options.get("forget_bias"),
+                cell_clip=options.get("cell_clip"),
+                proj_clip=options.get("proj_clip"),
+                activation=options.get("activation"),
+            )
+        except LstmconvError as error:
+            raise error.within(f'layer "{group.name}"') from None
+        if layer.num_directions == 2 and options.get("merge"):
+            layer = layer.replace(merge=options["merge"])
+        layers.append(layer)
+    return layers
+
+
+def read(source: Any, **options: Any) -> Model:
+    """Every recurrent layer of a checkpoint. Options: ``forget_bias`` (TF1 LSTM, default 1.0),
+    ``cell_clip``, ``proj_clip``, ``activation`` (TF1 cells); ``activation``,
+    ``recurrent_activation``, ``merge`` (Keras layers, whose configs a checkpoint lacks)."""
+    path = os.fspath(source)
+    checkpoint = Checkpoint(path)
+    layers = keras_layers(checkpoint, {}, keras_major=3, label=path, options=options)
+    if not layers:
+        layers = tf1_layers(checkpoint, path, options)
+    if not layers:
+        raise FormatError(
+            "no recurrent layer found: no Keras kernel/recurrent_kernel and no TF1 cell "
+            "(lstm_cell, gru_cell, ...) among its variables",
+            hint=f"keys: {', '.join(list(checkpoint.bundle.entries)[:6])}",
+        )
+    return Model(tuple(layers), path)

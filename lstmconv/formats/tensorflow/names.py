@@ -1,0 +1,386 @@
+"""TensorFlow's variable names <-> IR layers, without TensorFlow.
+
+TF1 cells (``tf.compat.v1.nn.rnn_cell``; ``tf_keras/layers/rnn/legacy_cells.py``, contrib
+``lstm_ops.py``) keep one kernel over ``[x; h]``:
+
+- ``LSTMCell``, ``BasicLSTMCell``, ``LSTMBlockCell``, ``LSTMBlockFusedCell``: ``kernel``
+  (I+P, 4H) and ``bias`` (4H), gates ``i j f o`` (j, "ci" in the block cells, is the candidate);
+  ``forget_bias`` (default 1.0) is added to f at run time and stored nowhere; peepholes
+  ``w_i_diag`` ``w_f_diag`` ``w_o_diag`` (H); ``num_proj`` adds ``projection/kernel`` (H, P).
+- ``GRUCell``: ``gates/kernel`` (I+H, 2H) for ``r u`` and ``candidate/kernel`` (I+H, H); the
+  candidate is ``tanh([x, r*h]·Wc + bc)`` (reset before the matmul) and ``h' = u*h + (1-u)*c``,
+  so ``u`` is the IR's ``z``.
+- ``BasicRNNCell``: ``kernel`` (I+H, H), ``bias``.
+
+Keras layers saved by ``tf.train.Checkpoint`` keep Keras's tensors (``kernel``,
+``recurrent_kernel``, ``bias``) under ``<layer>/<cell>/`` in each variable's full name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ...errors import LstmconvError, WeightLayoutError
+from ...inspection import Tensor
+from ...ir import Activation, Cell, Direction, Kind, Layer, cell_from_stacked
+from ..keras import names as keras_names
+
+_log = logging.getLogger(__name__)
+
+GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
+    Kind.LSTM: ("i", "g", "f", "o"),
+    Kind.GRU: ("r", "z", "n"),
+    Kind.RNN: ("h",),
+}
+#: TF1 names the LSTM candidate j and the GRU update gate u.
+_TF_GATE_NAMES = {Kind.LSTM: ("i", "j", "f", "o"), Kind.GRU: ("r", "u", "c"), Kind.RNN: ("h",)}
+DEFAULT_FORGET_BIAS = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TF1Cell:
+    kind: Kind
+    #: What TensorFlow adds to f at run time unless told otherwise (None: not an LSTM).
+    forget_bias: float | None
+    source: str
+
+
+#: TF1 cell scopes -> what the cell computes.
+TF1_CELLS: Mapping[str, TF1Cell] = {
+    "lstm_cell": TF1Cell(Kind.LSTM, DEFAULT_FORGET_BIAS, "LSTMCell or LSTMBlockCell"),
+    "basic_lstm_cell": TF1Cell(Kind.LSTM, DEFAULT_FORGET_BIAS, "BasicLSTMCell"),
+    "lstm_fused_cell": TF1Cell(Kind.LSTM, DEFAULT_FORGET_BIAS, "LSTMBlockFusedCell"),
+    # cuDNN's canonical weights as contrib cudnn_rnn saves them: an LSTMBlockCell, forget_bias 0.
+    "cudnn_compatible_lstm_cell": TF1Cell(Kind.LSTM, 0.0, "CudnnCompatibleLSTMCell"),
+    "gru_cell": TF1Cell(Kind.GRU, None, "GRUCell"),
+    "basic_rnn_cell": TF1Cell(Kind.RNN, None, "BasicRNNCell"),
+}
+_DEFAULT_SCOPE = {Kind.LSTM: "lstm_cell", Kind.GRU: "gru_cell", Kind.RNN: "basic_rnn_cell"}
+_SIDES = ("fw", "bw")
+_KERAS_CELL_SCOPE = {Kind.LSTM: "lstm_cell", Kind.GRU: "gru_cell", Kind.RNN: "simple_rnn_cell"}
+
+
+def natural_key(text: str) -> list[Any]:
+    """``cell_2`` before ``cell_10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+# -- TF1 ------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class TF1Group:
+    """One TF1 layer's variables: ``prefix`` is the scope before fw/bw, ``scope`` the cell's."""
+
+    prefix: str
+    scope: str
+    sides: dict[str, dict[str, str]]  # "" | fw | bw -> tensor name relative to the cell -> key
+
+    @property
+    def name(self) -> str:
+        return f"{self.prefix}/{self.scope}" if self.prefix else self.scope
+
+
+_TF1_TENSORS = re.compile(
+    r"^(?:(?P<prefix>.*?)/)?(?:(?P<side>fw|bw)/)?(?P<scope>"
+    + "|".join(TF1_CELLS)
+    + r")/(?P<tensor>kernel|bias|w_[ifo]_diag|projection/kernel|(?:gates|candidate)/(?:kernel|bias))$"
+)
+
+
+def tf1_groups(keys: Sequence[str]) -> list[TF1Group]:
+    """The TF1 cells among variable names, in natural order of their scopes."""
+    groups: dict[tuple[str, str], TF1Group] = {}
+    for key in keys:
+        match = _TF1_TENSORS.match(key.removesuffix(":0"))
+        if not match:
+            continue
+        prefix, scope = match["prefix"] or "", match["scope"]
+        group = groups.setdefault((prefix, scope), TF1Group(prefix, scope, {}))
+        group.sides.setdefault(match["side"] or "", {})[match["tensor"]] = key
+    return sorted(groups.values(), key=lambda group: natural_key(group.name))
+
+
+def tf1_layer(
+    group: TF1Group,
+    tensor: Callable[[str], np.ndarray],
+    *,
+    forget_bias: float | None = None,
+    cell_clip: float | None = None,
+    proj_clip: float | None = None,
+    activation: str | None = None,
+) -> Layer:
+    """One IR layer from a TF1 cell's variables (``tensor(key)`` reads one)."""
+    known = TF1_CELLS[group.scope]
+    sides = set(group.sides)
+    if sides not in ({""}, {"fw", "bw"}):
+        raise WeightLayoutError(f"expected one cell or a fw/bw pair, found {'/'.join(sorted(sides))}")
+    order = ("",) if sides == {""} else _SIDES
+    act = keras_names.activation_from_keras(activation or "tanh", keras_major=2)
+    fold = known.forget_bias if forget_bias is None else float(forget_bias)
+    cells = []
+    for side in order:
+        keys = group.sides[side]
+        try:
+            read = {name: np.asarray(tensor(key)) for name, key in keys.items()}
+            cells.append(_tf1_cell(known.kind, read, fold or 0.0))
+        except LstmconvError as error:
+            raise error.within(*(f"{side}/{group.scope}",) if side else ()) from None
+    bidirectional = len(cells) == 2
+    if known.kind is Kind.LSTM:
+        activations: tuple[Activation, ...] = (
+            keras_names.activation_from_keras("sigmoid", keras_major=2),
+            act,
+            act,
+        )
+    elif known.kind is Kind.GRU:
+        activations = (keras_names.activation_from_keras("sigmoid", keras_major=2), act)
+    else:
+        activations = (act,)
+    return Layer(
+        known.kind,
+        tuple(cells),
+        name=group.name,
+        direction=Direction.BIDIRECTIONAL if bidirectional else Direction.FORWARD,
+        activations=activations,
+        reset_after=known.kind is not Kind.GRU,
+        cell_clip=cell_clip if known.kind is Kind.LSTM else None,
+        proj_clip=proj_clip if "projection/kernel" in group.sides[order[0]] else None,
+    )
+
+
+def _need(read: Mapping[str, np.ndarray], name: str, ndim: int) -> np.ndarray:
+    if name not in read:
+        raise WeightLayoutError(f"expected a tensor {name!r}, found only {', '.join(sorted(read))}")
+    array = read[name]
+    if array.ndim != ndim:
+        raise WeightLayoutError(f"expected a {ndim}-D tensor, found shape {array.shape}", where=(name,))
+    return array
+
+
+def _split_kernel(kernel: np.ndarray, recurrent: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A kernel over [x; h] as (input rows, recurrent rows), each transposed to out × in."""
+    inputs = kernel.shape[0] - recurrent
+    if inputs <= 0:
+        raise WeightLayoutError(
+            f"expected (I+{recurrent}, G·H) rows over [x; h], found shape {kernel.shape}", where=(name,)
+        )
+    return kernel[:inputs].T, kernel[inputs:].T
+
+
+def _tf1_cell(kind: Kind, read: Mapping[str, np.ndarray], forget_bias: float) -> Cell:
+    if kind is Kind.GRU:
+        return _tf1_gru(read)
+    gates = len(GATE_ORDER[kind])
+    kernel = _need(read, "kernel", 2)
+    if kernel.shape[1] % gates:
+        raise WeightLayoutError(f"expected {gates}·H columns, found shape {kernel.shape}", where=("kernel",))
+    hidden = kernel.shape[1] // gates
+    bias = _need(read, "bias", 1) if "bias" in read else None
+    if bias is not None and bias.shape != (gates * hidden,):
+        raise WeightLayoutError(f"expected shape ({gates * hidden},), found {bias.shape}", where=("bias",))
+    w_hr = None
+    if "projection/kernel" in read:
+        projection = _need(read, "projection/kernel", 2)
+        if projection.shape[0] != hidden:
+            raise WeightLayoutError(
+                f"expected ({hidden}, P), found {projection.shape}", where=("projection/kernel",)
+            )
+        w_hr = projection.T
+    recurrent = hidden if w_hr is None else w_hr.shape[0]
+    w_ih, w_hh = _split_kernel(kernel, recurrent, "kernel")
+    peephole = None
+    diagonals = [name for name in ("w_i_diag", "w_f_diag", "w_o_diag") if name in read]
+    if diagonals:
+        if len(diagonals) != 3:
+            raise WeightLayoutError(f"expected w_i_diag, w_f_diag and w_o_diag, found {', '.join(diagonals)}")
+        peephole = np.concatenate([_need(read, name, 1) for name in ("w_i_diag", "w_f_diag", "w_o_diag")])
+    b_ih = b_hh = None
+    if bias is not None or (kind is Kind.LSTM and forget_bias):
+        b_ih = bias if bias is not None else np.zeros(gates * hidden, kernel.dtype)
+        b_hh = np.zeros_like(b_ih)
+        if kind is Kind.LSTM:  # the run-time forget_bias, held exactly on the recurrent side
+            f = GATE_ORDER[kind].index("f")
+            b_hh[f * hidden : (f + 1) * hidden] = forget_bias
+    return cell_from_stacked(GATE_ORDER[kind], w_ih, w_hh, b_ih, b_hh, w_hr=w_hr, peephole=peephole)
+
+
+def _tf1_gru(read: Mapping[str, np.ndarray]) -> Cell:
+    gates, candidate = _need(read, "gates/kernel", 2), _need(read, "candidate/kernel", 2)
+    hidden = candidate.shape[1]
+    if gates.shape != (candidate.shape[0], 2 * hidden):
+        raise WeightLayoutError(
+            f"expected ({candidate.shape[0]}, {2 * hidden}) beside candidate/kernel {candidate.shape}, "
+            f"found {gates.shape}",
+            where=("gates/kernel",),
+        )
+    g_ih, g_hh = _split_kernel(gates, hidden, "gates/kernel")
+    c_ih, c_hh = _split_kernel(candidate, hidden, "candidate/kernel")
+    w_ih, w_hh = np.concatenate([g_ih, c_ih]), np.concatenate([g_hh, c_hh])
+    has = ["gates/bias" in read, "candidate/bias" in read]
+    if any(has) and not all(has):
+        raise WeightLayoutError("expected both gates/bias and candidate/bias, or neither")
+    bias = None
+    if all(has):
+        g_b, c_b = _need(read, "gates/bias", 1), _need(read, "candidate/bias", 1)
+        if g_b.shape != (2 * hidden,) or c_b.shape != (hidden,):
+            raise WeightLayoutError(
+                f"expected gates/bias ({2 * hidden},) and candidate/bias ({hidden},), "
+                f"found {g_b.shape}, {c_b.shape}"
+            )
+        bias = np.concatenate([g_b, c_b])
+    return cell_from_stacked(GATE_ORDER[Kind.GRU], w_ih, w_hh, bias)
+
+
+def assumed_forget_bias(groups: Sequence[TF1Group], label: str, given: float | None) -> None:
+    """Say, every time, that a TF1 LSTM's run-time forget_bias was assumed."""
+    if given is not None:
+        return
+    lstm = [group for group in groups if TF1_CELLS[group.scope].kind is Kind.LSTM]
+    if lstm:
+        values = sorted({TF1_CELLS[group.scope].forget_bias or 0.0 for group in lstm})
+        _log.warning(
+            "%s: forget_bias is not stored in a TF1 checkpoint; assumed %s (TensorFlow's default) for %s "
+            "and folded into b_f; pass forget_bias=... (--forget-bias) if the model used another",
+            label,
+            " / ".join(f"{v:g}" for v in values),
+            ", ".join(group.name for group in lstm),
+        )
+
+
+# -- Keras layers in object-based checkpoints -----------------------------------------------------
+_KERAS_TENSORS = ("kernel", "recurrent_kernel", "bias")
+_KERAS_CELLS = {entry.cell.lower(): entry for entry in keras_names.KINDS.values()}
+_KERAS_CELLS.update({"lstm_cell": keras_names.KINDS["LSTM"], "gru_cell": keras_names.KINDS["GRU"]})
+_KERAS_CELLS["simple_rnn_cell"] = keras_names.KINDS["SimpleRNN"]
+
+
+@dataclasses.dataclass
+class KerasGroup:
+    name: str
+    path: str  # the layer's scope in the variable names
+    cell: str  # the cell's scope: lstm_cell, gru_cell, simple_rnn_cell, or cell (object paths)
+    sides: dict[str, dict[str, str]]  # "" | forward | backward -> kernel/recurrent_kernel/bias -> key
+
+
+def keras_groups(variables: Sequence[tuple[str, str]]) -> list[KerasGroup]:
+    """Keras recurrent layers among (name, checkpoint key) pairs, in first-seen order; a name is
+    a variable's full name (``encoder/lstm_cell/kernel``) or its object path
+    (``model/layer_with_weights-0/cell/kernel``)."""
+    groups: dict[str, KerasGroup] = {}
+    for name, key in variables:
+        parts = name.removesuffix(":0").split("/")
+        if len(parts) < 3 or parts[-1] not in _KERAS_TENSORS:
+            continue
+        cell = parts[-2]
+        if cell != "cell" and cell not in _KERAS_CELLS:
+            continue
+        layer, side = parts[:-2], ""
+        if len(layer) >= 2 and re.match(r"(forward|backward)_", layer[-1]):
+            side, layer = layer[-1].split("_")[0], layer[:-1]
+        if not layer:
+            continue
+        path = "/".join(layer)
+        group = groups.setdefault(path, KerasGroup(layer[-1], path, cell, {}))
+        group.sides.setdefault(side, {}).setdefault(parts[-1], key)
+    return [group for group in groups.values() if any("recurrent_kernel" in s for s in group.sides.values())]
+
+
+def keras_kind(group: KerasGroup, shapes: Mapping[str, tuple[int, ...]]) -> Kind:
+    """The layer's kind: its cell's name where it has one, checked against the kernels' widths."""
+    side = next(iter(group.sides.values()))
+    kernel, recurrent = shapes[side["kernel"]], shapes[side["recurrent_kernel"]]
+    if len(kernel) != 2 or len(recurrent) != 2 or recurrent[0] == 0 or recurrent[1] % recurrent[0]:
+        raise WeightLayoutError(
+            f"expected kernel (I, G·H) and recurrent_kernel (H, G·H), found {kernel} and {recurrent}",
+            where=(f'layer "{group.name}"',),
+        )
+    by_width = {4: Kind.LSTM, 3: Kind.GRU, 1: Kind.RNN}.get(recurrent[1] // recurrent[0])
+    named = _KERAS_CELLS[group.cell].kind if group.cell in _KERAS_CELLS else None
+    if by_width is None or (named is not None and named is not by_width):
+        raise WeightLayoutError(
+            f"recurrent_kernel {recurrent} does not fit a {group.cell}",
+            where=(f'layer "{group.name}"',),
+        )
+    return by_width
+
+
+def keras_layer(
+    group: KerasGroup,
+    kind: Kind,
+    tensor: Callable[[str], np.ndarray],
+    config: Mapping[str, Any],
+    *,
+    keras_major: int,
+    merge: str = "concat",
+) -> Layer:
+    sides = [side for side in ("", "forward", "backward") if side in group.sides]
+    if sides not in ([""], ["forward", "backward"]):
+        raise WeightLayoutError(
+            f"expected one cell or a forward/backward pair, found {sides}", where=(group.path,)
+        )
+    directions = [
+        [np.asarray(tensor(group.sides[side][name])) for name in _KERAS_TENSORS if name in group.sides[side]]
+        for side in sides
+    ]
+    return keras_names.layer_from_weights(
+        kind,
+        group.name,
+        directions,
+        config,
+        keras_major=keras_major,
+        bidirectional=len(sides) == 2,
+        merge=merge,
+        go_backwards=bool(config.get("go_backwards")) and len(sides) == 1,
+    )
+
+
+# -- the face -------------------------------------------------------------------------------------
+def check(layer: Layer) -> None:
+    """TensorFlow files are read here, not written: nothing to check."""
+
+
+def layout(layer: Layer) -> list[Tensor]:
+    """The tensors as TensorFlow names them: TF1 cells for a layer read from TF1 names, else the
+    Keras tensors under the layer's name (what ``tf.train.Checkpoint`` of a Keras model keeps)."""
+    scope = layer.name.rsplit("/", 1)[-1]
+    if scope not in TF1_CELLS:  # Keras's full names: <layer>/[forward_layer/]lstm_cell/kernel
+        cell = _KERAS_CELL_SCOPE[layer.kind]
+        return [
+            Tensor(f"{layer.name}/{t.name.replace('cell/', cell + '/')}", t.shape, t.gates)
+            for t in keras_names.layout(layer)
+        ]
+    prefix = layer.name.rsplit("/", 1)[0] + "/" if "/" in layer.name else ""
+    sides = [f"{side}/" for side in _SIDES] if layer.direction is Direction.BIDIRECTIONAL else [""]
+    h, i, p, g = layer.hidden_size, layer.input_size, layer.state_size, len(layer.gates)
+    order = "·".join(_TF_GATE_NAMES[layer.kind])
+    tensors = []
+    for side in sides:
+        base = f"{prefix}{side}{scope}"
+        if layer.kind is Kind.GRU:
+            tensors += [
+                Tensor(f"{base}/gates/kernel", (i + h, 2 * h), "r·u"),
+                Tensor(f"{base}/candidate/kernel", (i + h, h), "c"),
+            ]
+            if layer.has_bias:
+                tensors += [
+                    Tensor(f"{base}/gates/bias", (2 * h,), "r·u"),
+                    Tensor(f"{base}/candidate/bias", (h,), "c"),
+                ]
+            continue
+        tensors.append(Tensor(f"{base}/kernel", (i + p, g * h), f"{order} over [x; h]"))
+        if layer.has_bias:
+            tensors.append(Tensor(f"{base}/bias", (g * h,), order))
+        if layer.has_peepholes:
+            tensors += [Tensor(f"{base}/w_{gate}_diag", (h,), "") for gate in "ifo"]
+        if layer.proj_size:
+            tensors.append(Tensor(f"{base}/projection/kernel", (h, p), ""))
+    return tensors
+
+
+def default_scope(kind: Kind) -> str:
+    return _DEFAULT_SCOPE[kind]

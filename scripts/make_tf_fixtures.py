@@ -1,0 +1,310 @@
+"""Regenerate the TensorFlow fixtures under ``fixtures/tensorflow/``: TF1 checkpoints written by
+``tf.compat.v1.train.Saver`` for each cell type, ``tf.train.Checkpoint`` of Keras 3 and tf_keras
+models, and SavedModel directories (tf_keras ``model.save``, Keras 3 ``model.export``).
+
+Each fixture has ``<name>.io.npz`` with an input ``x`` and ``y``, TensorFlow's own output for it,
+and an entry in ``fixtures/manifest.json``. The TF1 cells need tf_keras (``TF_USE_LEGACY_KERAS=1``)
+and Keras 3 must not see that variable, so each group runs in a process of its own:
+``.venv/bin/python scripts/make_tf_fixtures.py [names...]``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FOLDER = FIXTURES / "tensorflow"
+SEED = 20261203
+INIT = 0.5
+BATCH, TIME = 3, 5
+
+
+def _input(features: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1.5, 1.5, (BATCH, TIME, features)).astype("float32")
+
+
+# -- TF1: graphs of tf.compat.v1 cells, saved by Saver ---------------------------------------------
+def _tf1(build: Callable[[Any, Any], Any], features: int, prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    """Build a graph with ``build(tf, x) -> output``, give every variable random values, run it
+    and save it with ``tf.compat.v1.train.Saver`` (no meta graph)."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, (None, None, features), name="x")
+        y = build(tf, x)
+        rng = np.random.default_rng(seed)
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            for variable in v1.global_variables():
+                shape = variable.shape.as_list()
+                variable.load(rng.uniform(-INIT, INIT, shape).astype("float32"), session)
+            x_in = _input(features, seed)
+            y_out = session.run(y, {x: x_in})
+            v1.train.Saver().save(session, str(prefix), write_meta_graph=False, write_state=False)
+    return x_in, y_out, f"tensorflow {tf.__version__}, tf_keras (TF_USE_LEGACY_KERAS=1)"
+
+
+def _dynamic(cell: Any) -> Callable[[Any, Any], Any]:
+    return lambda tf, x: tf.compat.v1.nn.dynamic_rnn(cell(tf), x, dtype=tf.float32)[0]
+
+
+def tf1_lstm(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    return _tf1(_dynamic(lambda tf: tf.compat.v1.nn.rnn_cell.LSTMCell(6)), 4, prefix, seed)
+
+
+def tf1_lstm_peephole_proj(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    def cell(tf: Any) -> Any:
+        return tf.compat.v1.nn.rnn_cell.LSTMCell(7, use_peepholes=True, num_proj=3, forget_bias=1.0)
+
+    return _tf1(_dynamic(cell), 4, prefix, seed)
+
+
+def tf1_basic_lstm(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    return _tf1(_dynamic(lambda tf: tf.compat.v1.nn.rnn_cell.BasicLSTMCell(5)), 4, prefix, seed)
+
+
+def tf1_gru(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    return _tf1(_dynamic(lambda tf: tf.compat.v1.nn.rnn_cell.GRUCell(6)), 4, prefix, seed)
+
+
+def tf1_multi(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    def cell(tf: Any) -> Any:
+        cells = tf.compat.v1.nn.rnn_cell
+        return cells.MultiRNNCell([cells.LSTMCell(6), cells.GRUCell(5)])
+
+    return _tf1(_dynamic(cell), 4, prefix, seed)
+
+
+def tf1_bidir(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    def build(tf: Any, x: Any) -> Any:
+        cells = tf.compat.v1.nn.rnn_cell
+        (fw, bw), _ = tf.compat.v1.nn.bidirectional_dynamic_rnn(
+            cells.LSTMCell(5), cells.LSTMCell(5), x, dtype=tf.float32
+        )
+        return tf.concat([fw, bw], axis=-1)
+
+    return _tf1(build, 4, prefix, seed)
+
+
+def tf1_lstm_block_fused(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    """TF 2.21 has no LSTMBlockFusedCell (it lived in tf.contrib.rnn); its op does exist as
+    ``tf.raw_ops.BlockLSTM``. The variables are made as the cell made them (contrib
+    ``lstm_ops.py``: scope ``lstm_fused_cell``, ``kernel`` [I+H, 4H], ``bias`` [4H], peepholes
+    ``w_i_diag`` ``w_f_diag`` ``w_o_diag``) and the op is run time-major, forget_bias 1.0."""
+    hidden = 5
+
+    def build(tf: Any, x: Any) -> Any:
+        v1 = tf.compat.v1
+        features = x.shape[-1]
+        with v1.variable_scope("lstm_fused_cell"):
+            kernel = v1.get_variable("kernel", (features + hidden, 4 * hidden))
+            bias = v1.get_variable("bias", (4 * hidden,), initializer=v1.zeros_initializer())
+            peep = [v1.get_variable(f"w_{g}_diag", (hidden,)) for g in "ifo"]
+        time_major = tf.transpose(x, (1, 0, 2))
+        batch = tf.shape(x)[0]
+        zeros = tf.zeros((batch, hidden))
+        outputs = tf.raw_ops.BlockLSTM(
+            seq_len_max=tf.cast(tf.shape(x)[1], tf.int64),
+            x=time_major,
+            cs_prev=zeros,
+            h_prev=zeros,
+            w=kernel,
+            wci=peep[0],
+            wcf=peep[1],
+            wco=peep[2],
+            b=bias,
+            forget_bias=1.0,
+            cell_clip=-1.0,
+            use_peephole=True,
+        )
+        return tf.transpose(outputs.h, (1, 0, 2))
+
+    x_in, y, made_by = _tf1(build, 4, prefix, seed)
+    return (
+        x_in,
+        y,
+        made_by + "; LSTMBlockFusedCell's variables (contrib lstm_ops.py) run by tf.raw_ops.BlockLSTM",
+    )
+
+
+# -- TF2: tf.train.Checkpoint and SavedModel of Keras models ---------------------------------------
+def _randomize(model: Any, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if weights:
+            layer.set_weights([rng.uniform(-INIT, INIT, w.shape).astype("float32") for w in weights])
+
+
+def _keras_model(keras: Any, seed: int) -> Any:
+    inputs = keras.Input((None, 4), name="features")
+    x = keras.layers.LSTM(6, return_sequences=True, name="encoder")(inputs)
+    x = keras.layers.Bidirectional(keras.layers.GRU(4, return_sequences=True), name="middle")(x)
+    x = keras.layers.SimpleRNN(3, return_sequences=True, name="head")(x)
+    model = keras.Model(inputs, x, name="tf_ckpt_model")
+    _randomize(model, seed)
+    return model
+
+
+def keras3_checkpoint(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    import keras
+    import tensorflow as tf
+
+    model = _keras_model(keras, seed)
+    written = tf.train.Checkpoint(model=model).write(str(prefix))
+    assert written == str(prefix), written
+    x_in = _input(4, seed)
+    return x_in, np.asarray(model(x_in)), f"keras {keras.__version__}, tensorflow {tf.__version__}"
+
+
+def tf_keras_checkpoint(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    import tensorflow as tf
+    import tf_keras
+
+    model = _keras_model(tf_keras, seed)
+    tf.train.Checkpoint(model=model).write(str(prefix))
+    x_in = _input(4, seed)
+    return x_in, np.asarray(model(x_in)), f"tf_keras {tf_keras.__version__}, tensorflow {tf.__version__}"
+
+
+def tf_keras_savedmodel(folder: Path, seed: int) -> tuple[Any, Any, str]:
+    import tensorflow as tf
+    import tf_keras
+
+    inputs = tf_keras.Input((None, 4), name="features")
+    x = tf_keras.layers.GRU(5, reset_after=False, return_sequences=True, name="gru_before")(inputs)
+    x = tf_keras.layers.LSTM(4, activation="relu", return_sequences=True, name="relu_lstm")(x)
+    model = tf_keras.Model(inputs, x, name="savedmodel")
+    _randomize(model, seed)
+    model.save(str(folder), save_format="tf", include_optimizer=False, save_traces=False)
+    x_in = _input(4, seed)
+    return x_in, np.asarray(model(x_in)), f"tf_keras {tf_keras.__version__}, tensorflow {tf.__version__}"
+
+
+def keras3_export(folder: Path, seed: int) -> tuple[Any, Any, str]:
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input((None, 4), name="features")
+    x = keras.layers.LSTM(5, return_sequences=True, name="first")(inputs)
+    x = keras.layers.GRU(3, return_sequences=True, name="second")(x)
+    model = keras.Model(inputs, x, name="exported")
+    _randomize(model, seed)
+    model.export(str(folder), verbose=False)
+    x_in = _input(4, seed)
+    return (
+        x_in,
+        np.asarray(model(x_in)),
+        f"keras {keras.__version__} model.export, tensorflow {tf.__version__}",
+    )
+
+
+#: name -> (maker, what it is, group: the process environment it needs, is a folder)
+MAKERS: dict[str, tuple[Callable[[Path, int], tuple[Any, Any, str]], str, str, bool]] = {
+    "tf1_lstm": (tf1_lstm, "TF1 Saver: dynamic_rnn over LSTMCell(6)", "legacy", False),
+    "tf1_lstm_peephole_proj": (
+        tf1_lstm_peephole_proj,
+        "TF1 Saver: LSTMCell(7, use_peepholes, num_proj=3)",
+        "legacy",
+        False,
+    ),
+    "tf1_basic_lstm": (tf1_basic_lstm, "TF1 Saver: BasicLSTMCell(5)", "legacy", False),
+    "tf1_gru": (tf1_gru, "TF1 Saver: GRUCell(6) (reset-before)", "legacy", False),
+    "tf1_multi": (tf1_multi, "TF1 Saver: MultiRNNCell([LSTMCell(6), GRUCell(5)])", "legacy", False),
+    "tf1_bidir": (tf1_bidir, "TF1 Saver: bidirectional_dynamic_rnn, LSTMCell(5) fw and bw", "legacy", False),
+    "tf1_lstm_block_fused": (
+        tf1_lstm_block_fused,
+        "TF1 Saver: LSTMBlockFusedCell's variables with peepholes, run by tf.raw_ops.BlockLSTM",
+        "legacy",
+        False,
+    ),
+    "keras3_checkpoint": (
+        keras3_checkpoint,
+        "tf.train.Checkpoint of a Keras 3 model: LSTM 6, Bidirectional(GRU 4), SimpleRNN 3",
+        "keras3",
+        False,
+    ),
+    "tf_keras_checkpoint": (
+        tf_keras_checkpoint,
+        "tf.train.Checkpoint of a tf_keras model: LSTM 6, Bidirectional(GRU 4), SimpleRNN 3",
+        "legacy",
+        False,
+    ),
+    "tf_keras_savedmodel": (
+        tf_keras_savedmodel,
+        "tf_keras model.save SavedModel: GRU(reset_after=False) 5, LSTM(relu) 4",
+        "legacy",
+        True,
+    ),
+    "keras3_export": (keras3_export, "Keras 3 model.export SavedModel: LSTM 5, GRU 3", "keras3", True),
+}
+
+
+def _make_one(name: str, offset: int) -> dict[str, Any]:
+    maker, description, _, is_folder = MAKERS[name]
+    seed = SEED + 100 * offset
+    target = FOLDER / name
+    for stale in [target, *FOLDER.glob(f"{name}.*")]:
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+    x_in, y, made_by = maker(target, seed)
+    np.savez(FOLDER / f"{name}.io.npz", x=x_in, y=np.asarray(y))
+    return {
+        "file": f"tensorflow/{name}" if is_folder else f"tensorflow/{name}.index",
+        "io": f"tensorflow/{name}.io.npz",
+        "description": description,
+        "made_by": made_by,
+        "seed": seed,
+        "input_shape": list(x_in.shape),
+        "output_shape": list(np.asarray(y).shape),
+    }
+
+
+def _child(group: str, names: list[str]) -> None:
+    """Make the named fixtures of one group in this process; print their manifest entries."""
+    entries = {name: _make_one(name, list(MAKERS).index(name)) for name in names if MAKERS[name][2] == group}
+    print("MANIFEST " + json.dumps(entries))
+
+
+def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--group":
+        _child(sys.argv[2], sys.argv[3:])
+        return
+    names = sys.argv[1:] or list(MAKERS)
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    manifest_path = FIXTURES / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for group, legacy in (("legacy", "1"), ("keras3", "0")):
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": legacy, "KERAS_BACKEND": "tensorflow"}
+        chosen = [name for name in names if MAKERS[name][2] == group]
+        if not chosen:
+            continue
+        run = subprocess.run(
+            [sys.executable, __file__, "--group", group, *chosen], env=env, capture_output=True, text=True
+        )
+        if run.returncode:
+            sys.exit(run.stderr)
+        line = next(line for line in run.stdout.splitlines() if line.startswith("MANIFEST "))
+        for name, entry in json.loads(line.removeprefix("MANIFEST ")).items():
+            manifest[name] = entry
+            print(f"{entry['file']}: {entry['description']} -> y {entry['output_shape']}")
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
