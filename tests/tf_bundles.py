@@ -1,0 +1,137 @@
+"""A small tensor-bundle writer for the hostile corpus: a checkpoint written field by field, so
+each case can break exactly one thing (an offset, a size, a CRC, a handle) and keep the rest valid.
+
+The layout follows TensorFlow's (``tensor_bundle.proto``, ``lib/io/table_builder.cc``): one data
+block without prefix compression, an index block naming it, an empty metaindex block, the
+48-byte footer; every block followed by a type byte and its masked CRC-32C.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from lstmconv.formats.tensorflow import crc32c
+
+MAGIC = 0xDB4775248B80FB57
+DT_FLOAT, DT_STRING = 1, 7
+
+
+def varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def field(number: int, value: int | bytes, *, fixed32: bool = False) -> bytes:
+    if fixed32:
+        return varint(number << 3 | 5) + struct.pack("<I", value)
+    if isinstance(value, bytes):
+        return varint(number << 3 | 2) + varint(len(value)) + value
+    return varint(number << 3) + varint(value)
+
+
+@dataclasses.dataclass
+class Tensor:
+    """One entry: its proto fields, overridable, and the bytes written to its shard."""
+
+    dtype: int
+    shape: tuple[int, ...]
+    data: bytes
+    shard_id: int = 0
+    offset: int | None = None  # None: where it is written
+    size: int | None = None  # None: len(data)
+    crc: int | None = None  # None: the right one
+    raw_entry: bytes | None = None  # the whole BundleEntryProto, as given
+
+
+def entry_proto(tensor: Tensor, offset: int) -> bytes:
+    if tensor.raw_entry is not None:
+        return tensor.raw_entry
+    shape = b"".join(field(2, field(1, n)) for n in tensor.shape)
+    crc = tensor.crc if tensor.crc is not None else crc32c.mask(crc32c.value(tensor.data))
+    return (
+        field(1, tensor.dtype)
+        + field(2, shape)
+        + (field(3, tensor.shard_id) if tensor.shard_id else b"")
+        + field(4, tensor.offset if tensor.offset is not None else offset)
+        + field(5, tensor.size if tensor.size is not None else len(tensor.data))
+        + field(6, crc, fixed32=True)
+    )
+
+
+def string_tensor(value: bytes) -> bytes:
+    """A scalar string tensor's bytes: varint length, masked CRC of the uint32 length, bytes."""
+    length_crc = crc32c.value(struct.pack("<I", len(value)))
+    return varint(len(value)) + struct.pack("<I", crc32c.mask(length_crc)) + value
+
+
+def string_crc(value: bytes) -> int:
+    length_crc = crc32c.value(struct.pack("<I", len(value)))
+    masked = struct.pack("<I", crc32c.mask(length_crc))
+    return crc32c.mask(crc32c.extend(crc32c.extend(length_crc, masked), value))
+
+
+def _block(entries: list[tuple[bytes, bytes]]) -> bytes:
+    body = b"".join(varint(0) + varint(len(k)) + varint(len(v)) + k + v for k, v in entries)
+    return body + struct.pack("<II", 0, 1)
+
+
+def _with_trailer(block: bytes) -> bytes:
+    return block + b"\x00" + struct.pack("<I", crc32c.mask(crc32c.value(block + b"\x00")))
+
+
+def table(entries: list[tuple[bytes, bytes]], *, index_handle: tuple[int, int] | None = None) -> bytes:
+    data = _block(entries)
+    out = _with_trailer(data)
+    meta_at = len(out)
+    meta = _block([])
+    out += _with_trailer(meta)
+    index_at = len(out)
+    index = _block([(entries[-1][0] if entries else b"", varint(0) + varint(len(data)))])
+    out += _with_trailer(index)
+    handles = varint(meta_at) + varint(len(meta))
+    handles += (
+        varint(index_handle[0]) + varint(index_handle[1])
+        if index_handle
+        else varint(index_at) + varint(len(index))
+    )
+    return out + handles.ljust(40, b"\x00") + struct.pack("<Q", MAGIC)
+
+
+def write(
+    prefix: Path,
+    tensors: dict[str, Tensor],
+    *,
+    num_shards: int = 1,
+    endianness: int = 0,
+    index_handle: tuple[int, int] | None = None,
+) -> Path:
+    """``prefix.index`` and ``prefix.data-00000-of-0000N``; returns the index's path."""
+    shard, entries = b"", []
+    for key in sorted(tensors):
+        tensor = tensors[key]
+        entries.append((key.encode(), entry_proto(tensor, len(shard))))
+        shard += tensor.data
+    header = field(1, num_shards) + (field(2, endianness) if endianness else b"") + field(3, field(1, 1))
+    index = table([(b"", header), *entries], index_handle=index_handle)
+    Path(f"{prefix}.index").write_bytes(index)
+    Path(f"{prefix}.data-00000-of-{num_shards:05d}").write_bytes(shard)
+    return Path(f"{prefix}.index")
+
+
+def lstm_cell(hidden: int = 3, inputs: int = 2, seed: int = 0) -> dict[str, Tensor]:
+    """A TF1 ``rnn/lstm_cell`` with random float32 weights."""
+    rng = np.random.default_rng(seed)
+    kernel = rng.uniform(-0.5, 0.5, (inputs + hidden, 4 * hidden)).astype("<f4")
+    bias = rng.uniform(-0.5, 0.5, (4 * hidden,)).astype("<f4")
+    return {
+        "rnn/lstm_cell/kernel": Tensor(DT_FLOAT, kernel.shape, kernel.tobytes()),
+        "rnn/lstm_cell/bias": Tensor(DT_FLOAT, bias.shape, bias.tobytes()),
+    }
