@@ -80,6 +80,10 @@ def tf1_gru(prefix: Path, seed: int) -> tuple[Any, Any, str]:
     return _tf1(_dynamic(lambda tf: tf.compat.v1.nn.rnn_cell.GRUCell(6)), 4, prefix, seed)
 
 
+def tf1_basic_rnn(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    return _tf1(_dynamic(lambda tf: tf.compat.v1.nn.rnn_cell.BasicRNNCell(5)), 4, prefix, seed)
+
+
 def tf1_multi(prefix: Path, seed: int) -> tuple[Any, Any, str]:
     def cell(tf: Any) -> Any:
         cells = tf.compat.v1.nn.rnn_cell
@@ -137,6 +141,97 @@ def tf1_lstm_block_fused(prefix: Path, seed: int) -> tuple[Any, Any, str]:
         x_in,
         y,
         made_by + "; LSTMBlockFusedCell's variables (contrib lstm_ops.py) run by tf.raw_ops.BlockLSTM",
+    )
+
+
+def _block_lstm(tf: Any, x: Any, kernel: Any, bias: Any, hidden: int, forget_bias: float) -> Any:
+    zeros = tf.zeros((tf.shape(x)[0], hidden))
+    outputs = tf.raw_ops.BlockLSTM(
+        seq_len_max=tf.cast(tf.shape(x)[1], tf.int64),
+        x=tf.transpose(x, (1, 0, 2)),
+        cs_prev=zeros,
+        h_prev=zeros,
+        w=kernel,
+        wci=tf.zeros(hidden),
+        wcf=tf.zeros(hidden),
+        wco=tf.zeros(hidden),
+        b=bias,
+        forget_bias=forget_bias,
+        cell_clip=-1.0,
+        use_peephole=False,
+    )
+    return tf.transpose(outputs.h, (1, 0, 2))
+
+
+def tf1_cudnn_lstm(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    """TF 2.21 has no tf.contrib.cudnn_rnn (and this machine no GPU): the checkpoint holds the
+    canonical form CudnnLSTMSaveable writes (contrib ``cudnn_rnn_ops.py``:
+    ``<scope>/rnn/multi_rnn_cell/cell_<k>/cudnn_compatible_lstm_cell/{kernel, bias}``, the bias
+    b_W + b_R), run as CudnnCompatibleLSTMCell runs it: an LSTMBlockCell with forget_bias 0."""
+    hidden = 4
+
+    def build(tf: Any, x: Any) -> Any:
+        v1, out = tf.compat.v1, x
+        for layer in range(2):
+            with v1.variable_scope(f"cudnn_lstm/rnn/multi_rnn_cell/cell_{layer}/cudnn_compatible_lstm_cell"):
+                kernel = v1.get_variable("kernel", (out.shape[-1] + hidden, 4 * hidden))
+                bias = v1.get_variable("bias", (4 * hidden,))
+            out = _block_lstm(tf, out, kernel, bias, hidden, forget_bias=0.0)
+        return out
+
+    x_in, y, made_by = _tf1(build, 3, prefix, seed)
+    return (
+        x_in,
+        y,
+        made_by + "; CudnnLSTMSaveable's names (contrib cudnn_rnn_ops.py) run by tf.raw_ops.BlockLSTM",
+    )
+
+
+def tf1_cudnn_gru(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    """CudnnGRUSaveable's canonical form (``cudnn_compatible_gru_cell/gates/kernel`` r·u over
+    [x; h], ``candidate/input_projection``, ``candidate/hidden_projection``), run by tf_keras's
+    GRU(reset_after=True), the same cuDNN variant, given those weights as Keras lays them out
+    (z r h, kernel (I, 3H), bias [input; recurrent])."""
+    import tensorflow as tf
+    import tf_keras
+
+    hidden, features = 4, 3
+    rng = np.random.default_rng(seed)
+    u = lambda *shape: rng.uniform(-INIT, INIT, shape).astype("float32")  # noqa: E731
+    gates, gates_bias = u(features + hidden, 2 * hidden), u(2 * hidden)
+    w_x, b_x, w_h, b_h = u(features, hidden), u(hidden), u(hidden, hidden), u(hidden)
+    r, z = slice(0, hidden), slice(hidden, 2 * hidden)
+    kernel = np.concatenate([gates[:features, z], gates[:features, r], w_x], axis=1)
+    recurrent = np.concatenate([gates[features:, z], gates[features:, r], w_h], axis=1)
+    zeros = np.zeros(hidden, "float32")
+    bias = np.stack(
+        [np.concatenate([gates_bias[z], gates_bias[r], b_x]), np.concatenate([zeros, zeros, b_h])]
+    )
+    layer = tf_keras.layers.GRU(hidden, reset_after=True, return_sequences=True)
+    x_in = _input(features, seed)
+    layer.build((None, None, features))
+    layer.set_weights([kernel, recurrent, bias])
+    y = np.asarray(layer(x_in))
+    scope = "cudnn_gru/rnn/multi_rnn_cell/cell_0/cudnn_compatible_gru_cell"
+    values = {
+        "gates/kernel": gates,
+        "gates/bias": gates_bias,
+        "candidate/input_projection/kernel": w_x,
+        "candidate/input_projection/bias": b_x,
+        "candidate/hidden_projection/kernel": w_h,
+        "candidate/hidden_projection/bias": b_h,
+    }
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session() as session:
+        variables = [tf.compat.v1.Variable(value, name=f"{scope}/{name}") for name, value in values.items()]
+        session.run(tf.compat.v1.variables_initializer(variables))
+        tf.compat.v1.train.Saver(variables).save(
+            session, str(prefix), write_meta_graph=False, write_state=False
+        )
+    return (
+        x_in,
+        y,
+        f"tensorflow {tf.__version__}; CudnnGRUSaveable's names, run by tf_keras GRU(reset_after=True)",
     )
 
 
@@ -223,11 +318,24 @@ MAKERS: dict[str, tuple[Callable[[Path, int], tuple[Any, Any, str]], str, str, b
     ),
     "tf1_basic_lstm": (tf1_basic_lstm, "TF1 Saver: BasicLSTMCell(5)", "legacy", False),
     "tf1_gru": (tf1_gru, "TF1 Saver: GRUCell(6) (reset-before)", "legacy", False),
+    "tf1_basic_rnn": (tf1_basic_rnn, "TF1 Saver: BasicRNNCell(5) (tanh)", "legacy", False),
     "tf1_multi": (tf1_multi, "TF1 Saver: MultiRNNCell([LSTMCell(6), GRUCell(5)])", "legacy", False),
     "tf1_bidir": (tf1_bidir, "TF1 Saver: bidirectional_dynamic_rnn, LSTMCell(5) fw and bw", "legacy", False),
     "tf1_lstm_block_fused": (
         tf1_lstm_block_fused,
         "TF1 Saver: LSTMBlockFusedCell's variables with peepholes, run by tf.raw_ops.BlockLSTM",
+        "legacy",
+        False,
+    ),
+    "tf1_cudnn_lstm": (
+        tf1_cudnn_lstm,
+        "CudnnLSTM's canonical checkpoint form, 2 layers (cudnn_compatible_lstm_cell, forget_bias 0)",
+        "legacy",
+        False,
+    ),
+    "tf1_cudnn_gru": (
+        tf1_cudnn_gru,
+        "CudnnGRU's canonical checkpoint form (cudnn_compatible_gru_cell, reset-after)",
         "legacy",
         False,
     ),

@@ -758,6 +758,11 @@ def tf_checkpoint_cases() -> list[Case]:
         }
         return tf_bundles.write(folder / "ckpt-1", tensors)
 
+    def opaque_only(folder: Path) -> Path:
+        buffer = np.zeros(64, "<f4").tobytes()
+        tensors = {"cudnn_lstm/opaque_kernel": tf_bundles.Tensor(tf_bundles.DT_FLOAT, (64,), buffer)}
+        return tf_bundles.write(folder / "ckpt-1", tensors)
+
     def keras_missing_recurrent(folder: Path) -> Path:
         tensors = tf_bundles.lstm_cell()
         kernel = tensors.pop("rnn/lstm_cell/kernel")

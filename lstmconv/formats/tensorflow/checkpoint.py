@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import FormatError, LstmconvError
+from ...errors import FormatError, LstmconvError, UnsupportedFeatureError
 from ...ir import Layer, Model
 from . import bundle, names, wire
 
@@ -166,6 +166,7 @@ def tf1_layers(checkpoint: Checkpoint, label: str, options: Mapping[str, Any]) -
     by_name = {v.full_name or v.key: v.key for v in checkpoint.variables()}
     groups = names.tf1_groups(keys)
     names.assumed_forget_bias(groups, label, options.get("forget_bias"))
+    names.assumed_activation(groups, label, options.get("activation"))
     if any(len(group.sides) == 2 for group in groups) and "merge" not in options:
         _log.warning("%s: a TF1 fw/bw pair's outputs are assumed concatenated (fw then bw)", label)
     layers = []
@@ -196,6 +197,14 @@ def read(source: Any, **options: Any) -> Model:
     layers = keras_layers(checkpoint, {}, keras_major=3, label=path, options=options)
     if not layers:
         layers = tf1_layers(checkpoint, path, options)
+    opaque = [key for key in checkpoint.bundle.entries if key.split("/")[-1].startswith("opaque_kernel")]
+    if not layers and opaque:
+        raise UnsupportedFeatureError(
+            f"{opaque[0]} is a cuDNN opaque parameter buffer without its canonical copy; its layout is "
+            "cuDNN's own and changes between CUDA/cuDNN/GPU generations, so lstmconv does not guess it",
+            hint="save with tf.compat.v1.train.Saver, which writes CudnnOpaqueParamsSaveable's canonical "
+            ".../cudnn_compatible_lstm_cell/kernel and bias beside it",
+        )
     if not layers:
         raise FormatError(
             "no recurrent layer found: no Keras kernel/recurrent_kernel and no TF1 cell "

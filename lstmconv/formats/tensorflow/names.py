@@ -56,8 +56,11 @@ TF1_CELLS: Mapping[str, TF1Cell] = {
     "lstm_cell": TF1Cell(Kind.LSTM, DEFAULT_FORGET_BIAS, "LSTMCell or LSTMBlockCell"),
     "basic_lstm_cell": TF1Cell(Kind.LSTM, DEFAULT_FORGET_BIAS, "BasicLSTMCell"),
     "lstm_fused_cell": TF1Cell(Kind.LSTM, DEFAULT_FORGET_BIAS, "LSTMBlockFusedCell"),
-    # cuDNN's canonical weights as contrib cudnn_rnn saves them: an LSTMBlockCell, forget_bias 0.
-    "cudnn_compatible_lstm_cell": TF1Cell(Kind.LSTM, 0.0, "CudnnCompatibleLSTMCell"),
+    # cuDNN's canonical weights as contrib cudnn_rnn saves them (CudnnLSTMSaveable): an
+    # LSTMBlockCell with forget_bias 0 whose bias is b_W + b_R; CudnnGRUSaveable's GRU is the
+    # reset-after variant, its candidate in input_projection and hidden_projection.
+    "cudnn_compatible_lstm_cell": TF1Cell(Kind.LSTM, 0.0, "CudnnLSTM (CudnnCompatibleLSTMCell)"),
+    "cudnn_compatible_gru_cell": TF1Cell(Kind.GRU, None, "CudnnGRU (CudnnCompatibleGRUCell)"),
     "gru_cell": TF1Cell(Kind.GRU, None, "GRUCell"),
     "basic_rnn_cell": TF1Cell(Kind.RNN, None, "BasicRNNCell"),
 }
@@ -88,7 +91,8 @@ class TF1Group:
 _TF1_TENSORS = re.compile(
     r"^(?:(?P<prefix>.*?)/)?(?:(?P<side>fw|bw)/)?(?P<scope>"
     + "|".join(TF1_CELLS)
-    + r")/(?P<tensor>kernel|bias|w_[ifo]_diag|projection/kernel|(?:gates|candidate)/(?:kernel|bias))$"
+    + r")/(?P<tensor>kernel|bias|w_[ifo]_diag|projection/kernel|"
+    r"(?:gates|candidate|candidate/input_projection|candidate/hidden_projection)/(?:kernel|bias))$"
 )
 
 
@@ -147,7 +151,7 @@ def tf1_layer(
         name=group.name,
         direction=Direction.BIDIRECTIONAL if bidirectional else Direction.FORWARD,
         activations=activations,
-        reset_after=known.kind is not Kind.GRU,
+        reset_after=known.kind is not Kind.GRU or group.scope == "cudnn_compatible_gru_cell",
         cell_clip=cell_clip if known.kind is Kind.LSTM else None,
         proj_clip=proj_clip if "projection/kernel" in group.sides[order[0]] else None,
     )
@@ -209,7 +213,39 @@ def _tf1_cell(kind: Kind, read: Mapping[str, np.ndarray], forget_bias: float) ->
     return cell_from_stacked(GATE_ORDER[kind], w_ih, w_hh, b_ih, b_hh, w_hr=w_hr, peephole=peephole)
 
 
+def _cudnn_gru(read: Mapping[str, np.ndarray]) -> Cell:
+    """CudnnCompatibleGRUCell: ``n = tanh(x·Wx + bx + r * (h·Wh + bh))``; gates/bias is the sum
+    of cuDNN's two r, u biases."""
+    gates = _need(read, "gates/kernel", 2)
+    w_x, w_h = (
+        _need(read, "candidate/input_projection/kernel", 2),
+        _need(read, "candidate/hidden_projection/kernel", 2),
+    )
+    hidden = w_h.shape[0]
+    if w_h.shape != (hidden, hidden) or gates.shape != (w_x.shape[0] + hidden, 2 * hidden):
+        raise WeightLayoutError(
+            f"expected gates/kernel (I+H, 2H), input_projection (I, H), hidden_projection (H, H); "
+            f"found {gates.shape}, {w_x.shape}, {w_h.shape}"
+        )
+    g_ih, g_hh = _split_kernel(gates, hidden, "gates/kernel")
+    w_ih, w_hh = np.concatenate([g_ih, w_x.T]), np.concatenate([g_hh, w_h.T])
+    names = ("gates/bias", "candidate/input_projection/bias", "candidate/hidden_projection/bias")
+    present = [name in read for name in names]
+    if not any(present):
+        return cell_from_stacked(GATE_ORDER[Kind.GRU], w_ih, w_hh)
+    if not all(present):
+        raise WeightLayoutError(f"expected {', '.join(names)} together")
+    g_b, x_b, h_b = (_need(read, name, 1) for name in names)
+    if g_b.shape != (2 * hidden,) or x_b.shape != (hidden,) or h_b.shape != (hidden,):
+        raise WeightLayoutError(f"expected biases (2H,), (H,), (H,) for H={hidden}")
+    b_ih = np.concatenate([g_b, x_b])
+    b_hh = np.concatenate([np.zeros_like(g_b), h_b])  # b_hn stays inside r * (...)
+    return cell_from_stacked(GATE_ORDER[Kind.GRU], w_ih, w_hh, b_ih, b_hh)
+
+
 def _tf1_gru(read: Mapping[str, np.ndarray]) -> Cell:
+    if "candidate/input_projection/kernel" in read:
+        return _cudnn_gru(read)
     gates, candidate = _need(read, "gates/kernel", 2), _need(read, "candidate/kernel", 2)
     hidden = candidate.shape[1]
     if gates.shape != (candidate.shape[0], 2 * hidden):
@@ -236,18 +272,30 @@ def _tf1_gru(read: Mapping[str, np.ndarray]) -> Cell:
     return cell_from_stacked(GATE_ORDER[Kind.GRU], w_ih, w_hh, bias)
 
 
+def assumed_activation(groups: Sequence[TF1Group], label: str, given: str | None) -> None:
+    """A BasicRNNCell's activation (and CudnnRNNRelu's, saved under the same name) is stored
+    nowhere: tanh is assumed, and said."""
+    simple = [group.name for group in groups if TF1_CELLS[group.scope].kind is Kind.RNN]
+    if simple and given is None:
+        _log.warning(
+            "%s: a TF1 BasicRNNCell's activation is not stored; assumed tanh for %s; pass activation=relu "
+            "if it was CudnnRNNRelu or used another",
+            label,
+            ", ".join(simple),
+        )
+
+
 def assumed_forget_bias(groups: Sequence[TF1Group], label: str, given: float | None) -> None:
     """Say, every time, that a TF1 LSTM's run-time forget_bias was assumed."""
     if given is not None:
         return
-    lstm = [group for group in groups if TF1_CELLS[group.scope].kind is Kind.LSTM]
+    lstm = [group for group in groups if TF1_CELLS[group.scope].forget_bias == DEFAULT_FORGET_BIAS]
     if lstm:
-        values = sorted({TF1_CELLS[group.scope].forget_bias or 0.0 for group in lstm})
         _log.warning(
-            "%s: forget_bias is not stored in a TF1 checkpoint; assumed %s (TensorFlow's default) for %s "
+            "%s: forget_bias is not stored in a TF1 checkpoint; assumed %g (TensorFlow's default) for %s "
             "and folded into b_f; pass forget_bias=... (--forget-bias) if the model used another",
             label,
-            " / ".join(f"{v:g}" for v in values),
+            DEFAULT_FORGET_BIAS,
             ", ".join(group.name for group in lstm),
         )
 
@@ -361,10 +409,23 @@ def layout(layer: Layer) -> list[Tensor]:
     tensors = []
     for side in sides:
         base = f"{prefix}{side}{scope}"
+        if layer.kind is Kind.GRU and scope == "cudnn_compatible_gru_cell":
+            tensors += [
+                Tensor(f"{base}/gates/kernel", (i + h, 2 * h), "r·u over [x; h]"),
+                Tensor(f"{base}/candidate/input_projection/kernel", (i, h), "c"),
+                Tensor(f"{base}/candidate/hidden_projection/kernel", (h, h), "c"),
+            ]
+            if layer.has_bias:
+                tensors += [
+                    Tensor(f"{base}/gates/bias", (2 * h,), "r·u (b_W + b_R)"),
+                    Tensor(f"{base}/candidate/input_projection/bias", (h,), "c"),
+                    Tensor(f"{base}/candidate/hidden_projection/bias", (h,), "c"),
+                ]
+            continue
         if layer.kind is Kind.GRU:
             tensors += [
-                Tensor(f"{base}/gates/kernel", (i + h, 2 * h), "r·u"),
-                Tensor(f"{base}/candidate/kernel", (i + h, h), "c"),
+                Tensor(f"{base}/gates/kernel", (i + h, 2 * h), "r·u over [x; h]"),
+                Tensor(f"{base}/candidate/kernel", (i + h, h), "c over [x; r·h]"),
             ]
             if layer.has_bias:
                 tensors += [
