@@ -839,6 +839,12 @@ def tf_checkpoint_cases() -> list[Case]:
             "big-endian",
         ),
         Case(
+            "tf-checkpoint-cudnn-opaque-only",
+            opaque_only,
+            "UnsupportedFeatureError",
+            "cudnn_lstm/opaque_kernel is a cuDNN opaque parameter buffer without its canonical copy",
+        ),
+        Case(
             "tf-checkpoint-object-graph-cycle", object_graph_cycle, "FormatError", "no recurrent layer found"
         ),
         Case(

@@ -166,6 +166,15 @@ def test_tf1_gru_gates_r_u_then_the_candidate(tmp_path) -> None:
     assert np.array_equal(cell.w_hh["n"], candidate[inputs:].T)
 
 
+def test_cudnn_canonical_forms_hold_no_run_time_forget_bias_and_a_reset_after_gru(caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        lstm = lstmconv.read(FIXTURES / "tensorflow" / "tf1_cudnn_lstm")
+        gru = lstmconv.read(FIXTURES / "tensorflow" / "tf1_cudnn_gru")[0]
+    assert "forget_bias" not in caplog.text
+    assert all(not layer.cells[0].b_hh["f"].any() for layer in lstm)
+    assert gru.reset_after and gru.cells[0].b_hh["n"].any() and not gru.cells[0].b_hh["r"].any()
+
+
 def test_savedmodel_options_come_from_the_keras_metadata() -> None:
     model = lstmconv.read(FIXTURES / "tensorflow" / "tf_keras_savedmodel")
     assert model["relu_lstm"].activations[1] == lstmconv.Activation("relu")
