@@ -72,6 +72,17 @@ def tf1_lstm_peephole_proj(prefix: Path, seed: int) -> tuple[Any, Any, str]:
     return _tf1(_dynamic(cell), 4, prefix, seed)
 
 
+def tf1_lstm_clips(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    """What a checkpoint cannot say: read back with READ_OPTIONS, or the numbers differ."""
+
+    def cell(tf: Any) -> Any:
+        return tf.compat.v1.nn.rnn_cell.LSTMCell(
+            6, use_peepholes=True, num_proj=3, forget_bias=0.5, **READ_OPTIONS["tf1_lstm_clips"]["clips"]
+        )
+
+    return _tf1(_dynamic(cell), 4, prefix, seed)
+
+
 def tf1_basic_lstm(prefix: Path, seed: int) -> tuple[Any, Any, str]:
     return _tf1(_dynamic(lambda tf: tf.compat.v1.nn.rnn_cell.BasicLSTMCell(5)), 4, prefix, seed)
 
@@ -361,6 +372,22 @@ MAKERS: dict[str, tuple[Callable[[Path, int], tuple[Any, Any, str]], str, str, b
 }
 
 
+#: Fixtures read with options (what the checkpoint cannot say); listed in options.json, not in
+#: the manifest, whose fixtures read without options.
+READ_OPTIONS: dict[str, dict[str, Any]] = {
+    "tf1_lstm_clips": {
+        "clips": {"cell_clip": 0.3, "proj_clip": 0.05},
+        "read": {"forget_bias": 0.5, "cell_clip": 0.3, "proj_clip": 0.05},
+    }
+}
+MAKERS["tf1_lstm_clips"] = (
+    tf1_lstm_clips,
+    "TF1 Saver: LSTMCell(6, use_peepholes, num_proj=3, forget_bias=0.5, cell_clip=0.3, proj_clip=0.05)",
+    "legacy",
+    False,
+)
+
+
 def _make_one(name: str, offset: int) -> dict[str, Any]:
     maker, description, _, is_folder = MAKERS[name]
     seed = SEED + 100 * offset
@@ -397,6 +424,8 @@ def main() -> None:
     FOLDER.mkdir(parents=True, exist_ok=True)
     manifest_path = FIXTURES / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
+    options_path = FOLDER / "options.json"
+    options = json.loads(options_path.read_text()) if options_path.exists() else {}
     for group, legacy in (("legacy", "1"), ("keras3", "0")):
         env = {**os.environ, "TF_USE_LEGACY_KERAS": legacy, "KERAS_BACKEND": "tensorflow"}
         chosen = [name for name in names if MAKERS[name][2] == group]
@@ -409,9 +438,13 @@ def main() -> None:
             sys.exit(run.stderr)
         line = next(line for line in run.stdout.splitlines() if line.startswith("MANIFEST "))
         for name, entry in json.loads(line.removeprefix("MANIFEST ")).items():
-            manifest[name] = entry
+            if name in READ_OPTIONS:
+                options[name] = {**entry, "read_options": READ_OPTIONS[name]["read"]}
+            else:
+                manifest[name] = entry
             print(f"{entry['file']}: {entry['description']} -> y {entry['output_shape']}")
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    options_path.write_text(json.dumps(options, indent=2, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

@@ -144,9 +144,41 @@ def test_forget_bias_is_said_when_assumed_and_changes_the_numbers(tmp_path, capl
     assert np.abs(lstmconv.reference.run(zero, x) - y).max() > 1e-2
 
 
-def test_cell_clip_comes_from_the_options() -> None:
-    layer = lstmconv.read(FIXTURES / "tensorflow" / "tf1_lstm", cell_clip=0.25)[0]
-    assert layer.cell_clip == 0.25
+OPTIONS = json.loads((FIXTURES / "tensorflow" / "options.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONS))
+def test_what_a_checkpoint_cannot_say_comes_from_the_options(name: str) -> None:
+    """TF1 cell_clip clips the carried cell state, proj_clip the projected h: with the cell's
+    options the reader matches TensorFlow; without them it is visibly off."""
+    entry = OPTIONS[name]
+    with np.load(FIXTURES / entry["io"]) as data:
+        x, y = data["x"], data["y"]
+    model = lstmconv.read(FIXTURES / entry["file"], **entry["read_options"])
+    np.testing.assert_allclose(lstmconv.reference.run(model, x), y, rtol=0, atol=ATOL)
+    for missing in entry["read_options"]:
+        partial = {key: value for key, value in entry["read_options"].items() if key != missing}
+        off = lstmconv.read(FIXTURES / entry["file"], **partial)
+        assert np.abs(lstmconv.reference.run(off, x) - y).max() > 1e-3, missing
+
+
+def test_a_savedmodel_without_keras_metadata_pb_reads_the_object_graphs_metadata(tmp_path) -> None:
+    """TF 2.0-2.4 kept the Keras metadata in SavedUserObject.metadata (field 3) of each object
+    of saved_model.pb's object graph (MetaGraphDef 7 > SavedObjectGraph 1 > SavedObject 4)."""
+    import shutil
+
+    from lstmconv.formats.tensorflow import savedmodel
+
+    folder = tmp_path / "model"
+    shutil.copytree(FIXTURES / "tensorflow" / "tf_keras_savedmodel", folder)
+    texts = list(savedmodel._metadata_from_keras_pb((folder / "keras_metadata.pb").read_bytes()))
+    (folder / "keras_metadata.pb").unlink()
+    field = tf_bundles.field
+    objects = b"".join(field(1, field(4, field(1, b"_tf_keras_layer") + field(3, t.encode()))) for t in texts)
+    (folder / "saved_model.pb").write_bytes(field(1, 1) + field(2, field(7, objects)))
+    model = lstmconv.read(folder)
+    assert model["relu_lstm"].activations[1] == lstmconv.Activation("relu")
+    assert model["gru_before"].reset_after is False
 
 
 def test_tf1_gru_gates_r_u_then_the_candidate(tmp_path) -> None:
