@@ -286,6 +286,40 @@ def tf_keras_checkpoint(prefix: Path, seed: int) -> tuple[Any, Any, str]:
     return x_in, np.asarray(model(x_in)), f"tf_keras {tf_keras.__version__}, tensorflow {tf.__version__}"
 
 
+def _train_one_step(model: Any, seed: int) -> None:
+    """One Adam step, so the checkpoint holds an optimizer and its slot variables too."""
+    rng = np.random.default_rng(seed + 1)
+    x = rng.uniform(-1, 1, (2, TIME, 4)).astype("float32")
+    y = rng.uniform(-1, 1, (2, TIME, model.output_shape[-1])).astype("float32")
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(x, y, epochs=1, verbose=0)
+
+
+def tf_keras_save_weights(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    """tf_keras ``model.save_weights(prefix)`` (the TF format: the model is the root object)
+    after one training step: optimizer iterations and Adam slots beside the layers'."""
+    import tensorflow as tf
+    import tf_keras
+
+    model = _keras_model(tf_keras, seed)
+    _train_one_step(model, seed)
+    model.save_weights(str(prefix), save_format="tf")
+    (prefix.parent / "checkpoint").unlink(missing_ok=True)
+    x_in = _input(4, seed)
+    return x_in, np.asarray(model(x_in)), f"tf_keras {tf_keras.__version__}, tensorflow {tf.__version__}"
+
+
+def keras3_checkpoint_with_optimizer(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    import keras
+    import tensorflow as tf
+
+    model = _keras_model(keras, seed)
+    _train_one_step(model, seed)
+    tf.train.Checkpoint(model=model, optimizer=model.optimizer).write(str(prefix))
+    x_in = _input(4, seed)
+    return x_in, np.asarray(model(x_in)), f"keras {keras.__version__}, tensorflow {tf.__version__}"
+
+
 def tf_keras_savedmodel(folder: Path, seed: int) -> tuple[Any, Any, str]:
     import tensorflow as tf
     import tf_keras
@@ -380,6 +414,18 @@ READ_OPTIONS: dict[str, dict[str, Any]] = {
         "read": {"forget_bias": 0.5, "cell_clip": 0.3, "proj_clip": 0.05},
     }
 }
+MAKERS["tf_keras_save_weights"] = (
+    tf_keras_save_weights,
+    "tf_keras model.save_weights TF format after an Adam step: LSTM 6, Bidirectional(GRU 4), SimpleRNN 3",
+    "legacy",
+    False,
+)
+MAKERS["keras3_checkpoint_with_optimizer"] = (
+    keras3_checkpoint_with_optimizer,
+    "tf.train.Checkpoint(model, optimizer) of a Keras 3 model after an Adam step",
+    "keras3",
+    False,
+)
 MAKERS["tf1_lstm_clips"] = (
     tf1_lstm_clips,
     "TF1 Saver: LSTMCell(6, use_peepholes, num_proj=3, forget_bias=0.5, cell_clip=0.3, proj_clip=0.05)",

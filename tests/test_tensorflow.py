@@ -42,6 +42,8 @@ LAYERS = {
     "tf1_lstm_block_fused": ["lstm_fused_cell"],
     "keras3_checkpoint": ["encoder", "middle", "head"],
     "tf_keras_checkpoint": ["encoder", "middle", "head"],
+    "tf_keras_save_weights": ["encoder", "middle", "head"],
+    "keras3_checkpoint_with_optimizer": ["encoder", "middle", "head"],
     "tf_keras_savedmodel": ["gru_before", "relu_lstm"],
     "keras3_export": ["first", "second"],
 }
