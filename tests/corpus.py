@@ -839,6 +839,18 @@ def tf_checkpoint_cases() -> list[Case]:
             "big-endian",
         ),
         Case(
+            "tf-checkpoint-keys-out-of-order",
+            lambda f: _bundle(f, reverse_keys=True),
+            "FormatError",
+            "not in strictly increasing order",
+        ),
+        Case(
+            "tf-checkpoint-index-repeats-a-block",
+            lambda f: _bundle(f, repeat_block=True),
+            "FormatError",
+            "names the data block at 0 twice",
+        ),
+        Case(
             "tf-checkpoint-cudnn-opaque-only",
             opaque_only,
             "UnsupportedFeatureError",

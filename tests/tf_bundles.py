@@ -87,14 +87,21 @@ def _with_trailer(block: bytes) -> bytes:
     return block + b"\x00" + struct.pack("<I", crc32c.mask(crc32c.value(block + b"\x00")))
 
 
-def table(entries: list[tuple[bytes, bytes]], *, index_handle: tuple[int, int] | None = None) -> bytes:
+def table(
+    entries: list[tuple[bytes, bytes]],
+    *,
+    index_handle: tuple[int, int] | None = None,
+    repeat_block: bool = False,
+) -> bytes:
     data = _block(entries)
     out = _with_trailer(data)
     meta_at = len(out)
     meta = _block([])
     out += _with_trailer(meta)
     index_at = len(out)
-    index = _block([(entries[-1][0] if entries else b"", varint(0) + varint(len(data)))])
+    handle = varint(0) + varint(len(data))
+    last = entries[-1][0] if entries else b""
+    index = _block([(last, handle), (last + b"\xff", handle)] if repeat_block else [(last, handle)])
     out += _with_trailer(index)
     handles = varint(meta_at) + varint(len(meta))
     handles += (
@@ -112,15 +119,17 @@ def write(
     num_shards: int = 1,
     endianness: int = 0,
     index_handle: tuple[int, int] | None = None,
+    repeat_block: bool = False,
+    reverse_keys: bool = False,
 ) -> Path:
     """``prefix.index`` and ``prefix.data-00000-of-0000N``; returns the index's path."""
     shard, entries = b"", []
-    for key in sorted(tensors):
+    for key in sorted(tensors, reverse=reverse_keys):
         tensor = tensors[key]
         entries.append((key.encode(), entry_proto(tensor, len(shard))))
         shard += tensor.data
     header = field(1, num_shards) + (field(2, endianness) if endianness else b"") + field(3, field(1, 1))
-    index = table([(b"", header), *entries], index_handle=index_handle)
+    index = table([(b"", header), *entries], index_handle=index_handle, repeat_block=repeat_block)
     Path(f"{prefix}.index").write_bytes(index)
     Path(f"{prefix}.data-00000-of-{num_shards:05d}").write_bytes(shard)
     return Path(f"{prefix}.index")
