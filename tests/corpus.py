@@ -728,6 +728,18 @@ def _flip(position: int) -> Callable[[bytearray], None]:
     return change
 
 
+def _keras_without_kernel(folder: Path) -> Path:
+    import tf_bundles
+
+    recurrent = np.zeros((3, 12), "<f4")
+    tensors = {
+        "lstm/lstm_cell/recurrent_kernel": tf_bundles.Tensor(
+            tf_bundles.DT_FLOAT, (3, 12), recurrent.tobytes()
+        )
+    }
+    return tf_bundles.write(folder / "ckpt-1", tensors)
+
+
 def tf_checkpoint_cases() -> list[Case]:
     import tf_bundles
 
@@ -837,6 +849,12 @@ def tf_checkpoint_cases() -> list[Case]:
             lambda f: _bundle(f, endianness=1),
             "UnsupportedFeatureError",
             "big-endian",
+        ),
+        Case(
+            "tf-checkpoint-keras-no-kernel",
+            lambda f: _keras_without_kernel(f),
+            "WeightLayoutError",
+            'layer "lstm" › lstm_cell: expected a kernel beside the others, found recurrent_kernel',
         ),
         Case(
             "tf-checkpoint-keys-out-of-order",

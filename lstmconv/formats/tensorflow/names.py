@@ -33,6 +33,7 @@ from ..keras import names as keras_names
 
 _log = logging.getLogger(__name__)
 
+#: TF1 cells' column order (Keras layers in TF2 checkpoints keep Keras's, ``keras.names``).
 GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
     Kind.LSTM: ("i", "g", "f", "o"),
     Kind.GRU: ("r", "z", "n"),
@@ -340,6 +341,13 @@ def keras_groups(variables: Sequence[tuple[str, str]]) -> list[KerasGroup]:
 
 def keras_kind(group: KerasGroup, shapes: Mapping[str, tuple[int, ...]]) -> Kind:
     """The layer's kind: its cell's name where it has one, checked against the kernels' widths."""
+    for name, side in group.sides.items():
+        for tensor in ("kernel", "recurrent_kernel"):
+            if side.get(tensor) not in shapes:
+                raise WeightLayoutError(
+                    f"expected a {tensor} beside the others, found {', '.join(sorted(side)) or 'none'}",
+                    where=(f'layer "{group.name}"', "/".join(part for part in (name, group.cell) if part)),
+                )
     side = next(iter(group.sides.values()))
     kernel, recurrent = shapes[side["kernel"]], shapes[side["recurrent_kernel"]]
     if len(kernel) != 2 or len(recurrent) != 2 or recurrent[0] == 0 or recurrent[1] % recurrent[0]:
