@@ -320,6 +320,24 @@ def keras3_checkpoint_with_optimizer(prefix: Path, seed: int) -> tuple[Any, Any,
     return x_in, np.asarray(model(x_in)), f"keras {keras.__version__}, tensorflow {tf.__version__}"
 
 
+def tf_keras_sharded(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    """``tf.train.Checkpoint.write`` with ``MaxShardSizePolicy(300 bytes)``: seven data shards,
+    the kernels partitioned into slices keyed by ``EncodeTensorNameSlice``."""
+    import tensorflow as tf
+    import tf_keras
+
+    inputs = tf_keras.Input((None, 4), name="features")
+    x = tf_keras.layers.LSTM(6, return_sequences=True, name="lstm")(inputs)
+    x = tf_keras.layers.GRU(5, return_sequences=True, name="gru")(x)
+    model = tf_keras.Model(inputs, x)
+    _randomize(model, seed)
+    policy = tf.train.experimental.MaxShardSizePolicy(max_shard_size=300)
+    options = tf.train.CheckpointOptions(experimental_sharding_callback=policy)
+    tf.train.Checkpoint(model=model).write(str(prefix), options=options)
+    x_in = _input(4, seed)
+    return x_in, np.asarray(model(x_in)), f"tf_keras {tf_keras.__version__}, tensorflow {tf.__version__}"
+
+
 def tf_keras_savedmodel(folder: Path, seed: int) -> tuple[Any, Any, str]:
     import tensorflow as tf
     import tf_keras
@@ -424,6 +442,12 @@ MAKERS["keras3_checkpoint_with_optimizer"] = (
     keras3_checkpoint_with_optimizer,
     "tf.train.Checkpoint(model, optimizer) of a Keras 3 model after an Adam step",
     "keras3",
+    False,
+)
+MAKERS["tf_keras_sharded"] = (
+    tf_keras_sharded,
+    "tf.train.Checkpoint with MaxShardSizePolicy: 7 shards, partitioned kernels; tf_keras LSTM 6, GRU 5",
+    "legacy",
     False,
 )
 MAKERS["tf1_lstm_clips"] = (

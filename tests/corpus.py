@@ -740,6 +740,22 @@ def _keras_without_kernel(folder: Path) -> Path:
     return tf_bundles.write(folder / "ckpt-1", tensors)
 
 
+def _sliced_kernel(folder: Path, parts: list[tuple[tuple[int, int], tuple[int, int]]]) -> Path:
+    """rnn/lstm_cell/kernel (5, 12) partitioned into ``parts`` (starts, lengths), each a slice."""
+    import tf_bundles
+
+    tensors = tf_bundles.lstm_cell()
+    kernel = np.frombuffer(tensors["rnn/lstm_cell/kernel"].data, "<f4").reshape(5, 12)
+    full = tf_bundles.Tensor(tf_bundles.DT_FLOAT, (5, 12), b"")
+    full.raw_entry = tf_bundles.sliced(full, parts)
+    tensors["rnn/lstm_cell/kernel"] = full
+    for starts, lengths in parts:
+        window = kernel[starts[0] : starts[0] + lengths[0], starts[1] : starts[1] + lengths[1]].copy()
+        key = tf_bundles.slice_key("rnn/lstm_cell/kernel", starts, lengths)
+        tensors[key] = tf_bundles.Tensor(tf_bundles.DT_FLOAT, window.shape, window.tobytes())
+    return tf_bundles.write(folder / "ckpt-1", tensors)
+
+
 def tf_checkpoint_cases() -> list[Case]:
     import tf_bundles
 
@@ -855,6 +871,30 @@ def tf_checkpoint_cases() -> list[Case]:
             lambda f: _keras_without_kernel(f),
             "WeightLayoutError",
             'layer "lstm" › lstm_cell: expected a kernel beside the others, found recurrent_kernel',
+        ),
+        Case(
+            "tf-checkpoint-slices-rebuilt",
+            lambda f: _sliced_kernel(f, [((0, 0), (2, 12)), ((2, 0), (3, 5)), ((2, 5), (3, 7))]),
+            "",
+            "",
+        ),
+        Case(
+            "tf-checkpoint-slices-leave-a-gap",
+            lambda f: _sliced_kernel(f, [((0, 0), (2, 12)), ((2, 0), (3, 5))]),
+            "FormatError",
+            "rnn/lstm_cell/kernel: its slices do not cover it exactly once",
+        ),
+        Case(
+            "tf-checkpoint-slices-overlap",
+            lambda f: _sliced_kernel(f, [((0, 0), (3, 12)), ((2, 0), (3, 12))]),
+            "FormatError",
+            "its slices do not cover it exactly once",
+        ),
+        Case(
+            "tf-checkpoint-slice-outside",
+            lambda f: _sliced_kernel(f, [((0, 0), (5, 12)), ((4, 0), (3, 12))]),
+            "FormatError",
+            r"a slice \[4, 7\) lies outside a dimension of 5",
         ),
         Case(
             "tf-checkpoint-keys-out-of-order",

@@ -43,6 +43,7 @@ LAYERS = {
     "keras3_checkpoint": ["encoder", "middle", "head"],
     "tf_keras_checkpoint": ["encoder", "middle", "head"],
     "tf_keras_save_weights": ["encoder", "middle", "head"],
+    "tf_keras_sharded": ["lstm", "gru"],
     "keras3_checkpoint_with_optimizer": ["encoder", "middle", "head"],
     "tf_keras_savedmodel": ["gru_before", "relu_lstm"],
     "keras3_export": ["first", "second"],

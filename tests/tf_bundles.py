@@ -51,6 +51,27 @@ class Tensor:
     raw_entry: bytes | None = None  # the whole BundleEntryProto, as given
 
 
+def slice_key(name: str, starts: tuple[int, ...], lengths: tuple[int, ...]) -> str:
+    """EncodeTensorNameSlice's OrderedCode key, for numbers in [-1, 64): the number 0, the
+    escaped name ended by 00 01, the number of dimensions, then start and length per dimension.
+    Returned as a str of code points < 256 so it can key ``write``'s dict (latin-1 bytes)."""
+    escaped = name.encode().replace(b"\xff", b"\xff\x00").replace(b"\x00", b"\x00\xff")
+    signed = lambda v: bytes([(0x80 ^ v) & 0xFF])  # noqa: E731
+    body = b"\x00" + escaped + b"\x00\x01" + bytes([1, len(starts)])
+    body += b"".join(signed(s) + signed(n) for s, n in zip(starts, lengths))
+    return body.decode("latin-1")
+
+
+def sliced(tensor: Tensor, extents: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> bytes:
+    """A full entry saying the tensor lies in these slices (TensorSliceProto extents)."""
+    slices = b"".join(
+        field(7, b"".join(field(1, field(1, s) + (field(2, n) if n != -1 else b"")) for s, n in zip(*extent)))
+        for extent in extents
+    )
+    shape = b"".join(field(2, field(1, n)) for n in tensor.shape)
+    return field(1, tensor.dtype) + field(2, shape) + slices
+
+
 def entry_proto(tensor: Tensor, offset: int) -> bytes:
     if tensor.raw_entry is not None:
         return tensor.raw_entry
@@ -126,7 +147,8 @@ def write(
     shard, entries = b"", []
     for key in sorted(tensors, reverse=reverse_keys):
         tensor = tensors[key]
-        entries.append((key.encode(), entry_proto(tensor, len(shard))))
+        encoded = key.encode("latin-1") if key.startswith("\x00") else key.encode()
+        entries.append((encoded, entry_proto(tensor, len(shard))))
         shard += tensor.data
     header = field(1, num_shards) + (field(2, endianness) if endianness else b"") + field(3, field(1, 1))
     index = table([(b"", header), *entries], index_handle=index_handle, repeat_block=repeat_block)

@@ -22,7 +22,7 @@ import struct
 import numpy as np
 
 from ...errors import FormatError, LstmconvError, UnsafeInputError, UnsupportedFeatureError
-from . import crc32c, wire
+from . import crc32c, slices, wire
 
 MAGIC = 0xDB4775248B80FB57
 FOOTER = 48
@@ -218,7 +218,13 @@ class Bundle:
         if not 1 <= self.header.num_shards <= 1 << 16:
             raise FormatError(f"the checkpoint header says {self.header.num_shards} shards")
         self.entries: dict[str, Entry] = {}
+        #: A partitioned tensor's slices by its name, each a (start, length) per dimension.
+        self.slices: dict[str, list[tuple[slices.SliceKey, Entry]]] = {}
         for key, value in table[1:]:
+            if key.startswith(b"\x00"):  # a slice: EncodeTensorNameSlice's OrderedCode key
+                found = slices.decode(key)
+                self.slices.setdefault(found.name, []).append((found, _entry(found.name, value)))
+                continue
             try:
                 name = key.decode("utf-8")
             except UnicodeDecodeError:
@@ -271,9 +277,11 @@ class Bundle:
         except LstmconvError as error:
             raise error.within(key) from None
 
-    def _tensor(self, entry: Entry) -> np.ndarray:
+    def _tensor(self, entry: Entry, *, part: bool = False) -> np.ndarray:
         if entry.sliced:
-            raise UnsupportedFeatureError("a partitioned (sliced) variable", hint="re-save it unpartitioned")
+            if part:
+                raise FormatError("a slice is itself partitioned")
+            return self._assembled(entry)
         if entry.dtype not in DTYPES:
             raise UnsupportedFeatureError(
                 f"tensor dtype {entry.dtype} (TensorFlow DataType) is not readable here"
@@ -290,6 +298,41 @@ class Bundle:
         data = self._bytes(entry)
         self._check_crc(entry, data)
         return data.view(dtype).reshape(entry.shape)
+
+    def _assembled(self, entry: Entry) -> np.ndarray:
+        """A partitioned tensor put together from its slices, each placed once, every element
+        covered exactly once."""
+        if entry.dtype not in DTYPES:
+            raise UnsupportedFeatureError(
+                f"tensor dtype {entry.dtype} (TensorFlow DataType) is not readable here"
+            )
+        count = math.prod(entry.shape)
+        if count > MAX_ELEMENTS:
+            raise UnsafeInputError(f"shape {entry.shape} asks for {count} elements")
+        out = np.zeros(entry.shape, _numpy_dtype(DTYPES[entry.dtype]))
+        covered = np.zeros(entry.shape, np.uint8)
+        for key, part in self.slices.get(entry.key, []):
+            if len(key.starts) != len(entry.shape) or part.dtype != entry.dtype:
+                raise FormatError(
+                    f"a slice of {len(key.starts)} dimensions (dtype {part.dtype}) does not fit"
+                )
+            window = []
+            for start, length, size in zip(key.starts, key.lengths, entry.shape):
+                stop = size if length == -1 else start + length
+                if not 0 <= start <= stop <= size:
+                    raise FormatError(f"a slice [{start}, {stop}) lies outside a dimension of {size}")
+                window.append(slice(start, stop))
+            values = self._tensor(part, part=True)
+            if values.shape != out[tuple(window)].shape:
+                raise FormatError(
+                    f"a slice of shape {values.shape} fills a window of {out[tuple(window)].shape}"
+                )
+            out[tuple(window)] = values
+            covered[tuple(window)] += 1
+        if count and not (covered == 1).all():
+            raise FormatError("its slices do not cover it exactly once")
+        out.flags.writeable = False
+        return out
 
     def strings(self, key: str) -> list[bytes]:
         """A string tensor: varint64 lengths, a masked CRC of the lengths, then the bytes."""
