@@ -5,6 +5,7 @@ definition."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -243,3 +244,36 @@ def test_crc32c_check_value_and_mask() -> None:
     assert crc32c.extend(crc32c.value(b"12345"), b"6789") == 0xE3069283
     for value in (0, 1, 0xE3069283, 0xFFFFFFFF):
         assert crc32c.unmask(crc32c.mask(value)) == value
+
+
+@pytest.mark.parametrize("name", ["tf1_multi", "tf_keras_checkpoint", "tf_keras_sharded"])
+def test_corrupted_bundles_fail_only_as_lstmconv_errors(name: str, tmp_path) -> None:
+    """Random byte flips, truncations and extensions of a real index (and its first shard):
+    the reader either reads the model or raises an LstmconvError, nothing else."""
+    import shutil
+
+    from lstmconv.errors import LstmconvError
+    from lstmconv.formats.tensorflow import checkpoint
+
+    source = FIXTURES / "tensorflow"
+    rng = np.random.default_rng(len(name))
+    for attempt in range(150):
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        for path in source.glob(f"{name}.*"):
+            shutil.copy(path, folder / path.name)
+        victim = folder / (
+            f"{name}.index" if attempt % 3 else next(p.name for p in folder.glob("*.data-00000-*"))
+        )
+        data = bytearray(victim.read_bytes())
+        how = attempt % 5
+        if how == 0:
+            data = data[: rng.integers(0, len(data))]
+        elif how == 1:
+            data += rng.integers(0, 256, rng.integers(1, 64), dtype=np.uint8).tobytes()
+        else:
+            for _ in range(rng.integers(1, 4)):
+                data[rng.integers(0, len(data))] ^= int(rng.integers(1, 256))
+        victim.write_bytes(bytes(data))
+        with contextlib.suppress(LstmconvError):
+            checkpoint.read(folder / name)
