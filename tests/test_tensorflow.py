@@ -277,3 +277,22 @@ def test_corrupted_bundles_fail_only_as_lstmconv_errors(name: str, tmp_path) -> 
         victim.write_bytes(bytes(data))
         with contextlib.suppress(LstmconvError):
             checkpoint.read(folder / name)
+
+
+def test_corrupted_savedmodel_metadata_fails_only_as_lstmconv_errors(tmp_path) -> None:
+    import shutil
+
+    from lstmconv.errors import LstmconvError
+    from lstmconv.formats.tensorflow import savedmodel
+
+    rng = np.random.default_rng(3)
+    for attempt in range(120):
+        folder = tmp_path / str(attempt)
+        shutil.copytree(FIXTURES / "tensorflow" / "tf_keras_savedmodel", folder)
+        victim = folder / ("keras_metadata.pb" if attempt % 2 else "saved_model.pb")
+        data = bytearray(victim.read_bytes())
+        for _ in range(rng.integers(1, 4)):
+            data[rng.integers(0, len(data))] ^= int(rng.integers(1, 256))
+        victim.write_bytes(bytes(data))
+        with contextlib.suppress(LstmconvError):
+            savedmodel.read(folder)

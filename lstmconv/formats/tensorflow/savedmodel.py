@@ -85,6 +85,8 @@ def read(source: Any, **options: Any) -> Model:
     """Every recurrent layer of a SavedModel folder, in the order its object graph holds them."""
     folder = os.fspath(source)
     saved_model = _read_file(os.path.join(folder, SAVED_MODEL), SAVED_MODEL)
+    if not wire.blobs(wire.message(saved_model, SAVED_MODEL), 2, SAVED_MODEL):
+        raise FormatError("saved_model.pb holds no MetaGraphDef: not a SavedModel")
     prefix = os.path.join(folder, "variables", "variables")
     if not os.path.isfile(prefix + ".index"):
         raise FormatError("the SavedModel has no variables/variables.index: it holds no weights")
