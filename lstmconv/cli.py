@@ -260,7 +260,10 @@ def _formats(args: argparse.Namespace) -> int:
             runs = f"reference (lstmconv[{extra}] for {fmt.runs_in})"
         if fmt.write_endings and fmt.write_endings != fmt.read_endings:
             write += f" ({' '.join(fmt.write_endings)})"
-        rows.append((fmt.name, " ".join(fmt.read_endings), read, write, runs))
+        endings = " ".join(fmt.read_endings) + (" .data-* or the prefix" if fmt.prefix_holds else "")
+        if fmt.folder_holds:
+            endings = (endings + " " if endings else "") + f"folder with {fmt.folder_holds}"
+        rows.append((fmt.name, endings, read, write, runs))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
