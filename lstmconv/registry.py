@@ -263,6 +263,7 @@ FORMATS: dict[str, Format] = {
             reader=f"{_TF}.checkpoint",
             read_patterns=(r"\.data-\d{5}-of-\d{5}",),
             prefix_holds=".index",
+            folder_holds="checkpoint",
             write_hint="TensorFlow checkpoints are read-only here; write .keras, .onnx or .pt",
         ),
         Format(

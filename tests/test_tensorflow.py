@@ -107,6 +107,22 @@ def test_a_checkpoint_is_named_by_prefix_index_or_shard(ending: str) -> None:
     assert [(layer.name, layer.reset_after) for layer in model] == [("rnn/gru_cell", False)]
 
 
+def test_a_training_folder_reads_its_latest_checkpoint(tmp_path) -> None:
+    import shutil
+
+    for path in (FIXTURES / "tensorflow").glob("tf1_gru.*"):
+        shutil.copy(path, tmp_path / path.name.replace("tf1_gru", "ckpt-7"))
+    (tmp_path / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-7"\n'
+        'all_model_checkpoint_paths: "ckpt-3"\nall_model_checkpoint_paths: "ckpt-7"\n'
+    )
+    assert registry.for_path(tmp_path).name == "tf-checkpoint"
+    assert [layer.name for layer in lstmconv.read(tmp_path)] == ["rnn/gru_cell"]
+    (tmp_path / "checkpoint").write_text("all_model_checkpoint_paths: 3\n")
+    with pytest.raises(lstmconv.LstmconvError, match="names no model_checkpoint_path"):
+        lstmconv.read(tmp_path)
+
+
 def _tagged_lstm(tmp_path: Path, inputs: int = 2, hidden: int = 3) -> Path:
     kernel = np.arange((inputs + hidden) * 4 * hidden, dtype="<f4").reshape(inputs + hidden, 4 * hidden)
     bias = 1000 + np.arange(4 * hidden, dtype="<f4")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -188,11 +189,33 @@ def tf1_layers(checkpoint: Checkpoint, label: str, options: Mapping[str, Any]) -
     return layers
 
 
+STATE_FILE = "checkpoint"
+
+
+def latest(folder: str) -> str:
+    """The prefix a training folder's ``checkpoint`` file (a text ``CheckpointState``) names as
+    ``model_checkpoint_path``: what ``tf.train.latest_checkpoint`` reads."""
+    state = os.path.join(folder, STATE_FILE)
+    try:
+        with open(state, encoding="utf-8") as file:
+            text = file.read(1 << 20)
+    except (OSError, UnicodeDecodeError) as error:
+        raise FormatError(f"cannot read the checkpoint state file: {error}", where=(state,)) from None
+    match = re.search(r'^model_checkpoint_path:\s*"((?:[^"\\]|\\.)*)"', text, re.MULTILINE)
+    if not match:
+        raise FormatError("the checkpoint state file names no model_checkpoint_path", where=(state,))
+    name = match[1].encode("latin-1", "backslashreplace").decode("unicode_escape")
+    return name if os.path.isabs(name) else os.path.join(folder, name)
+
+
 def read(source: Any, **options: Any) -> Model:
-    """Every recurrent layer of a checkpoint. Options: ``forget_bias`` (TF1 LSTM, default 1.0),
+    """Every recurrent layer of a checkpoint (or of the latest one a training folder's
+    ``checkpoint`` file names). Options: ``forget_bias`` (TF1 LSTM, default 1.0),
     ``cell_clip``, ``proj_clip``, ``activation`` (TF1 cells); ``activation``,
     ``recurrent_activation``, ``merge`` (Keras layers, whose configs a checkpoint lacks)."""
     path = os.fspath(source)
+    if os.path.isdir(path):
+        path = latest(path)
     checkpoint = Checkpoint(path)
     layers = keras_layers(checkpoint, {}, keras_major=3, label=path, options=options)
     if not layers:
