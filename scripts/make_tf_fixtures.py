@@ -338,6 +338,21 @@ def tf_keras_sharded(prefix: Path, seed: int) -> tuple[Any, Any, str]:
     return x_in, np.asarray(model(x_in)), f"tf_keras {tf_keras.__version__}, tensorflow {tf.__version__}"
 
 
+def tf_keras_stacked_cells(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    """``RNN([LSTMCell, GRUCell])``: one layer, two cells (StackedRNNCells), one scope."""
+    import tensorflow as tf
+    import tf_keras
+
+    inputs = tf_keras.Input((None, 4), name="features")
+    cells = [tf_keras.layers.LSTMCell(6), tf_keras.layers.GRUCell(5)]
+    x = tf_keras.layers.RNN(cells, return_sequences=True, name="stack")(inputs)
+    model = tf_keras.Model(inputs, x)
+    _randomize(model, seed)
+    tf.train.Checkpoint(model=model).write(str(prefix))
+    x_in = _input(4, seed)
+    return x_in, np.asarray(model(x_in)), f"tf_keras {tf_keras.__version__}, tensorflow {tf.__version__}"
+
+
 def tf_keras_savedmodel(folder: Path, seed: int) -> tuple[Any, Any, str]:
     import tensorflow as tf
     import tf_keras
@@ -447,6 +462,12 @@ MAKERS["keras3_checkpoint_with_optimizer"] = (
 MAKERS["tf_keras_sharded"] = (
     tf_keras_sharded,
     "tf.train.Checkpoint with MaxShardSizePolicy: 7 shards, partitioned kernels; tf_keras LSTM 6, GRU 5",
+    "legacy",
+    False,
+)
+MAKERS["tf_keras_stacked_cells"] = (
+    tf_keras_stacked_cells,
+    "tf.train.Checkpoint of tf_keras RNN([LSTMCell(6), GRUCell(5)]) (StackedRNNCells)",
     "legacy",
     False,
 )

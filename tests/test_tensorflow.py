@@ -45,6 +45,7 @@ LAYERS = {
     "tf_keras_checkpoint": ["encoder", "middle", "head"],
     "tf_keras_save_weights": ["encoder", "middle", "head"],
     "tf_keras_sharded": ["lstm", "gru"],
+    "tf_keras_stacked_cells": ["stacked_rnn_cells/lstm_cell", "stacked_rnn_cells/gru_cell"],
     "keras3_checkpoint_with_optimizer": ["encoder", "middle", "head"],
     "tf_keras_savedmodel": ["gru_before", "relu_lstm"],
     "keras3_export": ["first", "second"],

@@ -320,13 +320,13 @@ def keras_groups(variables: Sequence[tuple[str, str]]) -> list[KerasGroup]:
     """Keras recurrent layers among (name, checkpoint key) pairs, in first-seen order; a name is
     a variable's full name (``encoder/lstm_cell/kernel``) or its object path
     (``model/layer_with_weights-0/cell/kernel``)."""
-    groups: dict[str, KerasGroup] = {}
+    groups: dict[tuple[str, str], KerasGroup] = {}
     for name, key in variables:
         parts = name.removesuffix(":0").split("/")
         if len(parts) < 3 or parts[-1] not in _KERAS_TENSORS:
             continue
         cell = parts[-2]
-        if cell != "cell" and cell not in _KERAS_CELLS:
+        if cell != "cell" and _cell_kind(cell) is None:
             continue
         layer, side = parts[:-2], ""
         if len(layer) >= 2 and re.match(r"(forward|backward)_", layer[-1]):
@@ -334,9 +334,20 @@ def keras_groups(variables: Sequence[tuple[str, str]]) -> list[KerasGroup]:
         if not layer:
             continue
         path = "/".join(layer)
-        group = groups.setdefault(path, KerasGroup(layer[-1], path, cell, {}))
+        group = groups.setdefault((path, cell), KerasGroup(layer[-1], path, cell, {}))
         group.sides.setdefault(side, {}).setdefault(parts[-1], key)
-    return [group for group in groups.values() if any("recurrent_kernel" in s for s in group.sides.values())]
+    found = [group for group in groups.values() if any("recurrent_kernel" in s for s in group.sides.values())]
+    names = [group.name for group in found]
+    for group in found:  # several cells in one layer (StackedRNNCells): each named by its cell too
+        if names.count(group.name) > 1:
+            group.name = f"{group.name}/{group.cell}"
+    return found
+
+
+def _cell_kind(cell: str) -> Kind | None:
+    """The kind a Keras cell's name says (``lstm_cell``, ``gru_cell_1``...), None if none."""
+    entry = _KERAS_CELLS.get(re.sub(r"_\d+$", "", cell))
+    return None if entry is None else entry.kind
 
 
 def keras_kind(group: KerasGroup, shapes: Mapping[str, tuple[int, ...]]) -> Kind:
@@ -356,7 +367,7 @@ def keras_kind(group: KerasGroup, shapes: Mapping[str, tuple[int, ...]]) -> Kind
             where=(f'layer "{group.name}"',),
         )
     by_width = {4: Kind.LSTM, 3: Kind.GRU, 1: Kind.RNN}.get(recurrent[1] // recurrent[0])
-    named = _KERAS_CELLS[group.cell].kind if group.cell in _KERAS_CELLS else None
+    named = _cell_kind(group.cell)
     if by_width is None or (named is not None and named is not by_width):
         raise WeightLayoutError(
             f"recurrent_kernel {recurrent} does not fit a {group.cell}",
