@@ -1,89 +1,27 @@
 """``tf-checkpoint``: a tensor bundle read as recurrent layers, without TensorFlow.
 
 Pass the prefix (``ckpt-12``), the ``.index`` file or a ``.data-*`` shard. A TF2 object-based
-checkpoint holds its object tree in ``_CHECKPOINTABLE_OBJECT_GRAPH`` (a ``TrackableObjectGraph``,
-``tensorflow/core/protobuf/trackable_object_graph.proto``), whose variables carry their full
-Keras names (``encoder/lstm_cell/kernel``); a TF1 checkpoint's keys are the names themselves.
+checkpoint holds its object tree (:mod:`.objects`), whose variables carry their full Keras names
+(``encoder/lstm_cell/kernel``); a TF1 checkpoint's keys are the names themselves (:mod:`.names`).
 What neither says (TF1 ``forget_bias``, ``cell_clip``, activations) comes from the options and is
 a warning when assumed.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from ...errors import FormatError, LstmconvError, UnsupportedFeatureError
 from ...ir import Layer, Model
-from . import bundle, names, wire
+from . import bundle, names, objects
 
 _log = logging.getLogger(__name__)
-OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
-VARIABLE_VALUE = "VARIABLE_VALUE"
-
-
-@dataclasses.dataclass(frozen=True)
-class Variable:
-    path: str  # object path from the root: model/layer_with_weights-0/cell/kernel
-    full_name: str  # the variable's own name, "" where the checkpoint has none
-    key: str  # its checkpoint key
-
-
-@dataclasses.dataclass(frozen=True)
-class ObjectNode:
-    children: tuple[tuple[str, int], ...]
-    attributes: tuple[tuple[str, str, str], ...]  # (name, full_name, checkpoint_key)
-
-
-def object_graph(data: bytes) -> list[ObjectNode]:
-    """The nodes of a ``TrackableObjectGraph``: children (ObjectReference: node_id 1, local_name
-    2) and attributes (SerializedTensor: name 1, full_name 2, checkpoint_key 3)."""
-    what = "TrackableObjectGraph"
-    nodes = []
-    for blob in wire.blobs(wire.message(data, what), 1, what):
-        msg = wire.message(blob, what)
-        children = []
-        for child in wire.blobs(msg, 1, what):
-            ref = wire.message(child, what)
-            children.append((wire.text(ref, 2, what), wire.integer(ref, 1, what)))
-        attributes = []
-        for attribute in wire.blobs(msg, 2, what):
-            tensor = wire.message(attribute, what)
-            attributes.append(tuple(wire.text(tensor, number, what) for number in (1, 2, 3)))
-        nodes.append(ObjectNode(tuple(children), tuple(attributes)))  # type: ignore[arg-type]
-    for node in nodes:
-        for _, target in node.children:
-            if not 0 <= target < len(nodes):
-                raise FormatError(f"{what}: a child refers to node {target} of {len(nodes)}")
-    return nodes
-
-
-def variables(nodes: Sequence[ObjectNode], skip: Sequence[str] = ("optimizer",)) -> list[Variable]:
-    """Each variable once, depth first from the root in child order (model order), each object
-    visited once however many paths reach it (the graph may share and even cycle)."""
-    if not nodes:
-        return []
-    seen, out = {0}, []
-    stack: list[tuple[int, str]] = [(0, "")]
-    while stack:
-        index, path = stack.pop()
-        for name, full_name, key in nodes[index].attributes:
-            if name == VARIABLE_VALUE:
-                out.append(Variable(path, full_name, key))
-        pending = []
-        for local, target in nodes[index].children:
-            if target in seen or (not path and local in skip):
-                continue
-            seen.add(target)
-            pending.append((target, f"{path}/{local}" if path else local))
-        stack.extend(reversed(pending))
-    return out
 
 
 class Checkpoint:
@@ -92,13 +30,13 @@ class Checkpoint:
     def __init__(self, path: str):
         self.prefix = bundle.prefix_of(path)
         self.bundle = bundle.Bundle(self.prefix)
-        self.nodes: list[ObjectNode] | None = None
-        if OBJECT_GRAPH in self.bundle.entries:
+        self.nodes: list[objects.ObjectNode] | None = None
+        if objects.OBJECT_GRAPH in self.bundle.entries:
             try:
-                (data,) = self.bundle.strings(OBJECT_GRAPH)
+                (data,) = self.bundle.strings(objects.OBJECT_GRAPH)
             except ValueError:
-                raise FormatError(f"{OBJECT_GRAPH} should hold one string") from None
-            self.nodes = object_graph(data)
+                raise FormatError(f"{objects.OBJECT_GRAPH} should hold one string") from None
+            self.nodes = objects.object_graph(data)
 
     def tensor(self, key: str) -> np.ndarray:
         if key not in self.bundle.entries:
@@ -108,10 +46,10 @@ class Checkpoint:
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {key: entry.shape for key, entry in self.bundle.entries.items()}
 
-    def variables(self) -> list[Variable]:
+    def variables(self) -> list[objects.Variable]:
         if self.nodes is None:
-            return [Variable(key, key, key) for key in self.bundle.entries]
-        return variables(self.nodes)
+            return [objects.Variable(key, key, key) for key in self.bundle.entries]
+        return objects.variables(self.nodes)
 
 
 def keras_layers(
@@ -126,12 +64,12 @@ def keras_layers(
     by layer name (from a SavedModel's metadata); without one, Keras's defaults, said once."""
     found = checkpoint.variables()
     pairs = [(v.full_name or v.path, v.key) for v in found]
-    groups = names.keras_groups(pairs)
+    groups = objects.keras_groups(pairs)
     if not groups:  # no full names: group by object path instead
-        groups = names.keras_groups([(v.path, v.key) for v in found])
+        groups = objects.keras_groups([(v.path, v.key) for v in found])
     shapes, layers, assumed = checkpoint.shapes(), [], []
     for group in groups:
-        kind = names.keras_kind(group, shapes)
+        kind = objects.keras_kind(group, shapes)
         config = configs.get(group.name)
         if config is None:
             assumed.append(group.name)
@@ -142,7 +80,7 @@ def keras_layers(
             }
         merge = str(config.get("merge_mode") or options.get("merge", "concat"))
         layers.append(
-            names.keras_layer(
+            objects.keras_layer(
                 group,
                 kind,
                 checkpoint.tensor,

@@ -13,7 +13,8 @@ TF1 cells (``tf.compat.v1.nn.rnn_cell``; ``tf_keras/layers/rnn/legacy_cells.py``
 - ``BasicRNNCell``: ``kernel`` (I+H, H), ``bias``.
 
 Keras layers saved by ``tf.train.Checkpoint`` keep Keras's tensors (``kernel``,
-``recurrent_kernel``, ``bias``) under ``<layer>/<cell>/`` in each variable's full name.
+``recurrent_kernel``, ``bias``) under ``<layer>/<cell>/`` (:mod:`.objects`); the face's
+``layout`` shows either.
 """
 
 from __future__ import annotations
@@ -65,7 +66,6 @@ TF1_CELLS: Mapping[str, TF1Cell] = {
     "gru_cell": TF1Cell(Kind.GRU, None, "GRUCell"),
     "basic_rnn_cell": TF1Cell(Kind.RNN, None, "BasicRNNCell"),
 }
-_DEFAULT_SCOPE = {Kind.LSTM: "lstm_cell", Kind.GRU: "gru_cell", Kind.RNN: "basic_rnn_cell"}
 _SIDES = ("fw", "bw")
 _KERAS_CELL_SCOPE = {Kind.LSTM: "lstm_cell", Kind.GRU: "gru_cell", Kind.RNN: "simple_rnn_cell"}
 
@@ -301,111 +301,6 @@ def assumed_forget_bias(groups: Sequence[TF1Group], label: str, given: float | N
         )
 
 
-# -- Keras layers in object-based checkpoints -----------------------------------------------------
-_KERAS_TENSORS = ("kernel", "recurrent_kernel", "bias")
-_KERAS_CELLS = {entry.cell.lower(): entry for entry in keras_names.KINDS.values()}
-_KERAS_CELLS.update({"lstm_cell": keras_names.KINDS["LSTM"], "gru_cell": keras_names.KINDS["GRU"]})
-_KERAS_CELLS["simple_rnn_cell"] = keras_names.KINDS["SimpleRNN"]
-
-
-@dataclasses.dataclass
-class KerasGroup:
-    name: str
-    path: str  # the layer's scope in the variable names
-    cell: str  # the cell's scope: lstm_cell, gru_cell, simple_rnn_cell, or cell (object paths)
-    sides: dict[str, dict[str, str]]  # "" | forward | backward -> kernel/recurrent_kernel/bias -> key
-
-
-def keras_groups(variables: Sequence[tuple[str, str]]) -> list[KerasGroup]:
-    """Keras recurrent layers among (name, checkpoint key) pairs, in first-seen order; a name is
-    a variable's full name (``encoder/lstm_cell/kernel``) or its object path
-    (``model/layer_with_weights-0/cell/kernel``)."""
-    groups: dict[tuple[str, str], KerasGroup] = {}
-    for name, key in variables:
-        parts = name.removesuffix(":0").split("/")
-        if len(parts) < 3 or parts[-1] not in _KERAS_TENSORS:
-            continue
-        cell = parts[-2]
-        if cell != "cell" and _cell_kind(cell) is None:
-            continue
-        layer, side = parts[:-2], ""
-        if len(layer) >= 2 and re.match(r"(forward|backward)_", layer[-1]):
-            side, layer = layer[-1].split("_")[0], layer[:-1]
-        if not layer:
-            continue
-        path = "/".join(layer)
-        group = groups.setdefault((path, cell), KerasGroup(layer[-1], path, cell, {}))
-        group.sides.setdefault(side, {}).setdefault(parts[-1], key)
-    found = [group for group in groups.values() if any("recurrent_kernel" in s for s in group.sides.values())]
-    names = [group.name for group in found]
-    for group in found:  # several cells in one layer (StackedRNNCells): each named by its cell too
-        if names.count(group.name) > 1:
-            group.name = f"{group.name}/{group.cell}"
-    return found
-
-
-def _cell_kind(cell: str) -> Kind | None:
-    """The kind a Keras cell's name says (``lstm_cell``, ``gru_cell_1``...), None if none."""
-    entry = _KERAS_CELLS.get(re.sub(r"_\d+$", "", cell))
-    return None if entry is None else entry.kind
-
-
-def keras_kind(group: KerasGroup, shapes: Mapping[str, tuple[int, ...]]) -> Kind:
-    """The layer's kind: its cell's name where it has one, checked against the kernels' widths."""
-    for name, side in group.sides.items():
-        for tensor in ("kernel", "recurrent_kernel"):
-            if side.get(tensor) not in shapes:
-                raise WeightLayoutError(
-                    f"expected a {tensor} beside the others, found {', '.join(sorted(side)) or 'none'}",
-                    where=(f'layer "{group.name}"', "/".join(part for part in (name, group.cell) if part)),
-                )
-    side = next(iter(group.sides.values()))
-    kernel, recurrent = shapes[side["kernel"]], shapes[side["recurrent_kernel"]]
-    if len(kernel) != 2 or len(recurrent) != 2 or recurrent[0] == 0 or recurrent[1] % recurrent[0]:
-        raise WeightLayoutError(
-            f"expected kernel (I, G·H) and recurrent_kernel (H, G·H), found {kernel} and {recurrent}",
-            where=(f'layer "{group.name}"',),
-        )
-    by_width = {4: Kind.LSTM, 3: Kind.GRU, 1: Kind.RNN}.get(recurrent[1] // recurrent[0])
-    named = _cell_kind(group.cell)
-    if by_width is None or (named is not None and named is not by_width):
-        raise WeightLayoutError(
-            f"recurrent_kernel {recurrent} does not fit a {group.cell}",
-            where=(f'layer "{group.name}"',),
-        )
-    return by_width
-
-
-def keras_layer(
-    group: KerasGroup,
-    kind: Kind,
-    tensor: Callable[[str], np.ndarray],
-    config: Mapping[str, Any],
-    *,
-    keras_major: int,
-    merge: str = "concat",
-) -> Layer:
-    sides = [side for side in ("", "forward", "backward") if side in group.sides]
-    if sides not in ([""], ["forward", "backward"]):
-        raise WeightLayoutError(
-            f"expected one cell or a forward/backward pair, found {sides}", where=(group.path,)
-        )
-    directions = [
-        [np.asarray(tensor(group.sides[side][name])) for name in _KERAS_TENSORS if name in group.sides[side]]
-        for side in sides
-    ]
-    return keras_names.layer_from_weights(
-        kind,
-        group.name,
-        directions,
-        config,
-        keras_major=keras_major,
-        bidirectional=len(sides) == 2,
-        merge=merge,
-        go_backwards=bool(config.get("go_backwards")) and len(sides) == 1,
-    )
-
-
 # -- the face -------------------------------------------------------------------------------------
 def check(layer: Layer) -> None:
     """TensorFlow files are read here, not written: nothing to check."""
@@ -460,7 +355,3 @@ def layout(layer: Layer) -> list[Tensor]:
         if layer.proj_size:
             tensors.append(Tensor(f"{base}/projection/kernel", (h, p), ""))
     return tensors
-
-
-def default_scope(kind: Kind) -> str:
-    return _DEFAULT_SCOPE[kind]
