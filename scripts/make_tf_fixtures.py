@@ -353,6 +353,28 @@ def tf_keras_stacked_cells(prefix: Path, seed: int) -> tuple[Any, Any, str]:
     return x_in, np.asarray(model(x_in)), f"tf_keras {tf_keras.__version__}, tensorflow {tf.__version__}"
 
 
+def keras3_checkpoint_config(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    """A checkpoint whose layers are not Keras's defaults (relu, hard_sigmoid, go_backwards, a
+    sum merge), read with the model's own config (``model.to_json()``) beside it."""
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input((None, 4), name="features")
+    x = keras.layers.LSTM(5, activation="relu", return_sequences=True, name="relu_lstm")(inputs)
+    x = keras.layers.Bidirectional(
+        keras.layers.GRU(4, recurrent_activation="hard_sigmoid", return_sequences=True),
+        merge_mode="sum",
+        name="bi",
+    )(x)
+    x = keras.layers.SimpleRNN(3, go_backwards=True, return_sequences=True, name="backwards")(x)
+    model = keras.Model(inputs, x, name="configured")
+    _randomize(model, seed)
+    tf.train.Checkpoint(model=model).write(str(prefix))
+    prefix.with_name(prefix.name + ".config.json").write_text(model.to_json())
+    x_in = _input(4, seed)
+    return x_in, np.asarray(model(x_in)), f"keras {keras.__version__}, tensorflow {tf.__version__}"
+
+
 def tf_keras_savedmodel(folder: Path, seed: int) -> tuple[Any, Any, str]:
     import tensorflow as tf
     import tf_keras
@@ -471,6 +493,15 @@ MAKERS["tf_keras_stacked_cells"] = (
     "legacy",
     False,
 )
+MAKERS["keras3_checkpoint_config"] = (
+    keras3_checkpoint_config,
+    "tf.train.Checkpoint of Keras 3 LSTM(relu), Bidirectional(GRU(hard_sigmoid), sum), SimpleRNN(backwards)",
+    "keras3",
+    False,
+)
+READ_OPTIONS["keras3_checkpoint_config"] = {
+    "read": {"config": "tensorflow/keras3_checkpoint_config.config.json"}
+}
 MAKERS["tf1_lstm_clips"] = (
     tf1_lstm_clips,
     "TF1 Saver: LSTMCell(6, use_peepholes, num_proj=3, forget_bias=0.5, cell_clip=0.3, proj_clip=0.05)",

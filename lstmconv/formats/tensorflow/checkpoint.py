@@ -146,16 +146,29 @@ def latest(folder: str) -> str:
     return name if os.path.isabs(name) else os.path.join(folder, name)
 
 
+def _given_config(config: Any) -> tuple[dict[str, dict[str, Any]], int]:
+    """Layer configs from ``config`` (a ``.keras`` archive or a model's JSON, as for Keras
+    weights-only files), and the Keras major version whose activations they name."""
+    if config is None:
+        return {}, 3
+    from ..keras import files as keras_files
+
+    model_config, major = keras_files.load_config(os.fspath(config))
+    return objects.keras_configs([model_config]), major or 3
+
+
 def read(source: Any, **options: Any) -> Model:
     """Every recurrent layer of a checkpoint (or of the latest one a training folder's
     ``checkpoint`` file names). Options: ``forget_bias`` (TF1 LSTM, default 1.0),
     ``cell_clip``, ``proj_clip``, ``activation`` (TF1 cells); ``activation``,
-    ``recurrent_activation``, ``merge`` (Keras layers, whose configs a checkpoint lacks)."""
+    ``recurrent_activation``, ``merge`` (Keras layers, whose configs a checkpoint lacks), or
+    ``config``: the model's config (``.keras`` or JSON), which says all of these."""
     path = os.fspath(source)
     if os.path.isdir(path):
         path = latest(path)
     checkpoint = Checkpoint(path)
-    layers = keras_layers(checkpoint, {}, keras_major=3, label=path, options=options)
+    configs, major = _given_config(options.get("config"))
+    layers = keras_layers(checkpoint, configs, keras_major=major, label=path, options=options)
     if not layers:
         layers = tf1_layers(checkpoint, path, options)
     opaque = [key for key in checkpoint.bundle.entries if key.split("/")[-1].startswith("opaque_kernel")]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -188,3 +188,25 @@ def keras_layer(
         merge=merge,
         go_backwards=bool(config.get("go_backwards")) and len(sides) == 1,
     )
+
+
+def keras_configs(entries: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """Layer configs by layer name from Keras's ``{"class_name", "config"}`` entries (a
+    SavedModel's per-object metadata, or a model config's layers, nested models walked); a
+    Bidirectional's is its inner layer's config with its merge mode."""
+    out: dict[str, dict[str, Any]] = {}
+    pending = list(entries)
+    while pending:
+        entry = pending.pop(0)
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("config"), Mapping):
+            continue
+        config = entry["config"]
+        name = entry.get("name") or config.get("name")
+        if isinstance(config.get("layers"), list):  # a Sequential or Functional model
+            pending = [*config["layers"], *pending]
+        if entry.get("class_name") == "Bidirectional" and isinstance(config.get("layer"), Mapping):
+            inner = config["layer"].get("config", {})
+            out[str(name)] = {**inner, "merge_mode": config.get("merge_mode", "concat")}
+        elif isinstance(name, str):
+            out[name] = dict(config)
+    return out

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Any
 
 from ...errors import FormatError
 from ...ir import Model
-from . import checkpoint, wire
+from . import checkpoint, objects, wire
 
 SAVED_MODEL = "saved_model.pb"
 KERAS_METADATA = "keras_metadata.pb"
@@ -63,22 +63,14 @@ def _metadata_from_saved_model(data: bytes) -> Iterator[str]:
 
 
 def _configs(texts: Iterator[str]) -> dict[str, dict[str, Any]]:
-    """Keras layer configs by layer name; a Bidirectional's inner config with its merge mode."""
-    out: dict[str, dict[str, Any]] = {}
+    """Keras layer configs by layer name, from each object's metadata JSON."""
+    entries = []
     for text in texts:
         try:
-            metadata = json.loads(text)
+            entries.append(json.loads(text))
         except ValueError:
             raise FormatError(f"Keras metadata is not JSON: {text[:60]!r}") from None
-        if not isinstance(metadata, Mapping) or not isinstance(metadata.get("config"), Mapping):
-            continue
-        config, name = metadata["config"], metadata.get("name") or metadata["config"].get("name")
-        if metadata.get("class_name") == "Bidirectional" and isinstance(config.get("layer"), Mapping):
-            inner = config["layer"].get("config", {})
-            out[str(name)] = {**inner, "merge_mode": config.get("merge_mode", "concat")}
-        elif isinstance(name, str):
-            out[name] = dict(config)
-    return out
+    return objects.keras_configs(entries)
 
 
 def read(source: Any, **options: Any) -> Model:
