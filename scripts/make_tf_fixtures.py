@@ -246,6 +246,31 @@ def tf1_cudnn_gru(prefix: Path, seed: int) -> tuple[Any, Any, str]:
     )
 
 
+def tf1_gru_block(prefix: Path, seed: int) -> tuple[Any, Any, str]:
+    """contrib's GRUBlockCell (gru_ops.py: scope ``gru_cell``, ``w_ru`` (I+H, 2H), ``b_ru``,
+    ``w_c`` (I+H, H), ``b_c``), which TF 2.21 no longer has, run step by step by its op,
+    ``tf.raw_ops.GRUBlockCell``."""
+    hidden = 5
+
+    def build(tf: Any, x: Any) -> Any:
+        v1 = tf.compat.v1
+        features = x.shape[-1]
+        with v1.variable_scope("rnn/gru_cell"):
+            w_ru = v1.get_variable("w_ru", (features + hidden, 2 * hidden))
+            b_ru = v1.get_variable("b_ru", (2 * hidden,))
+            w_c = v1.get_variable("w_c", (features + hidden, hidden))
+            b_c = v1.get_variable("b_c", (hidden,))
+        h = tf.zeros((tf.shape(x)[0], hidden))
+        outputs = []
+        for step in range(TIME):
+            h = tf.raw_ops.GRUBlockCell(x=x[:, step], h_prev=h, w_ru=w_ru, w_c=w_c, b_ru=b_ru, b_c=b_c).h
+            outputs.append(h)
+        return tf.stack(outputs, axis=1)
+
+    x_in, y, made_by = _tf1(build, 4, prefix, seed)
+    return x_in, y, made_by + "; GRUBlockCell's variables (contrib gru_ops.py) run by tf.raw_ops.GRUBlockCell"
+
+
 # -- TF2: tf.train.Checkpoint and SavedModel of Keras models ---------------------------------------
 def _randomize(model: Any, seed: int) -> None:
     rng = np.random.default_rng(seed)
@@ -502,6 +527,12 @@ MAKERS["keras3_checkpoint_config"] = (
 READ_OPTIONS["keras3_checkpoint_config"] = {
     "read": {"config": "tensorflow/keras3_checkpoint_config.config.json"}
 }
+MAKERS["tf1_gru_block"] = (
+    tf1_gru_block,
+    "TF1 Saver: GRUBlockCell's variables (w_ru, b_ru, w_c, b_c), run by tf.raw_ops.GRUBlockCell",
+    "legacy",
+    False,
+)
 MAKERS["tf1_lstm_clips"] = (
     tf1_lstm_clips,
     "TF1 Saver: LSTMCell(6, use_peepholes, num_proj=3, forget_bias=0.5, cell_clip=0.3, proj_clip=0.05)",

@@ -93,7 +93,8 @@ _TF1_TENSORS = re.compile(
     r"^(?:(?P<prefix>.*?)/)?(?:(?P<side>fw|bw)/)?(?P<scope>"
     + "|".join(TF1_CELLS)
     + r")/(?P<tensor>kernel|bias|w_[ifo]_diag|projection/kernel|"
-    r"(?:gates|candidate|candidate/input_projection|candidate/hidden_projection)/(?:kernel|bias))$"
+    r"(?:gates|candidate|candidate/input_projection|candidate/hidden_projection)/(?:kernel|bias)|"
+    r"[wb]_ru|[wb]_c)$"
 )
 
 
@@ -244,9 +245,23 @@ def _cudnn_gru(read: Mapping[str, np.ndarray]) -> Cell:
     return cell_from_stacked(GATE_ORDER[Kind.GRU], w_ih, w_hh, b_ih, b_hh)
 
 
+#: contrib's GRUBlockCell (gru_ops.py) names GRUCell's tensors w_ru, b_ru, w_c, b_c (its V2 and
+#: the op compute the same).
+_GRU_BLOCK_NAMES = {
+    "w_ru": "gates/kernel",
+    "b_ru": "gates/bias",
+    "w_c": "candidate/kernel",
+    "b_c": "candidate/bias",
+}
+
+
 def _tf1_gru(read: Mapping[str, np.ndarray]) -> Cell:
     if "candidate/input_projection/kernel" in read:
         return _cudnn_gru(read)
+    if set(read) & set(_GRU_BLOCK_NAMES):
+        if set(read) & set(_GRU_BLOCK_NAMES.values()):
+            raise WeightLayoutError("GRUBlockCell's w_ru/w_c and GRUCell's gates/candidate in one scope")
+        read = {_GRU_BLOCK_NAMES.get(name, name): array for name, array in read.items()}
     gates, candidate = _need(read, "gates/kernel", 2), _need(read, "candidate/kernel", 2)
     hidden = candidate.shape[1]
     if gates.shape != (candidate.shape[0], 2 * hidden):
