@@ -135,6 +135,18 @@ def _tagged_lstm(tmp_path: Path, inputs: int = 2, hidden: int = 3) -> Path:
     return tf_bundles.write(tmp_path / "ckpt-3", tensors)
 
 
+def test_variables_of_cells_lstmconv_does_not_know_are_named(tmp_path, caplog) -> None:
+    tensors = tf_bundles.lstm_cell()
+    unknown = np.zeros((5, 12), "<f4")
+    for name in ("rnn/nas_cell/kernel", "rnn/lstm_cell/kernel/Adam"):
+        tensors[name] = tf_bundles.Tensor(tf_bundles.DT_FLOAT, unknown.shape, unknown.tobytes())
+    with caplog.at_level(logging.WARNING):
+        model = lstmconv.read(tf_bundles.write(tmp_path / "ckpt", tensors), forget_bias=1.0)
+    assert [layer.name for layer in model] == ["rnn/lstm_cell"]
+    assert "not read (no LSTM, GRU or RNN cell lstmconv knows): rnn/nas_cell/kernel" in caplog.text
+    assert "Adam" not in caplog.text  # an optimizer slot of a read variable is not a layer
+
+
 def test_tf1_lstm_gates_i_j_f_o_over_x_then_h(tmp_path) -> None:
     inputs, hidden = 2, 3
     path = _tagged_lstm(tmp_path, inputs, hidden)

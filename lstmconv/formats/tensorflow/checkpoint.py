@@ -22,6 +22,8 @@ from ...ir import Layer, Model
 from . import bundle, names, objects
 
 _log = logging.getLogger(__name__)
+#: A variable name that looks like part of a recurrent layer.
+_RECURRENT = re.compile(r"(?:^|/)[^/]*(?:lstm|gru|rnn|_cell)[^/]*/", re.IGNORECASE)
 
 
 class Checkpoint:
@@ -31,6 +33,7 @@ class Checkpoint:
         self.prefix = bundle.prefix_of(path)
         self.bundle = bundle.Bundle(self.prefix)
         self.nodes: list[objects.ObjectNode] | None = None
+        self.read_keys: set[str] = set()
         if objects.OBJECT_GRAPH in self.bundle.entries:
             try:
                 (data,) = self.bundle.strings(objects.OBJECT_GRAPH)
@@ -41,7 +44,28 @@ class Checkpoint:
     def tensor(self, key: str) -> np.ndarray:
         if key not in self.bundle.entries:
             raise FormatError(f"the object graph names {key!r}, which the checkpoint does not hold")
+        self.read_keys.add(key)
         return self.bundle.tensor(key)
+
+    def say_unread(self, label: str) -> None:
+        """Name, every time, the variables that look recurrent but no layer took (a cell kind
+        lstmconv does not know, a ConvLSTM...), leaving out optimizer slots of read ones."""
+        unread, found = [], self.variables()
+        read_names = {v.full_name for v in found if v.key in self.read_keys and v.full_name}
+        for variable in found:
+            name = variable.full_name or variable.key
+            if variable.key in self.read_keys or name in read_names or not _RECURRENT.search(name):
+                continue  # read, or a second copy of a read one (SavedModel's _all_variables)
+            if any(variable.key.startswith(key + "/") for key in self.read_keys):
+                continue  # a TF1 slot (kernel/Adam) of a read variable
+            unread.append(name)
+        if unread:
+            shown = ", ".join(unread[:8]) + (f" and {len(unread) - 8} more" if len(unread) > 8 else "")
+            _log.warning(
+                "%s: not read (no LSTM, GRU or RNN cell lstmconv knows): %s",
+                label,
+                shown,
+            )
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {key: entry.shape for key, entry in self.bundle.entries.items()}
@@ -179,6 +203,7 @@ def read(source: Any, **options: Any) -> Model:
             hint="save with tf.compat.v1.train.Saver, which writes CudnnOpaqueParamsSaveable's canonical "
             ".../cudnn_compatible_lstm_cell/kernel and bias beside it",
         )
+    checkpoint.say_unread(path)
     if not layers:
         raise FormatError(
             "no recurrent layer found: no Keras kernel/recurrent_kernel and no TF1 cell "

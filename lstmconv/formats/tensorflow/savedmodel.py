@@ -93,6 +93,7 @@ def read(source: Any, **options: Any) -> Model:
     )
     if not layers:
         layers = checkpoint.tf1_layers(variables, folder, options)
+    variables.say_unread(folder)
     if not layers:
         raise FormatError("no recurrent layer found among the SavedModel's variables")
     return Model(tuple(layers), folder)
