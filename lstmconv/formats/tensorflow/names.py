@@ -29,7 +29,7 @@ import numpy as np
 
 from ...errors import LstmconvError, WeightLayoutError
 from ...inspection import Tensor
-from ...ir import Activation, Cell, Direction, Kind, Layer, cell_from_stacked
+from ...ir import SIGMOID, Activation, Cell, Direction, Kind, Layer, cell_from_stacked
 from ..keras import names as keras_names
 
 _log = logging.getLogger(__name__)
@@ -137,16 +137,11 @@ def tf1_layer(
         except LstmconvError as error:
             raise error.within(*(f"{side}/{group.scope}",) if side else ()) from None
     bidirectional = len(cells) == 2
-    if known.kind is Kind.LSTM:
-        activations: tuple[Activation, ...] = (
-            keras_names.activation_from_keras("sigmoid", keras_major=2),
-            act,
-            act,
-        )
-    elif known.kind is Kind.GRU:
-        activations = (keras_names.activation_from_keras("sigmoid", keras_major=2), act)
-    else:
-        activations = (act,)
+    activations: tuple[Activation, ...] = {
+        Kind.LSTM: (SIGMOID, act, act),
+        Kind.GRU: (SIGMOID, act),
+        Kind.RNN: (act,),
+    }[known.kind]
     return Layer(
         known.kind,
         tuple(cells),
