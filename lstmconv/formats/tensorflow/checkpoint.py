@@ -35,11 +35,10 @@ class Checkpoint:
         self.nodes: list[objects.ObjectNode] | None = None
         self.read_keys: set[str] = set()
         if objects.OBJECT_GRAPH in self.bundle.entries:
-            try:
-                (data,) = self.bundle.strings(objects.OBJECT_GRAPH)
-            except ValueError:
-                raise FormatError(f"{objects.OBJECT_GRAPH} should hold one string") from None
-            self.nodes = objects.object_graph(data)
+            strings = self.bundle.strings(objects.OBJECT_GRAPH)
+            if len(strings) != 1:
+                raise FormatError(f"{objects.OBJECT_GRAPH} should hold one string, found {len(strings)}")
+            self.nodes = objects.object_graph(strings[0])
 
     def tensor(self, key: str) -> np.ndarray:
         if key not in self.bundle.entries:
