@@ -791,6 +791,12 @@ def tf_checkpoint_cases() -> list[Case]:
         tensors = {"cudnn_lstm/opaque_kernel": tf_bundles.Tensor(tf_bundles.DT_FLOAT, (64,), buffer)}
         return tf_bundles.write(folder / "ckpt-1", tensors)
 
+    def object_graph(folder: Path, graph: bytes, crc: int | None = None) -> Path:
+        data = tf_bundles.string_tensor(graph)
+        crc = tf_bundles.string_crc(graph) if crc is None else crc
+        entry = tf_bundles.Tensor(tf_bundles.DT_STRING, (), data, crc=crc)
+        return tf_bundles.write(folder / "ckpt-1", {"_CHECKPOINTABLE_OBJECT_GRAPH": entry})
+
     def keras_missing_recurrent(folder: Path) -> Path:
         tensors = tf_bundles.lstm_cell()
         kernel = tensors.pop("rnn/lstm_cell/kernel")
@@ -907,6 +913,24 @@ def tf_checkpoint_cases() -> list[Case]:
             lambda f: _bundle(f, repeat_block=True),
             "FormatError",
             "names the data block at 0 twice",
+        ),
+        Case(
+            "tf-checkpoint-object-graph-bad-crc",
+            lambda f: object_graph(f, b"\x0a\x00", crc=12345),
+            "FormatError",
+            "_CHECKPOINTABLE_OBJECT_GRAPH: the CRC-32C of the string tensor does not match",
+        ),
+        Case(
+            "tf-checkpoint-object-graph-garbage",
+            lambda f: object_graph(f, b"\x0a\x05\x0a\x03\x08"),
+            "FormatError",
+            "TrackableObjectGraph: a field of 3 bytes runs past its end",
+        ),
+        Case(
+            "tf-checkpoint-object-graph-child-out-of-range",
+            lambda f: object_graph(f, b"\x0a\x04\x0a\x02\x08\x09"),
+            "FormatError",
+            "a child refers to node 9 of 1",
         ),
         Case(
             "tf-checkpoint-cudnn-opaque-only",
