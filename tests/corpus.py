@@ -924,7 +924,7 @@ def tf_checkpoint_cases() -> list[Case]:
             "tf-checkpoint-object-graph-garbage",
             lambda f: object_graph(f, b"\x0a\x05\x0a\x03\x08"),
             "FormatError",
-            "TrackableObjectGraph: a field of 3 bytes runs past its end",
+            "TrackableObjectGraph: a field of 5 bytes runs past its end",
         ),
         Case(
             "tf-checkpoint-object-graph-child-out-of-range",
