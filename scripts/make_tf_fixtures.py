@@ -57,6 +57,29 @@ def _tf1(build: Callable[[Any, Any], Any], features: int, prefix: Path, seed: in
     return x_in, y_out, f"tensorflow {tf.__version__}, tf_keras (TF_USE_LEGACY_KERAS=1)"
 
 
+def tf1_savedmodel(folder: Path, seed: int) -> tuple[Any, Any, str]:
+    """A TF1 SavedModel (``tf.compat.v1.saved_model.Builder``): a graph, no object graph, its
+    variables checkpoint keyed by TF1 names (here a GRUCell under dynamic_rnn)."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x = v1.placeholder(tf.float32, (None, None, 4), name="x")
+        y = v1.nn.dynamic_rnn(v1.nn.rnn_cell.GRUCell(4), x, dtype=tf.float32)[0]
+        rng = np.random.default_rng(seed)
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            for variable in v1.global_variables():
+                variable.load(rng.uniform(-INIT, INIT, variable.shape.as_list()).astype("float32"), session)
+            x_in = _input(4, seed)
+            y_out = session.run(y, {x: x_in})
+            builder = v1.saved_model.Builder(str(folder))
+            builder.add_meta_graph_and_variables(session, ["serve"], strip_default_attrs=True)
+            builder.save()
+    return x_in, y_out, f"tensorflow {tf.__version__}, tf.compat.v1.saved_model.Builder"
+
+
 def _dynamic(cell: Any) -> Callable[[Any, Any], Any]:
     return lambda tf, x: tf.compat.v1.nn.dynamic_rnn(cell(tf), x, dtype=tf.float32)[0]
 
@@ -532,6 +555,12 @@ MAKERS["tf1_gru_block"] = (
     "TF1 Saver: GRUBlockCell's variables (w_ru, b_ru, w_c, b_c), run by tf.raw_ops.GRUBlockCell",
     "legacy",
     False,
+)
+MAKERS["tf1_savedmodel"] = (
+    tf1_savedmodel,
+    "TF1 SavedModel (saved_model.Builder) of dynamic_rnn over GRUCell(4): TF1 names, no object graph",
+    "legacy",
+    True,
 )
 MAKERS["tf1_lstm_clips"] = (
     tf1_lstm_clips,

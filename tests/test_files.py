@@ -31,7 +31,7 @@ REFUSED = {
     # TensorFlow's fixtures: TF1's reset-before GRU, peepholes and projections
     **{
         (name, ending): "PyTorch cannot express the reset-before GRU"
-        for name in ("tf1_gru", "tf1_gru_block", "tf1_multi", "tf_keras_savedmodel")
+        for name in ("tf1_gru", "tf1_gru_block", "tf1_multi", "tf1_savedmodel", "tf_keras_savedmodel")
         for ending in (".pt", ".safetensors")
     },
     **{

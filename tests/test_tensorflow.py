@@ -39,6 +39,7 @@ LAYERS = {
     ],
     "tf1_cudnn_gru": ["cudnn_gru/rnn/multi_rnn_cell/cell_0/cudnn_compatible_gru_cell"],
     "tf1_gru_block": ["rnn/gru_cell"],
+    "tf1_savedmodel": ["rnn/gru_cell"],
     "tf1_multi": ["rnn/multi_rnn_cell/cell_0/lstm_cell", "rnn/multi_rnn_cell/cell_1/gru_cell"],
     "tf1_bidir": ["bidirectional_rnn/lstm_cell"],
     "tf1_lstm_block_fused": ["lstm_fused_cell"],
