@@ -75,7 +75,7 @@ def _check_finite(model: Model, strict: bool) -> None:
 
 def _read(source: Any, format: str | None, **options: Any) -> Model:
     fmt = source_format(source, format)
-    if is_path(source) and not os.path.exists(source):
+    if is_path(source) and not fmt.exists(os.fspath(source)):
         raise LstmconvError("no such file", where=(os.fspath(source),))
     header_reader = fmt.load_header_reader() if is_path(source) and options.get("header_only") else None
     if header_reader is not None:

@@ -56,6 +56,18 @@ def _parser() -> argparse.ArgumentParser:
         choices=("tanh", "relu"),
         help="simple RNN activation where a state_dict cannot tell",
     )
+    reading.add_argument(
+        "--forget-bias",
+        type=float,
+        metavar="X",
+        help="TensorFlow 1 LSTM cells: the forget_bias added at run time (default 1.0, TF's, assumed)",
+    )
+    reading.add_argument(
+        "--cell-clip",
+        type=float,
+        metavar="X",
+        help="TensorFlow 1 LSTMCell cell_clip (not stored in a checkpoint)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     inspect = commands.add_parser(
@@ -138,8 +150,8 @@ def _tolerance_options(parser: argparse.ArgumentParser) -> None:
 
 def _read_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"strict": True} if getattr(args, "strict", False) else {}
-    for name in ("nonlinearity", "config"):
-        if getattr(args, name, None):
+    for name in ("nonlinearity", "config", "forget_bias", "cell_clip"):
+        if getattr(args, name, None) is not None:
             options[name] = getattr(args, name)
     return options
 
@@ -289,7 +301,10 @@ def _formats(args: argparse.Namespace) -> int:
             runs = f"reference (lstmconv[{extra}] for {fmt.runs_in})"
         if fmt.write_endings and fmt.write_endings != fmt.read_endings:
             write += f" ({' '.join(fmt.write_endings)})"
-        rows.append((fmt.name, " ".join(fmt.read_endings), read, write, runs))
+        endings = " ".join(fmt.read_endings) + (" .data-* or the prefix" if fmt.prefix_holds else "")
+        if fmt.folder_holds:
+            endings = (endings + " " if endings else "") + f"folder with {fmt.folder_holds}"
+        rows.append((fmt.name, endings, read, write, runs))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -19,6 +19,7 @@ import dataclasses
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from collections.abc import Mapping
 from types import ModuleType
@@ -97,12 +98,37 @@ class Format:
     runs_in: str | None = None
     #: A folder is this format when it holds this file (SavedModel: ``saved_model.pb``).
     folder_holds: str | None = None
+    #: Regular expressions a file name (lowercased) may end with beyond ``read_endings``
+    #: (a checkpoint's ``.data-00000-of-00001`` shards).
+    read_patterns: tuple[str, ...] = ()
+    #: A path is this format when the path plus this ending is a file (a checkpoint prefix,
+    #: ``ckpt-12`` for ``ckpt-12.index``), though the path itself names no file.
+    prefix_holds: str | None = None
     #: Said when a read-only ending of this format is asked to be written.
     write_hint: str | None = None
 
     @property
     def read_only(self) -> bool:
         return self.writer is None
+
+    def names(self, path: str) -> bool:
+        """Whether ``path`` is this format's by its name, its contents (a folder) or its
+        companion file (a prefix)."""
+        lowered = path.lower()
+        if lowered.endswith(self.read_endings) or any(
+            re.search(p + "$", lowered) for p in self.read_patterns
+        ):
+            return True
+        if self.folder_holds and os.path.isfile(os.path.join(path, self.folder_holds)):
+            return True
+        companion = self.prefix_holds
+        return companion is not None and not os.path.exists(path) and os.path.isfile(path + companion)
+
+    def exists(self, path: str) -> bool:
+        """Whether the file (or folder, or prefix's companion) ``path`` names is there."""
+        return os.path.exists(path) or (
+            self.prefix_holds is not None and os.path.isfile(path + self.prefix_holds)
+        )
 
     def load_face(self) -> Face:
         return cast(Face, importlib.import_module(self.face))
@@ -162,6 +188,7 @@ def _import(module: str, needs: tuple[str, ...], extra: str, purpose: str) -> Mo
 
 
 _KERAS, _TORCH, _ONNX = "lstmconv.formats.keras", "lstmconv.formats.torch", "lstmconv.formats.onnx"
+_TF = "lstmconv.formats.tensorflow"
 FORMATS: dict[str, Format] = {
     fmt.name: fmt
     for fmt in (
@@ -229,6 +256,28 @@ FORMATS: dict[str, Format] = {
             runs_in="onnx",
         ),
         Format(
+            "tf-checkpoint",
+            "TensorFlow checkpoints: TF1 cells and TF2 Keras objects (read without TensorFlow)",
+            read_endings=(".index",),
+            write_endings=(),
+            face=_TF,
+            reader=f"{_TF}.checkpoint",
+            read_patterns=(r"\.data-\d{5}-of-\d{5}",),
+            prefix_holds=".index",
+            folder_holds="checkpoint",
+            write_hint="TensorFlow checkpoints are read-only here; write .keras, .onnx or .pt",
+        ),
+        Format(
+            "savedmodel",
+            "TensorFlow SavedModel folders (read without TensorFlow, no graph function run)",
+            read_endings=(),
+            write_endings=(),
+            face=_TF,
+            reader=f"{_TF}.savedmodel",
+            folder_holds="saved_model.pb",
+            write_hint="SavedModel folders are read-only here; write .keras, .onnx or .pt",
+        ),
+        Format(
             "npz",
             "the lstmconv IR as NumPy arrays with readable keys",
             read_endings=(".npz",),
@@ -265,11 +314,8 @@ def for_path(path: str | os.PathLike[str], given: str | None = None) -> Format:
     if given:
         return by_name(given)
     text = os.fspath(path)
-    lowered = text.lower()
     for fmt in FORMATS.values():
-        if lowered.endswith(fmt.read_endings):
-            return fmt
-        if fmt.folder_holds and os.path.isfile(os.path.join(text, fmt.folder_holds)):
+        if fmt.names(text):
             return fmt
     raise UnknownFormatError(
         "cannot tell the format from the file name",

@@ -695,6 +695,291 @@ def npz_cases() -> list[Case]:
     ]
 
 
+# -- TensorFlow checkpoints and SavedModels --------------------------------------------------------
+TF1_LSTM = FIXTURES / "tensorflow" / "tf1_lstm"
+SAVEDMODEL = FIXTURES / "tensorflow" / "tf_keras_savedmodel"
+
+
+def _bundle(folder: Path, change: Callable[[dict], None] | None = None, **options: object) -> Path:
+    import tf_bundles
+
+    tensors = tf_bundles.lstm_cell()
+    if change is not None:
+        change(tensors["rnn/lstm_cell/kernel"].__dict__)
+    return tf_bundles.write(folder / "ckpt-1", tensors, **options)
+
+
+def _copy_fixture(
+    folder: Path, change: Callable[[bytearray], None] | None = None, shard: bool = True
+) -> Path:
+    index = bytearray((TF1_LSTM.parent / "tf1_lstm.index").read_bytes())
+    if change is not None:
+        change(index)
+    (folder / "ckpt.index").write_bytes(bytes(index))
+    if shard:
+        shutil.copy(TF1_LSTM.parent / "tf1_lstm.data-00000-of-00001", folder / "ckpt.data-00000-of-00001")
+    return folder / "ckpt"
+
+
+def _flip(position: int) -> Callable[[bytearray], None]:
+    def change(data: bytearray) -> None:
+        data[position] ^= 0x55
+
+    return change
+
+
+def _keras_without_kernel(folder: Path) -> Path:
+    import tf_bundles
+
+    recurrent = np.zeros((3, 12), "<f4")
+    tensors = {
+        "lstm/lstm_cell/recurrent_kernel": tf_bundles.Tensor(
+            tf_bundles.DT_FLOAT, (3, 12), recurrent.tobytes()
+        )
+    }
+    return tf_bundles.write(folder / "ckpt-1", tensors)
+
+
+def _sliced_kernel(folder: Path, parts: list[tuple[tuple[int, int], tuple[int, int]]]) -> Path:
+    """rnn/lstm_cell/kernel (5, 12) partitioned into ``parts`` (starts, lengths), each a slice."""
+    import tf_bundles
+
+    tensors = tf_bundles.lstm_cell()
+    kernel = np.frombuffer(tensors["rnn/lstm_cell/kernel"].data, "<f4").reshape(5, 12)
+    full = tf_bundles.Tensor(tf_bundles.DT_FLOAT, (5, 12), b"")
+    full.raw_entry = tf_bundles.sliced(full, parts)
+    tensors["rnn/lstm_cell/kernel"] = full
+    for starts, lengths in parts:
+        window = kernel[starts[0] : starts[0] + lengths[0], starts[1] : starts[1] + lengths[1]].copy()
+        key = tf_bundles.slice_key("rnn/lstm_cell/kernel", starts, lengths)
+        tensors[key] = tf_bundles.Tensor(tf_bundles.DT_FLOAT, window.shape, window.tobytes())
+    return tf_bundles.write(folder / "ckpt-1", tensors)
+
+
+def tf_checkpoint_cases() -> list[Case]:
+    import tf_bundles
+
+    def bad_tensor_crc(folder: Path) -> Path:
+        prefix = _copy_fixture(folder)
+        shard = folder / "ckpt.data-00000-of-00001"
+        data = bytearray(shard.read_bytes())
+        data[17] ^= 0x01
+        shard.write_bytes(bytes(data))
+        return prefix
+
+    def missing_shard(folder: Path) -> Path:
+        return _copy_fixture(folder, shard=False)
+
+    def overlong_varint(folder: Path) -> Path:
+        entry = tf_bundles.field(1, 1) + b"\x20" + b"\xff" * 11 + b"\x01"
+        return _bundle(folder, lambda t: t.update(raw_entry=entry))
+
+    def object_graph_cycle(folder: Path) -> Path:
+        # node 0 -> node 1 -> node 0: a reader that follows children must stop
+        ref = lambda node, name: tf_bundles.field(1, tf_bundles.field(1, node) + tf_bundles.field(2, name))  # noqa: E731
+        graph = tf_bundles.field(1, ref(1, b"a")) + tf_bundles.field(1, ref(0, b"back"))
+        data = tf_bundles.string_tensor(graph)
+        tensors = {
+            "_CHECKPOINTABLE_OBJECT_GRAPH": tf_bundles.Tensor(
+                tf_bundles.DT_STRING, (), data, crc=tf_bundles.string_crc(graph)
+            )
+        }
+        return tf_bundles.write(folder / "ckpt-1", tensors)
+
+    def opaque_only(folder: Path) -> Path:
+        buffer = np.zeros(64, "<f4").tobytes()
+        tensors = {"cudnn_lstm/opaque_kernel": tf_bundles.Tensor(tf_bundles.DT_FLOAT, (64,), buffer)}
+        return tf_bundles.write(folder / "ckpt-1", tensors)
+
+    def object_graph(folder: Path, graph: bytes, crc: int | None = None) -> Path:
+        data = tf_bundles.string_tensor(graph)
+        crc = tf_bundles.string_crc(graph) if crc is None else crc
+        entry = tf_bundles.Tensor(tf_bundles.DT_STRING, (), data, crc=crc)
+        return tf_bundles.write(folder / "ckpt-1", {"_CHECKPOINTABLE_OBJECT_GRAPH": entry})
+
+    def keras_missing_recurrent(folder: Path) -> Path:
+        tensors = tf_bundles.lstm_cell()
+        kernel = tensors.pop("rnn/lstm_cell/kernel")
+        tensors["lstm/lstm_cell/kernel"] = kernel
+        tensors["lstm/lstm_cell/recurrent_kernel"] = tf_bundles.Tensor(
+            tf_bundles.DT_FLOAT, (3, 9), np.zeros((3, 9), "<f4").tobytes()
+        )
+        return tf_bundles.write(folder / "ckpt-1", tensors)
+
+    return [
+        Case("tf-checkpoint-rewritten", lambda f: _bundle(f), "", ""),
+        Case("tf-checkpoint-bad-magic", lambda f: _copy_fixture(f, _flip(-1)), "FormatError", "footer magic"),
+        Case(
+            "tf-checkpoint-index-handle-past-end",
+            lambda f: _bundle(f, index_handle=(10_000, 40)),
+            "FormatError",
+            "runs past the table",
+        ),
+        Case(
+            "tf-checkpoint-bad-block-crc",
+            lambda f: _copy_fixture(f, _flip(8)),
+            "FormatError",
+            "CRC-32C .* does not match",
+        ),
+        Case(
+            "tf-checkpoint-bad-tensor-crc",
+            bad_tensor_crc,
+            "FormatError",
+            "bias: CRC-32C .* data shard is corrupt",
+        ),
+        Case(
+            "tf-checkpoint-offset-past-shard",
+            lambda f: _bundle(f, lambda t: t.update(offset=1 << 40)),
+            "FormatError",
+            "lie past the end of ckpt-1.data-00000-of-00001",
+        ),
+        Case(
+            "tf-checkpoint-size-not-shape",
+            lambda f: _bundle(f, lambda t: t.update(size=12)),
+            "FormatError",
+            r"float32 \(5, 12\) needs 240 bytes, the entry says 12",
+        ),
+        Case(
+            "tf-checkpoint-huge-shape",
+            lambda f: _bundle(f, lambda t: t.update(shape=(1 << 30, 1 << 30))),
+            "UnsafeInputError",
+            "asks for 1152921504606846976 elements",
+        ),
+        Case(
+            "tf-checkpoint-shard-out-of-range",
+            lambda f: _bundle(f, lambda t: t.update(shard_id=3)),
+            "FormatError",
+            "shard 3 is out of range",
+        ),
+        Case(
+            "tf-checkpoint-missing-shard",
+            missing_shard,
+            "FormatError",
+            "data shard ckpt.data-00000-of-00001 is missing",
+        ),
+        Case(
+            "tf-checkpoint-unknown-dtype",
+            lambda f: _bundle(f, lambda t: t.update(dtype=21)),
+            "UnsupportedFeatureError",
+            "dtype 21",
+        ),
+        Case(
+            "tf-checkpoint-overlong-varint", overlong_varint, "FormatError", "varint is longer than 64 bits"
+        ),
+        Case(
+            "tf-checkpoint-big-endian",
+            lambda f: _bundle(f, endianness=1),
+            "UnsupportedFeatureError",
+            "big-endian",
+        ),
+        Case(
+            "tf-checkpoint-keras-no-kernel",
+            lambda f: _keras_without_kernel(f),
+            "WeightLayoutError",
+            'layer "lstm" › lstm_cell: expected a kernel beside the others, found recurrent_kernel',
+        ),
+        Case(
+            "tf-checkpoint-slices-rebuilt",
+            lambda f: _sliced_kernel(f, [((0, 0), (2, 12)), ((2, 0), (3, 5)), ((2, 5), (3, 7))]),
+            "",
+            "",
+        ),
+        Case(
+            "tf-checkpoint-slices-leave-a-gap",
+            lambda f: _sliced_kernel(f, [((0, 0), (2, 12)), ((2, 0), (3, 5))]),
+            "FormatError",
+            "rnn/lstm_cell/kernel: its slices do not cover it exactly once",
+        ),
+        Case(
+            "tf-checkpoint-slices-overlap",
+            lambda f: _sliced_kernel(f, [((0, 0), (3, 12)), ((2, 0), (3, 12))]),
+            "FormatError",
+            "its slices do not cover it exactly once",
+        ),
+        Case(
+            "tf-checkpoint-slice-outside",
+            lambda f: _sliced_kernel(f, [((0, 0), (5, 12)), ((4, 0), (3, 12))]),
+            "FormatError",
+            r"a slice \[4, 7\) lies outside a dimension of 5",
+        ),
+        Case(
+            "tf-checkpoint-keys-out-of-order",
+            lambda f: _bundle(f, reverse_keys=True),
+            "FormatError",
+            "not in strictly increasing order",
+        ),
+        Case(
+            "tf-checkpoint-index-repeats-a-block",
+            lambda f: _bundle(f, repeat_block=True),
+            "FormatError",
+            "names the data block at 0 twice",
+        ),
+        Case(
+            "tf-checkpoint-object-graph-bad-crc",
+            lambda f: object_graph(f, b"\x0a\x00", crc=12345),
+            "FormatError",
+            "_CHECKPOINTABLE_OBJECT_GRAPH: the CRC-32C of the string tensor does not match",
+        ),
+        Case(
+            "tf-checkpoint-object-graph-garbage",
+            lambda f: object_graph(f, b"\x0a\x05\x0a\x03\x08"),
+            "FormatError",
+            "TrackableObjectGraph: a field of 5 bytes runs past its end",
+        ),
+        Case(
+            "tf-checkpoint-object-graph-child-out-of-range",
+            lambda f: object_graph(f, b"\x0a\x04\x0a\x02\x08\x09"),
+            "FormatError",
+            "a child refers to node 9 of 1",
+        ),
+        Case(
+            "tf-checkpoint-cudnn-opaque-only",
+            opaque_only,
+            "UnsupportedFeatureError",
+            "cudnn_lstm/opaque_kernel is a cuDNN opaque parameter buffer without its canonical copy",
+        ),
+        Case(
+            "tf-checkpoint-object-graph-cycle", object_graph_cycle, "FormatError", "no recurrent layer found"
+        ),
+        Case(
+            "tf-checkpoint-keras-shapes-disagree",
+            keras_missing_recurrent,
+            "WeightLayoutError",
+            "does not fit a lstm_cell",
+        ),
+        Case(
+            "tf-checkpoint-truncated-index",
+            lambda f: _copy_fixture(f, lambda d: d.__delitem__(slice(0, 150))),
+            "FormatError",
+            "shorter than the 48-byte footer|runs past|magic",
+        ),
+    ]
+
+
+def savedmodel_cases() -> list[Case]:
+    def without_variables(folder: Path) -> Path:
+        shutil.copytree(SAVEDMODEL, folder / "model")
+        shutil.rmtree(folder / "model" / "variables")
+        return folder / "model"
+
+    def bad_metadata(folder: Path) -> Path:
+        shutil.copytree(SAVEDMODEL, folder / "model")
+        (folder / "model" / "keras_metadata.pb").write_bytes(b"\x0a\x05\x12\x7f")
+        return folder / "model"
+
+    def not_a_proto(folder: Path) -> Path:
+        shutil.copytree(SAVEDMODEL, folder / "model")
+        (folder / "model" / "saved_model.pb").write_bytes(b"\x12\xff\xff\xff\xff\x0f")
+        (folder / "model" / "keras_metadata.pb").unlink()
+        return folder / "model"
+
+    return [
+        Case("savedmodel-no-variables", without_variables, "FormatError", "has no variables/variables.index"),
+        Case("savedmodel-bad-keras-metadata", bad_metadata, "FormatError", "runs past its end"),
+        Case("savedmodel-bad-saved-model-pb", not_a_proto, "FormatError", "runs past its end"),
+    ]
+
+
 #: The cases of each registry format (tests/test_registry.py demands some for every format).
 CASES_BY_FORMAT: dict[str, Callable[[], list[Case]]] = {
     "keras": lambda: keras_cases() + legacy_cases(),
@@ -702,6 +987,8 @@ CASES_BY_FORMAT: dict[str, Callable[[], list[Case]]] = {
     "safetensors": safetensors_cases,
     "onnx": onnx_cases,
     "npz": npz_cases,
+    "tf-checkpoint": tf_checkpoint_cases,
+    "savedmodel": savedmodel_cases,
 }
 
 

@@ -326,6 +326,8 @@ FILES: dict[str, FileFormat] = {
         examples=8,
         exact=False,
     ),
+    "tf-checkpoint": FileFormat(None, (), None, None),
+    "savedmodel": FileFormat(None, (), None, None),
 }
 
 

@@ -28,6 +28,18 @@ REFUSED = {
     ("tf_keras_hard_sigmoid", ".keras"): "Keras 3 has no activation computing hard_sigmoid",
     ("keras3_gru_rnn", ".pt"): "PyTorch cannot express the reset-before GRU",
     ("keras3_gru_rnn", ".safetensors"): "PyTorch cannot express the reset-before GRU",
+    # TensorFlow's fixtures: TF1's reset-before GRU, peepholes and projections
+    **{
+        (name, ending): "PyTorch cannot express the reset-before GRU"
+        for name in ("tf1_gru", "tf1_gru_block", "tf1_multi", "tf1_savedmodel", "tf_keras_savedmodel")
+        for ending in (".pt", ".safetensors")
+    },
+    **{
+        (name, ending): f"{target} cannot express peepholes"
+        for name in ("tf1_lstm_block_fused", "tf1_lstm_peephole_proj")
+        for ending, target in ((".pt", "PyTorch"), (".safetensors", "PyTorch"), (".keras", "Keras"))
+    },
+    ("tf1_lstm_peephole_proj", ".onnx"): "ONNX cannot express a projection (proj_size=3)",
 }
 
 

@@ -392,6 +392,10 @@ def _load_config(path: str) -> tuple[Mapping[str, Any], int | None]:
     return config, _major(version, 3) if version else None
 
 
+#: Public for the families whose files hold Keras weights without their config (TF checkpoints).
+load_config = _load_config
+
+
 def _read_path(
     path: str, probe: bool = False, given: tuple[Mapping[str, Any], int | None] | None = None
 ) -> list[Layer]:
