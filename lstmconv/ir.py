@@ -398,14 +398,34 @@ def _check(array: np.ndarray, shape: tuple[int, ...], dtype: np.dtype, tensor: s
 
 
 @dataclasses.dataclass(frozen=True)
+class Skipped:
+    """Something a reader read past and does not carry: a non-recurrent layer holding weights
+    (Keras), state_dict keys of other modules (PyTorch), initializers no recurrent node uses
+    (ONNX). ``tensors`` are (name, shape) as the source names them."""
+
+    name: str
+    kind: str
+    parameters: int
+    tensors: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @classmethod
+    def of(cls, name: str, kind: str, tensors: Sequence[tuple[str, Sequence[int]]]) -> Skipped:
+        shaped = tuple((tensor, tuple(int(n) for n in shape)) for tensor, shape in tensors)
+        return cls(name, kind, sum(math.prod(shape) for _, shape in shaped), shaped)
+
+
+@dataclasses.dataclass(frozen=True)
 class Model:
-    """Recurrent layers in model order, with where they came from."""
+    """Recurrent layers in model order, with where they came from and what the reader left out."""
 
     layers: tuple[Layer, ...]
     source: str = ""
+    #: What the reader read past (not part of the model's identity: equality ignores it).
+    skipped: tuple[Skipped, ...] = dataclasses.field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "skipped", tuple(self.skipped))
         if not self.layers:
             raise WeightLayoutError(
                 "no recurrent layer found",
@@ -435,18 +455,35 @@ class Model:
     def input_size(self) -> int:
         return self.layers[0].input_size
 
+    @property
+    def parameter_count(self) -> int:
+        """Parameters of the recurrent layers (canonical: b_ih and b_hh apart)."""
+        return sum(layer.parameter_count for layer in self.layers)
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(entry.parameters for entry in self.skipped)
+
     def select(self, names: Sequence[str]) -> Model:
         """The named layers only, in model order."""
         unknown = [name for name in names if name not in {layer.name for layer in self.layers}]
         if unknown:
             known = ", ".join(layer.name for layer in self.layers)
             raise LstmconvError(f"no layer named {unknown}", where=(self.source,), hint=f"layers: {known}")
-        return Model(tuple(layer for layer in self.layers if layer.name in names), self.source)
+        left = tuple(
+            Skipped.of(
+                layer.name, layer.kind.value, [(n, a.shape) for c in layer.cells for n, a in c.tensors()]
+            )
+            for layer in self.layers
+            if layer.name not in names
+        )
+        kept = tuple(layer for layer in self.layers if layer.name in names)
+        return Model(kept, self.source, self.skipped + left)
 
     def astype(self, dtype: np.dtype | str) -> Model:
         """Every layer's weights cast to ``dtype`` (float16, bfloat16, float32 or float64)."""
         wanted = dtypes.resolve(dtype)
-        return Model(tuple(layer.astype(wanted) for layer in self.layers), self.source)
+        return Model(tuple(layer.astype(wanted) for layer in self.layers), self.source, self.skipped)
 
     @property
     def dtypes(self) -> tuple[np.dtype, ...]:

@@ -1,0 +1,433 @@
+"""Readers never read wrong numbers silently (issue 12): what the IR cannot hold is refused or
+warned about, naming the layer; what it can hold is read exactly, checked against the original
+run in its own runtime (onnxruntime on the original graph, Keras on the original model, torch on
+the original module); what a reader leaves out is listed (``Model.skipped``).
+
+tf2onnx is not installed here, so the graphs tf2onnx emits for Keras models (bidirectional
+merges taken apart by Slice and joined by Add then Mul/Div, go_backwards as a ReverseSequence
+before a forward node, a layer left as a Loop) are built with ``onnx.helper`` node for node as
+tf2onnx's rewriters emit them (``tf2onnx/rewriter/rnn_utils.py`` ``slice_birnn_for_original_rnn_consumers``,
+``tf2onnx/onnx_opset/tensor.py`` ``ReverseV2``), and each is run by onnxruntime as it is.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+import lstmconv
+from lstmconv import UnsupportedFeatureError
+from lstmconv.ir import Direction
+
+ATOL = 2e-5
+B, T, F, H = 2, 6, 3, 4
+
+
+def _x(seed: int = 0, batch: int = B, steps: int = T, features: int = F) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1.5, 1.5, (batch, steps, features)).astype(np.float32)
+
+
+# -- ONNX graphs as the exporters write them --------------------------------------------------------
+class _Graph:
+    """Nodes and initializers of a graph taking ``x`` (batch, time, features)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list = []
+        self.inits: list = []
+        self.count = 0
+
+    def const(self, value, name: str | None = None) -> str:
+        from onnx import numpy_helper
+
+        self.count += 1
+        name = name or f"c{self.count}"
+        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def op(self, op: str, inputs, outputs: int = 1, name: str | None = None, **attrs) -> list[str]:
+        from onnx import helper
+
+        self.count += 1
+        names = [f"{op.lower()}{self.count}_{i}" for i in range(outputs)]
+        self.nodes.append(
+            helper.make_node(op, list(inputs), names, name=name or f"{op}_{self.count}", **attrs)
+        )
+        return names
+
+    def lstm(self, x: str, directions: int = 1, name: str = "lstm", seq_lens: str = "", **attrs) -> str:
+        w = self.const(self.rng.uniform(-0.6, 0.6, (directions, 4 * H, F)).astype(np.float32), f"{name}.W")
+        r = self.const(self.rng.uniform(-0.6, 0.6, (directions, 4 * H, H)).astype(np.float32), f"{name}.R")
+        b = self.const(self.rng.uniform(-0.6, 0.6, (directions, 8 * H)).astype(np.float32), f"{name}.B")
+        direction = {1: "forward", 2: "bidirectional"}[directions]
+        attrs.setdefault("direction", direction)
+        return self.op("LSTM", [x, w, r, b, seq_lens], 3, name=name, hidden_size=H, **attrs)[0]
+
+    def model(self, output: str, time: int | str = "time", width: int = H, opset: int = 17):
+        from onnx import TensorProto, helper
+
+        graph = helper.make_graph(
+            self.nodes,
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", time, F])],
+            [helper.make_tensor_value_info(output, TensorProto.FLOAT, None)],
+            self.inits,
+        )
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _ort(proto, x: np.ndarray) -> np.ndarray:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]
+
+
+def _read_file(proto, tmp_path, name: str = "m.onnx") -> lstmconv.Model:
+    """Through the file reader (no onnx package): the wire decoder must see what onnx sees."""
+    import onnx
+
+    path = tmp_path / name
+    onnx.save(proto, str(path))
+    from_file = lstmconv.read(str(path))
+    _same(from_file, lstmconv.read(proto))
+    return from_file
+
+
+def _same(a: lstmconv.Model, b: lstmconv.Model) -> None:
+    from lstmconv import outline
+
+    assert [outline.metadata(layer) for layer in a] == [outline.metadata(layer) for layer in b]
+    left, right = outline.keyed(a), outline.keyed(b)
+    assert left.keys() == right.keys()
+    for key in left:
+        np.testing.assert_array_equal(left[key], right[key])
+    assert a.skipped == b.skipped
+
+
+def _tf2onnx_bidirectional(g: _Graph, scale: tuple[str, float] | None, join: str = "Add") -> str:
+    """tf2onnx's Bidirectional(LSTM): X moved time major, one bidirectional node, its Y sliced
+    into the two directions, each squeezed and moved batch major, then Keras's merge."""
+    xt = g.op("Transpose", ["x"], perm=[1, 0, 2])[0]
+    y = g.lstm(xt, 2, name="bidirectional")
+    halves = []
+    for start in (0, 1):
+        part = g.op("Slice", [y, g.const([start]), g.const([start + 1]), g.const([1])])[0]
+        squeezed = g.op("Squeeze", [part, g.const([1])])[0]
+        halves.append(g.op("Transpose", [squeezed], perm=[1, 0, 2])[0])
+    out = g.op(join, halves)[0]
+    if scale is not None:
+        op, value = scale
+        out = g.op(op, [out, g.const(np.float32(value))])[0]
+    return out
+
+
+@pytest.mark.parametrize("scale", [("Mul", 0.5), ("Div", 2.0)], ids=["mul-half", "div-two"])
+def test_onnx_bidirectional_ave_is_read_as_ave(ort, tmp_path, scale) -> None:
+    g = _Graph(1)
+    proto = g.model(_tf2onnx_bidirectional(g, scale))
+    model = _read_file(proto, tmp_path)
+    assert model[0].merge == "ave"
+    x = _x()
+    np.testing.assert_allclose(lstmconv.reference.run(model, x), _ort(proto, x), rtol=0, atol=ATOL)
+
+
+def test_onnx_bidirectional_sum_and_concat_read_exactly(ort, tmp_path) -> None:
+    for join, merge in (("Add", "sum"), ("Mul", "mul")):
+        g = _Graph(2)
+        proto = g.model(_tf2onnx_bidirectional(g, None, join))
+        model = _read_file(proto, tmp_path, f"{merge}.onnx")
+        assert model[0].merge == merge
+        x = _x()
+        np.testing.assert_allclose(lstmconv.reference.run(model, x), _ort(proto, x), rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    "scale, join, found",
+    [
+        (("Mul", 0.3), "Add", "Add then Mul"),
+        (("Div", 3.0), "Add", "Add then Div"),
+        (("Mul", 0.5), "Mul", "Mul then Mul"),
+        (None, "Sub", "Sub node"),
+        (None, "Max", "Max node"),
+    ],
+)
+def test_onnx_merge_not_read_exactly_is_refused(scale, join, found) -> None:
+    g = _Graph(3)
+    proto = g.model(_tf2onnx_bidirectional(g, scale, join))
+    with pytest.raises(UnsupportedFeatureError, match=rf'LSTM node "bidirectional".*{found}'):
+        lstmconv.read(proto)
+
+
+def test_onnx_concat_along_time_is_refused_not_read_as_concat() -> None:
+    g = _Graph(4)
+    xt = g.op("Transpose", ["x"], perm=[1, 0, 2])[0]
+    y = g.lstm(xt, 2, name="bi")
+    halves = [
+        g.op("Squeeze", [g.op("Slice", [y, g.const([s]), g.const([s + 1]), g.const([1])])[0], g.const([1])])[
+            0
+        ]
+        for s in (0, 1)
+    ]
+    out = g.op("Concat", halves, axis=0)[0]
+    with pytest.raises(
+        UnsupportedFeatureError, match=r'"bi".*Concat node .* along an axis other than the features'
+    ):
+        lstmconv.read(g.model(out))
+
+
+def test_onnx_slices_along_time_are_not_taken_for_the_directions() -> None:
+    g = _Graph(5)
+    y = g.lstm(g.op("Transpose", ["x"], perm=[1, 0, 2])[0], 2, name="bi")
+    halves = [g.op("Slice", [y, g.const([s]), g.const([s + 1]), g.const([0])])[0] for s in (0, 1)]
+    out = g.op("Add", halves)[0]
+    with pytest.raises(UnsupportedFeatureError, match=r'"bi".*merged by Slice'):
+        lstmconv.read(g.model(out))
+
+
+def _go_backwards(g: _Graph, flip: str) -> str:
+    """Keras LSTM(go_backwards=True, return_sequences=True) through tf2onnx: Keras moves the
+    input time major and reverses it (tf.reverse → ReverseV2 → ReverseSequence whose lengths
+    are read from the input's own shape), then a forward LSTM node; its output stays in
+    processing order."""
+    xt = g.op("Transpose", ["x"], perm=[1, 0, 2])[0]
+    if flip == "ReverseSequence":
+        shape = g.op("Shape", [xt])[0]
+        length = g.op("Gather", [shape, g.const(np.array([0], np.int64))])[0]
+        batch = g.op("Gather", [g.op("Shape", [xt])[0], g.const(np.array([1], np.int64))])[0]
+        lengths = g.op("Expand", [length, batch])[0]
+        reversed_x = g.op("ReverseSequence", [xt, lengths], batch_axis=1, time_axis=0)[0]
+    else:  # torch.flip, and lstmconv's own writer: Slice of step -1 over the whole axis
+        reversed_x = g.op(
+            "Slice",
+            [xt, g.const([-1]), g.const([np.iinfo(np.int64).min]), g.const([0]), g.const([-1])],
+        )[0]
+    y = g.lstm(reversed_x, 1, name="backwards")
+    squeezed = g.op("Squeeze", [y, g.const([1])])[0]
+    return g.op("Transpose", [squeezed], perm=[1, 0, 2])[0]
+
+
+@pytest.mark.parametrize("flip", ["ReverseSequence", "Slice"])
+def test_onnx_go_backwards_reversal_before_the_node_is_a_reverse_layer(ort, tmp_path, flip) -> None:
+    g = _Graph(6)
+    proto = g.model(_go_backwards(g, flip))
+    model = _read_file(proto, tmp_path)
+    layer = model[0]
+    assert (layer.direction, layer.reversed_output) == (Direction.REVERSE, True)
+    x = _x(1)
+    expected = _ort(proto, x)
+    np.testing.assert_allclose(lstmconv.reference.run(layer, x), expected, rtol=0, atol=ATOL)
+    # read as forward (as before), the numbers are far off: the test can fail
+    assert (
+        np.abs(
+            lstmconv.reference.run(layer.replace(direction="forward", reversed_output=False), x) - expected
+        ).max()
+        > 0.05
+    )
+
+
+def test_onnx_reversal_before_and_after_is_an_aligned_reverse_layer(ort) -> None:
+    g = _Graph(7)
+    xt = g.op("Transpose", ["x"], perm=[1, 0, 2])[0]
+    flip = [g.const([-1]), g.const([np.iinfo(np.int64).min]), g.const([0]), g.const([-1])]
+    y = g.lstm(g.op("Slice", [xt, *flip])[0], 1, name="aligned")
+    back = g.op("Slice", [y, *flip])[0]
+    out = g.op("Transpose", [g.op("Squeeze", [back, g.const([1])])[0]], perm=[1, 0, 2])[0]
+    proto = g.model(out)
+    layer = lstmconv.read(proto)[0]
+    assert (layer.direction, layer.reversed_output) == (Direction.REVERSE, False)
+    x = _x(2)
+    np.testing.assert_allclose(lstmconv.reference.run(layer, x), _ort(proto, x), rtol=0, atol=ATOL)
+
+
+def test_onnx_reversal_of_padded_lengths_is_refused() -> None:
+    g = _Graph(8)
+    xt = g.op("Transpose", ["x"], perm=[1, 0, 2])[0]
+    reversed_x = g.op(
+        "ReverseSequence", [xt, g.const(np.array([6, 4], np.int64))], batch_axis=1, time_axis=0
+    )[0]
+    out = g.lstm(reversed_x, 1, name="masked_backwards")
+    with pytest.raises(UnsupportedFeatureError, match=r'"masked_backwards".*ReverseSequence node .* lengths'):
+        lstmconv.read(g.model(out))
+
+
+def _packed_module(torch, bidirectional: bool = False):
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    class Packed(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = torch.nn.LSTM(F, H, batch_first=True, bidirectional=bidirectional)
+            self.head = torch.nn.Linear(H * (2 if bidirectional else 1), 2)
+
+        def forward(self, x, lengths):
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            y, _ = self.lstm(packed)
+            return self.head(pad_packed_sequence(y, batch_first=True)[0])
+
+    torch.manual_seed(0)
+    return Packed().eval()
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_torch_onnx_export_of_pack_padded_sequence_is_refused(torch, bidirectional) -> None:
+    """torch.onnx.export (TorchScript exporter) writes the lengths as sequence_lens. The dynamo
+    exporter (torch 2.13) cannot export pack_padded_sequence at all (torch.export fails)."""
+    import onnx
+
+    module = _packed_module(torch, bidirectional)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.from_numpy(_x()), torch.tensor([6, 4])), buffer, dynamo=False)
+    proto = onnx.load_from_string(buffer.getvalue())
+    with pytest.raises(
+        UnsupportedFeatureError, match=r'LSTM node "/lstm/LSTM" › sequence_lens.*padded steps'
+    ):
+        lstmconv.read(proto)
+
+
+def test_onnx_constant_sequence_lens_of_the_full_static_length_is_read(ort, tmp_path) -> None:
+    g = _Graph(9)
+    xt = g.op("Transpose", ["x"], perm=[1, 0, 2])[0]
+    y = g.lstm(xt, 1, name="fixed", seq_lens=g.const(np.array([T, T], np.int32)))
+    out = g.op("Transpose", [g.op("Squeeze", [y, g.const([1])])[0]], perm=[1, 0, 2])[0]
+    proto = g.model(out, time=T)
+    model = _read_file(proto, tmp_path)
+    x = _x(3)
+    np.testing.assert_allclose(lstmconv.reference.run(model, x), _ort(proto, x), rtol=0, atol=ATOL)
+    g2 = _Graph(9)
+    y = g2.lstm(
+        g2.op("Transpose", ["x"], perm=[1, 0, 2])[0],
+        1,
+        name="fixed",
+        seq_lens=g2.const(np.array([T, T - 2], np.int32)),
+    )
+    with pytest.raises(UnsupportedFeatureError, match=r'"fixed" › sequence_lens'):
+        lstmconv.read(g2.model(y, time=T))
+    g3 = _Graph(9)  # the full length, but the input's length is not static: cannot be proved
+    y = g3.lstm(
+        g3.op("Transpose", ["x"], perm=[1, 0, 2])[0],
+        1,
+        name="fixed",
+        seq_lens=g3.const(np.array([T, T], np.int32)),
+    )
+    with pytest.raises(UnsupportedFeatureError, match=r'"fixed" › sequence_lens'):
+        lstmconv.read(g3.model(y))
+
+
+def _cell_body():
+    """A Loop body computing a simple RNN step (MatMul, Add, Tanh), as tf2onnx leaves a layer
+    whose loop its rewriters do not match."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((H, H), np.float32), "body_w")
+    nodes = [
+        helper.make_node("MatMul", ["h_in", "body_w"], ["mm"]),
+        helper.make_node("Tanh", ["mm"], ["h_out"]),
+        helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+    ]
+    return helper.make_graph(
+        nodes,
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("h_in", TensorProto.FLOAT, None),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("h_out", TensorProto.FLOAT, None),
+        ],
+        [w],
+    )
+
+
+@pytest.mark.parametrize("beside", [True, False], ids=["beside-an-lstm-node", "alone"])
+def test_onnx_layer_exported_as_a_loop_is_refused_naming_it(tmp_path, beside) -> None:
+    import onnx
+
+    g = _Graph(10)
+    h0 = g.const(np.zeros((B, H), np.float32))
+    loop = g.op(
+        "Loop",
+        [g.const(np.array(T, np.int64)), g.const(np.array(True)), h0],
+        name="while_rnn",
+        body=_cell_body(),
+    )[0]
+    out = loop
+    if beside:
+        out = g.lstm(g.op("Transpose", ["x"], perm=[1, 0, 2])[0], 1, name="native")
+    proto = g.model(out)
+    path = tmp_path / "loop.onnx"
+    onnx.save(proto, str(path))
+    for source in (proto, str(path)):
+        with pytest.raises(
+            UnsupportedFeatureError,
+            match='layer "while_rnn" was exported as a Loop, not an LSTM/GRU/RNN node',
+        ):
+            lstmconv.read(source)
+
+
+def test_onnx_recurrent_node_inside_an_if_is_refused_naming_the_path(tmp_path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    inner = _Graph(11)
+    y = inner.lstm("x", 1, name="inner_lstm")
+    branch = helper.make_graph(
+        inner.nodes, "then", [], [helper.make_tensor_value_info(y, TensorProto.FLOAT, None)], inner.inits
+    )
+    other = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["same"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("same", TensorProto.FLOAT, None)],
+    )
+    g = _Graph(12)
+    out = g.op("If", [g.const(np.array(True))], name="choose", then_branch=branch, else_branch=other)[0]
+    proto = g.model(out)
+    path = tmp_path / "if.onnx"
+    onnx.save(proto, str(path))
+    for source in (proto, str(path)):
+        with pytest.raises(
+            UnsupportedFeatureError, match=r'If node "choose" › then_branch › LSTM node "inner_lstm"'
+        ):
+            lstmconv.read(source)
+
+
+def test_onnx_unrolled_cell_without_recurrent_nodes_says_so(tmp_path) -> None:
+    """Keras's own ONNX export with the torch backend (model.export(format="onnx")) unrolls the
+    LSTM into MatMul/Sigmoid/Tanh: no native node to read, and the refusal says why."""
+    g = _Graph(13)
+    mm = g.op("MatMul", ["x", g.const(np.ones((F, H), np.float32))])[0]
+    out = g.op("Tanh", [g.op("Sigmoid", [mm])[0]])[0]
+    with pytest.raises(UnsupportedFeatureError, match="unrolled"):
+        lstmconv.read(g.model(out))
+
+
+def test_onnx_skipped_lists_the_initializers_no_recurrent_node_uses(torch) -> None:
+    import onnx
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = torch.nn.LSTM(F, H, batch_first=True)
+            self.head = torch.nn.Linear(H, 2)
+
+        def forward(self, x):
+            return self.head(self.lstm(x)[0])
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Net().eval(), (torch.from_numpy(_x()),), buffer, dynamo=False)
+    model = lstmconv.read(onnx.load_from_string(buffer.getvalue()))
+    assert len(model) == 1
+    assert sum(s.parameters for s in model.skipped) == 2 * H + 2
+    assert {s.kind for s in model.skipped} <= {"MatMul", "Add", "Gemm"}
+    shapes = sorted(shape for s in model.skipped for _, shape in s.tensors)
+    assert shapes == sorted([(2,), (H, 2)]) or shapes == sorted([(2,), (2, H)])
