@@ -139,7 +139,24 @@ def _inspect(args: argparse.Namespace) -> int:
     for d in described:
         print()
         print(_layer_text(d, fmt))
+    if info["skipped"]:
+        print()
+        print(_skipped_text(info["skipped"]))
+        counts = info["parameters"]
+        print(f"carried {counts['carried']:,} of {counts['total']:,} parameters")
     return EXIT_OK
+
+
+def _skipped_text(skipped: list[dict[str, Any]]) -> str:
+    """The layers and tensors read past, one line each, with their parameter counts."""
+    lines = ["not carried:"]
+    width = max(len(entry["name"]) for entry in skipped)
+    for entry in skipped:
+        shapes = ", ".join(_shape(t["shape"]) for t in entry["tensors"][:4])
+        shapes += f", … ({len(entry['tensors'])} tensors)" if len(entry["tensors"]) > 4 else ""
+        kind = f" ({entry['kind']})" if entry["kind"] else ""
+        lines.append(f"  {entry['name']:<{width}}{kind}  {entry['parameters']:,} parameters  {shapes}")
+    return "\n".join(lines)
 
 
 def _layer_text(d: dict[str, Any], fmt: str) -> str:

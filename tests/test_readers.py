@@ -13,6 +13,8 @@ tf2onnx's rewriters emit them (``tf2onnx/rewriter/rnn_utils.py`` ``slice_birnn_f
 from __future__ import annotations
 
 import io
+import json
+import logging
 import warnings
 
 import numpy as np
@@ -431,3 +433,283 @@ def test_onnx_skipped_lists_the_initializers_no_recurrent_node_uses(torch) -> No
     assert {s.kind for s in model.skipped} <= {"MatMul", "Add", "Gemm"}
     shapes = sorted(shape for s in model.skipped for _, shape in s.tensors)
     assert shapes == sorted([(2,), (H, 2)]) or shapes == sorted([(2,), (2, H)])
+
+
+# -- Keras ------------------------------------------------------------------------------------------
+def _keras_out(model, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model(x, training=False))
+
+
+def _randomize_keras(model, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        weight.assign(rng.uniform(-0.5, 0.5, tuple(weight.shape)).astype("float32"))
+
+
+def _masked_models(keras):
+    functional_in = keras.Input((T, F))
+    masked = keras.layers.Masking(mask_value=0.0)(functional_in)
+    functional = keras.Model(
+        functional_in, keras.layers.LSTM(H, return_sequences=True, name="encoder")(masked)
+    )
+    sequential = keras.Sequential(
+        [
+            keras.Input((T,)),
+            keras.layers.Embedding(10, F, mask_zero=True),
+            keras.layers.GRU(H, name="encoder"),
+        ]
+    )
+    return {"masking-functional": functional, "embedding-sequential": sequential}
+
+
+@pytest.mark.parametrize("which", ["masking-functional", "embedding-sequential"])
+def test_keras_masking_warns_naming_the_layer_and_strict_refuses(keras, tmp_path, caplog, which) -> None:
+    model = _masked_models(keras)[which]
+    path = str(tmp_path / "masked.keras")
+    model.save(path)
+    for source in (model, path):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="lstmconv"):
+            read = lstmconv.read(source)
+        assert [layer.name for layer in read] == ["encoder"]
+        assert any('layer "encoder" is called with' in m and "padded steps" in m for m in caplog.messages)
+        with pytest.raises(UnsupportedFeatureError, match=r'layer "encoder" is called with .*padded steps'):
+            lstmconv.read(source, strict=True)
+    info = lstmconv.inspect(path)
+    assert any('layer "encoder"' in w and "padded steps" in w for w in info["warnings"])
+    from lstmconv.cli import main
+
+    assert main(["inspect", path, "--strict"]) == 2
+
+
+def test_keras_masking_changes_the_numbers_it_warns_about(keras) -> None:
+    """The warning is not idle: with padded (zero) steps, Keras's masked output differs from the
+    unmasked computation lstmconv carries."""
+    model = _masked_models(keras)["masking-functional"]
+    _randomize_keras(model)
+    x = _x(4)
+    x[1, 3:] = 0.0
+    carried = lstmconv.reference.run(lstmconv.read(model), x)
+    assert np.abs(carried - _keras_out(model, x)).max() > 0.01
+
+
+def test_keras_unmasked_models_give_no_mask_warning(keras, caplog) -> None:
+    inputs = keras.Input((T, F))
+    model = keras.Model(inputs, keras.layers.LSTM(H, return_sequences=True)(keras.layers.Dense(F)(inputs)))
+    with caplog.at_level(logging.WARNING, logger="lstmconv"):
+        lstmconv.read(model, strict=True)
+    assert not [m for m in caplog.messages if "mask" in m]
+
+
+@pytest.mark.parametrize("merge", ["ave", "concat"])
+def test_keras_bidirectional_with_the_same_backward_layer_reads_exactly(keras, tmp_path, merge) -> None:
+    inputs = keras.Input((T, F))
+    layer = keras.layers.Bidirectional(
+        keras.layers.LSTM(H, return_sequences=True),
+        backward_layer=keras.layers.LSTM(H, return_sequences=True, go_backwards=True),
+        merge_mode=merge,
+        name="bi",
+    )
+    model = keras.Model(inputs, layer(inputs))
+    _randomize_keras(model, 1)
+    path = str(tmp_path / "bi.keras")
+    model.save(path)
+    x = _x(5)
+    for source in (model, path):
+        read = lstmconv.read(source)
+        assert read[0].merge == merge
+        np.testing.assert_allclose(lstmconv.reference.run(read, x), _keras_out(model, x), rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    "options, option",
+    [
+        ({"activation": "relu"}, "activation"),
+        ({"recurrent_activation": "hard_sigmoid"}, "recurrent_activation"),
+        ({"use_bias": False}, "use_bias"),
+    ],
+)
+def test_keras_bidirectional_whose_backward_layer_differs_is_refused(
+    keras, tmp_path, options, option
+) -> None:
+    inputs = keras.Input((T, F))
+    layer = keras.layers.Bidirectional(
+        keras.layers.LSTM(H, return_sequences=True),
+        backward_layer=keras.layers.LSTM(H, return_sequences=True, go_backwards=True, **options),
+        name="bi",
+    )
+    model = keras.Model(inputs, layer(inputs))
+    path = str(tmp_path / "bi.keras")
+    model.save(path)
+    for source in (model, path):
+        with pytest.raises(
+            UnsupportedFeatureError, match=rf'layer "bi".*backward layer differs .* in {option}'
+        ):
+            lstmconv.read(source)
+
+
+def test_keras_bidirectional_gru_reset_after_differs_is_refused(keras, tmp_path) -> None:
+    inputs = keras.Input((T, F))
+    layer = keras.layers.Bidirectional(
+        keras.layers.GRU(H, return_sequences=True),
+        backward_layer=keras.layers.GRU(H, return_sequences=True, go_backwards=True, reset_after=False),
+        name="bigru",
+    )
+    model = keras.Model(inputs, layer(inputs))
+    with pytest.raises(UnsupportedFeatureError, match=r'layer "bigru".*in reset_after'):
+        lstmconv.read(model)
+
+
+def test_keras_convlstm_before_an_lstm_is_refused_naming_the_class(keras, tmp_path) -> None:
+    inputs = keras.Input((T, 5, 2))
+    conv = keras.layers.ConvLSTM1D(3, 2, return_sequences=True, name="conv")(inputs)
+    flat = keras.layers.Reshape((T, 4 * 3))(conv)
+    model = keras.Model(inputs, keras.layers.LSTM(H, name="after")(flat))
+    path = str(tmp_path / "conv.keras")
+    model.save(path)
+    for source in (model, path):
+        with pytest.raises(UnsupportedFeatureError, match=r'layer "conv".*class ConvLSTM1D'):
+            lstmconv.read(source)
+
+
+def test_keras_lstm_subclass_is_refused_naming_the_class(keras, tmp_path) -> None:
+    @keras.saving.register_keras_serializable(package="test_readers")
+    class ClippedLSTM(keras.layers.LSTM):
+        def call(self, sequences, initial_state=None, mask=None, training=False):
+            output = super().call(sequences, initial_state=initial_state, mask=mask, training=training)
+            return keras.ops.clip(output, -0.1, 0.1)
+
+    inputs = keras.Input((T, F))
+    model = keras.Model(inputs, ClippedLSTM(H, name="clipped")(inputs))
+    path = str(tmp_path / "sub.keras")
+    model.save(path)
+    for source in (model, path):
+        with pytest.raises(UnsupportedFeatureError, match=r'layer "clipped".*class .*ClippedLSTM'):
+            lstmconv.read(source)
+
+
+def test_keras2_lstm_subclass_in_a_legacy_h5_is_refused(tmp_path) -> None:
+    """A Keras 2 file (tf_keras) whose config names a subclass of LSTM: read past before."""
+    tf_keras = pytest.importorskip("tf_keras")
+
+    class MyLSTM(tf_keras.layers.LSTM):
+        pass
+
+    model = tf_keras.Sequential([tf_keras.Input((T, F)), MyLSTM(H, name="mine"), tf_keras.layers.Dense(2)])
+    path = str(tmp_path / "legacy.h5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(path)
+    with pytest.raises(UnsupportedFeatureError, match=r'layer "mine".*class MyLSTM'):
+        lstmconv.read(path)
+
+
+def test_keras_timedistributed_recurrent_is_refused(keras) -> None:
+    inputs = keras.Input((2, T, F))
+    model = keras.Model(inputs, keras.layers.TimeDistributed(keras.layers.LSTM(H), name="td")(inputs))
+    with pytest.raises(UnsupportedFeatureError, match=r'layer "td".*inside TimeDistributed'):
+        lstmconv.read(model)
+
+
+def test_keras_skipped_layers_are_listed_and_inspect_counts_them(keras, tmp_path) -> None:
+    inputs = keras.Input((T,))
+    x = keras.layers.Embedding(10, F, name="embed")(inputs)
+    x = keras.layers.LSTM(H, return_sequences=True, name="lstm")(x)
+    x = keras.layers.LayerNormalization(name="norm")(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
+    path = str(tmp_path / "mixed.keras")
+    model.save(path)
+    expected = {
+        "embed": ("Embedding", 10 * F),
+        "norm": ("LayerNormalization", 2 * H),
+        "head": ("Dense", H * 2 + 2),
+    }
+    for source in (model, path):
+        read = lstmconv.read(source)
+        assert {s.name: (s.kind, s.parameters) for s in read.skipped} == expected
+    info = lstmconv.inspect(path)
+    lstm = 4 * H * (F + H + 1)
+    assert info["parameters"] == {"carried": lstm, "total": lstm + sum(p for _, p in expected.values())}
+    assert {entry["name"] for entry in info["skipped"]} == set(expected)
+
+
+def test_keras_configless_weights_warn_in_inspect_too(keras, tmp_path, caplog) -> None:
+    inputs = keras.Input((T, F))
+    model = keras.Model(inputs, keras.layers.LSTM(H, activation="relu", name="lstm")(inputs))
+    path = str(tmp_path / "w.weights.h5")
+    model.save_weights(path)
+    info = lstmconv.inspect(path)
+    assert any('layer "lstm" read as lstm with default activations' in w for w in info["warnings"])
+    with caplog.at_level(logging.WARNING, logger="lstmconv"):
+        lstmconv.read(path)
+    assert any("default activations" in m for m in caplog.messages)
+
+
+# -- torch ------------------------------------------------------------------------------------------
+def _rnn_state(torch, nonlinearity: str):
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = torch.nn.RNN(F, H, nonlinearity=nonlinearity, batch_first=True)
+            self.head = torch.nn.Linear(H, 2)
+
+    torch.manual_seed(0)
+    return Net()
+
+
+@pytest.mark.parametrize("ending", [".pt", ".safetensors"])
+def test_torch_rnn_state_dict_assumed_tanh_warns_every_time(torch, tmp_path, caplog, ending) -> None:
+    net = _rnn_state(torch, "relu")
+    path = str(tmp_path / f"rnn{ending}")
+    if ending == ".pt":
+        torch.save(net.state_dict(), path)
+    else:
+        from safetensors.torch import save_file
+
+        save_file(net.state_dict(), path)
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="lstmconv"):
+            model = lstmconv.read(path)
+        assert model[0].activations[0].name == "tanh"
+        assert any(
+            'module "rnn"' in m and "assumed tanh" in m and "--nonlinearity relu" in m
+            for m in caplog.messages
+        )
+    info = lstmconv.inspect(path)
+    assert any('module "rnn"' in w and "assumed tanh" in w for w in info["warnings"])
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lstmconv"):
+        told = lstmconv.read(path, nonlinearity="relu")
+    assert not caplog.messages
+    x = _x(6)
+    with torch.no_grad():
+        expected = net.rnn(torch.from_numpy(x))[0].numpy()
+    np.testing.assert_allclose(lstmconv.reference.run(told, x), expected, rtol=0, atol=ATOL)
+    assert {s.name: s.parameters for s in told.skipped} == {"head": H * 2 + 2}
+
+
+def test_torch_live_rnn_knows_its_nonlinearity_and_lists_the_rest(torch, caplog) -> None:
+    net = _rnn_state(torch, "relu")
+    with caplog.at_level(logging.WARNING, logger="lstmconv"):
+        model = lstmconv.read(net)
+    assert model[0].activations[0].name == "relu"
+    assert not caplog.messages
+    assert [(s.name, s.kind, s.parameters) for s in model.skipped] == [("head", "Linear", H * 2 + 2)]
+
+
+def test_cli_inspect_prints_what_is_not_carried(torch, tmp_path, capsys) -> None:
+    from lstmconv.cli import main
+
+    net = _rnn_state(torch, "tanh")
+    path = str(tmp_path / "rnn.pt")
+    torch.save(net.state_dict(), path)
+    assert main(["inspect", path]) == 0
+    out = capsys.readouterr().out
+    rnn = H * (F + H + 2)
+    assert "not carried:" in out and "head" in out
+    assert f"carried {rnn:,} of {rnn + 2 * H + 2:,} parameters" in out
+    assert main(["inspect", path, "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["parameters"] == {"carried": rnn, "total": rnn + 2 * H + 2}
+    assert any("assumed tanh" in w for w in info["warnings"])

@@ -7,12 +7,14 @@ Names: ``<prefix>weight_ih_l{k}[_reverse]`` (G·H, in), ``weight_hh`` (G·H, H o
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
+from ... import dtypes
 from ...errors import FormatError, LstmconvError, UnsupportedFeatureError, WeightLayoutError
 from ...inspection import Tensor
 from ...ir import (
@@ -25,10 +27,12 @@ from ...ir import (
     Kind,
     Layer,
     Model,
+    Skipped,
     cell_from_stacked,
 )
 from .. import _common
 
+_log = logging.getLogger(__name__)
 GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
     Kind.LSTM: ("i", "f", "g", "o"),
     Kind.GRU: ("r", "z", "n"),
@@ -180,18 +184,29 @@ def _cell(fields: dict[str, np.ndarray], kind: Kind, prefix: str, suffix: str) -
 def read_tensors(
     tensors: Mapping[str, np.ndarray],
     *,
-    nonlinearity: str = "tanh",
+    nonlinearity: str | None = None,
     source: str = "",
     per_module: Mapping[str, str] | None = None,
 ) -> Model:
     """Every recurrent module found in a state_dict of NumPy arrays, in key order.
 
     ``per_module`` maps a module's prefix (without the trailing dot) to its RNN nonlinearity
-    where it is known; ``nonlinearity`` applies to the rest."""
+    where it is known; ``nonlinearity`` applies to the rest. An RNN whose nonlinearity neither
+    says is read as tanh, with a warning each time (its shapes cannot tell tanh from relu)."""
     layers: list[Layer] = []
-    for prefix, group in recurrent_groups(tensors).items():
+    groups = recurrent_groups(tensors)
+    for prefix, group in groups.items():
         kind = infer_kind(group, prefix)
         chosen = (per_module or {}).get(prefix.rstrip("."), nonlinearity)
+        if chosen is None:
+            chosen = "tanh"
+            if kind is Kind.RNN:
+                _log.warning(
+                    '%s: module "%s" is an nn.RNN, whose state_dict cannot say tanh or relu: assumed '
+                    'tanh; if it is relu, pass --nonlinearity relu (nonlinearity="relu")',
+                    source,
+                    prefix.rstrip(".") or kind.value,
+                )
         layers.extend(layers_from_group(prefix, group, kind, nonlinearity=chosen))
     if not layers:
         raise WeightLayoutError(
@@ -199,7 +214,19 @@ def read_tensors(
             where=(source,),
             hint="lstmconv reads nn.LSTM, nn.GRU and nn.RNN weights",
         )
-    return Model(tuple(layers), source)
+    return Model(tuple(layers), source, skipped_keys(tensors))
+
+
+def skipped_keys(tensors: Mapping[str, np.ndarray]) -> tuple[Skipped, ...]:
+    """The floating-point tensors of a state_dict that belong to no recurrent module, grouped by
+    the module their key names (``head.weight`` and ``head.bias``: module ``head``)."""
+    groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+    for key, array in tensors.items():
+        if _KEY.match(key) is not None or not dtypes.is_float(array.dtype):
+            continue
+        module = key.rpartition(".")[0] or key
+        groups.setdefault(module, []).append((key, tuple(array.shape)))
+    return tuple(Skipped.of(module, "module", keys) for module, keys in groups.items())
 
 
 def check(layer: Layer, *, state_dict: bool = False) -> None:
