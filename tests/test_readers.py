@@ -713,3 +713,34 @@ def test_cli_inspect_prints_what_is_not_carried(torch, tmp_path, capsys) -> None
     info = json.loads(capsys.readouterr().out)
     assert info["parameters"] == {"carried": rnn, "total": rnn + 2 * H + 2}
     assert any("assumed tanh" in w for w in info["warnings"])
+
+
+def test_keras_own_onnx_export_with_the_torch_backend_is_refused_as_unrolled(tmp_path) -> None:
+    """Keras's own ``model.export(path, format="onnx")``: with the TensorFlow backend it needs
+    tf2onnx (not installed here); with the torch backend it traces Keras's LSTM loop into plain
+    MatMul/Sigmoid/Tanh ops, which lstmconv refuses saying so (it never reports "verified" on a
+    graph it could not read). Run in a child: the backend is chosen at import."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import require
+
+    require("torch")
+    require("onnxscript")
+    path = tmp_path / "keras_torch.onnx"
+    script = (
+        "import numpy as np, keras\n"
+        "inputs = keras.Input((5, 3))\n"
+        "layer = keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True), merge_mode='ave')\n"
+        "model = keras.Model(inputs, layer(inputs))\n"
+        "model(np.zeros((1, 5, 3), 'float32'))\n"
+        f"model.export({str(path)!r}, format='onnx')\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    with pytest.raises(UnsupportedFeatureError, match="unrolled"):
+        lstmconv.read(str(path))
