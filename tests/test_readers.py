@@ -231,13 +231,21 @@ def test_onnx_go_backwards_reversal_before_the_node_is_a_reverse_layer(ort, tmp_
     )
 
 
-def test_onnx_reversal_before_and_after_is_an_aligned_reverse_layer(ort) -> None:
+@pytest.mark.parametrize("where", ["right-after", "batch-major"])
+def test_onnx_reversal_before_and_after_is_an_aligned_reverse_layer(ort, where) -> None:
     g = _Graph(7)
     xt = g.op("Transpose", ["x"], perm=[1, 0, 2])[0]
-    flip = [g.const([-1]), g.const([np.iinfo(np.int64).min]), g.const([0]), g.const([-1])]
-    y = g.lstm(g.op("Slice", [xt, *flip])[0], 1, name="aligned")
-    back = g.op("Slice", [y, *flip])[0]
-    out = g.op("Transpose", [g.op("Squeeze", [back, g.const([1])])[0]], perm=[1, 0, 2])[0]
+
+    def flip(axis: int) -> list[str]:
+        return [g.const([-1]), g.const([np.iinfo(np.int64).min]), g.const([axis]), g.const([-1])]
+
+    y = g.lstm(g.op("Slice", [xt, *flip(0)])[0], 1, name="aligned")
+    if where == "right-after":
+        back = g.op("Slice", [y, *flip(0)])[0]
+        out = g.op("Transpose", [g.op("Squeeze", [back, g.const([1])])[0]], perm=[1, 0, 2])[0]
+    else:  # moved batch major first, then flipped along its time axis (1)
+        moved = g.op("Transpose", [g.op("Squeeze", [y, g.const([1])])[0]], perm=[1, 0, 2])[0]
+        out = g.op("Slice", [moved, *flip(1)])[0]
     proto = g.model(out)
     layer = lstmconv.read(proto)[0]
     assert (layer.direction, layer.reversed_output) == (Direction.REVERSE, False)

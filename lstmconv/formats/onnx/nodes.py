@@ -267,12 +267,19 @@ def _reversal_after_reverse(node: Node, constants: Constants, direction: Directi
 
 def _reversal_after(node: Node, constants: Constants, layout: int, y: str) -> str | None:
     """The output of the op that flips Y (time, directions, batch, hidden) in time right after
-    the node, or None when Y is not flipped."""
-    after = _only_consumer(constants, y) if y else None
-    time_axis = 0 if layout == 0 else 1
-    if after is None or _reversed_axis(constants, after, time_axis) != time_axis:
-        return None
-    return after.output[0]
+    the node (past moves: Squeeze, Transpose…), or None when Y is not flipped."""
+    axis: tuple[int, int] | None = (0 if layout == 0 else 1, 4)
+    name = y
+    for _ in range(16):
+        consumers = [n for n in constants.consumers.get(name, []) if n.op_type not in _SHAPE_READERS]
+        if len(consumers) != 1 or axis is None:
+            return None
+        after = consumers[0]
+        if after.op_type in SHAPE_OPS:
+            axis, name = _moved_feature(constants, after, axis), after.output[0]
+            continue
+        return after.output[0] if _reversed_axis(constants, after, axis[0]) == axis[0] else None
+    return None
 
 
 def _reversed_axis(constants: Constants, node: Node, time_axis: int) -> int | None:
@@ -610,7 +617,8 @@ def _past_shape_ops(
 def _moved_feature(
     constants: Constants, node: Node, feature: tuple[int, int] | None
 ) -> tuple[int, int] | None:
-    """Where a move puts the feature axis (axis, rank); None when lstmconv cannot follow it."""
+    """Where a move puts an axis (the features', or time's) of (axis, rank); None when lstmconv
+    cannot follow it."""
     if feature is None:
         return None
     axis, rank = feature
