@@ -752,3 +752,20 @@ def test_keras_own_onnx_export_with_the_torch_backend_is_refused_as_unrolled(tmp
     assert done.returncode == 0, done.stderr[-2000:]
     with pytest.raises(UnsupportedFeatureError, match="unrolled"):
         lstmconv.read(str(path))
+
+
+def test_keras2_masking_in_a_legacy_h5_warns(tmp_path, caplog) -> None:
+    """Keras 2 (tf_keras) configs do not record masks in the call: the Masking layer upstream
+    says it."""
+    tf_keras = pytest.importorskip("tf_keras")
+    inputs = tf_keras.Input((T, F))
+    model = tf_keras.Model(inputs, tf_keras.layers.LSTM(H, name="k2")(tf_keras.layers.Masking()(inputs)))
+    path = str(tmp_path / "masked.h5")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(path)
+    with caplog.at_level(logging.WARNING, logger="lstmconv"):
+        lstmconv.read(path)
+    assert any('layer "k2" is called with the mask of "masking"' in m for m in caplog.messages)
+    with pytest.raises(UnsupportedFeatureError, match=r'layer "k2" is called with'):
+        lstmconv.read(path, strict=True)
