@@ -101,11 +101,13 @@ def _stored_dtype(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
 def outline(model: Model) -> dict[str, Any]:
     """The model's layers with each tensor's shape and dtype name in place of its values, and
     what the reader left out (``skipped``)."""
-    return {
+    described: dict[str, Any] = {
         "layers": [metadata(layer) for layer in model],
         "tensors": {key: [list(array.shape), array.dtype.name] for key, array in keyed(model).items()},
-        "skipped": [dataclasses.asdict(entry) for entry in model.skipped],
     }
+    if model.skipped:  # only where there is something: a model without keeps its outline
+        described["skipped"] = [dataclasses.asdict(entry) for entry in model.skipped]
+    return described
 
 
 def placeholders(outlined: Mapping[str, Any], source: str) -> Model:
