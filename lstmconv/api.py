@@ -38,7 +38,7 @@ def read(source: Any, format: str | None = None, *, strict: bool = False, **opti
     format may leave the values unread (Keras files do)."""
     if isinstance(source, Model):
         return source
-    model = _read(source, format, **options)
+    model = _read(source, format, strict=strict, **options)
     if not options.get("header_only"):
         _check_finite(model, strict)
     return model
@@ -388,14 +388,53 @@ def load_into(target: Any, model: Any, mapping: Mapping[str, str] | None = None)
     return fmt.load_live(f"load_into a {fmt.name} object").load_into(target, read(model), mapping)
 
 
+class _Collected(logging.Handler):
+    """The warnings lstmconv logs while it reads, for ``inspect``'s JSON."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _collecting_warnings() -> Iterator[list[str]]:
+    handler = _Collected()
+    logger = logging.getLogger("lstmconv")
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+
+
 def inspect(source: Any, format: str | None = None, **options: Any) -> dict[str, Any]:
     """What ``lstmconv inspect --json`` prints: the source's format and each layer's math, its
-    tensors as the format stores them and in the canonical layout, and its parameter counts.
-    Reads names and shapes only (``header_only``) unless ``strict`` asks to check the values."""
+    tensors as the format stores them and in the canonical layout, and its parameter counts;
+    what the reader left out (``skipped``: names, kinds, tensors, parameter counts), the
+    parameters carried of the total, and the warnings the read gave (assumptions that change
+    the numbers, masks). Reads names and shapes only (``header_only``) unless ``strict`` asks
+    to check the values."""
     fmt = source_format(source, format)
-    model = read(source, format, header_only=not options.get("strict"), **options)
+    with _collecting_warnings() as warnings:
+        model = read(source, format, header_only=not options.get("strict"), **options)
+    layers = [inspection.describe(layer, fmt.name) for layer in model]
+    carried = sum(layer["parameters"]["stored"] for layer in layers)
     return {
         "source": _label(source),
         "format": fmt.name,
-        "layers": [inspection.describe(layer, fmt.name) for layer in model],
+        "layers": layers,
+        "skipped": [
+            {
+                "name": entry.name,
+                "kind": entry.kind,
+                "parameters": entry.parameters,
+                "tensors": [{"name": name, "shape": list(shape)} for name, shape in entry.tensors],
+            }
+            for entry in model.skipped
+        ],
+        "parameters": {"carried": carried, "total": carried + model.skipped_count},
+        "warnings": list(dict.fromkeys(warnings)),
     }

@@ -46,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     reading = argparse.ArgumentParser(add_help=False)
     reading.add_argument(
-        "--strict", action="store_true", help="refuse NaN or infinite weights (default: warn)"
+        "--strict",
+        action="store_true",
+        help="refuse NaN or infinite weights and masked recurrent layers (default: warn)",
     )
     reading.add_argument(
         "--config", metavar="PATH", help="the model config for a Keras weights-only file (.keras or JSON)"
@@ -179,7 +181,25 @@ def _inspect(args: argparse.Namespace) -> int:
     for d in described:
         print()
         print(_layer_text(d, fmt))
+    if info["skipped"]:
+        print()
+        print(_skipped_text(info["skipped"]))
+        counts = info["parameters"]
+        print(f"carried {counts['carried']:,} of {counts['total']:,} parameters")
     return EXIT_OK
+
+
+def _skipped_text(skipped: list[dict[str, Any]]) -> str:
+    """The layers and tensors read past, one line each, with their parameter counts."""
+    lines = ["not carried:"]
+    labels = [entry["name"] + (f" ({entry['kind']})" if entry["kind"] else "") for entry in skipped]
+    counts = [f"{entry['parameters']:,}" for entry in skipped]
+    width, count_width = max(map(len, labels)), max(map(len, counts))
+    for label, count, entry in zip(labels, counts, skipped):
+        shapes = ", ".join(_shape(t["shape"]) for t in entry["tensors"][:4])
+        shapes += f", … ({len(entry['tensors'])} tensors)" if len(entry["tensors"]) > 4 else ""
+        lines.append(f"  {label:<{width}}  {count:>{count_width}} parameters  {shapes}")
+    return "\n".join(lines)
 
 
 def _layer_text(d: dict[str, Any], fmt: str) -> str:

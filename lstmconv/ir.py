@@ -398,8 +398,25 @@ def _check(array: np.ndarray, shape: tuple[int, ...], dtype: np.dtype, tensor: s
 
 
 @dataclasses.dataclass(frozen=True)
+class Skipped:
+    """Something a reader read past and does not carry: a non-recurrent layer holding weights
+    (Keras), state_dict keys of other modules (PyTorch), initializers no recurrent node uses
+    (ONNX). ``tensors`` are (name, shape) as the source names them."""
+
+    name: str
+    kind: str
+    parameters: int
+    tensors: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @classmethod
+    def of(cls, name: str, kind: str, tensors: Sequence[tuple[str, Sequence[int]]]) -> Skipped:
+        shaped = tuple((tensor, tuple(int(n) for n in shape)) for tensor, shape in tensors)
+        return cls(name, kind, sum(math.prod(shape) for _, shape in shaped), shaped)
+
+
+@dataclasses.dataclass(frozen=True)
 class Model:
-    """Recurrent layers in model order, with where they came from.
+    """Recurrent layers in model order, with where they came from and what the reader left out.
 
     ``links`` are the (from, to) pairs of layers whose output is the other's input directly (no
     other layer computing in between), as the source says; None where the source cannot say (a
@@ -408,9 +425,12 @@ class Model:
     layers: tuple[Layer, ...]
     source: str = ""
     links: tuple[tuple[str, str], ...] | None = None
+    #: What the reader read past (not part of the model's identity: equality ignores it).
+    skipped: tuple[Skipped, ...] = dataclasses.field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
+        object.__setattr__(self, "skipped", tuple(self.skipped))
         if self.links is not None:
             object.__setattr__(self, "links", tuple((str(a), str(b)) for a, b in self.links))
         if not self.layers:
@@ -442,18 +462,37 @@ class Model:
     def input_size(self) -> int:
         return self.layers[0].input_size
 
+    @property
+    def parameter_count(self) -> int:
+        """Parameters of the recurrent layers (canonical: b_ih and b_hh apart)."""
+        return sum(layer.parameter_count for layer in self.layers)
+
+    @property
+    def skipped_count(self) -> int:
+        return sum(entry.parameters for entry in self.skipped)
+
     def select(self, names: Sequence[str]) -> Model:
         """The named layers only, in model order."""
         unknown = [name for name in names if name not in {layer.name for layer in self.layers}]
         if unknown:
             known = ", ".join(layer.name for layer in self.layers)
             raise LstmconvError(f"no layer named {unknown}", where=(self.source,), hint=f"layers: {known}")
-        return Model(tuple(layer for layer in self.layers if layer.name in names), self.source, self.links)
+        left = tuple(
+            Skipped.of(
+                layer.name, layer.kind.value, [(n, a.shape) for c in layer.cells for n, a in c.tensors()]
+            )
+            for layer in self.layers
+            if layer.name not in names
+        )
+        kept = tuple(layer for layer in self.layers if layer.name in names)
+        return Model(kept, self.source, self.links, skipped=self.skipped + left)
 
     def astype(self, dtype: np.dtype | str) -> Model:
         """Every layer's weights cast to ``dtype`` (float16, bfloat16, float32 or float64)."""
         wanted = dtypes.resolve(dtype)
-        return Model(tuple(layer.astype(wanted) for layer in self.layers), self.source, self.links)
+        return Model(
+            tuple(layer.astype(wanted) for layer in self.layers), self.source, self.links, self.skipped
+        )
 
     @property
     def dtypes(self) -> tuple[np.dtype, ...]:

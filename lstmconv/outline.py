@@ -8,6 +8,7 @@ values (:func:`outline`), which :func:`placeholders` turns back into arrays that
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from . import dtypes
 from .errors import FormatError
-from .ir import Activation, Cell, Kind, Layer, Model
+from .ir import Activation, Cell, Kind, Layer, Model, Skipped
 
 _FIELDS = ("w_ih", "w_hh", "b_ih", "b_hh", "peephole")
 
@@ -98,18 +99,26 @@ def _stored_dtype(name: str | None) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def outline(model: Model) -> dict[str, Any]:
-    """The model's layers with each tensor's shape and dtype name in place of its values."""
-    return {
+    """The model's layers with each tensor's shape and dtype name in place of its values, and
+    what the reader left out (``skipped``)."""
+    described: dict[str, Any] = {
         "layers": [metadata(layer) for layer in model],
         "tensors": {key: [list(array.shape), array.dtype.name] for key, array in keyed(model).items()},
     }
+    if model.skipped:  # only where there is something: a model without keeps its outline
+        described["skipped"] = [dataclasses.asdict(entry) for entry in model.skipped]
+    return described
 
 
 def placeholders(outlined: Mapping[str, Any], source: str) -> Model:
     """The model :func:`outline` described, every value zero, in arrays that hold one element."""
     tensors = outlined["tensors"].items()
     arrays = {key: placeholder(tuple(shape), dtypes.resolve(dtype)) for key, (shape, dtype) in tensors}
-    return Model(tuple(layer(entry, arrays) for entry in outlined["layers"]), source)
+    skipped = tuple(
+        Skipped.of(entry["name"], entry["kind"], [(name, shape) for name, shape in entry["tensors"]])
+        for entry in outlined.get("skipped", [])
+    )
+    return Model(tuple(layer(entry, arrays) for entry in outlined["layers"]), source, skipped=skipped)
 
 
 def placeholder(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

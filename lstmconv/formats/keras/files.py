@@ -30,7 +30,7 @@ import numpy as np
 
 from ... import outline, steps
 from ...errors import FormatError, LstmconvError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
-from ...ir import MERGE_MODES, Kind, Layer, Model
+from ...ir import MERGE_MODES, Kind, Layer, Model, Skipped
 from .. import forked
 from . import links
 from . import names as keras_names
@@ -68,10 +68,21 @@ def _rnn_spec(entry: Mapping[str, Any], name: str | None = None) -> _Spec | None
             where=(f'layer "{name}"',),
             hint="load the model in tf_keras, swap in LSTM/GRU (Keras converts the weights), and save again",
         )
+    keras_names.refuse_unknown_recurrent(entry)
     if cls == "Bidirectional":
         inner = _rnn_spec(config["layer"])
         if inner is None:
             return None
+        if isinstance(config.get("backward_layer"), Mapping):
+            backward = _rnn_spec(config["backward_layer"])
+            if backward is None:
+                shown = config["backward_layer"].get("class_name")
+                raise UnsupportedFeatureError(
+                    f"Bidirectional with a backward layer of class {shown}", where=(f'layer "{name}"',)
+                )
+            keras_names.refuse_different_directions(
+                name, inner.config, backward.config, (inner.kind, backward.kind)
+            )
         merge = config.get("merge_mode", "concat")
         if merge not in MERGE_MODES:
             raise UnsupportedFeatureError(
@@ -114,6 +125,42 @@ def _major(version: str | None, default: int) -> int:
         return int(str(version).split(".")[0])
     except ValueError:
         return default
+
+
+@dataclasses.dataclass
+class _Found:
+    """What a read finds: the recurrent layers, and the layers with weights it reads past."""
+
+    layers: list[Layer] = dataclasses.field(default_factory=list)
+    skipped: list[Skipped] = dataclasses.field(default_factory=list)
+
+
+def _shapes(group: h5py.Group) -> list[tuple[str, tuple[int, ...]]]:
+    """(path, shape) of every dataset under ``group`` (shapes only: nothing is read)."""
+    found: list[tuple[str, tuple[int, ...]]] = []
+
+    def visit(name: str, node: Any) -> None:
+        if isinstance(node, h5py.Dataset):
+            found.append((f"{group.name.strip('/')}/{name}", tuple(int(n) for n in node.shape)))
+
+    group.visititems(visit)
+    return found
+
+
+def _check_masks(config: Mapping[str, Any] | None, layers: Sequence[Layer], strict: bool, where: str) -> None:
+    """Keras masking (Masking, Embedding(mask_zero=True)) upstream of a recurrent layer: a
+    warning naming the layer, an error with ``strict``."""
+    if config is None:
+        return
+    masked = keras_names.masked_layers(config)
+    for layer in layers:
+        if layer.name in masked:
+            message = keras_names.mask_message(layer.name, masked[layer.name])
+            if strict:
+                raise UnsupportedFeatureError(
+                    message, hint="remove the masking, or drop --strict to convert anyway"
+                )
+            _log.warning("%s: %s", where, message)
 
 
 # -- building IR layers --------------------------------------------------------------------------
@@ -180,15 +227,17 @@ def _tree_weights(h5: H5, group: h5py.Group, spec_bidirectional: bool, where: st
     return [_cell_weights(h5, group, where)]
 
 
-def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int) -> list[Layer]:
+def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int) -> _Found:
     root = h5.handle
+    found = _Found()
     if "layers" not in root:
         if "cell" in root or "forward_layer" in root:  # a single layer saved alone
-            return _tree_without_config(h5, {"layer": root}, keras_major)
+            _tree_without_config(h5, {"layer": root}, keras_major, found)
+            return found
         raise FormatError("no 'layers' group: not a Keras weights file")
     if config is None:
-        return _tree_without_config(h5, _named_entries(root["layers"]), keras_major)
-    layers = []
+        _tree_without_config(h5, _named_entries(root["layers"]), keras_major, found)
+        return found
     containers: dict[tuple[str, ...], dict[str, h5py.Group]] = {(): _named_entries(root["layers"])}
     for path, entry in _walk_config(config):
         entries = containers.get(path)
@@ -200,32 +249,41 @@ def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int) -> li
         group = entries[name]
         if entry.get("class_name") in _MODEL_CLASSES and "layers" in group:
             containers[(*path, name)] = _named_entries(group["layers"])
+            continue
         spec = _rnn_spec(entry)
         if spec is not None:
-            layers.append(_layer(spec, _tree_weights(h5, group, spec.bidirectional, group.name), keras_major))
-    return layers
+            found.layers.append(
+                _layer(spec, _tree_weights(h5, group, spec.bidirectional, group.name), keras_major)
+            )
+        else:
+            shapes = _shapes(group)
+            if shapes:
+                found.skipped.append(Skipped.of(name, str(entry.get("class_name", "")), shapes))
+    return found
 
 
-def _tree_without_config(h5: H5, entries: Mapping[str, h5py.Group], keras_major: int) -> list[Layer]:
-    layers = []
+def _tree_without_config(h5: H5, entries: Mapping[str, h5py.Group], keras_major: int, found: _Found) -> None:
     for name, group in entries.items():
         if "layers" in group:
-            layers.extend(_tree_without_config(h5, _named_entries(group["layers"]), keras_major))
+            _tree_without_config(h5, _named_entries(group["layers"]), keras_major, found)
             continue
         bidirectional = "forward_layer" in group
         if not bidirectional and "cell" not in group:
+            shapes = _shapes(group)
+            if shapes:
+                found.skipped.append(Skipped.of(name, "layer", shapes))
             continue
         directions = _tree_weights(h5, group, bidirectional, group.name)
         spec = _spec_from_shapes(name, directions[0], bidirectional)
         _log.warning(
-            '%s: no model config; layer "%s" read as %s with default activations%s',
+            '%s: no model config; layer "%s" read as %s with default activations%s '
+            "(pass the model's config with --config if they are not the defaults)",
             group.file.filename,
             name,
             spec.kind.value,
             " and merge concat" if bidirectional else "",
         )
-        layers.append(_layer(spec, directions, keras_major))
-    return layers
+        found.layers.append(_layer(spec, directions, keras_major))
 
 
 # -- legacy HDF5: model.save("x.h5") / save_weights("x.h5") ---------------------------------------
@@ -241,22 +299,32 @@ def _split_directions(named: Sequence[tuple[str, np.ndarray]], bidirectional: bo
     return [arrays[:half], arrays[half:]]
 
 
-def _read_legacy(h5: H5, keras_major: int, given: Mapping[str, Any] | None = None) -> list[Layer]:
+def _read_legacy(h5: H5, keras_major: int, given: Mapping[str, Any] | None = None) -> tuple[_Found, Any]:
     root = h5.handle
     weights_root = root.get("model_weights", root)
     if not attr_strings(weights_root, "layer_names"):
         raise FormatError("no layer_names attribute: not a Keras HDF5 weights file")
     text = attr_text(root.attrs, "model_config")
     config = json.loads(text) if text else given
-    layers = []
+    classes = {
+        (entry.get("config") or {}).get("name", ""): str(entry.get("class_name", ""))
+        for _, entry in (_walk_config(config) if config is not None else ())
+    }
+    found = _Found()
     for layer_name in attr_strings(weights_root, "layer_names"):
-        named = _legacy_layer_weights(h5, weights_root[layer_name], f"{weights_root.name}/{layer_name}")
+        group = weights_root[layer_name]
+        named = _legacy_layer_weights(h5, group, f"{weights_root.name}/{layer_name}")
         if not named:
             continue
+        used: set[str] = set()
         for spec, mine in _legacy_specs(config, layer_name, named):
             directions = _split_directions(mine, spec.bidirectional)
-            layers.append(_layer(spec, directions, keras_major))
-    return layers
+            found.layers.append(_layer(spec, directions, keras_major))
+            used.update(name for name, _ in mine)
+        rest = [(name, tuple(int(n) for n in array.shape)) for name, array in named if name not in used]
+        if rest:
+            found.skipped.append(Skipped.of(layer_name, classes.get(layer_name, "layer"), rest))
+    return found, config
 
 
 def _legacy_specs(
@@ -271,7 +339,8 @@ def _legacy_specs(
             arrays = [array for _, array in named]
             inferred = _spec_from_shapes(layer_name, arrays, bidirectional)
             _log.warning(
-                'no model config; layer "%s" read as %s with default activations',
+                'no model config; layer "%s" read as %s with default activations '
+                "(pass the model's config with --config if they are not the defaults)",
                 layer_name,
                 inferred.kind.value,
             )
@@ -323,19 +392,26 @@ def _open_keras_archive(path: str) -> tuple[zipfile.ZipFile, Mapping[str, Any], 
 
 
 def read(
-    source: Any, *, config: str | os.PathLike[str] | None = None, header_only: bool = False, **_: Any
+    source: Any,
+    *,
+    config: str | os.PathLike[str] | None = None,
+    header_only: bool = False,
+    strict: bool = False,
+    **_: Any,
 ) -> Model:
     """``config``: for a weights-only file, the model's config, as a ``.keras`` archive or a JSON
     file (``config.json``, or ``model.to_json()``), so names, activations and merges are known.
-    ``header_only``: names and shapes exact, every value zero."""
+    ``header_only``: names and shapes exact, every value zero. ``strict``: a masked recurrent
+    layer is an error, not a warning."""
     path = os.fspath(source)
     try:
         given = _load_config(os.fspath(config)) if config is not None else None
-        outlined = _look_in_child(path, given)
+        outlined = _look_in_child(path, given, strict)
         if header_only and outlined is not None:
             return outline.placeholders(outlined.taken(), path)
-        layers = tuple(_read_path(path, probe=header_only, given=given))
-        return Model(layers, path, links.links(_model_config(path, given), [x.name for x in layers]))
+        model = _read_path(path, probe=header_only, given=given, strict=strict)
+        found = links.links(_model_config(path, given), [layer.name for layer in model.layers])
+        return dataclasses.replace(model, links=found)
     except LstmconvError as error:
         raise error.within(path) from None
     except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as error:
@@ -357,14 +433,16 @@ def _model_config(path: str, given: tuple[Mapping[str, Any], int | None] | None)
     return json.loads(text) if text else None
 
 
-def _look_in_child(path: str, given: tuple[Mapping[str, Any], int | None] | None) -> forked.Answer | None:
+def _look_in_child(
+    path: str, given: tuple[Mapping[str, Any], int | None] | None, strict: bool = False
+) -> forked.Answer | None:
     """The file's layers outlined (names, shapes, dtypes) by a forked child that walks the HDF5
     structure under a time limit, so that a file that hangs or crashes the HDF5 library costs a
     child (see :mod:`.forked`); None if the walk failed, for the real read to report why."""
     size_limit = PROBE_SECONDS + PROBE_SECONDS_PER_GB * os.path.getsize(path) / 2**30  # inflating takes time
     limit = float(os.environ.get("LSTMCONV_HDF5_SECONDS", size_limit))
     return forked.look(
-        lambda: outline.outline(Model(tuple(_read_path(path, probe=True, given=given)), path)),
+        lambda: outline.outline(_read_path(path, probe=True, given=given, strict=strict)),
         limit,
         "the file's HDF5 structure",
         hint="set LSTMCONV_HDF5_SECONDS to allow longer",
@@ -397,8 +475,11 @@ load_config = _load_config
 
 
 def _read_path(
-    path: str, probe: bool = False, given: tuple[Mapping[str, Any], int | None] | None = None
-) -> list[Layer]:
+    path: str,
+    probe: bool = False,
+    given: tuple[Mapping[str, Any], int | None] | None = None,
+    strict: bool = False,
+) -> Model:
     config, given_major = given if given is not None else (None, None)
     size = os.path.getsize(path)
     if zipfile.is_zipfile(path):
@@ -410,12 +491,16 @@ def _read_path(
             else:
                 source = io.BytesIO(archive.read(info))
             with source, h5py.File(source, "r") as handle:
-                return _read_tree(H5(handle, info.file_size, probe), config, major)
-    if not h5py.is_hdf5(path):
-        raise FormatError("neither a .keras zip archive nor an HDF5 file")
-    with h5py.File(path, "r") as handle:
-        h5 = H5(handle, size, probe)
-        version = attr_text(handle.attrs, "keras_version")
-        if "model_weights" in handle or "layer_names" in handle.attrs:
-            return _read_legacy(h5, given_major or _major(version, 2), config)
-        return _read_tree(h5, config, given_major or _major(version, 3))
+                found = _read_tree(H5(handle, info.file_size, probe), config, major)
+    else:
+        if not h5py.is_hdf5(path):
+            raise FormatError("neither a .keras zip archive nor an HDF5 file")
+        with h5py.File(path, "r") as handle:
+            h5 = H5(handle, size, probe)
+            version = attr_text(handle.attrs, "keras_version")
+            if "model_weights" in handle or "layer_names" in handle.attrs:
+                found, config = _read_legacy(h5, given_major or _major(version, 2), config)
+            else:
+                found = _read_tree(h5, config, given_major or _major(version, 3))
+    _check_masks(config, found.layers, strict, path)
+    return Model(tuple(found.layers), path, skipped=tuple(found.skipped))

@@ -8,6 +8,7 @@ Kernels are (in, G·H); gates ``i f c o`` (LSTM) and ``z r h`` (GRU).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -21,14 +22,19 @@ import numpy as np
 from ... import gates as gatelib
 from ... import steps
 from ...errors import UnsupportedFeatureError
-from ...ir import Direction, Kind, Layer, Model
+from ...ir import Direction, Kind, Layer, Model, Skipped
 from .. import _common
 from . import links
+from . import names as keras_names
 from .names import GATE_ORDER, KINDS, activation_to_keras, check, layer_from_weights
+
+_log = logging.getLogger(__name__)
 
 #: Keras's classes, got by the names the one table in :mod:`.names` gives.
 _CELL_KINDS: Mapping[type, Kind] = {getattr(keras.layers, e.cell): e.kind for e in KINDS.values()}
 _LAYER_CLASSES: Mapping[Kind, Any] = {e.kind: getattr(keras.layers, e.layer) for e in KINDS.values()}
+#: The recurrent classes read, exactly these (a subclass may compute otherwise).
+_READ_CLASSES = {*_LAYER_CLASSES.values(), keras.layers.RNN, keras.layers.Bidirectional}
 
 __all__ = [
     "GATE_ORDER",
@@ -89,8 +95,13 @@ def layer_from_keras(layer: Any) -> Layer:
                 where=(f'layer "{layer.name}"',),
                 hint="use merge_mode concat, sum, mul or ave",
             )
+        _refuse_subclass(layer.forward_layer)
+        _refuse_subclass(layer.backward_layer)
         kind, cell = _spec(layer.forward_layer)
-        _, backward = _spec(layer.backward_layer)
+        backward_kind, backward = _spec(layer.backward_layer)
+        keras_names.refuse_different_directions(
+            layer.name, cell.get_config(), backward.get_config(), (kind, backward_kind)
+        )
         return layer_from_weights(
             kind,
             layer.name,
@@ -111,10 +122,82 @@ def layer_from_keras(layer: Any) -> Layer:
     )
 
 
-def read(source: Any, **_: Any) -> Model:
+def _refuse_subclass(layer: Any) -> None:
+    if type(layer) not in _READ_CLASSES:
+        raise UnsupportedFeatureError(
+            f"a recurrent layer of class {type(layer).__name__}, which lstmconv does not read",
+            where=(f'layer "{layer.name}"',),
+            hint="lstmconv reads Keras's own LSTM, GRU, SimpleRNN, RNN of their cells, and "
+            "Bidirectional of those; a subclass or another class may compute otherwise",
+        )
+
+
+def _looks_recurrent(layer: Any) -> bool:
+    if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)):
+        return True
+    name = type(layer).__name__.upper()
+    return not hasattr(layer, "layers") and (
+        any(token in name for token in ("LSTM", "GRU", "RNN"))
+        or hasattr(layer, "cell")
+        or (hasattr(layer, "units") and hasattr(layer, "recurrent_activation"))
+    )
+
+
+def _walk(root: Any, found: list[Any], skipped: list[Skipped]) -> None:
+    """Recurrent layers (refusing those lstmconv does not read) and the layers with weights
+    read past, depth first in model order."""
+    if _looks_recurrent(root):
+        _refuse_subclass(root)
+        found.append(root)
+        return
+    inner = getattr(root, "layer", None)  # TimeDistributed and other wrappers
+    if inner is not None and _looks_recurrent(inner):
+        raise UnsupportedFeatureError(
+            f"a recurrent layer ({type(inner).__name__}) inside {type(root).__name__}, which lstmconv "
+            "does not read",
+            where=(f'layer "{root.name}"',),
+            hint="lstmconv reads recurrent layers alone or in Bidirectional",
+        )
+    children = getattr(root, "layers", None)
+    if children is not None:
+        for child in children:
+            _walk(child, found, skipped)
+        return
+    weights = list(getattr(root, "weights", []))
+    if weights:
+        tensors = [(getattr(w, "path", None) or w.name, tuple(int(n) for n in w.shape)) for w in weights]
+        skipped.append(Skipped.of(root.name, type(root).__name__, tensors))
+
+
+def _check_masks(source: Any, layers: list[Layer], strict: bool) -> None:
+    if not isinstance(source, keras.Model):
+        return
+    try:
+        config = keras.saving.serialize_keras_object(source)
+    except Exception:  # a subclassed model may not serialize: nothing to look at
+        return
+    if not isinstance(config, Mapping):
+        return
+    masked = keras_names.masked_layers(config)
+    for layer in layers:
+        if layer.name in masked:
+            message = keras_names.mask_message(layer.name, masked[layer.name])
+            if strict:
+                raise UnsupportedFeatureError(
+                    message, hint="remove the masking, or drop --strict to convert anyway"
+                )
+            _log.warning("%s: %s", source.name, message)
+
+
+def read(source: Any, *, strict: bool = False, **_: Any) -> Model:
     """IR of a live Keras model or layer (``.keras`` files are read by :mod:`.files`)."""
-    layers = [layer_from_keras(layer) for layer in recurrent_layers(source)]
-    return Model(tuple(layers), getattr(source, "name", type(source).__name__), _links(source, layers))
+    found: list[Any] = []
+    skipped: list[Skipped] = []
+    _walk(source, found, skipped)
+    layers = [layer_from_keras(layer) for layer in found]
+    _check_masks(source, layers, strict)
+    name = getattr(source, "name", type(source).__name__)
+    return Model(tuple(layers), name, _links(source, layers), skipped=tuple(skipped))
 
 
 def _links(source: Any, layers: list[Layer]) -> tuple[tuple[str, str], ...] | None:

@@ -219,3 +219,195 @@ def layout(layer: Layer) -> list[Tensor]:
             two_biases = layer.kind is Kind.GRU and layer.reset_after
             tensors.append(Tensor(f"{side}cell/bias", (2, g * h) if two_biases else (g * h,), order))
     return tensors
+
+
+# -- what a config says beyond the weights: unknown recurrent classes, masks, two directions --------
+_CONTAINERS = {"Sequential", "Functional", "Model"}
+#: Options a Bidirectional's two layers must share: the IR holds each once per layer.
+DIRECTION_OPTIONS = ("units", "activation", "recurrent_activation", "use_bias", "reset_after")
+_KNOWN_CLASSES = {*KINDS, "RNN", "Bidirectional", "CuDNNLSTM", "CuDNNGRU"}
+
+
+def is_custom(entry: Mapping[str, Any]) -> bool:
+    """Whether a config entry is a class of the user's, not Keras's own (Keras 3 records the
+    module of each class, and a registered name for the user's)."""
+    module, registered = entry.get("module"), entry.get("registered_name")
+    if isinstance(registered, str) and ">" in registered:
+        return True
+    return isinstance(module, str) and not module.startswith(("keras", "tf_keras"))
+
+
+def looks_recurrent(entry: Mapping[str, Any]) -> bool:
+    """A layer that is recurrent by its class name (LSTM, GRU, RNN in it) or its config (a cell,
+    or units with a recurrent activation)."""
+    cls, config = str(entry.get("class_name", "")), entry.get("config") or {}
+    if not isinstance(config, Mapping) or "layers" in config:  # a model: its layers say
+        return False
+    upper = cls.upper()
+    return (
+        any(token in upper for token in ("LSTM", "GRU", "RNN"))
+        or "cell" in config
+        or ("units" in config and "recurrent_activation" in config)
+    )
+
+
+def refuse_unknown_recurrent(entry: Mapping[str, Any]) -> None:
+    """Refuse a recurrent layer lstmconv does not read (ConvLSTM, a subclass, a custom cell),
+    or a known one inside a wrapper other than Bidirectional (TimeDistributed…), naming it."""
+    cls, config = str(entry.get("class_name", "")), entry.get("config") or {}
+    name = config.get("name", "") if isinstance(config, Mapping) else ""
+    if cls in _KNOWN_CLASSES and not is_custom(entry):
+        return
+    if looks_recurrent(entry):
+        shown = entry.get("registered_name") if is_custom(entry) else cls
+        raise UnsupportedFeatureError(
+            f"a recurrent layer of class {shown or cls}, which lstmconv does not read",
+            where=(f'layer "{name}"',),
+            hint="lstmconv reads Keras's own LSTM, GRU, SimpleRNN, RNN of their cells, and "
+            "Bidirectional of those; a subclass or another class may compute otherwise",
+        )
+    inner = config.get("layer") if isinstance(config, Mapping) else None
+    if isinstance(inner, Mapping) and (inner.get("class_name") in _KNOWN_CLASSES or looks_recurrent(inner)):
+        raise UnsupportedFeatureError(
+            f"a recurrent layer ({inner.get('class_name')}) inside {cls}, which lstmconv does not read",
+            where=(f'layer "{name}"',),
+            hint="lstmconv reads recurrent layers alone or in Bidirectional",
+        )
+
+
+def _option(config: Mapping[str, Any], key: str) -> Any:
+    value = config.get(key)
+    return _name_of(value) if key.endswith("activation") and value is not None else value
+
+
+def refuse_different_directions(
+    name: str, forward: Mapping[str, Any], backward: Mapping[str, Any], kinds: tuple[Kind, Kind]
+) -> None:
+    """A Bidirectional whose backward layer (``backward_layer=``) differs from the forward one in
+    anything the IR holds once per layer is refused, naming the option."""
+    if kinds[0] is not kinds[1]:
+        raise UnsupportedFeatureError(
+            f"Bidirectional whose backward layer is a {kinds[1].value} and forward layer a {kinds[0].value}",
+            where=(f'layer "{name}"',),
+            hint="lstmconv keeps one kind and one set of options per layer",
+        )
+    defaults = {"activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True}
+    for key in DIRECTION_OPTIONS:
+        ahead = _option(forward, key) if key in forward else defaults.get(key)
+        behind = _option(backward, key) if key in backward else defaults.get(key)
+        if ahead != behind:
+            raise UnsupportedFeatureError(
+                f"Bidirectional whose backward layer differs from the forward one in {key} "
+                f"({behind!r}, forward {ahead!r})",
+                where=(f'layer "{name}"',),
+                hint="lstmconv keeps one set of options per layer: give both directions the same",
+            )
+
+
+def _mask_producer(entry: Mapping[str, Any]) -> bool:
+    cls, config = entry.get("class_name"), entry.get("config") or {}
+    return cls == "Masking" or (cls == "Embedding" and bool(config.get("mask_zero")))
+
+
+def _history(value: Any, found: list[str]) -> None:
+    """The layer names a Keras 3 (``keras_history``) or Keras 2 (``[name, node, tensor, {}]``)
+    inbound node refers to."""
+    if isinstance(value, Mapping):
+        history = (
+            (value.get("config") or {}).get("keras_history")
+            if isinstance(value.get("config"), Mapping)
+            else None
+        )
+        if isinstance(history, list) and history and isinstance(history[0], str):
+            found.append(history[0])
+        for inner in value.values():
+            _history(inner, found)
+    elif isinstance(value, list):
+        if (
+            len(value) >= 3
+            and isinstance(value[0], str)
+            and isinstance(value[1], int)
+            and isinstance(value[2], int)
+        ):
+            found.append(value[0])
+        for inner in value:
+            _history(inner, found)
+
+
+def _passes_mask(entry: Mapping[str, Any]) -> bool:
+    """Keras 3 writes the mask a functional layer is called with into its inbound node."""
+    for node in entry.get("inbound_nodes") or []:
+        kwargs = node.get("kwargs") if isinstance(node, Mapping) else None
+        if isinstance(kwargs, Mapping) and kwargs.get("mask") is not None:
+            return True
+    return False
+
+
+def masked_layers(entry: Mapping[str, Any], upstream: str | None = None) -> dict[str, str]:
+    """Each layer name of a model config whose input carries a Keras mask, with the layer that
+    makes it (``Masking``, ``Embedding(mask_zero=True)``, or "" when only the call says so):
+    in a Sequential, every layer after the maker; in a functional model, every layer the
+    maker's output reaches, or that is called with a mask."""
+    config = entry.get("config") or {}
+    layers = [layer for layer in config.get("layers", []) if isinstance(layer, Mapping)]
+    found: dict[str, str] = {}
+    if entry.get("class_name") == "Sequential" or not any("inbound_nodes" in layer for layer in layers):
+        maker = upstream
+        for layer in layers:
+            name = (layer.get("config") or {}).get("name", "")
+            if maker is not None:
+                found[name] = maker
+            if layer.get("class_name") in _CONTAINERS:
+                inner = masked_layers(layer, maker)
+                found.update(inner)
+                if inner and maker is None:
+                    maker = next(iter(inner.values()))
+            elif _mask_producer(layer):
+                maker = name
+        return found
+    makers: dict[str, str | None] = {}
+    by_name = {(layer.get("config") or {}).get("name", ""): layer for layer in layers}
+
+    def maker_of(name: str, depth: int = 0) -> str | None:
+        if name in makers or depth > 500:
+            return makers.get(name)
+        makers[name] = None  # cycles end here
+        layer = by_name.get(name)
+        if layer is None:
+            return None
+        if _mask_producer(layer):
+            makers[name] = name
+            return name
+        inbound: list[str] = []
+        _history(layer.get("inbound_nodes") or [], inbound)
+        for parent in inbound:
+            made = maker_of(parent, depth + 1)
+            if made is not None:
+                makers[name] = made
+                break
+        if makers[name] is None and layer.get("class_name") in _CONTAINERS:
+            inner = masked_layers(layer)
+            if inner:
+                makers[name] = next(iter(inner.values()))
+        return makers[name]
+
+    for name, layer in by_name.items():
+        inbound: list[str] = []
+        _history(layer.get("inbound_nodes") or [], inbound)
+        parents = [maker_of(parent) for parent in inbound]
+        maker = next((m for m in parents if m is not None), None)
+        if maker is None and _passes_mask(layer):
+            maker = ""
+        if maker is not None:
+            found[name] = maker
+        if layer.get("class_name") in _CONTAINERS:
+            found.update(masked_layers(layer, maker))
+    return found
+
+
+def mask_message(layer: str, maker: str) -> str:
+    source = f'the mask of "{maker}"' if maker else "a mask"
+    return (
+        f'layer "{layer}" is called with {source}; lstmconv carries no mask, so padded steps '
+        "will compute differently in the converted model"
+    )

@@ -74,9 +74,20 @@ class Attribute:
     i: int = 0
     s: bytes = b""
     t: Tensor | None = None
+    g: Graph | None = None  # a subgraph (Loop, Scan, If bodies)
     floats: list[float] = dataclasses.field(default_factory=list)
     ints: list[int] = dataclasses.field(default_factory=list)
     strings: list[bytes] = dataclasses.field(default_factory=list)
+    graphs: list[Graph] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class ValueInfo:
+    """A graph input, output or value_info: its name and its static dims (None where symbolic);
+    ``dims`` is None when the shape is not given."""
+
+    name: str = ""
+    dims: list[int | None] | None = None
 
 
 @dataclasses.dataclass
@@ -94,6 +105,13 @@ class Graph:
     name: str = ""
     node: list[Node] = dataclasses.field(default_factory=list)
     initializer: list[Tensor] = dataclasses.field(default_factory=list)
+    input: list[ValueInfo] = dataclasses.field(default_factory=list)
+    output: list[ValueInfo] = dataclasses.field(default_factory=list)
+    value_info: list[ValueInfo] = dataclasses.field(default_factory=list)
+
+
+#: How deep subgraphs (a Loop's body holding an If holding…) may nest in a file lstmconv reads.
+MAX_GRAPH_DEPTH = 32
 
 
 _NODE_TEXT = {3: "name", 4: "op_type", 7: "domain"}
@@ -143,6 +161,7 @@ class _Reader:
 
     def __init__(self, buffer: Any) -> None:
         self.buffer = buffer
+        self.depth = 0
 
     def text(self, start: int, end: int) -> str:
         try:
@@ -182,6 +201,9 @@ class _Reader:
         return graph
 
     def graph(self, start: int, end: int) -> Graph:
+        if self.depth >= MAX_GRAPH_DEPTH:
+            raise FormatError(f"not a readable ONNX model: subgraphs nest deeper than {MAX_GRAPH_DEPTH}")
+        self.depth += 1
         graph = Graph()
         for number, wire, value_start, value_end in _fields(self.buffer, start, end):
             if wire != 2:
@@ -192,7 +214,39 @@ class _Reader:
                 graph.name = self.text(value_start, value_end)
             elif number == 5:
                 graph.initializer.append(self.tensor(value_start, value_end))
+            elif number in (11, 12, 13):
+                values = {11: graph.input, 12: graph.output, 13: graph.value_info}[number]
+                values.append(self.value_info(value_start, value_end))
+        self.depth -= 1
         return graph
+
+    def value_info(self, start: int, end: int) -> ValueInfo:
+        """ValueInfoProto: name (1), type (2) › tensor_type (1) › shape (2) › dim (1) ›
+        dim_value (1) or dim_param (2)."""
+        info = ValueInfo()
+        for number, wire, value_start, value_end in _fields(self.buffer, start, end):
+            if number == 1 and wire == 2:
+                info.name = self.text(value_start, value_end)
+            elif number == 2 and wire == 2:
+                info.dims = self._type_dims(value_start, value_end)
+        return info
+
+    def _type_dims(self, start: int, end: int) -> list[int | None] | None:
+        for number, wire, s1, e1 in _fields(self.buffer, start, end):
+            if number != 1 or wire != 2:  # tensor_type
+                continue
+            for number2, wire2, s2, e2 in _fields(self.buffer, s1, e1):
+                if number2 == 2 and wire2 == 2:  # shape
+                    dims: list[int | None] = []
+                    for number3, wire3, s3, e3 in _fields(self.buffer, s2, e2):
+                        if number3 == 1 and wire3 == 2:
+                            value: int | None = None
+                            for number4, wire4, s4, e4 in _fields(self.buffer, s3, e3):
+                                if number4 == 1:
+                                    value = self.integer(wire4, s4, e4)
+                            dims.append(value)
+                    return dims
+        return None
 
     def node(self, start: int, end: int) -> Node:
         node = Node()
@@ -224,6 +278,10 @@ class _Reader:
                 attribute.s = bytes(self.buffer[value_start:value_end])
             elif number == 5:
                 attribute.t = self.tensor(value_start, value_end)
+            elif number == 6 and wire == 2:
+                attribute.g = self.graph(value_start, value_end)
+            elif number == 11 and wire == 2:
+                attribute.graphs.append(self.graph(value_start, value_end))
             elif number == 7:
                 attribute.floats.extend(float(v) for v in self.fixed(wire, value_start, value_end, "f"))
             elif number == 8:
@@ -384,10 +442,14 @@ def read_graph(graph: Any, base_dir: str | None, label: str) -> Model:
     nodes = onnx_nodes.recurrent_nodes(graph)
     names = _common.unique_names(name for name, _ in nodes)
     layers = []
-    for name, (_original, node) in zip(names, nodes):
-        try:
+    try:
+        onnx_nodes.refuse_control_flow(graph, bool(nodes))
+        if not nodes:
+            onnx_nodes.refuse_unrolled(graph)
+        for name, (_original, node) in zip(names, nodes):
             layers.append(onnx_nodes.layer_from_node(node, constants, name))
-        except LstmconvError as error:
-            raise error.within(label) from None
+    except LstmconvError as error:
+        raise error.within(label) from None
+    left = onnx_nodes.skipped(graph, constants, [node for _, node in nodes])
     links = epilogue.links(graph, [(name, node) for name, (_original, node) in zip(names, nodes)])
-    return Model(tuple(layers), label, links)
+    return Model(tuple(layers), label, links, skipped=left)

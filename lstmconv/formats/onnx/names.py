@@ -41,6 +41,12 @@ FROM_IR = {ir_name: name for name, ir_name in ACTIVATIONS.items()}
 WEIGHT_INPUTS = {1: "W", 2: "R", 3: "B", 7: "P"}
 #: AttributeProto.AttributeType, and the field that holds each type's value.
 FLOAT, INT, STRING, TENSOR, FLOATS, INTS, STRINGS = 1, 2, 3, 4, 6, 7, 8
+#: The attribute types that hold subgraphs (the bodies of Loop, Scan and If).
+GRAPH, GRAPHS = 5, 10
+#: Ops whose attributes hold subgraphs: control flow.
+CONTROL_FLOW = ("Loop", "Scan", "If")
+#: TensorProto.DataType of the floating-point types (weights).
+FLOAT_TYPES = (1, 10, 11, 16)
 ATTRIBUTE_FIELDS = {
     FLOAT: "f",
     INT: "i",

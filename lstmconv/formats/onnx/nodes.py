@@ -13,9 +13,28 @@ import numpy as np
 
 from ... import steps
 from ...errors import FormatError, LstmconvError, WeightLayoutError
-from ...ir import ACTIVATION_SLOTS, DEFAULT_ACTIVATIONS, Activation, Direction, Kind, Layer, cell_from_stacked
+from ...ir import (
+    ACTIVATION_SLOTS,
+    DEFAULT_ACTIVATIONS,
+    Activation,
+    Direction,
+    Kind,
+    Layer,
+    Skipped,
+    cell_from_stacked,
+)
 from .. import _common
-from .names import ATTRIBUTE_FIELDS, BY_LOWER, GATE_ORDER, OPS, PEEPHOLE_ORDER, SHAPE_OPS
+from .names import (
+    ATTRIBUTE_FIELDS,
+    BY_LOWER,
+    FLOAT_TYPES,
+    GATE_ORDER,
+    GRAPH,
+    GRAPHS,
+    OPS,
+    PEEPHOLE_ORDER,
+    SHAPE_OPS,
+)
 
 _log = logging.getLogger("lstmconv.formats.onnx")
 Node = Any  # a NodeProto of onnx, or files.Node: the same field names
@@ -31,6 +50,12 @@ class Constants:
         self.values: dict[str, np.ndarray] = {}
         self.producers: dict[str, Node] = {}
         self.consumers: dict[str, list[Node]] = {}
+        #: Static dims of graph inputs, outputs and value_info (None for a symbolic dim).
+        self.dims: dict[str, list[int | None]] = {}
+        for info in [*graph.input, *getattr(graph, "value_info", []), *graph.output]:
+            dims = _static_dims(info)
+            if dims is not None:
+                self.dims.setdefault(info.name, dims)
         for node in graph.node:
             for output in node.output:
                 self.producers[output] = node
@@ -83,6 +108,16 @@ class Constants:
             if attribute.name == "value" and attribute.t is not None:
                 return self.to_array(attribute.t)
         return np.zeros(1, dtype=np.float32)
+
+
+def _static_dims(info: Any) -> list[int | None] | None:
+    """The dims of a ValueInfo (of :mod:`.files` or of onnx), None where symbolic or unknown."""
+    if hasattr(info, "dims"):
+        return info.dims
+    tensor_type = info.type.tensor_type if info.HasField("type") else None
+    if tensor_type is None or not tensor_type.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim]
 
 
 def attribute_value(attribute: Any) -> Any:
@@ -160,11 +195,23 @@ def _layer(node: Node, kind: Kind, constants: Constants, name: str) -> Layer:
     if kind is Kind.LSTM and inputs[7]:
         p = _required(constants, inputs[7], "P")
         _expect(p, (count, 3 * hidden), "P", "P holds the i, o, f peepholes")
+    layout = int(attrs.get("layout", 0))
+    if layout not in (0, 1):
+        raise FormatError(f"layout {layout} is neither 0 (time major) nor 1 (batch major)", where=("layout",))
+    if inputs[4]:
+        _check_sequence_lens(constants, node, inputs[4], layout)
     for state, label in (
         (inputs[5], "initial_h"),
         (inputs[6] if kind is Kind.LSTM else "", "initial_c"),
     ):
         _check_state(constants, state, label)
+    reversed_input = _reversal_before(constants, inputs[0], layout)
+    if reversed_input and direction is not Direction.FORWARD:
+        raise _common.UnsupportedFeatureError(
+            f"a {direction.value} node whose input is reversed in time before it",
+            where=("X",),
+            hint="lstmconv reads a reversed input before a forward node (Keras go_backwards)",
+        )
     halves = [(None, None)] * count if b is None else [steps.split_bias_halves(b[d]) for d in range(count)]
     cells = tuple(
         cell_from_stacked(
@@ -177,13 +224,18 @@ def _layer(node: Node, kind: Kind, constants: Constants, name: str) -> Layer:
         )
         for d in range(count)
     )
-    y_after, reversed_output = _reversal_after(node, constants, direction)
+    if reversed_input:  # a forward pass over the reversed input: a reverse layer (go_backwards)
+        y = node.output[0] if node.output else ""
+        flipped_back = _reversal_after(node, constants, layout, y)
+        direction, reversed_output = Direction.REVERSE, flipped_back is None
+    else:
+        reversed_output = _reversal_after_reverse(node, constants, direction, layout)
     return Layer(
         kind,
         cells,
         name=name,
         direction=direction,
-        merge=_merge_after(y_after, constants) if count == 2 else "concat",
+        merge=_merge_after(node.output[0], constants, layout, hidden) if count == 2 else "concat",
         reversed_output=reversed_output,
         activations=_read_activations(attrs, kind, count),
         clip=_float32(attrs["clip"]) if "clip" in attrs else None,
@@ -205,80 +257,398 @@ def _ints(constants: Constants, node: Node, index: int, attribute: str) -> list[
     return _attributes(node).get(attribute)
 
 
-def _reversal_after(node: Node, constants: Constants, direction: Direction) -> tuple[str, bool]:
-    """Whether a reverse layer's Y is flipped in time right after (Keras go_backwards order)."""
+def _reversal_after_reverse(node: Node, constants: Constants, direction: Direction, layout: int) -> bool:
+    """Whether a reverse node's Y is flipped in time right after (Keras go_backwards order)."""
     y = node.output[0] if node.output else ""
-    after = _only_consumer(constants, y) if y else None
-    if direction is not Direction.REVERSE or after is None or after.op_type != "Slice":
-        return y, False
-    starts, axes, steps = (
-        _ints(constants, after, i, a) for i, a in ((1, "starts"), (3, "axes"), (4, "steps"))
+    if direction is not Direction.REVERSE or not y:
+        return False
+    return _reversal_after(node, constants, layout, y) is not None
+
+
+def _reversal_after(node: Node, constants: Constants, layout: int, y: str) -> str | None:
+    """The output of the op that flips Y (time, directions, batch, hidden) in time right after
+    the node (past moves: Squeeze, Transpose…), or None when Y is not flipped."""
+    axis: tuple[int, int] | None = (0 if layout == 0 else 1, 4)
+    name = y
+    for _ in range(16):
+        consumers = [n for n in constants.consumers.get(name, []) if n.op_type not in _SHAPE_READERS]
+        if len(consumers) != 1 or axis is None:
+            return None
+        after = consumers[0]
+        if after.op_type in SHAPE_OPS:
+            axis, name = _moved_feature(constants, after, axis), after.output[0]
+            continue
+        return after.output[0] if _reversed_axis(constants, after, axis[0]) == axis[0] else None
+    return None
+
+
+def _reversed_axis(constants: Constants, node: Node, time_axis: int) -> int | None:
+    """The axis a Slice (step -1 over the whole axis) or a ReverseSequence (over full lengths)
+    reverses; None for any other op. A reversal of the time axis that lstmconv cannot prove
+    whole is refused."""
+    if node.op_type == "Slice":
+        starts, ends, axes, steps_ = (
+            _ints(constants, node, i, a) for i, a in ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps"))
+        )
+        if steps_ is None or len(steps_) != 1 or steps_[0] != -1:
+            return None
+        if axes is None or len(axes) != 1:
+            raise _common.UnsupportedFeatureError(
+                f'Slice node "{node.name}" reverses an axis lstmconv cannot tell, next to a recurrent node'
+            )
+        if axes[0] != time_axis:
+            return axes[0]
+        if starts != [-1] or ends is None or ends[0] > -(2**31):
+            raise _common.UnsupportedFeatureError(
+                f'Slice node "{node.name}" reverses part of an axis next to a recurrent node',
+                hint="lstmconv reads a reversal of the whole time axis",
+            )
+        return axes[0]
+    if node.op_type == "ReverseSequence":
+        attrs = _attributes(node)
+        axis, batch_axis = int(attrs.get("time_axis", 0)), int(attrs.get("batch_axis", 1))
+        if axis != time_axis:
+            return axis
+        if not _full_lengths(
+            constants, node.input[1] if len(node.input) > 1 else "", node.input[0], time_axis
+        ):
+            raise _common.UnsupportedFeatureError(
+                f'ReverseSequence node "{node.name}" next to a recurrent node reverses sequences of '
+                "lengths lstmconv cannot prove to be the whole time axis (padded sequences)",
+                hint="lstmconv converts unpadded models: export without masking or packing",
+            )
+        return time_axis if {time_axis, batch_axis} == {0, 1} else None
+    return None
+
+
+def _reversal_before(constants: Constants, x: str, layout: int) -> bool:
+    """Whether the node's input X is reversed in time just before it (through moves only):
+    Keras go_backwards, as tf2onnx exports it (a ReverseSequence, or a Slice of step -1)."""
+    time_axis = 0 if layout == 0 else 1
+    name = x
+    for _ in range(16):
+        node = constants.producers.get(name)
+        if node is None:
+            return False
+        if node.op_type in ("Identity", "Cast"):
+            name = node.input[0]
+            continue
+        if node.op_type == "Transpose":
+            perm = _attributes(node).get("perm")
+            if perm is None or time_axis >= len(perm):
+                return False
+            time_axis, name = int(perm[time_axis]), node.input[0]
+            continue
+        return _reversed_axis(constants, node, time_axis) == time_axis
+    return False
+
+
+def _full_lengths(constants: Constants, lengths: str, x: str, time_axis: int) -> bool:
+    """Whether ``lengths`` (per batch entry) is the whole length of ``x``'s ``time_axis``: a
+    constant equal to its static length, or the length read from ``x``'s own shape (through
+    moves of ``x``), broadcast over the batch, as tf2onnx builds it."""
+    if not lengths:
+        return False
+    value = constants.get(lengths)
+    if value is not None:
+        total = _static_length(constants, x, time_axis)
+        return total is not None and value.size > 0 and bool(np.all(value == total))
+    found = _shape_entry(constants, lengths)
+    if found is None:
+        return False
+    source, axis = found
+    return _same_axis(constants, source, axis, x, time_axis)
+
+
+def _shape_entry(constants: Constants, name: str, depth: int = 0) -> tuple[str, int] | None:
+    """(tensor, axis) when ``name`` is one entry of a tensor's Shape, perhaps cast, reshaped
+    or expanded over the batch."""
+    node = constants.producers.get(name)
+    if node is None or depth > 16:
+        return None
+    if node.op_type in ("Expand", "Cast", "Identity", "Squeeze", "Unsqueeze", "Reshape", "Tile"):
+        return _shape_entry(constants, node.input[0], depth + 1)
+    if node.op_type == "Gather":
+        index = constants.get(node.input[1])
+        shape = constants.producers.get(node.input[0])
+        if index is None or index.size != 1 or shape is None or shape.op_type != "Shape":
+            return None
+        if int(_attributes(node).get("axis", 0)) != 0:
+            return None
+        start = int(_attributes(shape).get("start", 0))
+        if start < 0:
+            return None
+        return shape.input[0], start + int(np.ravel(index)[0])
+    return None
+
+
+def _same_axis(constants: Constants, source: str, axis: int, target: str, target_axis: int) -> bool:
+    """Whether ``target``'s ``target_axis`` is ``source``'s ``axis``, through moves only."""
+    name, wanted = target, target_axis
+    for _ in range(16):
+        if name == source:
+            return wanted == axis
+        node = constants.producers.get(name)
+        if node is None:
+            return False
+        if node.op_type == "Transpose":
+            perm = _attributes(node).get("perm")
+            if perm is None or wanted >= len(perm):
+                return False
+            wanted = int(perm[wanted])
+        elif node.op_type not in ("Identity", "Cast", "ReverseSequence") and not (
+            node.op_type == "Slice" and _ints(constants, node, 4, "steps") == [-1]
+        ):
+            return False
+        name = node.input[0]
+    return False
+
+
+def _static_length(constants: Constants, x: str, axis: int) -> int | None:
+    """The static length of ``x``'s ``axis``, from the graph's declared shapes (through moves)."""
+    name, wanted = x, axis
+    for _ in range(16):
+        dims = constants.dims.get(name)
+        if dims is not None and wanted < len(dims) and dims[wanted]:
+            return dims[wanted]
+        node = constants.producers.get(name)
+        if node is None:
+            return None
+        if node.op_type == "Transpose":
+            perm = _attributes(node).get("perm")
+            if perm is None or wanted >= len(perm):
+                return None
+            wanted = int(perm[wanted])
+        elif node.op_type not in ("Identity", "Cast", "ReverseSequence"):
+            return None
+        name = node.input[0]
+    return None
+
+
+def _check_sequence_lens(constants: Constants, node: Node, lengths: str, layout: int) -> None:
+    """``sequence_lens`` masks padded steps; lstmconv's layers run every step. Read past it only
+    when it is the whole length of every sequence."""
+    if _full_lengths(constants, lengths, node.input[0], 0 if layout == 0 else 1):
+        return
+    raise _common.UnsupportedFeatureError(
+        "sequence_lens is given (padded sequences, e.g. torch's pack_padded_sequence or Keras "
+        "masking): lstmconv's layers run every step, so padded steps would compute differently",
+        where=("sequence_lens",),
+        hint="export the model without packing or masking (lstmconv converts unpadded models)",
     )
-    if axes == [0] and steps == [-1] and starts == [-1]:
-        return after.output[0], True
-    return y, False
 
 
 _REDUCE_MERGES = {"ReduceSum": "sum", "ReduceProd": "mul", "ReduceMean": "ave"}
 _ELEMENTWISE_MERGES = {"Concat": "concat", "Add": "sum", "Mul": "mul"}
+#: Consumers of Y that read only its shape, not its values.
+_SHAPE_READERS = ("Shape", "Size")
 
 
-def _merge_after(y: str, constants: Constants) -> str:
+def _refuse_merge(what: str) -> _common.UnsupportedFeatureError:
+    return _common.UnsupportedFeatureError(
+        f"the two directions are merged by {what}, which lstmconv does not read as a merge",
+        where=("Y",),
+        hint="lstmconv reads concat, sum, mul and ave (Add then Mul 0.5 or Div 2) merges",
+    )
+
+
+def _merge_after(y: str, constants: Constants, layout: int, hidden: int) -> str:
     """How the graph merges the two directions of Y (time, 2, batch, H) after the node:
-    reduced over axis 1 (lstmconv), transposed and reshaped (PyTorch), or taken apart by
-    Slice/Split and joined again by Concat, Add or Mul (tf2onnx)."""
-    consumers = constants.consumers.get(y, [])
+    reduced over the direction axis (lstmconv), transposed and reshaped (PyTorch), or taken
+    apart by Slice/Split/Gather and joined again by Concat, Add (then Mul 0.5 or Div 2: ave)
+    or Mul (tf2onnx). Anything else is refused rather than guessed."""
+    direction_axis = 1 if layout == 0 else 2
+    consumers = [n for n in constants.consumers.get(y, []) if n.op_type not in _SHAPE_READERS]
+    if not consumers:
+        _log.warning("%s: no op merges the two directions; read as concat", y)
+        return "concat"
     after = consumers[0] if len(consumers) == 1 else None
     if after is not None and after.op_type in _REDUCE_MERGES:
-        if _ints(constants, after, 1, "axes") == [1] and not _attributes(after).get("keepdims", 1):
+        if _ints(constants, after, 1, "axes") == [direction_axis] and not _attributes(after).get(
+            "keepdims", 1
+        ):
             return _REDUCE_MERGES[after.op_type]
+        raise _refuse_merge(
+            f'{after.op_type} node "{after.name}" in a form other than over the direction axis'
+        )
+    if after is not None and after.op_type in ("Transpose", "Reshape"):
+        if _concat_by_reshape(constants, after, layout, hidden):
+            return "concat"
+        raise _refuse_merge(f'{after.op_type} node "{after.name}"')
+    branches = _direction_branches(consumers, constants, direction_axis)
+    if not branches:
+        shown = ", ".join(f'{n.op_type} "{n.name}"' for n in consumers)
+        raise _refuse_merge(shown)
+    ends = [_past_shape_ops(branch, constants, feature) for branch, feature in branches]
+    first = ends[0][0]
+    if first is None or ends[1][0] is not first:
         raise _common.UnsupportedFeatureError(
-            f"directions merged by {after.op_type} in a form lstmconv does not recognise", where=("Y",)
+            "the two directions of Y go separate ways after the node (no one op joins them)",
+            where=("Y",),
+            hint="lstmconv reads a bidirectional layer whose directions are merged",
         )
-    if after is not None and after.op_type == "Transpose" and _attributes(after).get("perm") == [0, 2, 1, 3]:
-        return "concat"
-    branches = _direction_branches(consumers, constants)
-    ends = [_past_shape_ops(branch, constants) for branch in branches]
-    if len(ends) == 2 and ends[0][0] is not None and ends[0][0] is ends[1][0]:
-        joined: Node = ends[0][0]
-        positions = (ends[0][1], ends[1][1])
-        merge = _ELEMENTWISE_MERGES.get(joined.op_type)
-        if merge == "concat" and positions[0] > positions[1]:
+    joined: Node = first
+    positions, features = (ends[0][1], ends[1][1]), (ends[0][2], ends[1][2])
+    merge = _ELEMENTWISE_MERGES.get(joined.op_type)
+    if merge is None or len(joined.input) != 2:
+        raise _refuse_merge(f'{joined.op_type} node "{joined.name}"')
+    if merge == "concat":
+        axis = int(_attributes(joined).get("axis", 0))
+        rank = features[0][1] if features[0] is not None else None
+        if features[0] is None or features[0] != features[1] or rank is None:
+            raise _refuse_merge(f'Concat node "{joined.name}" of values lstmconv cannot follow')
+        if (axis + rank if axis < 0 else axis) != features[0][0]:
+            raise _refuse_merge(f'Concat node "{joined.name}" along an axis other than the features')
+        if positions[0] > positions[1]:
             raise _common.UnsupportedFeatureError("the backward output is concatenated first", where=("Y",))
-        if merge:
-            return merge
-    _log.warning("%s: cannot tell how the graph merges the two directions; assumed concat", y)
-    return "concat"
+        return merge
+    return _scaled(constants, joined, merge)
 
 
-def _direction_branches(consumers: list[Node], constants: Constants) -> list[str]:
-    """[forward, backward] outputs taken from Y by one Split or two Slice/Gather on axis 1."""
-    if len(consumers) == 1 and consumers[0].op_type == "Split" and len(consumers[0].output) == 2:
-        return list(consumers[0].output)
-    if len(consumers) != 2 or any(node.op_type not in ("Slice", "Gather") for node in consumers):
-        return []
-    first = []
-    for node in consumers:
-        index = (
-            _ints(constants, node, 1, "starts") if node.op_type == "Slice" else _ints(constants, node, 1, "")
-        )
-        first.append(index[0] if index else -1)
-    if sorted(first) != [0, 1]:
-        return []
-    return [node.output[0] for _, node in sorted(zip(first, consumers), key=lambda pair: pair[0])]
+def _scaled(constants: Constants, joined: Node, merge: str) -> str:
+    """``sum`` and ``mul`` as they are, unless a constant scales them right after: Add then
+    Mul 0.5 (or Div 2) is ``ave``; any other scale is refused."""
+    after, _, _ = _past_shape_ops(joined.output[0], constants, None)
+    if after is None or after.op_type not in ("Mul", "Div"):
+        return merge
+    here = list(after.input).index(_last_moved(joined.output[0], constants))
+    other = after.input[1 - here] if len(after.input) == 2 else ""
+    value = constants.get(other) if other else None
+    if value is None:
+        return merge  # scaled by a computed value: that is the next layer's work, not the merge's
+    ave = (after.op_type == "Mul" and np.all(value == 0.5)) or (
+        after.op_type == "Div" and here == 0 and np.all(value == 2)
+    )
+    if merge == "sum" and ave and value.size == 1:
+        return "ave"
+    shown = ", ".join(f"{v:g}" for v in np.ravel(value)[:4])
+    raise _refuse_merge(f'{joined.op_type} then {after.op_type} node "{after.name}" by a constant ({shown})')
 
 
-def _past_shape_ops(name: str, constants: Constants) -> tuple[Node | None, int]:
-    """The first node after ``name`` that is not a shape-only op, and the input it takes it at."""
+def _last_moved(name: str, constants: Constants) -> str:
+    """The last output of the chain of moves starting at ``name`` (what the next op takes)."""
     for _ in range(16):
         consumers = constants.consumers.get(name, [])
+        if len(consumers) != 1 or consumers[0].op_type not in SHAPE_OPS:
+            return name
+        name = consumers[0].output[0]
+    return name
+
+
+def _concat_by_reshape(constants: Constants, node: Node, layout: int, hidden: int) -> bool:
+    """PyTorch's concat: Y (time, 2, batch, H) moved to (time, batch, 2, H) by Transpose
+    [0, 2, 1, 3], then reshaped to (time, batch, 2·H); batch major, Y (batch, time, 2, H) is
+    reshaped alone."""
+    if node.op_type == "Transpose":
+        if layout != 0 or _attributes(node).get("perm") != [0, 2, 1, 3]:
+            return False
+        consumers = constants.consumers.get(node.output[0], [])
+        if len(consumers) != 1 or consumers[0].op_type != "Reshape":
+            return False
+        node = consumers[0]
+    elif layout != 1:
+        return False
+    shape = constants.get(node.input[1]) if len(node.input) > 1 else None
+    if shape is None or shape.size != 3:
+        return False
+    last, first = int(shape[-1]), [int(v) for v in shape[:2]]
+    return (
+        last in (-1, 2 * hidden)
+        and all(v in (0, -1) or v > 0 for v in first)
+        and (last != -1 or -1 not in first)
+    )
+
+
+def _direction_branches(
+    consumers: list[Node], constants: Constants, axis: int
+) -> list[tuple[str, tuple[int, int] | None]]:
+    """[forward, backward] outputs taken from Y along the direction ``axis`` by one Split or two
+    Slice/Gather, each with (its feature axis, its rank)."""
+    if len(consumers) == 1 and consumers[0].op_type == "Split" and len(consumers[0].output) == 2:
+        split = consumers[0]
+        sizes = _ints(constants, split, 1, "split")
+        if int(_attributes(split).get("axis", 0)) != axis or sizes not in (None, [1, 1]):
+            return []
+        return [(output, (3, 4)) for output in split.output]
+    if len(consumers) != 2 or any(node.op_type not in ("Slice", "Gather") for node in consumers):
+        return []
+    found: dict[int, tuple[str, tuple[int, int]]] = {}
+    for node in consumers:
+        if node.op_type == "Slice":
+            starts, ends, axes, steps_ = (
+                _ints(constants, node, i, a)
+                for i, a in ((1, "starts"), (2, "ends"), (3, "axes"), (4, "steps"))
+            )
+            if axes != [axis] or steps_ not in (None, [1]) or starts not in ([0], [1]) or ends is None:
+                return []
+            if ends[0] != starts[0] + 1 and not (starts == [1] and ends[0] >= 2):
+                return []
+            found[starts[0]] = (node.output[0], (3, 4))
+        else:
+            index = constants.get(node.input[1]) if len(node.input) > 1 else None
+            if index is None or index.size != 1 or int(_attributes(node).get("axis", 0)) != axis:
+                return []
+            found[int(np.ravel(index)[0])] = (
+                node.output[0],
+                (3 if index.ndim else 2, 4 if index.ndim else 3),
+            )
+    if sorted(found) != [0, 1]:
+        return []
+    return [found[0], found[1]]
+
+
+def _past_shape_ops(
+    name: str, constants: Constants, feature: tuple[int, int] | None
+) -> tuple[Node | None, int, tuple[int, int] | None]:
+    """The first node after ``name`` that is not a move, the input it takes it at, and where
+    the feature axis of (feature axis, rank) ``feature`` ended up (None once it is lost)."""
+    for _ in range(16):
+        consumers = [n for n in constants.consumers.get(name, []) if n.op_type not in _SHAPE_READERS]
         if len(consumers) != 1:
-            return None, -1
+            return None, -1, feature
         node = consumers[0]
         if node.op_type not in SHAPE_OPS:
-            return node, list(node.input).index(name)
+            return node, list(node.input).index(name), feature
+        feature = _moved_feature(constants, node, feature)
         name = node.output[0]
-    return None, -1
+    return None, -1, feature
+
+
+def _moved_feature(
+    constants: Constants, node: Node, feature: tuple[int, int] | None
+) -> tuple[int, int] | None:
+    """Where a move puts an axis (the features', or time's) of (axis, rank); None when lstmconv
+    cannot follow it."""
+    if feature is None:
+        return None
+    axis, rank = feature
+    op = node.op_type
+    if op in ("Identity", "Cast"):
+        return feature
+    if op == "Transpose":
+        perm = _attributes(node).get("perm") or list(range(rank))[::-1]
+        return (list(perm).index(axis), rank) if axis in perm and len(perm) == rank else None
+    if op in ("Squeeze", "Unsqueeze"):
+        given = _ints(constants, node, 1, "axes")
+        if given is None:
+            return None
+        if op == "Squeeze":
+            axes = sorted(a + rank if a < 0 else a for a in given)
+            if axis in axes:
+                return None
+            return axis - sum(1 for a in axes if a < axis), rank - len(axes)
+        new_rank = rank + len(given)
+        axes = sorted(a + new_rank if a < 0 else a for a in given)
+        for a in axes:
+            if a <= axis:
+                axis += 1
+        return axis, new_rank
+    if op == "Reshape":  # the features stay whole and last only if every other dim is kept
+        shape = constants.get(node.input[1]) if len(node.input) > 1 else None
+        if shape is None or axis != rank - 1 or shape.size != rank or int(shape[-1]) not in (-1, 0):
+            return None
+        return feature if all(int(v) == 0 for v in np.ravel(shape)[:-1]) else None
+    return None
 
 
 def _required(constants: Constants, name: str, tensor: str) -> np.ndarray:
@@ -349,3 +719,126 @@ def _read_activations(attrs: dict[str, Any], kind: Kind, count: int) -> tuple[Ac
             hint="lstmconv keeps one set of activations per layer",
         )
     return forward
+
+
+# -- what the graph holds besides the recurrent nodes ----------------------------------------------
+def subgraphs(node: Node) -> list[tuple[str, Any]]:
+    """(attribute name, graph) of every subgraph a node holds (Loop and Scan bodies, If branches)."""
+    found = []
+    for attribute in node.attribute:
+        if attribute.type == GRAPH and attribute.g is not None:
+            found.append((attribute.name, attribute.g))
+        elif attribute.type == GRAPHS:
+            found.extend((f"{attribute.name}[{i}]", g) for i, g in enumerate(attribute.graphs))
+    return found
+
+
+def _node_label(node: Node, index: int) -> str:
+    return node.name or f"{node.op_type.lower()}_{index}"
+
+
+def _recurrent_inside(graph: Any, path: tuple[str, ...], depth: int = 0) -> tuple[str, ...] | None:
+    """The path to the first LSTM/GRU/RNN node anywhere inside ``graph``'s subgraphs."""
+    for index, node in enumerate(graph.node):
+        here = (*path, f'{node.op_type} node "{_node_label(node, index)}"')
+        if node.op_type in OPS and node.domain in ("", "ai.onnx") and depth:
+            return here
+        if depth < 32:
+            for attribute, body in subgraphs(node):
+                inside = _recurrent_inside(body, (*here, attribute), depth + 1)
+                if inside is not None:
+                    return inside
+    return None
+
+
+def _computes_a_cell(graph: Any, depth: int = 0) -> bool:
+    """Whether a body holds a matrix product and a sigmoid or tanh: a recurrent cell, unrolled."""
+    ops: set[str] = set()
+
+    def collect(g: Any, level: int) -> None:
+        for node in g.node:
+            ops.add(node.op_type)
+            if level < 32:
+                for _, body in subgraphs(node):
+                    collect(body, level + 1)
+
+    collect(graph, depth)
+    return bool(ops & {"MatMul", "Gemm"}) and bool(ops & {"Sigmoid", "Tanh", "HardSigmoid"})
+
+
+def refuse_control_flow(graph: Any, has_recurrent: bool) -> None:
+    """Refuse a graph where a recurrent layer may hide in control flow: a recurrent node inside
+    a Loop, Scan or If body; a Loop or Scan whose body computes a cell; or any Loop or Scan
+    beside recurrent nodes (reading those alone would drop the layer the Loop computes)."""
+    inside = _recurrent_inside(graph, ())
+    if inside is not None:
+        raise _common.UnsupportedFeatureError(
+            f"a recurrent node inside control flow ({' › '.join(inside)}); lstmconv reads the "
+            "recurrent nodes of the main graph only",
+            hint="export without control flow around the recurrent layers (fixed shapes, no scripting)",
+        )
+    for index, node in enumerate(graph.node):
+        if node.op_type not in ("Loop", "Scan"):
+            continue
+        bodies = [body for _, body in subgraphs(node)]
+        if has_recurrent or any(_computes_a_cell(body) for body in bodies):
+            raise _common.UnsupportedFeatureError(
+                f'layer "{_node_label(node, index)}" was exported as a {node.op_type}, not an '
+                "LSTM/GRU/RNN node; lstmconv cannot read it",
+                hint="export the layer as a native ONNX LSTM/GRU/RNN node (tf2onnx does for Keras "
+                "LSTM/GRU with default activations; torch.onnx.export traces nn.LSTM as one)",
+            )
+
+
+def refuse_unrolled(graph: Any) -> None:
+    """A graph without recurrent nodes that computes a cell (MatMul with Sigmoid/Tanh) holds a
+    recurrent layer unrolled into plain ops (Keras's own ONNX export with the torch backend)."""
+    if _computes_a_cell(graph):
+        raise _common.UnsupportedFeatureError(
+            "no LSTM/GRU/RNN node, but MatMul with Sigmoid/Tanh: a recurrent layer exported "
+            "unrolled into plain ops, which lstmconv cannot read",
+            hint="export it as a native ONNX LSTM/GRU/RNN node (tf2onnx, torch.onnx.export of nn.LSTM)",
+        )
+
+
+def _float_tensor(tensor: Any) -> bool:
+    return tensor is not None and tensor.data_type in FLOAT_TYPES
+
+
+def skipped(graph: Any, constants: Constants, recurrent: list[Node]) -> tuple[Skipped, ...]:
+    """Floating-point initializers (and Constant node values) that no recurrent node uses,
+    grouped by the node that consumes them. Scalars (0.5, epsilons) are arithmetic, not weights."""
+    used: set[str] = set()  # every value the weights and states of the nodes are made from
+    pending = [name for node in recurrent for name in list(node.input)[1:] if name]
+    while pending:
+        name = pending.pop()
+        if name in used:
+            continue
+        used.add(name)
+        producer = constants.producers.get(name)
+        if producer is not None:
+            pending.extend(n for n in producer.input if n)
+    groups: dict[tuple[str, str], list[tuple[str, tuple[int, ...]]]] = {}
+    for name, tensor in constants.tensors.items():
+        if name in used or not _float_tensor(tensor):
+            continue
+        shape = tuple(int(n) for n in tensor.dims)
+        if int(np.prod(shape, dtype=np.int64)) <= 1:
+            continue
+        consumer = _first_consumer(constants, name)
+        key = (
+            ("(unused)", "") if consumer is None else (consumer.name or consumer.output[0], consumer.op_type)
+        )
+        groups.setdefault(key, []).append((name, shape))
+    return tuple(Skipped.of(name, kind, tensors) for (name, kind), tensors in groups.items())
+
+
+def _first_consumer(constants: Constants, name: str) -> Node | None:
+    for _ in range(64):
+        consumers = constants.consumers.get(name, [])
+        if not consumers:
+            return None
+        if consumers[0].op_type != "Identity":
+            return consumers[0]
+        name = consumers[0].output[0]
+    return None

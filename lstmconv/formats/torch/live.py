@@ -18,7 +18,7 @@ from torch import nn
 
 from ... import dtypes
 from ...errors import FormatError, UnsafeInputError, UnsupportedFeatureError
-from ...ir import Direction, Kind, Layer, Model
+from ...ir import Direction, Kind, Layer, Model, Skipped
 from .. import _common
 from . import statedict
 from .statedict import GATE_ORDER, check
@@ -77,24 +77,38 @@ def _layers_of(path: str, module: nn.Module, kind: Kind) -> list[Layer]:
 def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
     """IR of a live module, or of a ``.pt`` file holding a state_dict or a checkpoint."""
     if isinstance(source, nn.Module):
-        layers = [
-            layer
-            for path, module, kind in recurrent_modules(source)
-            for layer in _layers_of(path, module, kind)
-        ]
+        found = recurrent_modules(source)
+        layers = [layer for path, module, kind in found for layer in _layers_of(path, module, kind)]
         if isinstance(source, Stack):  # nn.LSTM always concatenates; the Stack knows the merge
             layers = [layer.replace(merge=merge or "concat") for layer, merge in zip(layers, source.merges)]
             chained = tuple(zip((x.name for x in layers), (x.name for x in layers[1:])))
             return Model(tuple(layers), type(source).__name__, chained if source.chained else ())
-        return Model(tuple(layers), type(source).__name__, statedict.links(layers))
+        skipped = _skipped(source, [path for path, _, _ in found])
+        return Model(tuple(layers), type(source).__name__, statedict.links(layers), skipped=skipped)
     path = os.fspath(source)
     tensors, recorded, links = _load_state_dict(path)
     return statedict.read_tensors(
         tensors,
-        nonlinearity=nonlinearity or "tanh",
+        nonlinearity=nonlinearity,
         source=path,
         per_module=None if nonlinearity else recorded,
         recorded=links,
+    )
+
+
+def _skipped(root: nn.Module, recurrent: list[str]) -> tuple[Skipped, ...]:
+    """The parameters and floating-point buffers outside the recurrent modules, by module."""
+    groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+    for key, tensor in [*root.named_parameters(), *root.named_buffers()]:
+        owner = key.rpartition(".")[0]
+        if any(path == "" or owner == path or owner.startswith(path + ".") for path in recurrent):
+            continue
+        if not tensor.is_floating_point():
+            continue
+        groups.setdefault(owner, []).append((key, tuple(tensor.shape)))
+    return tuple(
+        Skipped.of(owner or type(root).__name__, type(root.get_submodule(owner)).__name__, tensors)
+        for owner, tensors in groups.items()
     )
 
 

@@ -134,7 +134,7 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
     tensors = {key: value.stand_in() for key, value in state.items() if isinstance(value, _Tensor)}
     return statedict.read_tensors(
         tensors,
-        nonlinearity=nonlinearity or "tanh",
+        nonlinearity=nonlinearity,
         source=path,
         per_module=None if nonlinearity else statedict.recorded_nonlinearities(state),
         recorded=statedict.recorded_links(state),

@@ -128,7 +128,7 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
     try:
         return statedict.read_tensors(
             tensors,
-            nonlinearity=nonlinearity or "tanh",
+            nonlinearity=nonlinearity,
             source=path,
             per_module=None if nonlinearity else recorded,
             recorded=statedict.checked_links(recorded_meta.get("links")),

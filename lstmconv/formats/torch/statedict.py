@@ -7,12 +7,14 @@ Names: ``<prefix>weight_ih_l{k}[_reverse]`` (G·H, in), ``weight_hh`` (G·H, H o
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from ... import dtypes
 from ...errors import FormatError, LstmconvError, UnsupportedFeatureError, WeightLayoutError
 from ...inspection import Tensor
 from ...ir import (
@@ -25,10 +27,12 @@ from ...ir import (
     Kind,
     Layer,
     Model,
+    Skipped,
     cell_from_stacked,
 )
 from .. import _common
 
+_log = logging.getLogger(__name__)
 GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
     Kind.LSTM: ("i", "f", "g", "o"),
     Kind.GRU: ("r", "z", "n"),
@@ -214,7 +218,7 @@ def _cell(fields: dict[str, np.ndarray], kind: Kind, prefix: str, suffix: str) -
 def read_tensors(
     tensors: Mapping[str, np.ndarray],
     *,
-    nonlinearity: str = "tanh",
+    nonlinearity: str | None = None,
     source: str = "",
     per_module: Mapping[str, str] | None = None,
     recorded: Sequence[tuple[str, str]] = (),
@@ -222,12 +226,23 @@ def read_tensors(
     """Every recurrent module found in a state_dict of NumPy arrays, in key order.
 
     ``per_module`` maps a module's prefix (without the trailing dot) to its RNN nonlinearity
-    where it is known; ``nonlinearity`` applies to the rest. ``recorded``: links between
-    modules that lstmconv wrote down when it wrote the file."""
+    where it is known; ``nonlinearity`` applies to the rest. An RNN whose nonlinearity neither
+    says is read as tanh, with a warning each time (its shapes cannot tell tanh from relu).
+    ``recorded``: links between modules that lstmconv wrote down when it wrote the file."""
     layers: list[Layer] = []
-    for prefix, group in recurrent_groups(tensors).items():
+    groups = recurrent_groups(tensors)
+    for prefix, group in groups.items():
         kind = infer_kind(group, prefix)
         chosen = (per_module or {}).get(prefix.rstrip("."), nonlinearity)
+        if chosen is None:
+            chosen = "tanh"
+            if kind is Kind.RNN:
+                _log.warning(
+                    '%s: module "%s" is an nn.RNN, whose state_dict cannot say tanh or relu: assumed '
+                    'tanh; if it is relu, pass --nonlinearity relu (nonlinearity="relu")',
+                    source,
+                    prefix.rstrip(".") or kind.value,
+                )
         layers.extend(layers_from_group(prefix, group, kind, nonlinearity=chosen))
     if not layers:
         raise WeightLayoutError(
@@ -237,7 +252,9 @@ def read_tensors(
         )
     names = {layer.name for layer in layers}
     known = [pair for pair in recorded if pair[0] in names and pair[1] in names]
-    return Model(tuple(layers), source, tuple(dict.fromkeys([*links(layers), *known])))
+    return Model(
+        tuple(layers), source, tuple(dict.fromkeys([*links(layers), *known])), skipped=skipped_keys(tensors)
+    )
 
 
 def links(layers: list[Layer]) -> tuple[tuple[str, str], ...]:
@@ -249,6 +266,18 @@ def links(layers: list[Layer]) -> tuple[tuple[str, str], ...]:
         if a and b and a["module"] == b["module"] and int(b["index"]) == int(a["index"]) + 1:
             found.append((before.name, after.name))
     return tuple(found)
+
+
+def skipped_keys(tensors: Mapping[str, np.ndarray]) -> tuple[Skipped, ...]:
+    """The floating-point tensors of a state_dict that belong to no recurrent module, grouped by
+    the module their key names (``head.weight`` and ``head.bias``: module ``head``)."""
+    groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+    for key, array in tensors.items():
+        if _KEY.match(key) is not None or not dtypes.is_float(array.dtype):
+            continue
+        module = key.rpartition(".")[0] or key
+        groups.setdefault(module, []).append((key, tuple(array.shape)))
+    return tuple(Skipped.of(module, "module", keys) for module, keys in groups.items())
 
 
 def check(layer: Layer, *, state_dict: bool = False) -> None:
