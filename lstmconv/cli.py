@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
         "--config", metavar="PATH", help="the model config for a Keras weights-only file (.keras or JSON)"
     )
     reading.add_argument(
+        "--drop-clips",
+        action="store_true",
+        help="TFLite: drop cell_clip/proj_clip (exact only while the clipped values stay inside the clip)",
+    )
+    reading.add_argument(
         "--nonlinearity",
         choices=("tanh", "relu"),
         help="simple RNN activation where a state_dict cannot tell",
@@ -110,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _read_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"strict": True} if getattr(args, "strict", False) else {}
-    for name in ("nonlinearity", "config"):
+    for name in ("nonlinearity", "config", "drop_clips"):
         if getattr(args, name, None):
             options[name] = getattr(args, name)
     return options

@@ -326,6 +326,7 @@ FILES: dict[str, FileFormat] = {
         examples=8,
         exact=False,
     ),
+    "tflite": FileFormat(None, (), None, None),
 }
 
 

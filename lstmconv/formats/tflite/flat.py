@@ -97,17 +97,17 @@ class Table:
         position = self.field(index, _WIDTH[code])
         return default if position is None else self.flat.scalar(position, code, self.what)
 
-    def _pointed(self, index: int) -> int | None:
+    def pointed(self, index: int) -> int | None:
         position = self.field(index, 4)
         return None if position is None else self.flat.target(position, f"field {index} of {self.what}")
 
     def table(self, index: int, what: str) -> Table | None:
-        position = self._pointed(index)
+        position = self.pointed(index)
         return None if position is None else self.flat.table(position, what)
 
     def vector(self, index: int, width: int, what: str) -> tuple[int, int]:
         """(first element's position, length) of a vector field; (0, 0) when absent."""
-        position = self._pointed(index)
+        position = self.pointed(index)
         if position is None:
             return 0, 0
         length = self.flat.scalar(position, "I", what)
