@@ -860,8 +860,8 @@ def tflite_cases() -> list[Case]:
             "tflite-gru-while-loop",
             copied("tflite_gru_while.tflite"),
             "UnsupportedFeatureError",
-            r'operator 1 \(WHILE, body "while_body", output "while"\) is a recurrent layer exported as a WHILE '
-            "loop, not a fused op; lstmconv cannot read it",
+            r'operator 1 \(WHILE, body "while_body", output "while"\) is a recurrent layer exported as '
+            "a WHILE loop, not a fused op; lstmconv cannot read it",
         ),
         Case(
             "tflite-int8-weights",
