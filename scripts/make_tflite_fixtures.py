@@ -7,7 +7,7 @@ stored random input (``*.io.npz``: ``x`` and ``y``, both (batch, time, features)
   sets); ``Bidirectional`` becomes two of them around ``REVERSE_V2`` and a ``CONCATENATION``.
   Keras 3's LSTM does not fuse (its loop becomes a ``WHILE``), nor do GRU and SimpleRNN of
   either Keras: those are the refusal fixtures, with the int8 one.
-- Built op by op (``tensorflow.lite.python.schema_py_generated`` with the flatbuffers package),
+- Built op by op (scripts/tflite_ops.py: TensorFlow's schema classes and flatbuffers),
   for the ops no converter emits from Keras: ``BIDIRECTIONAL_SEQUENCE_LSTM``,
   ``UNIDIRECTIONAL_SEQUENCE_RNN``, ``BIDIRECTIONAL_SEQUENCE_RNN``, the one-step ``LSTM``, and a
   CIFG LSTM with peepholes, projection, clips and ``time_major``.
@@ -32,10 +32,11 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 from tensorflow.lite.python import schema_py_generated as schema
+from tflite_ops import BATCH, TIME, bidirectional_lstm, lstm, lstm_step, rnn, time_major_run
+from tflite_ops import run as _run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 SEED = 20261203
-BATCH, TIME = 3, 7
 INIT = 0.5
 
 
@@ -47,30 +48,6 @@ def _randomize(model, seed: int) -> None:
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         layer.set_weights([rng.uniform(-INIT, INIT, w.shape).astype("float32") for w in layer.get_weights()])
-
-
-def _interpreter(content: bytes) -> tf.lite.Interpreter:
-    interpreter = tf.lite.Interpreter(model_content=content, experimental_preserve_all_tensors=True)
-    interpreter.allocate_tensors()
-    return interpreter
-
-
-def _run(content: bytes, x: np.ndarray, tensor: str | None = None) -> np.ndarray:
-    """The interpreter's output for ``x`` (or the named tensor's value, for an op's sequence
-    output that the model slices)."""
-    interpreter = _interpreter(content)
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-    interpreter.invoke()
-    if tensor is None:
-        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    (index,) = [d["index"] for d in interpreter.get_tensor_details() if d["name"] == tensor]
-    return interpreter.get_tensor(index)
-
-
-def _time_major_run(content: bytes, x: np.ndarray) -> np.ndarray:
-    """Run a time-major model on batch-major ``x``; the output batch-major again."""
-    y = _run(content, np.ascontiguousarray(x.transpose(1, 0, 2)))
-    return np.ascontiguousarray(y.transpose(1, 0, 2))
 
 
 def _ops(content: bytes) -> list[str]:
@@ -99,165 +76,6 @@ def _sequential(features: int, *layers, keras=tf_keras):
     for layer in layers:
         x = layer(x)
     return keras.Model(inputs, x)
-
-
-# -- ops built with TensorFlow's schema classes ------------------------------------------------
-class _Graph:
-    """One subgraph of one op, built with schema_py_generated's object API."""
-
-    def __init__(self) -> None:
-        self.tensors: list = []
-        self.buffers = [schema.BufferT()]  # buffer 0: the empty one
-
-    def tensor(self, name: str, shape, value: np.ndarray | None = None, variable: bool = False) -> int:
-        t = schema.TensorT()
-        t.name, t.shape, t.type, t.isVariable = (
-            name.encode(),
-            list(shape),
-            schema.TensorType.FLOAT32,
-            variable,
-        )
-        buffer = schema.BufferT()
-        if value is not None:
-            buffer.data = np.ascontiguousarray(value, dtype="<f4").view(np.uint8).reshape(-1)
-        self.buffers.append(buffer)
-        t.buffer = len(self.buffers) - 1
-        self.tensors.append(t)
-        return len(self.tensors) - 1
-
-    def finish(self, code: int, inputs, outputs, options_type: int, options, graph_inputs) -> bytes:
-        op = schema.OperatorT()
-        op.opcodeIndex, op.inputs, op.outputs = 0, list(inputs), list(outputs)
-        op.builtinOptionsType, op.builtinOptions = options_type, options
-        sub = schema.SubGraphT()
-        sub.tensors, sub.operators, sub.name = self.tensors, [op], b"main"
-        sub.inputs, sub.outputs = list(graph_inputs), list(outputs[:1])
-        opcode = schema.OperatorCodeT()
-        opcode.builtinCode, opcode.deprecatedBuiltinCode, opcode.version = code, min(code, 127), 1
-        model = schema.ModelT()
-        model.version, model.operatorCodes, model.subgraphs, model.buffers = 3, [opcode], [sub], self.buffers
-        model.description = b"lstmconv fixture: one op built with tensorflow.lite schema_py_generated"
-        builder = flatbuffers.Builder(1024)
-        builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-        return bytes(builder.Output())
-
-
-def _uniform(rng, *shape) -> np.ndarray:
-    return rng.uniform(-INIT, INIT, shape).astype("float32")
-
-
-def _lstm_inputs(
-    g: _Graph, rng, side: str, features: int, hidden: int, *, cifg=False, peephole=False, proj=0
-):
-    """The 17 weight inputs of one direction (indices, -1 for absent)."""
-    out = proj or hidden
-    words = ("input", "forget", "cell", "output")
-    ids = []
-    for w in words:
-        ids.append(
-            -1
-            if cifg and w == "input"
-            else g.tensor(f"{side}input_to_{w}_weights", (hidden, features), _uniform(rng, hidden, features))
-        )
-    for w in words:
-        ids.append(
-            -1
-            if cifg and w == "input"
-            else g.tensor(f"{side}recurrent_to_{w}_weights", (hidden, out), _uniform(rng, hidden, out))
-        )
-    for w in ("input", "forget", "output"):
-        absent = not peephole or (cifg and w == "input")
-        ids.append(-1 if absent else g.tensor(f"{side}cell_to_{w}_weights", (hidden,), _uniform(rng, hidden)))
-    for w in words:
-        ids.append(
-            -1
-            if cifg and w == "input"
-            else g.tensor(f"{side}{w}_gate_bias", (hidden,), _uniform(rng, hidden))
-        )
-    ids.append(
-        g.tensor(f"{side}projection_weights", (proj, hidden), _uniform(rng, proj, hidden)) if proj else -1
-    )
-    ids.append(-1)  # projection bias
-    return ids
-
-
-def bidirectional_lstm(seed: int, features=4, hidden=5) -> bytes:
-    rng, g = np.random.default_rng(seed), _Graph()
-    x = g.tensor("x", (TIME, BATCH, features))
-    fw = _lstm_inputs(g, rng, "fw_", features, hidden)
-    bw = _lstm_inputs(g, rng, "bw_", features, hidden)
-    states = [g.tensor(name, (BATCH, hidden), variable=True) for name in ("fw_h", "fw_c", "bw_h", "bw_c")]
-    y = g.tensor("bidirectional_sequence_lstm", (TIME, BATCH, 2 * hidden))
-    options = schema.BidirectionalSequenceLSTMOptionsT()
-    # Time-major, the op's default: TF 2.21's kernel gets the last batch row wrong when
-    # merge_outputs is set on batch-major input (seen here: 0.1 off; two outputs are right).
-    options.fusedActivationFunction, options.mergeOutputs, options.timeMajor = (
-        schema.ActivationFunctionType.TANH,
-        True,
-        True,
-    )
-    inputs = [x, *fw, *bw, *states, *([-1] * 9)]
-    return g.finish(52, inputs, [y], schema.BuiltinOptions.BidirectionalSequenceLSTMOptions, options, [x])
-
-
-def cifg_lstm(seed: int, features=4, hidden=6, proj=3) -> bytes:
-    """CIFG with peepholes and a projection, cell_clip, proj_clip, time_major input."""
-    rng, g = np.random.default_rng(seed), _Graph()
-    x = g.tensor("x", (TIME, BATCH, features))
-    weights = _lstm_inputs(g, rng, "", features, hidden, cifg=True, peephole=True, proj=proj)
-    states = [g.tensor("h", (BATCH, proj), variable=True), g.tensor("c", (BATCH, hidden), variable=True)]
-    y = g.tensor("cifg_lstm", (TIME, BATCH, proj))
-    options = schema.UnidirectionalSequenceLSTMOptionsT()
-    options.fusedActivationFunction, options.cellClip, options.projClip, options.timeMajor = (
-        4,
-        0.6,
-        0.25,
-        True,
-    )
-    inputs = [x, *weights, *states, -1, -1, -1, -1]
-    return g.finish(44, inputs, [y], schema.BuiltinOptions.UnidirectionalSequenceLSTMOptions, options, [x])
-
-
-def lstm_step(seed: int, features=4, hidden=5) -> bytes:
-    """The plain LSTM op (full kernel): one time step, input (batch, features)."""
-    rng, g = np.random.default_rng(seed), _Graph()
-    x = g.tensor("x", (BATCH, features))
-    weights = _lstm_inputs(g, rng, "", features, hidden, peephole=True)
-    states = [g.tensor("h", (BATCH, hidden), variable=True), g.tensor("c", (BATCH, hidden), variable=True)]
-    y = g.tensor("lstm_step", (BATCH, hidden))
-    options = schema.LSTMOptionsT()
-    options.fusedActivationFunction = 4
-    inputs = [x, *weights, *states, -1, -1, -1, -1]
-    return g.finish(16, inputs, [y], schema.BuiltinOptions.LSTMOptions, options, [x])
-
-
-def rnn(seed: int, *, bidirectional: bool, features=4, hidden=5, activation=4) -> bytes:
-    rng, g = np.random.default_rng(seed), _Graph()
-    x = g.tensor("x", (BATCH, TIME, features))
-    inputs = [x]
-    for side in ("fw_", "bw_") if bidirectional else ("",):
-        inputs += [
-            g.tensor(f"{side}weights", (hidden, features), _uniform(rng, hidden, features)),
-            g.tensor(f"{side}recurrent_weights", (hidden, hidden), _uniform(rng, hidden, hidden)),
-            g.tensor(f"{side}bias", (hidden,), _uniform(rng, hidden)),
-            g.tensor(f"{side}hidden_state", (BATCH, hidden), variable=True),
-        ]
-    if bidirectional:
-        y = g.tensor("bidirectional_sequence_rnn", (BATCH, TIME, 2 * hidden))
-        options = schema.BidirectionalSequenceRNNOptionsT()
-        options.timeMajor, options.fusedActivationFunction, options.mergeOutputs = False, activation, True
-        return g.finish(
-            46,
-            [*inputs, -1, -1, -1],
-            [y],
-            schema.BuiltinOptions.BidirectionalSequenceRNNOptions,
-            options,
-            [x],
-        )
-    y = g.tensor("sequence_rnn", (BATCH, TIME, hidden))
-    options = schema.SequenceRNNOptionsT()
-    options.timeMajor, options.fusedActivationFunction = False, activation
-    return g.finish(35, inputs, [y], schema.BuiltinOptions.SequenceRNNOptions, options, [x])
 
 
 # -- the fixtures ------------------------------------------------------------------------------
@@ -422,7 +240,7 @@ def main() -> None:
         "tflite_op_bidir_lstm",
         content,
         x,
-        _time_major_run(content, x),
+        time_major_run(content, x),
         "BIDIRECTIONAL_SEQUENCE_LSTM, merge_outputs, time_major (x and y stored batch-major), built with the "
         "schema classes",
         seed,
@@ -441,12 +259,12 @@ def main() -> None:
         listed=False,
     )
     seed += 1
-    content, x = cifg_lstm(seed), _io_input(seed, 4)
+    content, x = lstm(seed), _io_input(seed, 4)
     save(
         "tflite_op_cifg",
         content,
         x,
-        _time_major_run(content, x),
+        time_major_run(content, x),
         "UNIDIRECTIONAL_SEQUENCE_LSTM: CIFG, peepholes, projection 3, cell_clip 0.6, proj_clip 0.25, "
         "time_major "
         "(x and y stored batch-major), built with the schema classes",

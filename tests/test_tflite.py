@@ -282,3 +282,48 @@ def test_tflite_is_read_only(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "lstmconv reads tflite files but does not write them" in err and "TFLiteConverter" in err
     assert os.listdir(tmp_path) == []
+
+
+def _tflite_ops():
+    """scripts/tflite_ops.py: single ops built with TensorFlow's schema classes."""
+    require("tensorflow")
+    sys.path.insert(0, str(FIXTURES.parent / "scripts"))
+    import tflite_ops
+
+    return tflite_ops
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"layer_norm": True}, r"layer normalization \(input_layer_norm_coefficients \(input 20\), forget_"),
+        ({"projection_bias": True}, r"a projection bias \(projection_bias, input 17\)"),
+        ({"activation": 3}, "fused_activation_function RELU6"),
+    ],
+)
+def test_lstm_features_the_ir_lacks_are_refused_by_name(change, message, tmp_path) -> None:
+    path = tmp_path / "model.tflite"
+    path.write_bytes(_tflite_ops().lstm(5, **change))
+    with pytest.raises(errors.UnsupportedFeatureError, match=message) as raised:
+        lstmconv.read(path)
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM (subgraph 0, operator 0" in str(raised.value)
+
+
+def test_the_basic_lstm_kernel_is_refused(tmp_path) -> None:
+    path = tmp_path / "model.tflite"
+    path.write_bytes(_tflite_ops().lstm_step(5, kernel_type=1))
+    with pytest.raises(errors.UnsupportedFeatureError, match="the BASIC LSTM kernel"):
+        lstmconv.read(path)
+
+
+def test_the_one_step_rnn_op_matches_the_interpreter(tmp_path) -> None:
+    ops = _tflite_ops()
+    content = ops.rnn_step(6, activation=1)
+    x = np.random.default_rng(6).uniform(-1.5, 1.5, (ops.BATCH, 1, 4)).astype("float32")
+    y = ops.run(content, np.ascontiguousarray(x[:, 0]))[:, None]
+    path = tmp_path / "model.tflite"
+    path.write_bytes(content)
+    model = lstmconv.read(path)
+    assert (model[0].name, model[0].kind, str(model[0].activations[0])) == ("rnn_step", Kind.RNN, "relu")
+    np.testing.assert_allclose(lstmconv.reference.run(model, x), y, rtol=0, atol=ATOL)
+    assert np.abs(y).max() > 0.1

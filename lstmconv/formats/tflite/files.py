@@ -30,6 +30,7 @@ from . import flat
 from . import names as n
 
 _log = logging.getLogger("lstmconv")
+_ONE_STEP = "%s: the op runs one time step per invocation, its state kept in variable tensors"
 _TIME_MAJOR = "%s: time_major: the op's input is (time, batch, features); the IR's (batch, time, features)"
 #: The longest chain of DEQUANTIZE ops followed back to a weight (the converter writes one).
 _MAX_DEQUANTIZE_CHAIN = 8
@@ -259,16 +260,11 @@ def _lstm_layer(graph: _Graph, op: flat.Operator, name: str, label: str) -> Laye
     activation = _activation(op)
     clips = _clips(op, cells[0].w_hr is not None, label)
     if op.options.get("time_major"):
-        _log.info(
-            _TIME_MAJOR,
-            label,
-        )
+        _log.info(_TIME_MAJOR, label)
     if bidirectional and not op.options.get("merge_outputs"):
         _log.info("%s: two outputs (fw, bw), read as one layer whose output is their concatenation", label)
     if op.code == n.LSTM:
-        _log.info(
-            "%s: the LSTM op runs one time step per invocation, its state kept in variable tensors", label
-        )
+        _log.info(_ONE_STEP, label)
     return Layer(
         Kind.LSTM,
         tuple(cells),
@@ -310,10 +306,9 @@ def _rnn_layer(graph: _Graph, op: flat.Operator, name: str, label: str) -> Layer
             )
         )
     if op.options.get("time_major"):
-        _log.info(
-            _TIME_MAJOR,
-            label,
-        )
+        _log.info(_TIME_MAJOR, label)
+    if op.code == n.RNN:
+        _log.info(_ONE_STEP, label)
     return Layer(
         Kind.RNN,
         tuple(cells),

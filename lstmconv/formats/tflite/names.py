@@ -44,6 +44,7 @@ OP_NAMES = {
 }
 RECURRENT_OPS = {
     LSTM,
+    RNN,
     UNIDIRECTIONAL_SEQUENCE_LSTM,
     BIDIRECTIONAL_SEQUENCE_LSTM,
     UNIDIRECTIONAL_SEQUENCE_RNN,
@@ -131,14 +132,6 @@ OPTIONS: Mapping[int, tuple[str, dict[str, tuple[int, str, object]]]] = {
         },
     ),
     93: ("WhileOptions", {"cond_subgraph_index": (0, "i", 0), "body_subgraph_index": (1, "i", 0)}),
-}
-#: The options table each recurrent op carries.
-OPTIONS_OF = {
-    LSTM: 14,
-    UNIDIRECTIONAL_SEQUENCE_LSTM: 71,
-    BIDIRECTIONAL_SEQUENCE_LSTM: 69,
-    UNIDIRECTIONAL_SEQUENCE_RNN: 31,
-    BIDIRECTIONAL_SEQUENCE_RNN: 70,
 }
 
 #: ActivationFunctionType -> the IR's activation (None: no IR activation computes it).
