@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         help="TFLite: drop cell_clip/proj_clip (exact only while the clipped values stay inside the clip)",
     )
     reading.add_argument(
+        "--dequantize",
+        action="store_true",
+        help="TFLite: read int8-quantized weights as scale·(q - zero_point) (costs their rounding)",
+    )
+    reading.add_argument(
         "--nonlinearity",
         choices=("tanh", "relu"),
         help="simple RNN activation where a state_dict cannot tell",
@@ -115,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _read_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"strict": True} if getattr(args, "strict", False) else {}
-    for name in ("nonlinearity", "config", "drop_clips"):
+    for name in ("nonlinearity", "config", "drop_clips", "dequantize"):
         if getattr(args, name, None):
             options[name] = getattr(args, name)
     return options

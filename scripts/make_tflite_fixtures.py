@@ -221,6 +221,7 @@ def main() -> None:
         made_by,
         listed=False,
         expect=["UnsupportedFeatureError", "int8-quantized weights"],
+        y_float=np.asarray(model(x)),  # the float model the quantizer started from
     )
     # Ops built one by one, run by the interpreter.
     seed += 1

@@ -44,9 +44,12 @@ class _Graph:
     graph: flat.SubGraph
     producers: dict[int, flat.Operator]
     consumers: dict[int, list[flat.Operator]]
+    #: Dequantize quantized weights (else refuse them), and the largest rounding each costs.
+    dequantize: bool = False
+    rounding: dict[str, float] = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def of(cls, model: flat.TfliteModel, graph: flat.SubGraph) -> _Graph:
+    def of(cls, model: flat.TfliteModel, graph: flat.SubGraph, dequantize: bool = False) -> _Graph:
         producers: dict[int, flat.Operator] = {}
         consumers: dict[int, list[flat.Operator]] = {}
         for op in graph.operators:
@@ -56,7 +59,7 @@ class _Graph:
             for index in op.inputs:
                 if index >= 0:
                     consumers.setdefault(index, []).append(op)
-        return cls(model, graph, producers, consumers)
+        return cls(model, graph, producers, consumers, dequantize)
 
     def tensor(self, index: int) -> flat.Tensor:
         return self.graph.tensors[index]
@@ -91,17 +94,20 @@ class _Graph:
         buffer = self.model.buffers[tensor.buffer]
         if buffer.length == 0:
             return None
-        if tensor.quantization is not None or tensor.type in n.QUANTIZED_TYPES:
+        quantized = tensor.quantization is not None or tensor.type in n.QUANTIZED_TYPES
+        if quantized and not self.dequantize:
             raise UnsupportedFeatureError(
                 f"{tensor.type_name}-quantized weights (scale {_shown(tensor)}) are not read",
                 where=(where,),
                 hint="lstmconv reads float32 and float16 weights: convert without "
-                "converter.optimizations, or with target_spec.supported_types=[tf.float16]",
+                "converter.optimizations, or with target_spec.supported_types=[tf.float16]; "
+                "or read with dequantize=True (--dequantize), at the cost of the rounding",
             )
-        name = n.FLOAT_TYPES.get(tensor.type)
+        name = n.STORED_QUANTIZED.get(tensor.type) if quantized else n.FLOAT_TYPES.get(tensor.type)
         if name is None:
-            raise FormatError(f"a weight of type {tensor.type_name}, expected a float type", where=(where,))
-        dtype = dtypes.resolve(name).newbyteorder("<")
+            expected = "int8, uint8, int16 or int32" if quantized else "a float type"
+            raise FormatError(f"a weight of type {tensor.type_name}, expected {expected}", where=(where,))
+        dtype = (np.dtype(name) if quantized else dtypes.resolve(name)).newbyteorder("<")
         if any(d < 0 for d in tensor.shape):
             raise FormatError(f"negative dims {tensor.shape}", where=(where,))
         count = 1
@@ -113,9 +119,33 @@ class _Graph:
                 f"for shape {tensor.shape} of {name}",
                 where=(where,),
             )
-        return np.frombuffer(self.model.flat.data, dtype=dtype, count=count, offset=buffer.start).reshape(
-            tensor.shape
-        )
+        values = np.frombuffer(self.model.flat.data, dtype=dtype, count=count, offset=buffer.start)
+        values = values.reshape(tensor.shape)
+        return self._dequantized(tensor, values, where) if quantized else values
+
+    def _dequantized(self, tensor: flat.Tensor, values: np.ndarray, where: str) -> np.ndarray:
+        """``scale · (q - zero_point)`` in float32, per tensor or along ``quantized_dimension``."""
+        q = tensor.quantization
+        if q is None:
+            raise FormatError(f"{tensor.type_name} weights without a scale", where=(where,))
+        axis = q.quantized_dimension
+        scale, zero = q.scale.astype(np.float64), q.zero_point.astype(np.float64)
+        if zero.size not in (0, 1, scale.size):
+            raise FormatError(f"{scale.size} scales but {zero.size} zero points", where=(where,))
+        if scale.size > 1:
+            if not 0 <= axis < values.ndim or values.shape[axis] != scale.size:
+                raise FormatError(
+                    f"{scale.size} scales along dimension {axis} of shape {tuple(values.shape)}",
+                    where=(where,),
+                )
+            shape = [1] * values.ndim
+            shape[axis] = scale.size
+            scale = scale.reshape(shape)
+            zero = zero.reshape(shape) if zero.size > 1 else zero
+        if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+            raise FormatError("a scale that is not a positive number", where=(where,))
+        self.rounding[where] = float(np.max(scale)) / 2
+        return ((values.astype(np.float64) - (zero if zero.size else 0.0)) * scale).astype(np.float32)
 
 
 def _shown(tensor: flat.Tensor) -> str:
@@ -417,10 +447,13 @@ def _refuse_loops(graph: _Graph, label: str) -> None:
             )
 
 
-def read_model(model: flat.TfliteModel, label: str, *, drop_clips: bool = False) -> Model:
+def read_model(
+    model: flat.TfliteModel, label: str, *, drop_clips: bool = False, dequantize: bool = False
+) -> Model:
     reads: list[_Read] = []
+    rounding: dict[str, float] = {}
     for sub in model.subgraphs:
-        graph = _Graph.of(model, sub)
+        graph = _Graph.of(model, sub, dequantize)
         _refuse_loops(graph, f"subgraph {sub.index}")
         found = []
         for op in sub.operators:
@@ -438,6 +471,18 @@ def read_model(model: flat.TfliteModel, label: str, *, drop_clips: bool = False)
                 raise error.within(op_label) from None
             found.append(_Read(layer, op, _input(op, 0), output))
         reads += _pair_bidirectional(graph, found)
+        rounding.update(graph.rounding)
+    if rounding:
+        worst = max(rounding, key=rounding.__getitem__)
+        _log.warning(
+            "%s: %d quantized weight tensor(s) dequantized as asked: each value is the quantizer's "
+            "rounding of the trained one, off by up to half a step (at most %.3g, in %s); an integer "
+            "kernel also rounds the activations, which the IR computes in float",
+            label,
+            len(rounding),
+            rounding[worst],
+            worst,
+        )
     names = _common.unique_names(read.layer.name for read in reads)
     layers = [read.layer.replace(name=name) for read, name in zip(reads, names)]
     if drop_clips:
@@ -469,11 +514,13 @@ def load(path: str) -> flat.TfliteModel:
     return flat.parse(memoryview(buffer))
 
 
-def read(source: Any, *, drop_clips: bool = False, **_: Any) -> Model:
+def read(source: Any, *, drop_clips: bool = False, dequantize: bool = False, **_: Any) -> Model:
     """IR of every recurrent op of a ``.tflite`` file, in subgraph and operator order.
 
     ``drop_clips`` drops TFLite's ``cell_clip`` and ``proj_clip`` (the converter sets
     ``cell_clip`` 10 on every Keras LSTM), with a warning, so the layers convert to formats that
-    cannot clip; otherwise they are kept and such targets refuse them."""
+    cannot clip; otherwise they are kept and such targets refuse them. ``dequantize`` reads
+    int8 (and uint8, int16, int32-bias) weights as ``scale · (q - zero_point)`` in float32, with
+    a warning of what that rounding costs; otherwise they are refused."""
     path = os.fspath(source)
-    return read_model(load(path), path, drop_clips=drop_clips)
+    return read_model(load(path), path, drop_clips=drop_clips, dequantize=dequantize)

@@ -76,6 +76,8 @@ TYPE_NAMES = {
 }
 FLOAT_TYPES = {FLOAT32: "float32", FLOAT16: "float16", FLOAT64: "float64", BFLOAT16: "bfloat16"}
 QUANTIZED_TYPES = {INT8, UINT8, INT16, 17}
+#: The integers quantized weights are stored as (int32: biases of integer kernels).
+STORED_QUANTIZED = {INT8: "int8", UINT8: "uint8", INT16: "int16", INT32: "int32"}
 
 #: BuiltinOptions union members: (name, {field: (field index, struct code, default)}).
 _CLIPS = {"cell_clip": (1, "f", 0.0), "proj_clip": (2, "f", 0.0)}
