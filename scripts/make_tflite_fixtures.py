@@ -287,6 +287,48 @@ def main() -> None:
         built_by,
         listed=False,
     )
+    # More of the converter's forms (added later: their seeds follow the others').
+    seed += 1
+    model = _sequential(4, L.Bidirectional(L.LSTM(4, return_sequences=True), merge_mode="ave"))
+    _randomize(model, seed)
+    content, x = _convert(model), _io_input(seed, 4)
+    save(
+        "tflite_bidir_ave",
+        content,
+        x,
+        _run(content, x),
+        "tf_keras Bidirectional(LSTM 4, merge_mode='ave') via TFLiteConverter (REVERSE_V2, ADD, MUL 0.5)",
+        seed,
+        made_by,
+    )
+    seed += 1
+    model = _sequential(4, L.LSTM(5, return_sequences=True, go_backwards=True))
+    _randomize(model, seed)
+    content, x = _convert(model), _io_input(seed, 4)
+    save(
+        "tflite_go_backwards",
+        content,
+        x,
+        _run(content, x),
+        "tf_keras LSTM(5, go_backwards=True) via TFLiteConverter (REVERSE_V2 then the op: a reverse layer)",
+        seed,
+        made_by,
+    )
+    seed += 1
+    model = _sequential(4, L.Bidirectional(L.LSTM(3)))
+    _randomize(model, seed)
+    content, x = _convert(model), _io_input(seed, 4)
+    save(
+        "tflite_bidir_last",
+        content,
+        x,
+        _run(content, x),
+        "tf_keras Bidirectional(LSTM 3) without return_sequences via TFLiteConverter: y is the model's "
+        "(batch, 6) output, the forward op's last step and the backward op's last processed one",
+        seed,
+        made_by,
+        listed=False,
+    )
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     extra_path.write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")
 

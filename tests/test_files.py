@@ -34,7 +34,8 @@ REFUSED = {
 REFUSED.update(
     {
         (name, ending): "cannot express a clip of the cell state (cell_clip 10"
-        for name in ("tflite_lstm", "tflite_stacked", "tflite_bidir", "tflite_float16")
+        for name, entry in MANIFEST.items()
+        if name.startswith("tflite_") and "TFLiteConverter" in entry["made_by"]
         for ending in (".onnx", ".pt", ".safetensors", ".keras")
     }
 )

@@ -27,7 +27,10 @@ LISTED = {
 }
 EXTRA = json.loads((FIXTURES / "tflite_extra.json").read_text())
 ALL = {**LISTED, **EXTRA}
-READABLE = sorted(name for name, entry in ALL.items() if "expect" not in entry)
+#: Fixtures whose y is the whole output sequence (tflite_bidir_last's is the last step only).
+READABLE = sorted(
+    name for name, entry in ALL.items() if "expect" not in entry and len(entry["output_shape"]) == 3
+)
 REFUSED = sorted(name for name, entry in ALL.items() if "expect" in entry)
 ATOL = 2e-5
 BLOCKED = ("tensorflow", "keras", "tf_keras", "flatbuffers", "torch", "onnx", "onnxruntime")
@@ -123,6 +126,11 @@ def test_layer_facts_come_from_the_ops_and_their_options() -> None:
         ("tfl.unidirectional_sequence_lstm1", Kind.LSTM, bi, 4, 4, 0, False, False, 10.0, None, LSTM_MATH),
         ("StatefulPartitionedCall:0", Kind.LSTM, fw, 8, 3, 0, False, False, 10.0, None, LSTM_MATH),
     ]
+    assert [
+        (layer.direction, layer.merge) for layer in lstmconv.read(FIXTURES / "tflite_bidir_ave.tflite")
+    ] == [(bi, "ave")]
+    (backwards,) = lstmconv.read(FIXTURES / "tflite_go_backwards.tflite")
+    assert (backwards.direction, backwards.reversed_output) == (Direction.REVERSE, True)
     (cifg,) = _layers("tflite_op_cifg")
     assert cifg[1:] == (Kind.LSTM, fw, 4, 6, 3, True, True, pytest.approx(0.6), 0.25, LSTM_MATH)
     assert _layers("tflite_op_bidir_rnn_relu")[0][1:4] == (Kind.RNN, bi, 4)
@@ -345,3 +353,13 @@ def test_int8_weights_dequantized_on_request_say_what_it_costs(caplog) -> None:
     assert np.abs(out - y).max() < 1e-2
     assert np.abs(out - y_float).max() < 5e-3
     assert np.abs(y).max() > 0.2
+
+
+def test_a_bidirectional_without_sequences_is_one_layer_and_its_last_steps() -> None:
+    """Keras's Bidirectional(return_sequences=False) is the forward op's last step beside the
+    backward op's last processed step, which is time 0 of the layer's aligned output."""
+    (layer,) = lstmconv.read(FIXTURES / "tflite_bidir_last.tflite")
+    assert (layer.direction, layer.merge, layer.hidden_size) == (Direction.BIDIRECTIONAL, "concat", 3)
+    x, y = _io("tflite_bidir_last")
+    out = lstmconv.reference.run(layer, x)
+    np.testing.assert_allclose(np.concatenate([out[:, -1, :3], out[:, 0, 3:]], axis=1), y, rtol=0, atol=ATOL)

@@ -5,8 +5,9 @@ Read: ``UNIDIRECTIONAL_SEQUENCE_LSTM``, ``BIDIRECTIONAL_SEQUENCE_LSTM``, the pla
 (full kernel; one time step per invocation), ``UNIDIRECTIONAL_SEQUENCE_RNN``,
 ``BIDIRECTIONAL_SEQUENCE_RNN`` and ``RNN``. float32 weights, and float16 ones (stored as FP16
 constants behind a ``DEQUANTIZE``, as the converter writes them); quantized weights are refused.
-The converter's form of a Keras ``Bidirectional`` (``REVERSE_V2`` → op → ``REVERSE_V2`` →
-``CONCATENATION`` beside a forward op) is read as one bidirectional layer. A CIFG LSTM (no input
+The converter's forms of a Keras ``Bidirectional`` (a forward op beside ``REVERSE_V2`` → op →
+``REVERSE_V2``, merged by ``CONCATENATION``, ``ADD``, ``MUL`` or ``ADD`` then ``MUL`` 0.5) are read
+as one bidirectional layer, and ``go_backwards`` (``REVERSE_V2`` → op) as a reverse layer. A CIFG LSTM (no input
 gate: ``i = 1 - f``) becomes the IR's coupled form (``f = 1 - i``) with the kept gate's weights
 negated into ``i``: exact, since the gates are sigmoids and ``1 - σ(z) = σ(-z)``.
 """
@@ -366,44 +367,107 @@ def _int_constant(graph: _Graph, index: int) -> np.ndarray | None:
 
 
 def _pair_bidirectional(graph: _Graph, reads: list[_Read]) -> list[_Read]:
-    """Join each Keras Bidirectional the converter split in two: a forward op on x and one on
-    REVERSE_V2(x) whose REVERSE_V2'd output is CONCATENATION'd after the forward one's."""
+    """The converter's forms of a Keras ``Bidirectional`` (a forward op on x, a backward op on
+    REVERSE_V2(x)) joined into one bidirectional layer, its merge told by the ops after them:
+    REVERSE_V2 of the backward output then CONCATENATION (fw first; concat), ADD (sum), MUL
+    (mul), ADD then MUL by 0.5 (ave); or, for return_sequences=False, a STRIDED_SLICE of each
+    then CONCATENATION. An op on REVERSE_V2(x) that pairs with none is a reverse layer: aligned
+    with the input when its output is reversed back, in processing order otherwise."""
     by_output = {read.output: read for read in reads}
     joined: dict[int, _Read] = {}
     dropped: set[int] = set()
-    for read in reads:
-        if read.layer.direction is not Direction.FORWARD or read.op.code == n.LSTM:
+    for position, read in enumerate(reads):
+        if read.layer.direction is not Direction.FORWARD or read.op.code in (n.LSTM, n.RNN):
             continue
         source = _reverse_of(graph, read.input)
         if source is None:
             continue
-        for after in graph.consumers.get(read.output, []):
-            if after.code != n.REVERSE_V2 or len(after.outputs) != 1:
-                continue
-            if _reverse_axis(graph, after) is None:
-                continue
-            for concat in graph.consumers.get(after.outputs[0], []):
-                if (
-                    concat.code != n.CONCATENATION
-                    or len(concat.inputs) != 2
-                    or concat.inputs[1] != after.outputs[0]
-                ):
-                    continue
-                if concat.options.get("axis") not in (-1, 2) or concat.options.get(
-                    "fused_activation_function"
-                ):
-                    continue
-                forward = by_output.get(concat.inputs[0])
-                if forward is None or forward.input != source or forward.op.code != read.op.code:
-                    continue
-                if not _twins(forward.layer, read.layer):
-                    continue
+        back = _only(graph, read.output, n.REVERSE_V2)
+        if back is not None and _reverse_axis(graph, back) is None:
+            back = None
+        found = _merged(graph, by_output, read, back)
+        if found is not None:
+            forward, merge, output = found
+            if (
+                forward.input == source
+                and forward.op.code == read.op.code
+                and _twins(forward.layer, read.layer)
+            ):
                 layer = forward.layer.replace(
-                    cells=(forward.layer.cells[0], read.layer.cells[0]), direction=Direction.BIDIRECTIONAL
+                    cells=(forward.layer.cells[0], read.layer.cells[0]),
+                    direction=Direction.BIDIRECTIONAL,
+                    merge=merge,
                 )
-                joined[forward.op.index] = _Read(layer, forward.op, source, concat.outputs[0])
+                joined[forward.op.index] = _Read(layer, forward.op, source, output)
                 dropped.add(read.op.index)
+                continue
+        # A reverse layer alone: REVERSE_V2(x) → op [→ REVERSE_V2].
+        layer = read.layer.replace(direction=Direction.REVERSE, reversed_output=back is None)
+        reads[position] = _Read(layer, read.op, source, back.outputs[0] if back is not None else read.output)
     return [joined.get(read.op.index, read) for read in reads if read.op.index not in dropped]
+
+
+def _only(graph: _Graph, tensor: int, code: int) -> flat.Operator | None:
+    """The one consumer of ``tensor`` with operator ``code`` and one output, if there is one."""
+    found = [op for op in graph.consumers.get(tensor, []) if op.code == code and len(op.outputs) == 1]
+    return found[0] if len(found) == 1 and found[0].outputs[0] >= 0 else None
+
+
+def _plain(op: flat.Operator) -> bool:
+    return not op.options.get("fused_activation_function", 0)
+
+
+def _merged(
+    graph: _Graph, by_output: dict[int, _Read], backward: _Read, back: flat.Operator | None
+) -> tuple[_Read, str, int] | None:
+    """(forward op, merge mode, merged output) of a backward op, or None."""
+    if back is None:  # return_sequences=False: STRIDED_SLICE each, CONCATENATION [fw, bw]
+        sliced = _only(graph, backward.output, n.STRIDED_SLICE)
+        concat = _only(graph, sliced.outputs[0], n.CONCATENATION) if sliced else None
+        if (
+            sliced is None
+            or concat is None
+            or len(concat.inputs) != 2
+            or concat.inputs[1] != sliced.outputs[0]
+        ):
+            return None
+        first = graph.producers.get(concat.inputs[0])
+        if first is None or first.code != n.STRIDED_SLICE or not first.inputs:
+            return None
+        forward = by_output.get(first.inputs[0])
+        concat_ok = concat.options.get("axis") in (-1, 1) and _plain(concat)
+        return (forward, "concat", backward.output) if forward and concat_ok else None
+    reversed_back = back.outputs[0]
+    for op in graph.consumers.get(reversed_back, []):
+        if len(op.inputs) != 2 or len(op.outputs) != 1 or not _plain(op):
+            continue
+        if op.code == n.CONCATENATION and op.inputs[1] == reversed_back and op.options.get("axis") in (-1, 2):
+            forward = by_output.get(op.inputs[0])
+            return (forward, "concat", op.outputs[0]) if forward else None
+        if op.code in (n.ADD, n.MUL):
+            other = op.inputs[0] if op.inputs[1] == reversed_back else op.inputs[1]
+            forward = by_output.get(other)
+            if forward is None:
+                return None
+            if op.code == n.MUL:
+                return forward, "mul", op.outputs[0]
+            half = _only(graph, op.outputs[0], n.MUL)
+            if half is not None and _plain(half) and _is_half(graph, half, op.outputs[0]):
+                return forward, "ave", half.outputs[0]
+            return forward, "sum", op.outputs[0]
+    return None
+
+
+def _is_half(graph: _Graph, op: flat.Operator, value: int) -> bool:
+    """Whether MUL ``op`` multiplies ``value`` by a constant 0.5."""
+    other = op.inputs[0] if op.inputs[1] == value else op.inputs[1]
+    if other < 0:
+        return False
+    try:
+        constant = graph.constant(other, "the MUL factor")
+    except LstmconvError:
+        return False
+    return constant.size == 1 and float(constant.reshape(-1)[0]) == 0.5
 
 
 def _reverse_axis(graph: _Graph, op: flat.Operator) -> int | None:

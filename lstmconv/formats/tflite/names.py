@@ -25,6 +25,7 @@ LSTM, RNN = 16, 24
 UNIDIRECTIONAL_SEQUENCE_RNN, UNIDIRECTIONAL_SEQUENCE_LSTM = 35, 44
 BIDIRECTIONAL_SEQUENCE_RNN, BIDIRECTIONAL_SEQUENCE_LSTM = 46, 52
 CONCATENATION, DEQUANTIZE, REVERSE_V2, WHILE, CUSTOM = 2, 6, 105, 119, 32
+ADD, MUL, STRIDED_SLICE = 0, 18, 45
 OP_NAMES = {
     LSTM: "LSTM",
     RNN: "RNN",
@@ -37,10 +38,12 @@ OP_NAMES = {
     REVERSE_V2: "REVERSE_V2",
     WHILE: "WHILE",
     CUSTOM: "CUSTOM",
+    ADD: "ADD",
+    MUL: "MUL",
     118: "IF",
     129: "CALL_ONCE",
     39: "TRANSPOSE",
-    45: "STRIDED_SLICE",
+    STRIDED_SLICE: "STRIDED_SLICE",
 }
 RECURRENT_OPS = {
     LSTM,
@@ -86,6 +89,8 @@ OPTIONS: Mapping[int, tuple[str, dict[str, tuple[int, str, object]]]] = {
         "RNNOptions",
         {"fused_activation_function": (0, "b", 0), "asymmetric_quantize_inputs": (1, "?", False)},
     ),
+    11: ("AddOptions", {"fused_activation_function": (0, "b", 0)}),
+    21: ("MulOptions", {"fused_activation_function": (0, "b", 0)}),
     10: ("ConcatenationOptions", {"axis": (0, "i", 0), "fused_activation_function": (1, "b", 0)}),
     14: (
         "LSTMOptions",
