@@ -4,12 +4,13 @@
 Read: ``UNIDIRECTIONAL_SEQUENCE_LSTM``, ``BIDIRECTIONAL_SEQUENCE_LSTM``, the plain ``LSTM`` op
 (full kernel; one time step per invocation), ``UNIDIRECTIONAL_SEQUENCE_RNN``,
 ``BIDIRECTIONAL_SEQUENCE_RNN`` and ``RNN``. float32 weights, and float16 ones (stored as FP16
-constants behind a ``DEQUANTIZE``, as the converter writes them); quantized weights are refused.
-The converter's forms of a Keras ``Bidirectional`` (a forward op beside ``REVERSE_V2`` → op →
-``REVERSE_V2``, merged by ``CONCATENATION``, ``ADD``, ``MUL`` or ``ADD`` then ``MUL`` 0.5) are read
-as one bidirectional layer, and ``go_backwards`` (``REVERSE_V2`` → op) as a reverse layer.
-A CIFG LSTM (no input gate: ``i = 1 - f``) becomes the IR's coupled form (``f = 1 - i``) with the kept gate's weights
-negated into ``i``: exact, since the gates are sigmoids and ``1 - σ(z) = σ(-z)``.
+constants behind a ``DEQUANTIZE``, as the converter writes them); quantized weights are refused
+unless ``dequantize`` is asked. The converter's forms of a Keras ``Bidirectional`` (a forward op
+beside ``REVERSE_V2`` → op → ``REVERSE_V2``, merged by ``CONCATENATION``, ``ADD``, ``MUL``, or
+``ADD`` then ``MUL`` 0.5) are read as one bidirectional layer, and ``go_backwards``
+(``REVERSE_V2`` → op) as a reverse layer. A CIFG LSTM (no input gate: ``i = 1 - f``) becomes the
+IR's coupled form (``f = 1 - i``) with the kept gate's weights negated into ``i``: exact, since
+the gates are sigmoids and ``1 - σ(z) = σ(-z)``.
 """
 
 from __future__ import annotations
