@@ -329,6 +329,19 @@ def main() -> None:
         made_by,
         listed=False,
     )
+    seed += 1
+    content, x = rnn(seed, bidirectional=False, external=True), _io_input(seed, 4)
+    save(
+        "tflite_op_rnn_external",
+        content,
+        x,
+        _run(content, x),
+        "UNIDIRECTIONAL_SEQUENCE_RNN with every buffer's data after the flatbuffer (Buffer.offset and "
+        ".size, as for models past 2 GB), built with the schema classes",
+        seed,
+        built_by,
+        listed=False,
+    )
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     extra_path.write_text(json.dumps(extra, indent=2, sort_keys=True) + "\n")
 

@@ -73,7 +73,28 @@ class Graph:
         self.tensors.append(t)
         return len(self.tensors) - 1
 
-    def finish(self, code: int, inputs, outputs, options_type: int, options, graph_inputs) -> bytes:
+    def finish(
+        self, code: int, inputs, outputs, options_type: int, options, graph_inputs, *, external: bool = False
+    ) -> bytes:
+        """The model's bytes; ``external``: each buffer's data after the flatbuffer, found by its
+        ``offset`` (from the file's start) and ``size``, as TFLite stores models past 2 GB."""
+        if not external:
+            return self._pack(code, inputs, outputs, options_type, options, graph_inputs)
+        blobs = [b.data for b in self.buffers]
+        for buffer in self.buffers:  # first with placeholders: the fields' width fixes the size
+            buffer.data, buffer.offset, buffer.size = None, 1, 1
+        head = self._pack(code, inputs, outputs, options_type, options, graph_inputs)
+        tail, start = b"", -(-len(head) // 16) * 16
+        for buffer, blob in zip(self.buffers, blobs):
+            if blob is None:
+                continue
+            buffer.offset, buffer.size = start + len(tail), blob.size
+            tail += bytes(blob) + bytes(-blob.size % 16)
+        packed = self._pack(code, inputs, outputs, options_type, options, graph_inputs)
+        assert len(packed) == len(head)
+        return packed + bytes(start - len(packed)) + tail
+
+    def _pack(self, code: int, inputs, outputs, options_type: int, options, graph_inputs) -> bytes:
         op = schema.OperatorT()
         op.opcodeIndex, op.inputs, op.outputs = 0, list(inputs), list(outputs)
         op.builtinOptionsType, op.builtinOptions = options_type, options
@@ -193,7 +214,7 @@ def lstm_step(seed: int, features=4, hidden=5, *, kernel_type=0) -> bytes:
     return g.finish(16, inputs, [y], schema.BuiltinOptions.LSTMOptions, options, [x])
 
 
-def rnn(seed: int, *, bidirectional: bool, features=4, hidden=5, activation=4) -> bytes:
+def rnn(seed: int, *, bidirectional: bool, features=4, hidden=5, activation=4, external=False) -> bytes:
     rng, g = np.random.default_rng(seed), Graph()
     x = g.tensor("x", (BATCH, TIME, features))
     inputs = [x]
@@ -219,4 +240,6 @@ def rnn(seed: int, *, bidirectional: bool, features=4, hidden=5, activation=4) -
     y = g.tensor("sequence_rnn", (BATCH, TIME, hidden))
     options = schema.SequenceRNNOptionsT()
     options.timeMajor, options.fusedActivationFunction = False, activation
-    return g.finish(35, inputs, [y], schema.BuiltinOptions.SequenceRNNOptions, options, [x])
+    return g.finish(
+        35, inputs, [y], schema.BuiltinOptions.SequenceRNNOptions, options, [x], external=external
+    )

@@ -786,6 +786,10 @@ def tflite_cases() -> list[Case]:
         op = next(op for op in graph.tables(3, "operators") if op.ints(2, "outputs") == (weight,))
         return [(op.pointed(1) + 4, struct.pack("<i", weight))]
 
+    def external_past_end(f):  # a buffer stored after the flatbuffer, said to lie 2**40 bytes in
+        buffer = next(b for b in f.root().tables(4, "buffers") if b.field(1, 8) is not None)
+        return [(buffer.field(1, 8), struct.pack("<Q", 2**40))]
+
     stacked = TFLITE.read_bytes()
     return [
         Case("tflite-empty", written(b""), "FormatError", "the file is empty"),
@@ -824,6 +828,12 @@ def tflite_cases() -> list[Case]:
             _tflite_patched(TFLITE, long_data),
             "FormatError",
             r"buffers\[\d+\]\.data .* past the end",
+        ),
+        Case(
+            "tflite-external-buffer-past-end",
+            _tflite_patched(FIXTURES / "tflite_op_rnn_external.tflite", external_past_end),
+            "FormatError",
+            r"Model.buffers\[\d+\] \(offset 1099511627776, size \d+\) .* lies past the end of the file",
         ),
         Case(
             "tflite-huge-shape",
