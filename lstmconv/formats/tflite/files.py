@@ -380,6 +380,8 @@ def _pair_bidirectional(graph: _Graph, reads: list[_Read]) -> list[_Read]:
     for position, read in enumerate(reads):
         if read.layer.direction is not Direction.FORWARD or read.op.code in (n.LSTM, n.RNN):
             continue
+        if read.op.options.get("time_major"):  # its time axis is 0, not the one reversed here
+            continue
         source = _reverse_of(graph, read.input)
         if source is None:
             continue
@@ -477,23 +479,16 @@ def _reverse_axis(graph: _Graph, op: flat.Operator) -> int | None:
         return None
     axis = _int_constant(graph, op.inputs[1])
     rank = len(graph.tensor(op.inputs[0]).shape)
-    return 1 if axis is not None and axis.size == 1 and int(axis[0]) in (1, rank - 2) else None
+    if axis is None or axis.size != 1 or rank != 3:
+        return None
+    return 1 if int(axis[0]) % rank == 1 else None
 
 
 def _twins(a: Layer, b: Layer) -> bool:
     """Two layers one bidirectional layer can hold: same math, same sizes."""
-    same = ("kind", "activations", "input_forget", "cell_clip", "proj_clip", "clip")
-    return all(getattr(a, f) == getattr(b, f) for f in same) and (
-        a.input_size,
-        a.hidden_size,
-        a.proj_size,
-        a.has_peepholes,
-    ) == (
-        b.input_size,
-        b.hidden_size,
-        b.proj_size,
-        b.has_peepholes,
-    )
+    same = ("kind", "activations", "input_forget", "cell_clip", "proj_clip", "clip", "dtype")
+    sizes = ("input_size", "hidden_size", "proj_size", "has_peepholes", "has_bias")
+    return all(getattr(a, f) == getattr(b, f) for f in (*same, *sizes))
 
 
 def _refuse_loops(graph: _Graph, label: str) -> None:
