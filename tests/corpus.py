@@ -790,6 +790,10 @@ def tflite_cases() -> list[Case]:
         buffer = next(b for b in f.root().tables(4, "buffers") if b.field(1, 8) is not None)
         return [(buffer.field(1, 8), struct.pack("<Q", 2**40))]
 
+    def only_add(f):  # the RNN fixture's one operator code made ADD
+        code = f.root().tables(1, "operator_codes")[0]
+        return [(code.field(0, 1), b"\x00"), (code.field(3, 4), _u32(0))]
+
     stacked = TFLITE.read_bytes()
     return [
         Case("tflite-empty", written(b""), "FormatError", "the file is empty"),
@@ -834,6 +838,12 @@ def tflite_cases() -> list[Case]:
             _tflite_patched(FIXTURES / "tflite_op_rnn_external.tflite", external_past_end),
             "FormatError",
             r"Model.buffers\[\d+\] \(offset 1099511627776, size \d+\) .* lies past the end of the file",
+        ),
+        Case(
+            "tflite-no-recurrent-op",
+            _tflite_patched(FIXTURES / "tflite_op_rnn.tflite", only_add),
+            "WeightLayoutError",
+            "no recurrent op found among ADD",
         ),
         Case(
             "tflite-huge-shape",

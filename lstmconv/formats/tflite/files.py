@@ -543,6 +543,14 @@ def read_model(
             rounding[worst],
             worst,
         )
+    if not reads:
+        found_ops = sorted({op.op_name for sub in model.subgraphs for op in sub.operators})
+        raise WeightLayoutError(
+            f"no recurrent op found among {', '.join(found_ops) or 'no operators'}",
+            hint="lstmconv reads UNIDIRECTIONAL_SEQUENCE_LSTM, BIDIRECTIONAL_SEQUENCE_LSTM, LSTM, "
+            "UNIDIRECTIONAL_SEQUENCE_RNN, BIDIRECTIONAL_SEQUENCE_RNN and RNN (a model converted with "
+            "SELECT_TF_OPS keeps TensorFlow's own loop ops instead)",
+        )
     names = _common.unique_names(read.layer.name for read in reads)
     layers = [read.layer.replace(name=name) for read, name in zip(reads, names)]
     if drop_clips:

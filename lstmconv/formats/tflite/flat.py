@@ -169,12 +169,15 @@ class Tensor:
 class Operator:
     index: int
     code: int
+    custom: str
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     options: Mapping[str, Any]
 
     @property
     def op_name(self) -> str:
+        if self.code == names.CUSTOM and self.custom:
+            return f"CUSTOM {self.custom}"
         return names.OP_NAMES.get(self.code, f"operator {self.code}")
 
 
@@ -231,12 +234,12 @@ def _options(table: Table, code: int) -> dict[str, Any]:
 def parse(data: Any) -> TfliteModel:
     flat = Flat(data)
     model = flat.root()
-    codes = []
+    codes, customs = [], []
     for k, code in enumerate(model.tables(1, "Model.operator_codes")):
         deprecated = code.scalar(0, "b", 0)
         builtin = code.scalar(3, "i", 0)
         codes.append(max(int(deprecated), int(builtin)))  # schema 3a: the larger of the two holds
-        del k
+        customs.append(code.string(1, f"Model.operator_codes[{k}].custom_code"))
     buffers = []
     for k, table in enumerate(model.tables(4, "Model.buffers")):
         what = f"Model.buffers[{k}]"
@@ -275,6 +278,7 @@ def parse(data: Any) -> TfliteModel:
                 Operator(
                     index=o,
                     code=codes[opcode],
+                    custom=customs[opcode],
                     inputs=table.ints(1, f"{what}.inputs"),
                     outputs=table.ints(2, f"{what}.outputs"),
                     options=_options(table, codes[opcode]),
