@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -303,6 +304,19 @@ def convert(
     fmt = for_path(dest, to_format)
     _check_destination(dest, overwrite)
     reports: list[verification.Report] = []
+    skipped, parameters = _left_out(model, _format_of(source, from_format).name)
+    if skipped and not verify:  # a verified conversion's report lists them
+        names = ", ".join(
+            f"{entry['name']} ({entry['kind']}, {entry['parameters']:,})" for entry in skipped[:6]
+        )
+        more = f" and {len(skipped) - 6} more" if len(skipped) > 6 else ""
+        _log.warning(
+            "not carried: %s%s; carried %s of %s parameters",
+            names,
+            more,
+            f"{parameters['carried']:,}",
+            f"{parameters['total']:,}",
+        )
 
     def check_written(temporary: str) -> None:
         if not verify:
@@ -319,6 +333,7 @@ def convert(
             labels=(_label(source), dest),
             notes=notes,
         )
+        report = dataclasses.replace(report, skipped=tuple(skipped), parameters=parameters)
         if not report.ok:
             error = VerificationError(f"the written model disagrees with the source\n{report}", where=(dest,))
             error.report = report
@@ -421,20 +436,31 @@ def inspect(source: Any, format: str | None = None, **options: Any) -> dict[str,
     with _collecting_warnings() as warnings:
         model = read(source, format, header_only=not options.get("strict"), **options)
     layers = [inspection.describe(layer, fmt.name) for layer in model]
-    carried = sum(layer["parameters"]["stored"] for layer in layers)
+    skipped, parameters = _left_out(model, fmt.name, layers)
     return {
         "source": _label(source),
         "format": fmt.name,
         "layers": layers,
-        "skipped": [
-            {
-                "name": entry.name,
-                "kind": entry.kind,
-                "parameters": entry.parameters,
-                "tensors": [{"name": name, "shape": list(shape)} for name, shape in entry.tensors],
-            }
-            for entry in model.skipped
-        ],
-        "parameters": {"carried": carried, "total": carried + model.skipped_count},
+        "skipped": skipped,
+        "parameters": parameters,
         "warnings": list(dict.fromkeys(warnings)),
     }
+
+
+def _left_out(
+    model: Model, fmt: str, described: Sequence[Mapping[str, Any]] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """What the reader read past (names, kinds, tensors, parameter counts), and the parameters
+    carried of the total, as the source stores them."""
+    layers = described if described is not None else [inspection.describe(layer, fmt) for layer in model]
+    carried = sum(layer["parameters"]["stored"] for layer in layers)
+    skipped = [
+        {
+            "name": entry.name,
+            "kind": entry.kind,
+            "parameters": entry.parameters,
+            "tensors": [{"name": name, "shape": list(shape)} for name, shape in entry.tensors],
+        }
+        for entry in model.skipped
+    ]
+    return skipped, {"carried": carried, "total": carried + model.skipped_count}

@@ -54,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
         "--config", metavar="PATH", help="the model config for a Keras weights-only file (.keras or JSON)"
     )
     reading.add_argument(
+        "--drop-clips",
+        action="store_true",
+        help="TFLite: drop cell_clip/proj_clip (exact only while the clipped values stay inside the clip)",
+    )
+    reading.add_argument(
+        "--dequantize",
+        action="store_true",
+        help="TFLite: read int8-quantized weights as scale·(q - zero_point) (costs their rounding)",
+    )
+    reading.add_argument(
         "--nonlinearity",
         choices=("tanh", "relu"),
         help="simple RNN activation where a state_dict cannot tell",
@@ -152,8 +162,8 @@ def _tolerance_options(parser: argparse.ArgumentParser) -> None:
 
 def _read_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"strict": True} if getattr(args, "strict", False) else {}
-    for name in ("nonlinearity", "config", "forget_bias", "cell_clip"):
-        if getattr(args, name, None) is not None:
+    for name in ("nonlinearity", "config", "forget_bias", "cell_clip", "drop_clips", "dequantize"):
+        if getattr(args, name, None) not in (None, False):
             options[name] = getattr(args, name)
     return options
 

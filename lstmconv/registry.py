@@ -278,6 +278,16 @@ FORMATS: dict[str, Format] = {
             write_hint="SavedModel folders are read-only here; write .keras, .onnx or .pt",
         ),
         Format(
+            "tflite",
+            "TFLite flatbuffers: fused LSTM and RNN ops, float32 or float16 weights (without TensorFlow)",
+            read_endings=(".tflite",),
+            write_endings=(),
+            face="lstmconv.formats.tflite",
+            reader="lstmconv.formats.tflite.files",
+            write_hint="lstmconv reads .tflite but does not write it; write .keras and convert it with "
+            "tf.lite.TFLiteConverter, or .npz, .onnx, .pt",
+        ),
+        Format(
             "npz",
             "the lstmconv IR as NumPy arrays with readable keys",
             read_endings=(".npz",),

@@ -98,6 +98,10 @@ class Report:
     rtol: float
     atol: float
     notes: tuple[str, ...] = ()
+    #: What the source holds that the conversion does not carry (layers and tensors), and the
+    #: parameters carried of the total.
+    skipped: tuple[dict[str, Any], ...] = ()
+    parameters: dict[str, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -128,6 +132,8 @@ class Report:
             "sides": [side.to_dict() for side in self.sides],
             "layers": [check.to_dict() for check in self.checks],
             "notes": list(self.notes),
+            "skipped": list(self.skipped),
+            "parameters": self.parameters,
         }
 
     def table(self) -> str:
@@ -145,6 +151,12 @@ class Report:
                 + ("yes" if c.ok else "NO")
             )
         rows.extend(f"note: {note}" for note in self.notes)
+        if self.skipped and self.parameters:
+            shown = ", ".join(
+                f"{entry['name']} ({entry['kind']}, {entry['parameters']:,})" for entry in self.skipped
+            )
+            rows.append(f"not carried: {shown}")
+            rows.append(f"carried {self.parameters['carried']:,} of {self.parameters['total']:,} parameters")
         return "\n".join(rows)
 
     def __str__(self) -> str:

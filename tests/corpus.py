@@ -980,6 +980,204 @@ def savedmodel_cases() -> list[Case]:
     ]
 
 
+# -- .tflite flatbuffers ------------------------------------------------------------------------
+TFLITE = FIXTURES / "tflite_stacked.tflite"
+TFLITE_F16 = FIXTURES / "tflite_float16.tflite"
+
+
+def _tflite_patched(
+    source: Path, locate: Callable[[object], list[tuple[int, bytes]]]
+) -> Callable[[Path], Path]:
+    """A fixture with bytes overwritten where ``locate(flat.Flat)`` says (found with lstmconv's
+    own bounded parser, so the patch lands on the field it means)."""
+
+    def build(folder: Path) -> Path:
+        from lstmconv.formats.tflite import flat
+
+        data = bytearray(source.read_bytes())
+        for position, value in locate(flat.Flat(bytes(data))):
+            data[position : position + len(value)] = value
+        path = folder / "model.tflite"
+        path.write_bytes(bytes(data))
+        return path
+
+    return build
+
+
+def _main_graph(f):
+    return f.root().tables(2, "subgraphs")[0]
+
+
+def _lstm_op(f):
+    graph = _main_graph(f)
+    return next(
+        op for op in graph.tables(3, "operators") if op.ints(1, "inputs") and len(op.ints(1, "inputs")) == 24
+    )
+
+
+def _weight_tensor(f):
+    graph = _main_graph(f)
+    return graph.tables(0, "tensors")[_lstm_op(f).ints(1, "inputs")[2]]
+
+
+def _u32(value: int) -> bytes:
+    return struct.pack("<I", value)
+
+
+def tflite_cases() -> list[Case]:
+    def written(data: bytes) -> Callable[[Path], Path]:
+        def build(folder: Path) -> Path:
+            path = folder / "model.tflite"
+            path.write_bytes(data)
+            return path
+
+        return build
+
+    def copied(name: str) -> Callable[[Path], Path]:
+        def build(folder: Path) -> Path:
+            path = folder / "model.tflite"
+            shutil.copyfile(FIXTURES / name, path)
+            return path
+
+        return build
+
+    def huge_shape(f):  # a weight's (8, 5) becomes (2**31 - 1, 2**31 - 1) over its 160 bytes
+        shape = _weight_tensor(f).pointed(0)
+        return [(shape + 4, _u32(2**31 - 1) * 2)]
+
+    def long_vector(f):  # Model.buffers claims 2**30 entries
+        return [(f.root().pointed(4), _u32(2**30))]
+
+    def long_data(f):  # one weight's buffer data claims more bytes than the file has
+        buffer_index = struct.unpack_from("<I", f.data, _weight_tensor(f).field(2, 4))[0]
+        buffer = f.root().tables(4, "buffers")[buffer_index]
+        return [(buffer.pointed(0), _u32(len(f.data)))]
+
+    def tensor_out_of_range(f):
+        return [(_lstm_op(f).pointed(1) + 4 * 3, struct.pack("<i", 9999))]
+
+    def buffer_out_of_range(f):
+        return [(_weight_tensor(f).field(2, 4), _u32(4_000_000))]
+
+    def opcode_out_of_range(f):  # no operator codes left for the ops to use
+        return [(f.root().pointed(1), _u32(0))]
+
+    def vtable_outside(f):  # the root table's vtable said to lie 2**31 - 1 bytes before it
+        return [(struct.unpack_from("<I", f.data, 0)[0], struct.pack("<i", 2**31 - 1))]
+
+    def dequantize_cycle(f):  # a DEQUANTIZE made to read its own output: the weight's producer loops
+        graph = _main_graph(f)
+        weight = _lstm_op(f).ints(1, "inputs")[2]
+        op = next(op for op in graph.tables(3, "operators") if op.ints(2, "outputs") == (weight,))
+        return [(op.pointed(1) + 4, struct.pack("<i", weight))]
+
+    def external_past_end(f):  # a buffer stored after the flatbuffer, said to lie 2**40 bytes in
+        buffer = next(b for b in f.root().tables(4, "buffers") if b.field(1, 8) is not None)
+        return [(buffer.field(1, 8), struct.pack("<Q", 2**40))]
+
+    def only_add(f):  # the RNN fixture's one operator code made ADD
+        code = f.root().tables(1, "operator_codes")[0]
+        return [(code.field(0, 1), b"\x00"), (code.field(3, 4), _u32(0))]
+
+    stacked = TFLITE.read_bytes()
+    return [
+        Case("tflite-empty", written(b""), "FormatError", "the file is empty"),
+        Case(
+            "tflite-truncated",
+            written(stacked[:900]),
+            "FormatError",
+            "not a readable TFLite model: .* past the end",
+        ),
+        Case(
+            "tflite-not-tflite",
+            written(b"\x08\x00\x00\x00ONNX" + bytes(64)),
+            "FormatError",
+            "no TFL3 identifier",
+        ),
+        Case(
+            "tflite-root-out-of-range",
+            written(_u32(0xFFFFFF00) + stacked[4:]),
+            "FormatError",
+            "the Model table at byte 4294967040 .* lies past the end of the file",
+        ),
+        Case(
+            "tflite-vtable-outside",
+            _tflite_patched(TFLITE, vtable_outside),
+            "FormatError",
+            "vtable of the Model table",
+        ),
+        Case(
+            "tflite-vector-longer-than-file",
+            _tflite_patched(TFLITE, long_vector),
+            "FormatError",
+            r"Model.buffers claims 1073741824 elements, more than the file's \d+ bytes hold",
+        ),
+        Case(
+            "tflite-buffer-past-end",
+            _tflite_patched(TFLITE, long_data),
+            "FormatError",
+            r"buffers\[\d+\]\.data .* past the end",
+        ),
+        Case(
+            "tflite-external-buffer-past-end",
+            _tflite_patched(FIXTURES / "tflite_op_rnn_external.tflite", external_past_end),
+            "FormatError",
+            r"Model.buffers\[\d+\] \(offset 1099511627776, size \d+\) .* lies past the end of the file",
+        ),
+        Case(
+            "tflite-no-recurrent-op",
+            _tflite_patched(FIXTURES / "tflite_op_rnn.tflite", only_add),
+            "WeightLayoutError",
+            "no recurrent op found among ADD",
+        ),
+        Case(
+            "tflite-huge-shape",
+            _tflite_patched(TFLITE, huge_shape),
+            "FormatError",
+            r"input 2 input_to_forget_weights .* the buffer holds 160 bytes, expected 18446744056529682436 "
+            r"for shape \(2147483647, 2147483647\)",
+        ),
+        Case(
+            "tflite-tensor-out-of-range",
+            _tflite_patched(TFLITE, tensor_out_of_range),
+            "FormatError",
+            "names tensor 9999",
+        ),
+        Case(
+            "tflite-buffer-out-of-range",
+            _tflite_patched(TFLITE, buffer_out_of_range),
+            "FormatError",
+            "names buffer 4000000",
+        ),
+        Case(
+            "tflite-opcode-out-of-range",
+            _tflite_patched(TFLITE, opcode_out_of_range),
+            "FormatError",
+            "uses operator code 0, but the model has 0",
+        ),
+        Case(
+            "tflite-dequantize-cycle",
+            _tflite_patched(TFLITE_F16, dequantize_cycle),
+            "FormatError",
+            "a DEQUANTIZE chain loops",
+        ),
+        Case(
+            "tflite-gru-while-loop",
+            copied("tflite_gru_while.tflite"),
+            "UnsupportedFeatureError",
+            r'operator 1 \(WHILE, body "while_body", output "while"\) is a recurrent layer exported as '
+            "a WHILE loop, not a fused op; lstmconv cannot read it",
+        ),
+        Case(
+            "tflite-int8-weights",
+            copied("tflite_int8.tflite"),
+            "UnsupportedFeatureError",
+            r"UNIDIRECTIONAL_SEQUENCE_LSTM .* input 1 input_to_input_weights \(tensor \d+ .*\): "
+            "int8-quantized weights",
+        ),
+    ]
+
+
 #: The cases of each registry format (tests/test_registry.py demands some for every format).
 CASES_BY_FORMAT: dict[str, Callable[[], list[Case]]] = {
     "keras": lambda: keras_cases() + legacy_cases(),
@@ -989,6 +1187,7 @@ CASES_BY_FORMAT: dict[str, Callable[[], list[Case]]] = {
     "npz": npz_cases,
     "tf-checkpoint": tf_checkpoint_cases,
     "savedmodel": savedmodel_cases,
+    "tflite": tflite_cases,
 }
 
 

@@ -328,6 +328,7 @@ FILES: dict[str, FileFormat] = {
     ),
     "tf-checkpoint": FileFormat(None, (), None, None),
     "savedmodel": FileFormat(None, (), None, None),
+    "tflite": FileFormat(None, (), None, None),
 }
 
 

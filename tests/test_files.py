@@ -41,6 +41,16 @@ REFUSED = {
     },
     ("tf1_lstm_peephole_proj", ".onnx"): "ONNX cannot express a projection (proj_size=3)",
 }
+#: TFLiteConverter sets cell_clip 10 on every Keras LSTM, which only .npz keeps (tests/test_tflite.py
+#: converts them with --drop-clips).
+REFUSED.update(
+    {
+        (name, ending): "cannot express a clip of the cell state (cell_clip 10"
+        for name, entry in MANIFEST.items()
+        if name.startswith("tflite_") and "TFLiteConverter" in entry["made_by"]
+        for ending in (".onnx", ".pt", ".safetensors", ".keras")
+    }
+)
 
 
 def _io(name: str) -> tuple[np.ndarray, np.ndarray]:
