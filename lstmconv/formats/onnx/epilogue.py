@@ -139,6 +139,8 @@ def output_end(graph: Graph, node: Any) -> str:
             break
         others = [name for name in consumer.input if name != end]
         passes = _LAYOUT_OPS | _REDUCTIONS | _REVERSALS | {"Slice"}
+        if _static_reshape(graph, consumer):
+            break  # a shape fixed at export (dynamo's): the span ends before it, to run at any size
         if consumer.op_type in passes and all(graph.is_constant(name) for name in others):
             end = consumer.output[0]
         elif consumer.op_type == "Split" and len(consumer.output) == 2:
@@ -151,6 +153,14 @@ def output_end(graph: Graph, node: Any) -> str:
         else:
             break
     return end
+
+
+def _static_reshape(graph: Graph, node: Any) -> bool:
+    """A Reshape to a constant shape with no 0 or -1: the batch and length the exporter traced."""
+    if node.op_type != "Reshape" or len(node.input) < 2:
+        return False
+    shape = _constant(graph, node.input[1])
+    return shape is not None and bool(np.all(np.ravel(shape) > 0))
 
 
 def _join_of_branches(graph: Graph, splits: list[Any]) -> Any | None:
