@@ -458,6 +458,18 @@ def _recurrent_any(root: Any) -> Iterator[Any]:
         yield from _recurrent_any(child)
 
 
+def _returns_every_step(config: Any) -> bool:
+    """Whether a layer config (and every config it nests) returns every step and no states."""
+    if isinstance(config, dict):
+        wanted = {"return_sequences": True, "return_state": False, "stateful": False}
+        if any(key in config and config[key] != value for key, value in wanted.items()):
+            return False
+        return all(_returns_every_step(value) for value in config.values())
+    if isinstance(config, list):
+        return all(_returns_every_step(value) for value in config)
+    return True
+
+
 def _every_step(config: Any) -> None:
     """Make a layer config (and the configs it nests) return every step and no states."""
     if isinstance(config, dict):
@@ -473,11 +485,14 @@ def _every_step(config: Any) -> None:
 
 def _layer_runner(layer: Any, ir: Layer) -> Any:
     config = layer.get_config()
-    _every_step(config)
-    clone = type(layer).from_config(config)
     dtype = np.dtype(str(getattr(layer, "compute_dtype", None) or "float32"))
-    clone(np.zeros((1, 1, ir.input_size), dtype=dtype))
-    clone.set_weights(layer.get_weights())
+    if _returns_every_step(config):
+        clone = layer  # runs as it is
+    else:
+        _every_step(config)
+        clone = type(layer).from_config(config)
+        clone(np.zeros((1, 1, ir.input_size), dtype=dtype))
+        clone.set_weights(layer.get_weights())
 
     def run_layer(x: np.ndarray) -> np.ndarray:
         out = clone(np.asarray(x, dtype=dtype), training=False)

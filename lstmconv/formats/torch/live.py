@@ -376,9 +376,12 @@ def _level_runner(group: statedict.Group, index: int, layer: Layer, where: str) 
             for field, tensor in fields.items():
                 own[f"{field}_l0{'_reverse' if reverse else ''}"] = torch.as_tensor(tensor).detach()
     first = next(iter(own.values()))
-    module = _MODULES[layer.kind](**options).to(first.dtype).eval()
+    with torch.device("meta"):  # no random initialisation to throw away: the file's tensors go in
+        module = _MODULES[layer.kind](**options)
     try:
-        module.load_state_dict(own, strict=True)
+        module.load_state_dict(own, strict=True, assign=True)
+        module.eval()
+        module.flatten_parameters()
     except RuntimeError as error:
         raise UnsupportedFeatureError(f"torch cannot load the tensors: {error}", where=(where,)) from None
 
