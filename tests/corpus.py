@@ -37,6 +37,8 @@ class Case:
     error: str  # the LstmconvError subclass, by name
     message: str  # a regular expression the message must match
     needs: tuple[str, ...] = ()
+    #: bytes from outside the model (a local file's) that must never reach an output or a message
+    secret: bytes = b""
 
 
 # -- .keras archives ---------------------------------------------------------------------------
@@ -142,7 +144,61 @@ def keras_cases() -> list[Case]:
         members["config.json"] = json.dumps(config).encode()
         return _write_zip(folder / "model.keras", members)
 
+    def weights_alone(folder: Path, change: Callable[[object, Path], None]) -> Path:
+        import h5py
+
+        path = folder / "model.weights.h5"
+        path.write_bytes(_keras_members()["model.weights.h5"])
+        with h5py.File(path, "r+") as handle:
+            change(handle, folder)
+        return path
+
+    def in_archive(change: Callable[[object, Path], None]) -> Callable[[Path], Path]:
+        return lambda folder: _keras_with_weights(folder, lambda handle: change(handle, folder))
+
+    hdf5_cases = [
+        Case(
+            "keras-external-storage",
+            in_archive(_external_storage(KERNEL, (16, 20))),
+            "UnsafeInputError",
+            r"dataset '0' keeps its bytes in external storage .*: refused",
+            secret=SECRET[:1280],
+        ),
+        Case(
+            "keras-virtual-dataset",
+            in_archive(_virtual(KERNEL, (16, 20))),
+            "UnsafeInputError",
+            r"dataset '0' is a virtual dataset",
+            secret=SECRET[:1280],
+        ),
+        Case(
+            "keras-parent-external-link",
+            in_archive(_parent_external_link("layers/lstm/cell")),
+            "UnsafeInputError",
+            r"ExternalLink 'layers/lstm/cell' to .* refused",
+        ),
+        Case(
+            "weights-h5-external-storage",
+            lambda f: weights_alone(f, _external_storage(KERNEL, (16, 20))),
+            "UnsafeInputError",
+            r"dataset '0' keeps its bytes in external storage",
+            secret=SECRET[:1280],
+        ),
+        Case(
+            "weights-h5-parent-soft-link",
+            lambda f: weights_alone(f, _parent_soft_link("layers/lstm")),
+            "UnsafeInputError",
+            r"SoftLink 'layers/lstm' to '/elsewhere' refused",
+        ),
+        Case(
+            "weights-h5-parent-external-link",
+            lambda f: weights_alone(f, _parent_external_link("layers/lstm/cell/vars")),
+            "UnsafeInputError",
+            r"ExternalLink 'layers/lstm/cell/vars' to .* refused",
+        ),
+    ]
     return [
+        *hdf5_cases,
         Case("keras-truncated", truncated, "FormatError", "not a readable Keras file|neither a .keras zip"),
         Case("keras-zip-bomb", bomb, "UnsafeInputError", "expands .* bytes from"),
         Case("keras-member-dotdot", dotdot, "UnsafeInputError", "points outside the archive"),
@@ -224,6 +280,71 @@ def _shape_bomb(compression: str | None) -> Callable[[object, Path], None]:
     return change
 
 
+#: What a file outside the model holds; a reader that follows storage out of the file copies it.
+SECRET = b"SECRET-MARKER-0123456789abcdef!!" * 64  # 2048 bytes, more than any kernel here needs
+
+
+def _secret_file(folder: Path) -> Path:
+    """A local file beside the case folder, as a system file or a token would be."""
+    path = folder.parent / f"{folder.name}-secret.bin"
+    path.write_bytes(SECRET)
+    return path
+
+
+def _external_storage(key: str, shape: tuple[int, ...]) -> Callable[[object, Path], None]:
+    """``key`` rewritten as a dataset whose bytes HDF5 keeps in a file outside this one."""
+
+    def change(handle, folder: Path) -> None:
+        secret = _secret_file(folder)
+        del handle[key]
+        nbytes = int(np.prod(shape)) * 4
+        handle.create_dataset(key, shape=shape, dtype="f4", external=[(str(secret), 0, nbytes)])
+
+    return change
+
+
+def _virtual(key: str, shape: tuple[int, ...], missing: bool = False) -> Callable[[object, Path], None]:
+    """``key`` rewritten as a virtual dataset mapping another HDF5 file's (or a missing one's)."""
+    import h5py
+
+    def change(handle, folder: Path) -> None:
+        source = folder.parent / f"{folder.name}-source.h5"
+        if not missing:
+            with h5py.File(source, "w") as other:
+                other["data"] = np.frombuffer(SECRET[: int(np.prod(shape)) * 4], "f4").reshape(shape)
+        layout = h5py.VirtualLayout(shape=shape, dtype="f4")
+        layout[...] = h5py.VirtualSource(str(source), "data", shape=shape)
+        del handle[key]
+        handle.create_virtual_dataset(key, layout, fillvalue=0)
+
+    return change
+
+
+def _parent_external_link(group: str) -> Callable[[object, Path], None]:
+    """The group holding the weights moved to another file, an external link left in its place."""
+    import h5py
+
+    def change(handle, folder: Path) -> None:
+        other_path = folder.parent / f"{folder.name}-outside.h5"
+        with h5py.File(other_path, "w") as other:
+            handle.copy(handle[group], other, name="moved")
+        del handle[group]
+        handle[group] = h5py.ExternalLink(str(other_path), "/moved")
+
+    return change
+
+
+def _parent_soft_link(group: str) -> Callable[[object, Path], None]:
+    """The group holding the weights moved elsewhere in the file, a soft link left in its place."""
+    import h5py
+
+    def change(handle, folder: Path) -> None:
+        handle.move(group, "/elsewhere")
+        handle[group] = h5py.SoftLink("/elsewhere")
+
+    return change
+
+
 def legacy_cases() -> list[Case]:
     def truncated(folder: Path) -> Path:
         path = folder / "model.h5"
@@ -243,6 +364,38 @@ def legacy_cases() -> list[Case]:
             "ExternalLink .* refused",
         ),
         Case("h5-soft-link", lambda f: _legacy(f, _soft_link), "UnsafeInputError", "SoftLink .* refused"),
+        Case(
+            "h5-external-storage",
+            lambda f: _legacy(f, _external_storage(LEGACY_KERNEL, (5, 24))),
+            "UnsafeInputError",
+            r"dataset '\S*kernel:0' keeps its bytes in external storage .*: refused",
+            secret=SECRET[:480],
+        ),
+        Case(
+            "h5-virtual-dataset",
+            lambda f: _legacy(f, _virtual(LEGACY_KERNEL, (5, 24))),
+            "UnsafeInputError",
+            r"dataset '\S*kernel:0' is a virtual dataset .*: refused",
+            secret=SECRET[:480],
+        ),
+        Case(
+            "h5-virtual-dataset-missing-source",
+            lambda f: _legacy(f, _virtual(LEGACY_KERNEL, (5, 24), missing=True)),
+            "UnsafeInputError",
+            r"dataset '\S*kernel:0' is a virtual dataset",
+        ),
+        Case(
+            "h5-parent-external-link",
+            lambda f: _legacy(f, _parent_external_link("model_weights/lstm_hs/lstm_hs")),
+            "UnsafeInputError",
+            r"ExternalLink 'model_weights/lstm_hs/lstm_hs' to .* refused",
+        ),
+        Case(
+            "h5-parent-soft-link",
+            lambda f: _legacy(f, _parent_soft_link("model_weights/lstm_hs/lstm_hs")),
+            "UnsafeInputError",
+            r"SoftLink 'model_weights/lstm_hs/lstm_hs' to '/elsewhere' refused",
+        ),
         Case(
             "h5-shape-bomb",
             lambda f: _legacy(f, _shape_bomb(None)),

@@ -69,6 +69,9 @@ def test_cli_exits_2_with_one_line_and_writes_nothing(case, capsys) -> None:
     assert os.listdir(out) == []
     assert _tree(root) == before  # nothing touched, inside or beside the case folder
     assert not any(root.rglob(MARKER))
+    if case.secret:  # bytes of a file outside the model reach neither an output nor the message
+        assert case.secret[:16] not in err.encode()
+        assert not [p for p in out.rglob("*") if p.is_file() and case.secret[:16] in p.read_bytes()]
 
 
 def test_inspect_reads_only_headers_and_still_refuses(case, capsys) -> None:

@@ -25,6 +25,7 @@ class H5:
 
     def __init__(self, handle: h5py.File, size: int, probe: bool = False):
         self.handle, self.size, self.probe = handle, size, probe
+        refuse_links(handle)
 
     def dataset(self, group: h5py.Group, key: str, where: str) -> np.ndarray:
         link = group.get(key, getlink=True)
@@ -37,6 +38,7 @@ class H5:
         node = group[key]
         if not isinstance(node, h5py.Dataset):
             raise FormatError(f"{key!r} is not a dataset", where=(where,))
+        self._require_inside(node, key, where)
         declared = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
         allowed = self.size if node.compression is None else MAX_HDF5_RATIO * self.size + (1 << 20)
         if declared > allowed:
@@ -53,6 +55,69 @@ class H5:
         if node.attrs.get("dtype") in ("bfloat16", b"bfloat16") and values.dtype.itemsize == 2:
             return values.view(dtypes.resolve("bfloat16"))  # Keras 3 stores bfloat16 as raw 2-byte values
         return values
+
+    def _require_inside(self, node: h5py.Dataset, key: str, where: str) -> None:
+        """Only storage inside this file: the dataset reached through hard links alone, from
+        this file, its bytes contiguous, chunked or compact here (no external storage, no
+        virtual dataset mapping other files)."""
+        if node.file != self.handle:
+            raise UnsafeInputError(
+                f"dataset {key!r} lies in another file ({node.file.filename}) through a link: refused",
+                where=(where,),
+                hint="weights must live in the file",
+            )
+        parent = self.handle
+        parts = [part for part in node.name.split("/") if part]
+        for index, part in enumerate(parts):
+            link = parent.get(part, getlink=True)
+            if not isinstance(link, h5py.HardLink):
+                on = "/".join(parts[: index + 1])
+                raise UnsafeInputError(
+                    f"{type(link).__name__} {on!r} on the path to dataset {key!r} refused",
+                    where=(where,),
+                    hint="weights must live in the file",
+                )
+            parent = parent[part]
+        plist = node.id.get_create_plist()
+        if plist.get_layout() == h5py.h5d.VIRTUAL:
+            raise UnsafeInputError(
+                f"dataset {key!r} is a virtual dataset (its bytes are mapped from other files): refused",
+                where=(where,),
+                hint="weights must live in the file",
+            )
+        if plist.get_external_count() > 0:
+            first = plist.get_external(0)[0]
+            shown = first.decode(errors="replace") if isinstance(first, bytes) else str(first)
+            raise UnsafeInputError(
+                f"dataset {key!r} keeps its bytes in external storage ({shown!r}): refused",
+                where=(where,),
+                hint="weights must live in the file",
+            )
+
+
+def refuse_links(handle: h5py.File) -> None:
+    """Refuse a file holding any soft or external link, before anything follows one: an
+    external link opens another file (which may be a FIFO, or a secret), and a soft link makes
+    one name read another's bytes. Keras writes neither. Hard links are the file's own."""
+    found: list[tuple[str, Any]] = []
+
+    def visit(name: str, link: Any) -> Any:
+        if not isinstance(link, h5py.HardLink):
+            found.append((name, link))
+            return True  # stop at the first
+        return None
+
+    handle.visititems_links(visit)
+    if found:
+        name, link = found[0]
+        if isinstance(link, h5py.ExternalLink):
+            target = f"{link.filename}:{link.path}"
+        else:
+            target = getattr(link, "path", "?")
+        raise UnsafeInputError(
+            f"{type(link).__name__} {name!r} to {target!r} refused",
+            hint="weights must live in the file: no soft or external links",
+        )
 
 
 def attr_strings(group: h5py.Group, name: str) -> list[str]:
