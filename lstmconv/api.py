@@ -17,9 +17,11 @@ from .errors import (
     LstmconvError,
     OutputExistsError,
     UnsupportedFeatureError,
+    UsageError,
     VerificationError,
     WeightLayoutError,
 )
+from .formats._common import require_regular_file
 from .ir import Model
 from .registry import FORMATS, Declined, Format, Reader, for_object, for_path, is_path
 
@@ -77,6 +79,8 @@ def _read(source: Any, format: str | None, **options: Any) -> Model:
     fmt = source_format(source, format)
     if is_path(source) and not os.path.exists(source):
         raise LstmconvError("no such file", where=(os.fspath(source),))
+    if is_path(source):
+        require_regular_file(os.fspath(source), folder_ok=fmt.folder_holds is not None)
     header_reader = fmt.load_header_reader() if is_path(source) and options.get("header_only") else None
     if header_reader is not None:
         with contextlib.suppress(Declined):  # then the full reader it is
@@ -89,7 +93,7 @@ def _read(source: Any, format: str | None, **options: Any) -> Model:
 def _read_file(module: Reader, fmt: Format, path: str, options: Mapping[str, Any]) -> Model:
     try:
         return module.read(path, **options)
-    except Declined:
+    except (Declined, UsageError):
         raise
     except LstmconvError as error:
         raise error.within(path) from None

@@ -53,6 +53,11 @@ class UnsafeInputError(FormatError):
     allocate far more than the file holds."""
 
 
+class UsageError(LstmconvError):
+    """lstmconv was asked for something impossible (an option or environment variable that
+    makes no sense): the user's to fix, not the file's; no file is named."""
+
+
 class MissingDependencyError(LstmconvError, ImportError):
     """A framework needed for this step is not installed."""
 

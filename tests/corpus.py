@@ -848,13 +848,61 @@ def npz_cases() -> list[Case]:
     ]
 
 
+# -- not regular files: a FIFO blocks a read forever, /dev/zero never ends ------------------------------
+def _fifo(name: str) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        path = folder / name
+        os.mkfifo(path)
+        return path
+
+    return build
+
+
+def _directory(name: str) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        path = folder / name
+        path.mkdir()
+        return path
+
+    return build
+
+
+def _dev_zero(name: str) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        path = folder / name
+        path.symlink_to("/dev/zero")
+        return path
+
+    return build
+
+
+def not_regular_cases(ending: str) -> list[Case]:
+    fifo = r"a FIFO \(named pipe\), not a regular file: refused"
+    cases = [
+        Case(f"fifo-{ending}", _fifo(f"m.{ending}"), "FormatError", fifo),
+        Case(
+            f"directory-{ending}", _directory(f"m.{ending}"), "FormatError", "a directory, not a regular file"
+        ),
+    ]
+    if ending == "keras":
+        cases.append(
+            Case(
+                "dev-zero-keras",
+                _dev_zero("m.keras"),
+                "FormatError",
+                "a character device, not a regular file",
+            )
+        )
+    return cases
+
+
 #: The cases of each registry format (tests/test_registry.py demands some for every format).
 CASES_BY_FORMAT: dict[str, Callable[[], list[Case]]] = {
-    "keras": lambda: keras_cases() + legacy_cases(),
-    "torch": torch_cases,
-    "safetensors": safetensors_cases,
-    "onnx": onnx_cases,
-    "npz": npz_cases,
+    "keras": lambda: keras_cases() + legacy_cases() + not_regular_cases("keras") + not_regular_cases("h5"),
+    "torch": lambda: torch_cases() + not_regular_cases("pt"),
+    "safetensors": lambda: safetensors_cases() + not_regular_cases("safetensors"),
+    "onnx": lambda: onnx_cases() + not_regular_cases("onnx"),
+    "npz": lambda: npz_cases() + not_regular_cases("npz"),
 }
 
 

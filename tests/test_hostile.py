@@ -172,3 +172,76 @@ def test_keras_header_read_outlines_the_full_read_and_warns_once(tmp_path, caplo
                 ]
                 assert all(not a.any() and not any(a.strides) for _, a in cell.tensors())  # one zero each
         assert len(expected) == (2 if path.name.endswith("weights_only.h5") or path == weights_only else 0)
+
+
+def test_the_full_hdf5_read_runs_under_the_time_limit_too(monkeypatch) -> None:
+    """Not only the structure: the values are read by a child under the limit as well (into
+    memory shared with the parent), so a dataset whose read hangs costs a child."""
+    import time
+
+    from lstmconv.formats.keras import hdf5
+
+    reading = hdf5.H5.dataset
+
+    def hangs_when_reading_values(self, group, key, where):
+        if self.into is not None:
+            time.sleep(60)
+        return reading(self, group, key, where)
+
+    monkeypatch.setattr(hdf5.H5, "dataset", hangs_when_reading_values)
+    monkeypatch.setenv("LSTMCONV_HDF5_SECONDS", "1")
+    started = time.monotonic()
+    with pytest.raises(errors.FormatError, match=r"reading the file's HDF5 datasets did not finish in 1 s"):
+        lstmconv.read(Path(__file__).parent.parent / "fixtures" / "tf_keras_hard_sigmoid.h5")
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "nan", "inf"])
+def test_a_bad_time_limit_is_a_usage_error_naming_the_variable(value, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("LSTMCONV_HDF5_SECONDS", value)
+    fixture = Path(__file__).parent.parent / "fixtures" / "tf_keras_hard_sigmoid.h5"
+    assert main(["inspect", str(fixture)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lstmconv: error: LSTMCONV_HDF5_SECONDS must be a positive number"), err
+    assert str(fixture) not in err and err.count("\n") == 1
+
+
+def test_the_forked_child_dies_with_its_parent(tmp_path) -> None:
+    """SIGTERM to a process waiting on its HDF5 child must not leave the child running."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    script = (
+        "import os, time\n"
+        "from lstmconv.formats import forked\n"
+        "def task():\n"
+        f"    open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(120)\n"
+        "forked.look(task, 120, 'a test')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    parent = subprocess.Popen([sys.executable, "-c", script], env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(10)
+    finally:
+        parent.kill()
+
+    def running(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        return state != "Z"
+
+    deadline = time.monotonic() + 10
+    while running(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(child), "the child outlived its parent"

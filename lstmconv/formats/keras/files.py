@@ -20,6 +20,8 @@ import dataclasses
 import io
 import json
 import logging
+import math
+import mmap
 import os
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,9 +31,17 @@ import h5py
 import numpy as np
 
 from ... import outline, steps
-from ...errors import FormatError, LstmconvError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
+from ...errors import (
+    FormatError,
+    LstmconvError,
+    UnsafeInputError,
+    UnsupportedFeatureError,
+    UsageError,
+    WeightLayoutError,
+)
 from ...ir import MERGE_MODES, Kind, Layer, Model
 from .. import forked
+from .._common import require_regular_file
 from . import names as keras_names
 from .hdf5 import H5, Window, attr_strings, attr_text, member_start
 
@@ -328,11 +338,17 @@ def read(
     file (``config.json``, or ``model.to_json()``), so names, activations and merges are known.
     ``header_only``: names and shapes exact, every value zero."""
     path = os.fspath(source)
+    seconds = _limit_from_environment()
     try:
         given = _load_config(os.fspath(config)) if config is not None else None
-        outlined = _look_in_child(path, given)
+        limit = seconds if seconds is not None else _limit_for_size(path)
+        outlined = _look_in_child(path, given, limit)
         if header_only and outlined is not None:
-            return outline.placeholders(outlined.taken(), path)
+            return outline.placeholders(outlined.taken()["outline"], path)
+        if outlined is not None and not header_only:
+            arrays = _read_in_child(path, given, outlined.value["datasets"], limit)
+            if arrays is not None:  # the values are read: the parent walks the structure alone
+                return Model(tuple(_read_path(path, given=given, preread=iter(arrays))), path)
         return Model(tuple(_read_path(path, probe=header_only, given=given)), path)
     except LstmconvError as error:
         raise error.within(path) from None
@@ -342,23 +358,81 @@ def read(
         ) from None
 
 
-def _look_in_child(path: str, given: tuple[Mapping[str, Any], int | None] | None) -> forked.Answer | None:
+def _limit_from_environment() -> float | None:
+    """LSTMCONV_HDF5_SECONDS, if set: a usage error (not the file's) when it is no number."""
+    text = os.environ.get("LSTMCONV_HDF5_SECONDS")
+    if text is None or not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(
+            f"LSTMCONV_HDF5_SECONDS must be a positive number of seconds, found {text!r}",
+            hint="unset it for the default (10 s, more for large files)",
+        )
+    return value
+
+
+def _limit_for_size(path: str) -> float:
+    return PROBE_SECONDS + PROBE_SECONDS_PER_GB * os.path.getsize(path) / 2**30  # inflating takes time
+
+
+def _look_in_child(
+    path: str, given: tuple[Mapping[str, Any], int | None] | None, limit: float
+) -> forked.Answer | None:
     """The file's layers outlined (names, shapes, dtypes) by a forked child that walks the HDF5
     structure under a time limit, so that a file that hangs or crashes the HDF5 library costs a
-    child (see :mod:`.forked`); None if the walk failed, for the real read to report why."""
-    size_limit = PROBE_SECONDS + PROBE_SECONDS_PER_GB * os.path.getsize(path) / 2**30  # inflating takes time
-    limit = float(os.environ.get("LSTMCONV_HDF5_SECONDS", size_limit))
+    child (see :mod:`.forked`), with every dataset it was asked for; None if the walk failed,
+    for the real read to report why."""
+
+    def task() -> dict[str, Any]:
+        seen: list[tuple[str, list[int], str]] = []
+        model = Model(tuple(_read_path(path, probe=True, given=given, seen=seen)), path)
+        return {"outline": outline.outline(model), "datasets": seen}
+
     return forked.look(
-        lambda: outline.outline(Model(tuple(_read_path(path, probe=True, given=given)), path)),
+        task, limit, "the file's HDF5 structure", hint="set LSTMCONV_HDF5_SECONDS to allow longer"
+    )
+
+
+def _read_in_child(
+    path: str,
+    given: tuple[Mapping[str, Any], int | None] | None,
+    datasets: Sequence[tuple[str, Sequence[int], str]],
+    limit: float,
+) -> list[np.ndarray] | None:
+    """Every dataset's values, read by a forked child under the time limit into memory shared
+    with this process (an anonymous mapping: no file), in the order the read asks for them;
+    None where there is no fork or the child's read failed (the parent's own read reports why)."""
+    layout, total = [], 0
+    for _name, shape, dtype_text in datasets:
+        dtype = np.dtype(dtype_text)
+        count = int(np.prod(shape, dtype=np.int64))
+        layout.append((total, dtype, tuple(shape), count))
+        total += -(-count * dtype.itemsize // 64) * 64
+    shared = mmap.mmap(-1, max(total, 1))
+    arrays = [
+        np.frombuffer(shared, dtype, count, offset).reshape(shape) for offset, dtype, shape, count in layout
+    ]
+    done = forked.look(
+        lambda: bool(_read_path(path, given=given, into=iter(arrays)) is not None),
         limit,
-        "the file's HDF5 structure",
+        "the file's HDF5 datasets",
         hint="set LSTMCONV_HDF5_SECONDS to allow longer",
     )
+    if done is None or done.value is not True:
+        return None
+    for array in arrays:
+        array.flags.writeable = False
+    return arrays
 
 
 def _load_config(path: str) -> tuple[Mapping[str, Any], int | None]:
     """(config, Keras major version if known) from a .keras archive or a JSON file."""
     try:
+        require_regular_file(path)
         if zipfile.is_zipfile(path):
             archive, config, major = _open_keras_archive(path)
             archive.close()
@@ -378,8 +452,13 @@ def _load_config(path: str) -> tuple[Mapping[str, Any], int | None]:
 
 
 def _read_path(
-    path: str, probe: bool = False, given: tuple[Mapping[str, Any], int | None] | None = None
+    path: str,
+    probe: bool = False,
+    given: tuple[Mapping[str, Any], int | None] | None = None,
+    **h5_options: Any,
 ) -> list[Layer]:
+    """The layers of the file; ``h5_options`` go to :class:`.hdf5.H5` (``seen``, ``into``,
+    ``preread``)."""
     config, given_major = given if given is not None else (None, None)
     size = os.path.getsize(path)
     if zipfile.is_zipfile(path):
@@ -391,11 +470,11 @@ def _read_path(
             else:
                 source = io.BytesIO(archive.read(info))
             with source, h5py.File(source, "r") as handle:
-                return _read_tree(H5(handle, info.file_size, probe), config, major)
+                return _read_tree(H5(handle, info.file_size, probe, outer=size, **h5_options), config, major)
     if not h5py.is_hdf5(path):
         raise FormatError("neither a .keras zip archive nor an HDF5 file")
     with h5py.File(path, "r") as handle:
-        h5 = H5(handle, size, probe)
+        h5 = H5(handle, size, probe, **h5_options)
         version = attr_text(handle.attrs, "keras_version")
         if "model_weights" in handle or "layer_names" in handle.attrs:
             return _read_legacy(h5, given_major or _major(version, 2), config)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 import h5py
@@ -23,8 +24,28 @@ class H5:
     """An open HDF5 file whose datasets are read with the checks that keep hostile files harmless;
     with ``probe``, a dataset's shape and dtype are checked but its values left unread."""
 
-    def __init__(self, handle: h5py.File, size: int, probe: bool = False):
+    def __init__(
+        self,
+        handle: h5py.File,
+        size: int,
+        probe: bool = False,
+        *,
+        into: Iterator[np.ndarray] | None = None,
+        preread: Iterator[np.ndarray] | None = None,
+        outer: int | None = None,
+        seen: list[tuple[str, list[int], str]] | None = None,
+    ):
+        """``into``: arrays (in the order the datasets are asked for) that each dataset is read
+        into, in a child process (:mod:`.files`); ``preread``: those arrays, handed out in the
+        same order instead of reading the file again. ``seen`` lists each dataset asked for.
+        ``outer``: the stored size of the outermost file (a ``.keras`` archive holding this one),
+        whose ``MAX_HDF5_RATIO`` times is the one budget for every dataset's declared bytes, so
+        the zip's and HDF5's expansions do not multiply."""
         self.handle, self.size, self.probe = handle, size, probe
+        self.budget = MAX_HDF5_RATIO * (size if outer is None else outer) + (1 << 20)
+        self.declared = 0
+        self.into, self.preread = into, preread
+        self.seen = seen if seen is not None else []
         refuse_links(handle)
 
     def dataset(self, group: h5py.Group, key: str, where: str) -> np.ndarray:
@@ -40,14 +61,33 @@ class H5:
             raise FormatError(f"{key!r} is not a dataset", where=(where,))
         self._require_inside(node, key, where)
         declared = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
-        allowed = self.size if node.compression is None else MAX_HDF5_RATIO * self.size + (1 << 20)
+        allowed = self.size if node.compression is None else self.budget
         if declared > allowed:
             raise UnsafeInputError(
                 f"dataset {key!r} declares {declared} bytes ({node.shape}) but the file holds {self.size}",
                 where=(where,),
                 hint="the file's sizes are inconsistent; refusing to allocate",
             )
-        if self.probe:  # touch one element (its chunk index), allocate nothing
+        self.declared += declared
+        if self.declared > self.budget:
+            raise UnsafeInputError(
+                f"the datasets up to {key!r} declare {self.declared} bytes, more than {MAX_HDF5_RATIO}× "
+                f"the {(self.budget - (1 << 20)) // MAX_HDF5_RATIO} bytes stored",
+                where=(where,),
+                hint="compression that expands this far is a bomb; refusing to allocate",
+            )
+        if node.dtype.hasobject or node.dtype.kind not in "biufcV":
+            raise FormatError(f"dataset {key!r} holds {node.dtype}, not numbers", where=(where,))
+        self.seen.append((node.name, [int(n) for n in node.shape], node.dtype.str))
+        if self.preread is not None:  # read by the child, into memory it shares with us
+            values = next(self.preread, None)
+            if values is None or values.shape != node.shape or values.dtype != node.dtype:
+                raise FormatError(f"dataset {key!r} changed while it was read", where=(where,))
+        elif self.into is not None:
+            values = next(self.into)
+            if values.size:
+                node.read_direct(values)
+        elif self.probe:  # touch one element (its chunk index), allocate nothing
             first = node[(0,) * node.ndim] if node.size else np.zeros((), node.dtype)
             values = np.broadcast_to(np.asarray(first, node.dtype), node.shape)
         else:

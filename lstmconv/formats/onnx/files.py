@@ -347,8 +347,9 @@ def _external_array(tensor: Any, base_dir: str | None, dtype: np.dtype, shape: t
         length = int(info.get("length", expected) or expected)
     except ValueError:
         raise FormatError(f"external data offset or length is not a number: {info}") from None
-    if not os.path.isfile(target):
+    if not os.path.exists(target):
         raise FormatError(f"external data file {location!r} not found")
+    _common.require_regular_file(target)
     size = os.path.getsize(target)
     if length != expected or offset < 0 or offset + expected > size:
         raise FormatError(
