@@ -471,6 +471,172 @@ def _lstm_state(**changes: np.ndarray) -> dict:
     return {key: torch.from_numpy(np.asarray(value)) for key, value in state.items() if value is not None}
 
 
+def _pickle_text(text: str) -> bytes:
+    data = text.encode()
+    return b"X" + struct.pack("<I", len(data)) + data
+
+
+def _pickle_int(value: int) -> bytes:
+    return b"J" + struct.pack("<i", value)
+
+
+def _pt_pickle(entries: list[tuple[str, str, int, int, tuple[int, ...], tuple[int, ...]]]) -> bytes:
+    """A state_dict pickle written opcode by opcode as torch.save writes one, with each tensor's
+    (key, storage key, storage elements, offset, size, stride) as given: torch's own pickler
+    would not write a tensor that overruns its storage."""
+    out = bytearray(b"\x80\x02ccollections\nOrderedDict\n)R(")
+    for key, storage, numel, offset, size, stride in entries:
+        out += _pickle_text(key) + b"ctorch._utils\n_rebuild_tensor_v2\n("
+        out += b"(" + _pickle_text("storage") + b"ctorch\nFloatStorage\n"
+        out += _pickle_text(storage) + _pickle_text("cpu") + _pickle_int(numel) + b"tQ"
+        out += _pickle_int(offset)
+        out += b"(" + b"".join(_pickle_int(n) for n in size) + b"t"
+        out += b"(" + b"".join(_pickle_int(n) for n in stride) + b"t"
+        out += b"\x89ccollections\nOrderedDict\n)RtR"
+    return bytes(out + b"u.")
+
+
+def _pt_zip(
+    folder: Path, pickled: bytes, storages: dict[str, bytes], extra: tuple[tuple[str, bytes], ...] = ()
+) -> Path:
+    """torch's zip layout (archive/data.pkl, archive/data/<key>…) around a given pickle."""
+    import warnings
+
+    path = folder / "model.pt"
+    members = [
+        ("archive/data.pkl", pickled),
+        ("archive/.format_version", b"1"),
+        ("archive/.storage_alignment", b"64"),
+        ("archive/byteorder", b"little"),
+        *((f"archive/data/{key}", data) for key, data in storages.items()),
+        ("archive/version", b"3\n"),
+        *extra,
+    ]
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as archive:
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate names some cases want
+        for name, data in members:
+            archive.writestr(name, data)
+    return path
+
+
+def _one_tensor(
+    offset: int, size: tuple[int, ...], stride: tuple[int, ...], stored: int = 192
+) -> Callable[[Path], Path]:
+    """rnn.weight_ih_l0 over a 48-element float32 storage whose record holds ``stored`` bytes."""
+
+    def build(folder: Path) -> Path:
+        pickled = _pt_pickle([("rnn.weight_ih_l0", "0", 48, offset, size, stride)])
+        return _pt_zip(folder, pickled, {"0": bytes(range(256))[:stored] if stored <= 256 else bytes(stored)})
+
+    return build
+
+
+def torch_hostile_cases() -> list[Case]:
+    """Storages out of bounds, ambiguous files, declared sizes far past stored ones, and a
+    pickle whose naive walk takes 2^40 steps."""
+
+    def expanded(folder: Path) -> Path:
+        import torch
+
+        state = _lstm_state()
+        state["rnn.weight_ih_l0"] = torch.zeros(1).expand(2_000_000, 4_400_000)  # 8.8e12 elements
+        return _torch_save(folder, state)
+
+    def duplicate_member(folder: Path) -> Path:
+        import torch
+
+        template = folder / "template.pt"
+        torch.save(_lstm_state(), template)
+        with zipfile.ZipFile(template) as archive:
+            members = [(info.filename, archive.read(info)) for info in archive.infolist()]
+        template.unlink()
+        first = next(name for name, _ in members if "/data/" in name)
+        path = folder / "model.pt"
+        import warnings
+
+        with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as archive:
+            warnings.simplefilter("ignore")
+            for name, data in [*members, (first, bytes(len(dict(members)[first])))]:
+                archive.writestr(name, data)
+        return path
+
+    def pickle_and_zip(folder: Path) -> Path:
+        import torch
+
+        legacy, modern = folder / "legacy.pt", folder / "modern.pt"
+        torch.save(_lstm_state(), legacy, _use_new_zipfile_serialization=False)
+        other = _lstm_state()
+        other["rnn.weight_ih_l0"] = other["rnn.weight_ih_l0"] * 2
+        torch.save(other, modern)
+        path = folder / "model.pt"
+        path.write_bytes(legacy.read_bytes() + modern.read_bytes())
+        legacy.unlink()
+        modern.unlink()
+        return path
+
+    def shared_twice(folder: Path) -> Path:
+        inner: dict = {"epoch": 1}
+        for _ in range(40):
+            inner = {"a": inner, "b": inner}
+        path = _torch_save(folder, inner)
+        assert path.stat().st_size < 4096
+        return path
+
+    needs = ("torch",)
+    return [
+        Case(
+            "pt-stride-past-storage",
+            _one_tensor(0, (16, 3), (4, 1)),
+            "FormatError",
+            r"shape \(16, 3\), strides \(4, 1\) at offset 0 reaches element 63 of a storage of 48",
+            needs,
+        ),
+        Case(
+            "pt-offset-past-storage",
+            _one_tensor(10, (16, 3), (3, 1)),
+            "FormatError",
+            r"at offset 10 reaches element 58 of a storage of 48",
+            needs,
+        ),
+        Case(
+            "pt-negative-stride",
+            _one_tensor(45, (16, 3), (-3, 1)),
+            "FormatError",
+            r"has negative strides \(-3, 1\): refused",
+            needs,
+        ),
+        Case(
+            "pt-storage-past-its-record",
+            _one_tensor(0, (16, 3), (3, 1), stored=100),
+            "FormatError",
+            r"storage 0 needs 192 bytes, the archive holds 100",
+            needs,
+        ),
+        Case(
+            "pt-expanded-tensor",
+            expanded,
+            "UnsafeInputError",
+            r"declares 8800000000000 elements from a storage of 1: more than 200×",
+            needs,
+        ),
+        Case(
+            "pt-duplicate-zip-member",
+            duplicate_member,
+            "UnsafeInputError",
+            r"appears twice: ambiguous",
+            needs,
+        ),
+        Case(
+            "pt-legacy-pickle-and-zip",
+            pickle_and_zip,
+            "UnsafeInputError",
+            r"both a zip archive and something else .*: ambiguous, refused",
+            needs,
+        ),
+        Case("pt-shared-dicts-2-to-the-40", shared_twice, "FormatError", "no state_dict found", needs),
+    ]
+
+
 def torch_cases() -> list[Case]:
     def payload_legacy(folder: Path) -> Path:  # the old, non-zip pickle format
         path = folder / "model.pt"
@@ -899,7 +1065,7 @@ def not_regular_cases(ending: str) -> list[Case]:
 #: The cases of each registry format (tests/test_registry.py demands some for every format).
 CASES_BY_FORMAT: dict[str, Callable[[], list[Case]]] = {
     "keras": lambda: keras_cases() + legacy_cases() + not_regular_cases("keras") + not_regular_cases("h5"),
-    "torch": lambda: torch_cases() + not_regular_cases("pt"),
+    "torch": lambda: torch_cases() + torch_hostile_cases() + not_regular_cases("pt"),
     "safetensors": lambda: safetensors_cases() + not_regular_cases("safetensors"),
     "onnx": lambda: onnx_cases() + not_regular_cases("onnx"),
     "npz": lambda: npz_cases() + not_regular_cases("npz"),

@@ -41,6 +41,22 @@ def test_the_corpus_is_large_enough() -> None:
     assert len({case.name for case in CASES}) == len(CASES)
 
 
+@pytest.fixture(autouse=True)
+def _bounded_time():
+    """Each case is read in bounded time: a walk of shared objects twice, or a quadratic check,
+    fails here instead of hanging the suite."""
+    import signal
+
+    def overrun(signum, frame):
+        raise AssertionError("took longer than 60 s")
+
+    previous = signal.signal(signal.SIGALRM, overrun)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
 def test_read_raises_the_named_error(case) -> None:
     case, path, root = case
     if not case.error:  # a hostile file that must read cleanly without running anything

@@ -56,20 +56,28 @@ CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "
 META_KEY = "lstmconv_nonlinearity"
 
 
-def find_state_dict(loaded: object, is_tensor: Callable[[object], bool]) -> Mapping[str, Any] | None:
-    """The state_dict in what a ``.pt`` file holds: itself, or one a checkpoint holds."""
+def find_state_dict(
+    loaded: object, is_tensor: Callable[[object], bool], _seen: set[int] | None = None
+) -> Mapping[str, Any] | None:
+    """The state_dict in what a ``.pt`` file holds: itself, or one a checkpoint holds. Each
+    container is looked at once (a pickle can hold one object many times, and objects holding
+    the previous one twice make 2^n paths from n objects)."""
     if not isinstance(loaded, Mapping):
         return None
+    seen = set() if _seen is None else _seen
+    if id(loaded) in seen:
+        return None
+    seen.add(id(loaded))
     if any(is_tensor(value) for value in loaded.values()) and bool(
         recurrent_groups({k: v for k, v in loaded.items() if isinstance(k, str)})
     ):  # bool, not any(): the prefix of a bare nn.LSTM is "", which any() would call empty
         return loaded
     for key in CHECKPOINT_KEYS:
-        inner = find_state_dict(loaded.get(key), is_tensor)
+        inner = find_state_dict(loaded.get(key), is_tensor, seen)
         if inner is not None:
             return inner
     for value in loaded.values():
-        inner = find_state_dict(value, is_tensor)
+        inner = find_state_dict(value, is_tensor, seen)
         if inner is not None:
             return inner
     return None
