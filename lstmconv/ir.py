@@ -8,6 +8,7 @@ a :class:`Layer` that exists is consistent.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
 import math
@@ -412,8 +413,8 @@ class Model:
                 where=(self.source,),
                 hint="lstmconv reads LSTM, GRU and simple RNN layers",
             )
-        names = [layer.name for layer in self.layers]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        counts = collections.Counter(layer.name for layer in self.layers)  # linear: 60,000 layers
+        duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
             raise WeightLayoutError(f"layer names must be unique, found {duplicates} twice")
 

@@ -1062,13 +1062,146 @@ def not_regular_cases(ending: str) -> list[Case]:
     return cases
 
 
+# -- bounded work: walks, name checks, declared against stored sizes ----------------------------------------
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _onnx_of_nodes(folder: Path, node: bytes, count: int) -> Path:
+    """A model whose graph is ``count`` copies of one encoded NodeProto, written on the wire."""
+    one = b"\x0a" + _varint(len(node)) + node
+    graph = one * count
+    path = folder / "model.onnx"
+    path.write_bytes(b"\x3a" + _varint(len(graph)) + graph)
+    return path
+
+
+def bounded_work_cases() -> list[Case]:
+    def concat_chain(folder: Path) -> Path:
+        """initial_h built from zeros by 40 chained Concat(x, x): 2^40 paths, 41 names."""
+        from onnx import helper, numpy_helper
+
+        model = _onnx_model()
+        node = _lstm_node(model)
+        model.graph.initializer.append(numpy_helper.from_array(np.zeros((2, 1, 6), "f4"), "chain_0"))
+        chain = [
+            helper.make_node("Concat", [f"chain_{k}", f"chain_{k}"], [f"chain_{k + 1}"], axis=1)
+            for k in range(40)
+        ]
+        position = list(model.graph.node).index(node)
+        for offset, link in enumerate(chain):
+            model.graph.node.insert(position + offset, link)
+        node.input[5] = "chain_40"
+        return _save_onnx(model, folder)
+
+    def many_layers(folder: Path) -> Path:
+        """60,000 one-unit simple RNNs in a safetensors file: name checks must be linear."""
+        header, offset = {}, 0
+        for index in range(60_000):
+            for field in ("weight_ih_l0", "weight_hh_l0"):
+                header[f"m{index}.{field}"] = {
+                    "dtype": "F32",
+                    "shape": [1, 1],
+                    "data_offsets": [offset, offset + 4],
+                }
+                offset += 4
+        data = np.random.default_rng(2).uniform(-1, 1, offset // 4).astype("<f4").tobytes()
+        return _safetensors(folder, header, data)
+
+    def npz_bomb(folder: Path) -> Path:
+        """A valid lstmconv .npz plus a member of 200 MB of zeros deflated to ~200 kB."""
+        source = FIXTURES / "lstmconv_npz.npz"
+        path = folder / "model.npz"
+        with zipfile.ZipFile(source) as original, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for info in original.infolist():
+                archive.writestr(info.filename, original.read(info))
+            with archive.open("padding.npy", "w", force_zip64=True) as member:
+                count = 50 << 20
+                np.lib.format.write_array_header_1_0(
+                    member, {"descr": "<f4", "fortran_order": False, "shape": (count,)}
+                )
+                block = bytes(4 << 20)
+                for _ in range(count * 4 // len(block)):
+                    member.write(block)
+        return path
+
+    def zip_times_hdf5(folder: Path) -> Path:
+        """Each layer expands under 200×, together ~2000×: a gzip dataset of 63 MB in a 1.3 MB
+        HDF5 file, deflated in the .keras archive to ~32 kB (its chunks repeat)."""
+        import h5py
+
+        members = _keras_members()
+        scratch = folder / "scratch.h5"
+        scratch.write_bytes(members["model.weights.h5"])
+        rng = np.random.default_rng(0)
+        row = np.zeros(262_144, "f4")
+        row[rng.integers(0, row.size, 3000)] = rng.standard_normal(3000)
+        with h5py.File(scratch, "r+") as handle:
+            del handle[KERNEL]
+            dataset = handle.create_dataset(
+                KERNEL, (60, row.size), "f4", chunks=(1, row.size), compression="gzip"
+            )
+            for index in range(60):
+                dataset[index] = row
+        members["model.weights.h5"] = scratch.read_bytes()
+        scratch.unlink()
+        return _write_zip(folder / "model.keras", members, zipfile.ZIP_DEFLATED)
+
+    return [
+        Case("onnx-concat-chain-2-to-the-40", concat_chain, "", "", ("onnx",)),
+        Case(
+            "onnx-6MB-of-empty-nodes",
+            lambda f: _onnx_of_nodes(f, b"", 3_000_000),
+            "FormatError",
+            "node 0 has no op_type",
+        ),
+        Case(
+            "onnx-too-many-nodes",
+            lambda f: _onnx_of_nodes(f, b"\x22\x01A", 300_001),
+            "UnsafeInputError",
+            "the graph has more than 300000 nodes",
+        ),
+        Case("safetensors-60000-layers", many_layers, "", ""),
+        Case(
+            "npz-member-zip-bomb", npz_bomb, "UnsafeInputError", r"zip member 'padding.npy' expands \d+ bytes"
+        ),
+        Case(
+            "keras-zip-times-hdf5-ratio",
+            zip_times_hdf5,
+            "UnsafeInputError",
+            r"declares? \d+ bytes",
+        ),
+    ]
+
+
 #: The cases of each registry format (tests/test_registry.py demands some for every format).
 CASES_BY_FORMAT: dict[str, Callable[[], list[Case]]] = {
-    "keras": lambda: keras_cases() + legacy_cases() + not_regular_cases("keras") + not_regular_cases("h5"),
+    "keras": lambda: (
+        keras_cases()
+        + legacy_cases()
+        + not_regular_cases("keras")
+        + not_regular_cases("h5")
+        + [c for c in bounded_work_cases() if c.name.startswith("keras")]
+    ),
     "torch": lambda: torch_cases() + torch_hostile_cases() + not_regular_cases("pt"),
-    "safetensors": lambda: safetensors_cases() + not_regular_cases("safetensors"),
-    "onnx": lambda: onnx_cases() + not_regular_cases("onnx"),
-    "npz": lambda: npz_cases() + not_regular_cases("npz"),
+    "safetensors": lambda: (
+        safetensors_cases()
+        + not_regular_cases("safetensors")
+        + [c for c in bounded_work_cases() if c.name.startswith("safetensors")]
+    ),
+    "onnx": lambda: (
+        onnx_cases()
+        + not_regular_cases("onnx")
+        + [c for c in bounded_work_cases() if c.name.startswith("onnx")]
+    ),
+    "npz": lambda: (
+        npz_cases() + not_regular_cases("npz") + [c for c in bounded_work_cases() if c.name.startswith("npz")]
+    ),
 }
 
 

@@ -6,9 +6,10 @@ import math
 import os
 import re
 import stat
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 
-from ..errors import FormatError, UnsupportedFeatureError, WeightLayoutError
+from ..errors import FormatError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
 from ..ir import Activation, Direction, Kind, Layer, Model
 
 
@@ -49,6 +50,31 @@ def require_regular_file(path: str, *, folder_ok: bool = False) -> None:
         os.close(descriptor)
     if not stat.S_ISREG(mode):
         raise FormatError(f"{_kind_of(mode)}, not a regular file: refused", where=(path,))
+
+
+#: Compressed data may expand at most this many times the bytes the outermost file stores: one
+#: budget for a zip member, and for compression nested inside it (HDF5 inside ``.keras``).
+MAX_RATIO = 200
+#: Below this, anything goes (headers, small configs).
+RATIO_SLACK = 1 << 20
+
+
+def check_zip_budget(infos: Iterable[zipfile.ZipInfo], stored: int) -> None:
+    """Refuse a zip whose members declare more than ``MAX_RATIO`` times what they store (each,
+    or all together against the ``stored`` bytes of the file), before anything is inflated."""
+    total = 0
+    for info in infos:
+        if info.compress_size and info.file_size > MAX_RATIO * info.compress_size + RATIO_SLACK:
+            raise UnsafeInputError(
+                f"zip member {info.filename!r} expands {info.file_size} bytes from {info.compress_size}",
+                hint="the archive looks like a zip bomb",
+            )
+        total += info.file_size
+        if total > MAX_RATIO * stored + RATIO_SLACK:
+            raise UnsafeInputError(
+                f"zip members up to {info.filename!r} expand to {total} bytes from a {stored}-byte file",
+                hint="the archive looks like a zip bomb",
+            )
 
 
 def unsupported(layer: Layer, feature: str, target: str, instead: str) -> UnsupportedFeatureError:

@@ -41,7 +41,7 @@ from ...errors import (
 )
 from ...ir import MERGE_MODES, Kind, Layer, Model
 from .. import forked
-from .._common import require_regular_file
+from .._common import MAX_RATIO, check_zip_budget, require_regular_file
 from . import names as keras_names
 from .hdf5 import H5, Window, attr_strings, attr_text, member_start
 
@@ -49,7 +49,7 @@ _log = logging.getLogger(__name__)
 _MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 _CUDNN = {"CuDNNLSTM", "CuDNNGRU"}
 #: A zip member may expand at most this many times its stored size (zip bombs).
-MAX_ZIP_RATIO = 200
+MAX_ZIP_RATIO = MAX_RATIO
 MAX_CONFIG_BYTES = 64 << 20
 #: How long the HDF5 structure may take to read in the probing child (LSTMCONV_HDF5_SECONDS).
 PROBE_SECONDS = 10.0
@@ -311,11 +311,7 @@ def _open_keras_archive(path: str) -> tuple[zipfile.ZipFile, Mapping[str, Any], 
                 f"zip member {info.filename!r} points outside the archive",
                 hint="a .keras file holds only config.json, metadata.json, model.weights.h5 and assets/",
             )
-        if info.compress_size and info.file_size > MAX_ZIP_RATIO * info.compress_size + (1 << 20):
-            raise UnsafeInputError(
-                f"zip member {info.filename!r} expands {info.file_size} bytes from {info.compress_size}",
-                hint="the archive looks like a zip bomb",
-            )
+    check_zip_budget(archive.infolist(), os.path.getsize(path))
     names = set(archive.namelist())
     if "config.json" not in names:
         raise FormatError("no config.json in the archive: not a .keras file")

@@ -15,9 +15,10 @@ import numpy as np
 
 from ... import dtypes
 from ...errors import FormatError, UnsafeInputError
+from .._common import MAX_RATIO
 
 #: A compressed HDF5 dataset may expand at most this many times the file's size.
-MAX_HDF5_RATIO = 200
+MAX_HDF5_RATIO = MAX_RATIO
 
 
 class H5:

@@ -41,16 +41,18 @@ DTYPES = {
     16: "bfloat16",
 }
 EXTERNAL = 1  # TensorProto.DataLocation
+#: The most nodes a graph may have: each costs a few hundred bytes of memory once decoded.
+MAX_NODES = 300_000
 
 
 # -- the messages ------------------------------------------------------------------------------
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Entry:
     key: str = ""
     value: str = ""
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Tensor:
     name: str = ""
     dims: list[int] = dataclasses.field(default_factory=list)
@@ -65,7 +67,7 @@ class Tensor:
     uint64_data: list[int] = dataclasses.field(default_factory=list)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Attribute:
     name: str = ""
     type: int = 0
@@ -78,7 +80,7 @@ class Attribute:
     strings: list[bytes] = dataclasses.field(default_factory=list)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Node:
     input: list[str] = dataclasses.field(default_factory=list)
     output: list[str] = dataclasses.field(default_factory=list)
@@ -88,7 +90,7 @@ class Node:
     attribute: list[Attribute] = dataclasses.field(default_factory=list)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Graph:
     name: str = ""
     node: list[Node] = dataclasses.field(default_factory=list)
@@ -186,7 +188,14 @@ class _Reader:
             if wire != 2:
                 continue
             if number == 1:
-                graph.node.append(self.node(value_start, value_end))
+                node = self.node(value_start, value_end)
+                if not node.op_type:  # checked at once: millions of empty nodes would fill memory
+                    raise FormatError(f"not a readable ONNX model: node {len(graph.node)} has no op_type")
+                if len(graph.node) >= MAX_NODES:
+                    raise UnsafeInputError(
+                        f"the graph has more than {MAX_NODES} nodes", hint="no recurrent model needs so many"
+                    )
+                graph.node.append(node)
             elif number == 2:
                 graph.name = self.text(value_start, value_end)
             elif number == 5:

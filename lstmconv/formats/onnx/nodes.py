@@ -31,6 +31,7 @@ class Constants:
         self.values: dict[str, np.ndarray] = {}
         self.producers: dict[str, Node] = {}
         self.consumers: dict[str, list[Node]] = {}
+        self._zero_states: dict[str, bool | None] = {}
         for node in graph.node:
             for output in node.output:
                 self.producers[output] = node
@@ -60,7 +61,15 @@ class Constants:
 
     def is_zero_state(self, name: str, depth: int = 0) -> bool | None:
         """True/False when ``name`` is a known constant state (zeros or not); None if unknown.
-        Exporters build zero states from a constant through shape-only ops (Expand, Unsqueeze…)."""
+        Exporters build zero states from a constant through shape-only ops (Expand, Unsqueeze…).
+        Each name is answered once (``Concat(x, x)`` chained 40 times is 2^40 paths, 40 names)."""
+        if name in self._zero_states:
+            return self._zero_states[name]
+        answer = self._is_zero_state(name, depth)
+        self._zero_states[name] = answer
+        return answer
+
+    def _is_zero_state(self, name: str, depth: int) -> bool | None:
         value = self.get(name)
         if value is not None:
             return not np.any(value)

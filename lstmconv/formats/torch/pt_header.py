@@ -11,6 +11,7 @@ each tensor is a stand-in of its shape and dtype, its storage checked to hold it
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import os
@@ -228,7 +229,7 @@ def refuse_ambiguous(path: str) -> None:
     with zipfile.ZipFile(path) as archive:
         names = [info.filename for info in archive.infolist()]
     if len(set(names)) != len(names):
-        twice = sorted({name for name in names if names.count(name) > 1})
+        twice = sorted(name for name, count in collections.Counter(names).items() if count > 1)
         raise UnsafeInputError(
             f"zip member {twice[0]!r} appears twice: ambiguous, refused",
             hint="torch and zipfile pick different copies",
