@@ -261,3 +261,142 @@ def test_the_forked_child_dies_with_its_parent(tmp_path) -> None:
     while running(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not running(child), "the child outlived its parent"
+
+
+# -- the output side: no clobber, no leftovers, nothing outside the output paths -----------------------
+FIXTURE_NPZ = Path(__file__).parent.parent / "fixtures" / "lstmconv_npz.npz"
+
+
+def _staging_left(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_a_dst_that_appears_meanwhile_is_not_replaced(tmp_path, monkeypatch) -> None:
+    """Checked before the work and refused at publication too: a file created at DST during the
+    conversion (another conversion finishing first) survives, and the loser says so."""
+    from lstmconv import api
+
+    dest = tmp_path / "out.npz"
+    checking = api._staged_write
+
+    def someone_else_writes_first(model, fmt, target, overwrite, options, check, step=lambda _p: None):
+        def check_then_race(temporary: str) -> None:
+            check(temporary)
+            dest.write_bytes(b"the other conversion's")
+
+        return checking(model, fmt, target, overwrite, options, check_then_race, step)
+
+    monkeypatch.setattr(api, "_staged_write", someone_else_writes_first)
+    with pytest.raises(errors.OutputExistsError, match="appeared while converting"):
+        lstmconv.convert(FIXTURE_NPZ, dest, verify=False)
+    assert dest.read_bytes() == b"the other conversion's"
+    assert _staging_left(tmp_path) == []
+
+
+def test_a_dangling_symlink_at_dst_is_kept_without_force(tmp_path) -> None:
+    dest = tmp_path / "out.npz"
+    dest.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(errors.OutputExistsError):
+        lstmconv.convert(FIXTURE_NPZ, dest, verify=False)
+    assert dest.is_symlink() and not (tmp_path / "nowhere").exists()
+    lstmconv.convert(FIXTURE_NPZ, dest, verify=False, overwrite=True)
+    assert not dest.is_symlink() and lstmconv.read(dest).layers
+
+
+def test_a_directory_at_dst_is_refused_even_with_force_and_leaves_no_data(tmp_path, capsys) -> None:
+    require("onnx")
+    dest = tmp_path / "out.onnx"
+    dest.mkdir()
+    status = main(["convert", str(FIXTURE_NPZ), str(dest), "--force", "--external-data", "--no-verify"])
+    err = capsys.readouterr().err
+    assert status == 2 and "the output is a directory" in err and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx"]
+    assert list(dest.iterdir()) == []
+
+
+def test_a_long_valid_dst_name_works(tmp_path) -> None:
+    dest = tmp_path / ("m" * (255 - len(".npz")) + ".npz")
+    lstmconv.convert(FIXTURE_NPZ, dest, verify=False)
+    assert lstmconv.read(dest).layers and _staging_left(tmp_path) == []
+
+
+def test_disk_full_is_a_clean_error_and_leaves_nothing(tmp_path, monkeypatch) -> None:
+    import errno
+
+    from lstmconv.formats import npz
+
+    def full(model, path, **_):
+        with open(path, "wb") as handle:
+            handle.write(b"half a model")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+    monkeypatch.setattr(npz, "write", full)
+    with pytest.raises(lstmconv.LstmconvError, match="writing the output failed: No space left on device"):
+        lstmconv.convert(FIXTURE_NPZ, tmp_path / "out.npz", verify=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+def test_sigterm_and_sighup_remove_the_staging_folder(tmp_path, signame) -> None:
+    """The signal arrives while the output is being written: the process ends, the staging
+    folder goes with it, DST never appears."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    started = tmp_path / "writing"
+    script = (
+        "import time, pathlib, lstmconv\n"
+        "from lstmconv.formats import npz\n"
+        "real = npz.write\n"
+        "def slow(model, path, **options):\n"
+        "    real(model, path, **options)\n"
+        f"    pathlib.Path({str(started)!r}).write_text(path)\n"
+        "    time.sleep(60)\n"
+        "npz.write = slow\n"
+        f"lstmconv.convert({str(FIXTURE_NPZ)!r}, {str(tmp_path / 'out.npz')!r}, verify=False)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    process = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert Path(started.read_text()).exists()  # the staged file, mid-conversion
+        process.send_signal(getattr(signal, signame))
+        process.wait(20)
+    finally:
+        process.kill()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["writing"]
+
+
+def test_convert_with_verification_touches_nothing_outside_the_output(tmp_path) -> None:
+    """$HOME and $TMPDIR (fresh folders, in a subprocess) hold nothing new after converting to
+    each framework's format with verification: no keras.json, no telemetry, no caches."""
+    import subprocess
+    import sys
+
+    for module in ("keras", "torch", "onnx", "onnxruntime"):
+        require(module)
+    home, tmp, out = tmp_path / "home", tmp_path / "tmp", tmp_path / "out"
+    for folder in (home, tmp, out):
+        folder.mkdir()
+    script = (
+        "import lstmconv\n"
+        f"for ending in ('keras', 'pt', 'onnx'):\n"
+        f"    lstmconv.convert({str(FIXTURE_NPZ)!r}, {str(out)!r} + '/m.' + ending)\n"
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("KERAS_", "XDG_", "TORCH", "TF_"))
+        or key in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")
+    }
+    env.update(HOME=str(home), TMPDIR=str(tmp), PYTHONPATH=str(Path(__file__).parent.parent))
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == ["m.keras", "m.onnx", "m.pt"]
+    assert [str(p) for p in home.rglob("*")] == [] and [str(p) for p in tmp.rglob("*")] == []
