@@ -20,7 +20,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import __version__, api, dtypes, progress
-from .errors import LstmconvError, UnsupportedFeatureError, VerificationError
+from .errors import (
+    LstmconvError,
+    PrintableFilter,
+    UnsupportedFeatureError,
+    VerificationError,
+    printable,
+    printable_tree,
+)
 from .registry import FORMATS, for_path
 from .verification import framework_available
 
@@ -133,9 +140,9 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
-    fmt, described = info["format"], info["layers"]
+    fmt, described = info["format"], printable_tree(info["layers"])  # JSON escapes by itself
     total = sum(d["parameters"]["stored"] for d in described)
-    print(f"{args.source} ({fmt}): {len(described)} recurrent layer(s), {total:,} parameters")
+    print(f"{printable(args.source)} ({fmt}): {len(described)} recurrent layer(s), {total:,} parameters")
     for d in described:
         print()
         print(_layer_text(d, fmt))
@@ -203,7 +210,7 @@ def _convert(args: argparse.Namespace) -> int:
     if not args.quiet:
         if report is not None:
             print(report.table())
-        print(f"wrote {args.dest}" + ("" if report is not None else " (not verified)"))
+        print(f"wrote {printable(args.dest)}" + ("" if report is not None else " (not verified)"))
     return EXIT_OK
 
 
@@ -284,6 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.ERROR if args.quiet else logging.WARNING, format="lstmconv: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, PrintableFilter) for f in handler.filters):
+            handler.addFilter(PrintableFilter())
     with _without_framework_noise(not args.debug) as stderr_fd:
         args.stderr_fd = stderr_fd
         return _dispatch(args)

@@ -1179,6 +1179,56 @@ def bounded_work_cases() -> list[Case]:
     ]
 
 
+# -- names that would forge output lines or drive the terminal ---------------------------------------------
+#: A name holding a newline and a forged line after it, and terminal escape sequences.
+FORGED = "evil\nlstmconv: wrote forged.onnx\x1b[2J\x1b]0;owned\x07\u202e"
+
+
+def forged_name_cases() -> list[Case]:
+    def onnx_node(folder: Path) -> Path:
+        model = _onnx_model()
+        _lstm_node(model).name = FORGED
+        _set_attribute("direction", "sideways")(model)
+        return _save_onnx(model, folder)
+
+    def safetensors_key(folder: Path) -> Path:
+        header, data = _st_lstm("I32")
+        header = {key.replace("rnn.", "rnn\x1b[2J\u2028."): value for key, value in header.items()}
+        return _safetensors(folder, header, data)
+
+    def file_name(folder: Path) -> Path:
+        path = folder / "m\nlstmconv: wrote forged\x1b[2J.npz"
+        np.savez(path, w=np.ones(3))
+        return path
+
+    return [
+        Case(
+            "onnx-node-name-forges-a-line",
+            onnx_node,
+            "FormatError",
+            r"evil\\nlstmconv: wrote forged.onnx\\x1b\[2J",
+            ("onnx",),
+        ),
+        Case(
+            "safetensors-key-escapes",
+            safetensors_key,
+            "WeightLayoutError",
+            r"rnn\\x1b\[2J\\u2028\.weight_ih_l0",
+        ),
+        Case(
+            "npz-file-name-forges-a-line",
+            file_name,
+            "FormatError",
+            r"m\\nlstmconv: wrote forged\\x1b\[2J\.npz",
+        ),
+    ]
+
+
+def _cross_cutting(prefix: str) -> list[Case]:
+    """The cases of the classes that span formats (bounded work, forged names), by name prefix."""
+    return [case for case in bounded_work_cases() + forged_name_cases() if case.name.startswith(prefix)]
+
+
 #: The cases of each registry format (tests/test_registry.py demands some for every format).
 CASES_BY_FORMAT: dict[str, Callable[[], list[Case]]] = {
     "keras": lambda: (
@@ -1186,22 +1236,14 @@ CASES_BY_FORMAT: dict[str, Callable[[], list[Case]]] = {
         + legacy_cases()
         + not_regular_cases("keras")
         + not_regular_cases("h5")
-        + [c for c in bounded_work_cases() if c.name.startswith("keras")]
+        + _cross_cutting("keras")
     ),
     "torch": lambda: torch_cases() + torch_hostile_cases() + not_regular_cases("pt"),
     "safetensors": lambda: (
-        safetensors_cases()
-        + not_regular_cases("safetensors")
-        + [c for c in bounded_work_cases() if c.name.startswith("safetensors")]
+        safetensors_cases() + not_regular_cases("safetensors") + _cross_cutting("safetensors")
     ),
-    "onnx": lambda: (
-        onnx_cases()
-        + not_regular_cases("onnx")
-        + [c for c in bounded_work_cases() if c.name.startswith("onnx")]
-    ),
-    "npz": lambda: (
-        npz_cases() + not_regular_cases("npz") + [c for c in bounded_work_cases() if c.name.startswith("npz")]
-    ),
+    "onnx": lambda: onnx_cases() + not_regular_cases("onnx") + _cross_cutting("onnx"),
+    "npz": lambda: npz_cases() + not_regular_cases("npz") + _cross_cutting("npz"),
 }
 
 

@@ -8,6 +8,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import require
 from corpus import MARKER, all_cases
@@ -15,6 +16,7 @@ from corpus import MARKER, all_cases
 import lstmconv
 from lstmconv import errors
 from lstmconv.cli import main
+from lstmconv.errors import printable
 
 CASES = all_cases()
 
@@ -67,7 +69,8 @@ def test_read_raises_the_named_error(case) -> None:
     with pytest.raises(classes) as raised:
         lstmconv.read(path, strict=True)
     assert re.search(case.message, str(raised.value)), str(raised.value)
-    assert str(path) in str(raised.value)  # names the file
+    assert printable(str(path)) in str(raised.value)  # names the file (escaped, as every name)
+    assert "\n" not in str(raised.value) and "\x1b" not in str(raised.value)
     assert not any(root.rglob(MARKER)), "the payload ran"
 
 
@@ -400,3 +403,28 @@ def test_convert_with_verification_touches_nothing_outside_the_output(tmp_path) 
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["m.keras", "m.onnx", "m.pt"]
     assert [str(p) for p in home.rglob("*")] == [] and [str(p) for p in tmp.rglob("*")] == []
+
+
+def test_warnings_and_the_wrote_line_escape_names(tmp_path) -> None:
+    """A warning naming a layer whose name holds a newline and escapes stays one line; so does
+    the "wrote" line for a DST whose name does."""
+    require("onnx")
+    from corpus import FORGED, _lstm_node, _onnx_model, _save_onnx, _set_initializer
+
+    model = _onnx_model()
+    node = _lstm_node(model)
+    node.name = FORGED
+    _set_initializer(lambda m: _lstm_node(m).input[1], np.full((2, 24, 4), np.nan, "f4"))(model)
+    source = _save_onnx(model, tmp_path)
+    dest = tmp_path / "out\nlstmconv: wrote forged\x1b[2J.npz"
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    command = [sys.executable, "-m", "lstmconv", "convert", str(source), str(dest), "--no-verify"]
+    captured = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert captured.returncode == 0, captured.stderr
+    assert captured.stderr.count("\n") == 1 and "NaN or infinite" in captured.stderr, captured.stderr
+    assert "\x1b" not in captured.stderr + captured.stdout and "evil\\nlstmconv" in captured.stderr
+    assert captured.stdout.count("\n") == 1 and captured.stdout.startswith("wrote "), captured.stdout
+    assert dest.exists()
