@@ -1224,9 +1224,124 @@ def forged_name_cases() -> list[Case]:
     ]
 
 
+# -- degenerate or unusual but valid models --------------------------------------------------------------
+#: Cases whose file the reference safetensors library refuses too (tests/test_hostile.py checks).
+REFERENCE_REFUSES = "safetensors-reference-refuses-"
+
+
+def degenerate_cases() -> list[Case]:
+    def st(shapes: dict[str, tuple[int, ...]]) -> Callable[[Path], Path]:
+        def build(folder: Path) -> Path:
+            header, offset = {}, 0
+            for key, shape in shapes.items():
+                header[key] = _st_entry("F32", list(shape), offset)
+                offset = header[key]["data_offsets"][1]
+            return _safetensors(folder, header, bytes(offset))
+
+        return build
+
+    def utf16(folder: Path) -> Path:
+        header, data = _st_lstm()
+        return _safetensors(folder, header, data, json.dumps(header).encode("utf-16"))
+
+    def with_gap(folder: Path) -> Path:
+        header, _ = _st_lstm()
+        header["rnn.weight_ih_l0"], header["rnn.weight_hh_l0"] = (  # out of order, and a gap of 8
+            _st_entry("F32", [16, 3], 256 + 8),
+            _st_entry("F32", [16, 4], 0),
+        )
+        return _safetensors(folder, header, bytes(256 + 8 + 192))
+
+    def numbers_as_strings(folder: Path) -> Path:
+        header, data = _st_lstm()
+        header["rnn.weight_hh_l0"]["shape"] = ["16", "4"]
+        return _safetensors(folder, header, data)
+
+    def trailing(folder: Path) -> Path:
+        header, data = _st_lstm()
+        return _safetensors(folder, header, data + bytes(64))
+
+    def onnx_hidden_minus_one(model) -> None:
+        _set_attribute("hidden_size", -1)(model)
+
+    def big_endian_kernel(folder: Path) -> Path:
+        """The .npz fixture with one tensor stored big-endian: read byte-swapped, same model."""
+        path = folder / "model.npz"
+        with np.load(FIXTURES / "lstmconv_npz.npz") as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        key = next(key for key in arrays if "w_ih" in key)
+        arrays[key] = arrays[key].astype(arrays[key].dtype.newbyteorder(">"))
+        np.savez(path, **arrays)
+        return path
+
+    def all_big_endian(folder: Path) -> Path:
+        path = folder / "model.npz"
+        with np.load(FIXTURES / "lstmconv_npz.npz") as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        for key, array in arrays.items():
+            if array.dtype.kind == "f":
+                arrays[key] = array.astype(array.dtype.newbyteorder(">"))
+        np.savez(path, **arrays)
+        return path
+
+    one_unit = "a layer needs at least one input feature and one unit"
+    return [
+        Case(
+            "safetensors-input-size-0",
+            st({"rnn.weight_ih_l0": (16, 0), "rnn.weight_hh_l0": (16, 4)}),
+            "WeightLayoutError",
+            "input size 0, hidden size 4: " + one_unit,
+        ),
+        Case(
+            "safetensors-hidden-size-0",
+            st({"rnn.weight_ih_l0": (0, 3), "rnn.weight_hh_l0": (0, 0)}),
+            "WeightLayoutError",
+            "weight_hh has 0 rows for hidden size 0",
+        ),
+        Case(
+            "npz-input-size-0",
+            _npz_input_size_0,
+            "WeightLayoutError",
+            "input size 0, hidden size \\d+: " + one_unit,
+        ),
+        Case(
+            "onnx-hidden-size-minus-1",
+            _onnx_changed(onnx_hidden_minus_one),
+            "FormatError",
+            "hidden_size -1 is not a positive number of units",
+            ("onnx",),
+        ),
+        Case("npz-one-big-endian-kernel", big_endian_kernel, "", ""),
+        Case("npz-all-big-endian", all_big_endian, "", ""),
+        Case(REFERENCE_REFUSES + "utf16", utf16, "FormatError", "header is not UTF-8 JSON"),
+        Case(REFERENCE_REFUSES + "gap-out-of-order", with_gap, "FormatError", "leaves a gap at byte 256"),
+        Case(
+            REFERENCE_REFUSES + "numbers-as-strings",
+            numbers_as_strings,
+            "FormatError",
+            r"shape must be non-negative integers, found \['16', '4'\]",
+        ),
+        Case(REFERENCE_REFUSES + "trailing-data", trailing, "FormatError", "cover 448 of the 512 data bytes"),
+    ]
+
+
+def _npz_input_size_0(folder: Path) -> Path:
+    """The .npz fixture with every w_ih of its first layer given zero columns."""
+    path = folder / "model.npz"
+    with np.load(FIXTURES / "lstmconv_npz.npz") as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    first = json.loads(str(arrays["__lstmconv__"]))["layers"][0]["name"]
+    for key, array in arrays.items():
+        if key.startswith(f"{first}/") and "/w_ih/" in key:
+            arrays[key] = np.zeros((array.shape[0], 0), array.dtype)
+    np.savez(path, **arrays)
+    return path
+
+
 def _cross_cutting(prefix: str) -> list[Case]:
     """The cases of the classes that span formats (bounded work, forged names), by name prefix."""
-    return [case for case in bounded_work_cases() + forged_name_cases() if case.name.startswith(prefix)]
+    cases = bounded_work_cases() + forged_name_cases() + degenerate_cases()
+    return [case for case in cases if case.name.startswith(prefix)]
 
 
 #: The cases of each registry format (tests/test_registry.py demands some for every format).

@@ -428,3 +428,18 @@ def test_warnings_and_the_wrote_line_escape_names(tmp_path) -> None:
     assert "\x1b" not in captured.stderr + captured.stdout and "evil\\nlstmconv" in captured.stderr
     assert captured.stdout.count("\n") == 1 and captured.stdout.startswith("wrote "), captured.stdout
     assert dest.exists()
+
+
+def test_the_reference_safetensors_library_refuses_the_same_headers(tmp_path) -> None:
+    """The header cases lstmconv refuses as the safetensors library does (UTF-16, gaps, numbers
+    as strings, data no tensor covers): the library itself refuses each file too."""
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    from corpus import REFERENCE_REFUSES
+
+    chosen = [case for case in CASES if case.name.startswith(REFERENCE_REFUSES)]
+    assert len(chosen) >= 4
+    for index, case in enumerate(chosen):
+        folder = tmp_path / str(index)
+        folder.mkdir()
+        with pytest.raises(Exception, match="deserializing header"):
+            safetensors_numpy.load_file(str(case.build(folder)))

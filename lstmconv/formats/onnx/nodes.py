@@ -152,6 +152,8 @@ def _layer(node: Node, kind: Kind, constants: Constants, name: str) -> Layer:
     r = _required(constants, inputs[2], "R")
     gates = len(GATE_ORDER[kind])
     hidden = int(attrs["hidden_size"]) if "hidden_size" in attrs else int(r.shape[-1] if r.ndim == 3 else 0)
+    if hidden < 1:
+        raise FormatError(f"hidden_size {hidden} is not a positive number of units", where=("hidden_size",))
     inputs_size = w.shape[-1] if w.ndim == 3 else -1
     _expect(
         w,
