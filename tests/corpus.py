@@ -706,7 +706,7 @@ def torch_cases() -> list[Case]:
             "pt-bias-wrong-length",
             lambda f: _torch_save(f, _lstm_state(**{"rnn.bias_hh_l0": np.ones(12, "f4")})),
             "WeightLayoutError",
-            "bias_hh_l0.*does not divide|expected shape \\(4,\\), found \\(3,\\)",
+            r"rnn\.bias_hh_l0: \(12,\): expected \(16,\), 4 × hidden 4 \(from rnn\.weight_hh_l0 \(16, 4\)\)",
             torch_needs,
         ),
     ]
@@ -1338,9 +1338,46 @@ def _npz_input_size_0(folder: Path) -> Path:
     return path
 
 
+# -- blame: errors name the file's own tensor, and where the hidden size came from -------------------------
+def blame_cases() -> list[Case]:
+    def odd_one_out(shapes: dict[str, tuple[int, ...]]) -> Callable[[Path], Path]:
+        def build(folder: Path) -> Path:
+            header, offset = {}, 0
+            for key, shape in shapes.items():
+                header[key] = _st_entry("F32", list(shape), offset)
+                offset = header[key]["data_offsets"][1]
+            return _safetensors(folder, header, bytes(offset))
+
+        return build
+
+    lstm = {"weight_ih_l0": (64, 8), "weight_hh_l0": (64, 16), "bias_ih_l0": (64,), "bias_hh_l0": (64,)}
+    return [
+        Case(
+            "safetensors-blame-weight-ih-rows",
+            odd_one_out({**lstm, "weight_ih_l0": (60, 8)}),
+            "WeightLayoutError",
+            r"› weight_ih_l0: \(60, 8\): 60 rows is not 4 × hidden 16 \(from weight_hh_l0 \(64, 16\)\)",
+        ),
+        Case(
+            "safetensors-blame-bias",
+            odd_one_out({**lstm, "bias_ih_l0": (60,)}),
+            "WeightLayoutError",
+            r"› bias_ih_l0: \(60,\): expected \(64,\), 4 × hidden 16 \(from weight_hh_l0 \(64, 16\)\)",
+        ),
+        Case(
+            "safetensors-blame-reverse-direction",
+            odd_one_out(
+                {**lstm, **{k + "_reverse": v for k, v in lstm.items()}, "weight_ih_l0_reverse": (64, 9)}
+            ),
+            "WeightLayoutError",
+            r"› weight_ih_l0_reverse: \(64, 9\): expected \(64, 8\) as weight_ih_l0 has",
+        ),
+    ]
+
+
 def _cross_cutting(prefix: str) -> list[Case]:
     """The cases of the classes that span formats (bounded work, forged names), by name prefix."""
-    cases = bounded_work_cases() + forged_name_cases() + degenerate_cases()
+    cases = bounded_work_cases() + forged_name_cases() + degenerate_cases() + blame_cases()
     return [case for case in cases if case.name.startswith(prefix)]
 
 
