@@ -30,6 +30,9 @@ from . import statedict
 
 #: A state_dict's pickle holds names and shapes only; anything larger is not one.
 MAX_PICKLE_BYTES = 64 << 20
+#: What the check before ``torch.load`` walks: a checkpoint's pickle can hold far more (an
+#: optimizer's state, training history) than a state_dict's.
+MAX_CHECKED_PICKLE_BYTES = 1 << 30
 _STORAGES = {
     "FloatStorage": "float32",
     "DoubleStorage": "float64",
@@ -256,7 +259,7 @@ def _unpickle(path: str, permissive: bool = False) -> Any:
             if len(pickles) != 1:
                 raise FormatError(f"expected one data.pkl in the archive, found {len(pickles)}")
             root = pickles[0].filename[: -len("data.pkl")]
-            if pickles[0].file_size > MAX_PICKLE_BYTES:
+            if pickles[0].file_size > (MAX_CHECKED_PICKLE_BYTES if permissive else MAX_PICKLE_BYTES):
                 raise FormatError(f"data.pkl declares {pickles[0].file_size} bytes, more than a state_dict's")
             order = (
                 archive.read(f"{root}byteorder") if f"{root}byteorder" in archive.NameToInfo else b"little"
