@@ -213,7 +213,7 @@ def keras_cases() -> list[Case]:
             "keras-gates-do-not-divide",
             lambda f: _keras_with_weights(f, lambda h: _replace(h, KERNEL, np.ones((16, 19), "f4"))),
             "WeightLayoutError",
-            'layer "decoder" › kernel: .*does not divide',
+            'layer "decoder" › forward › kernel: .*does not divide',
         ),
         Case(
             "keras-integer-weights",
@@ -231,7 +231,17 @@ def keras_cases() -> list[Case]:
             "keras-inconsistent-shapes",
             lambda f: _keras_with_weights(f, lambda h: _replace(h, RECURRENT, np.ones((6, 20), "f4"))),
             "WeightLayoutError",
-            r'layer "decoder" › forward › w_hh/i: expected shape \(5, 5\), found \(5, 6\)',
+            r'layer "decoder" › forward › recurrent_kernel: \(6, 20\): expected \(5, 20\), 4 gates × units 5 '
+            r"\(from kernel \(16, 20\)\)",
+        ),
+        Case(
+            "keras-blame-bias",
+            lambda f: _keras_with_weights(
+                f, lambda h: _replace(h, "layers/lstm/cell/vars/2", np.ones(18, "f4"))
+            ),
+            "WeightLayoutError",
+            r'layer "decoder" › forward › bias: \(18,\): expected \(20,\), '
+            r"4 gates × units 5 \(from kernel \(16, 20\)\)",
         ),
         Case(
             "keras-nan-weights-strict",
