@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
+import errno
 import logging
 import os
 import shutil
+import signal
+import sys
+import tempfile
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -18,9 +24,11 @@ from .errors import (
     LstmconvError,
     OutputExistsError,
     UnsupportedFeatureError,
+    UsageError,
     VerificationError,
     WeightLayoutError,
 )
+from .formats._common import require_regular_file
 from .ir import Model
 from .registry import FORMATS, Declined, Format, Reader, for_object, for_path, is_path
 
@@ -78,6 +86,11 @@ def _read(source: Any, format: str | None, **options: Any) -> Model:
     fmt = source_format(source, format)
     if is_path(source) and not fmt.exists(os.fspath(source)):
         raise LstmconvError("no such file", where=(os.fspath(source),))
+    if is_path(source):
+        path = os.fspath(source)
+        if fmt.prefix_holds and not os.path.lexists(path):  # a checkpoint's prefix: its index file
+            path += fmt.prefix_holds
+        require_regular_file(path, folder_ok=fmt.folder_holds is not None)
     header_reader = fmt.load_header_reader() if is_path(source) and options.get("header_only") else None
     if header_reader is not None:
         with contextlib.suppress(Declined):  # then the full reader it is
@@ -90,7 +103,7 @@ def _read(source: Any, format: str | None, **options: Any) -> Model:
 def _read_file(module: Reader, fmt: Format, path: str, options: Mapping[str, Any]) -> Model:
     try:
         return module.read(path, **options)
-    except Declined:
+    except (Declined, UsageError):
         raise
     except LstmconvError as error:
         raise error.within(path) from None
@@ -121,13 +134,19 @@ def _check_target(model: Model, fmt: Format, dest: str) -> None:
             raise error.within(dest) from None
 
 
+#: The staging folder's name: short, so that a DST name as long as the file system allows fits.
+_STAGING_PREFIX = ".lstmconv-"
+#: Inside the staging folder, the home of dependencies' side files while lstmconv runs them.
+_SIDE_FILES = ".lstmconv-home"
+
+
 @contextlib.contextmanager
 def _temporary_sibling(dest: str) -> Iterator[str]:
     """A path with ``dest``'s name in a fresh folder beside it (so a format that writes files
     beside the model, as ONNX external data, writes them there too); the folder is removed with
     whatever :func:`_publish` did not move out of it."""
     folder, name = os.path.split(os.path.abspath(dest))
-    staging = os.path.join(folder, f".{name}.lstmconv-{os.urandom(4).hex()}")
+    staging = os.path.join(folder, f"{_STAGING_PREFIX}{os.urandom(4).hex()}")
     os.mkdir(staging)
     try:
         yield os.path.join(staging, name)
@@ -135,29 +154,163 @@ def _temporary_sibling(dest: str) -> Iterator[str]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP while an output was being written: cleaned up as Ctrl-C is."""
+
+
+@contextlib.contextmanager
+def _cleanup_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise :class:`Interrupted` while the output is staged, so the staging
+    folder is removed on the way out as for SIGINT (only in the main thread, where Python can
+    take signals; the previous handlers are put back)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise Interrupted(f"signal {signum}")
+
+    previous = {}
+    for number in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if number is not None:
+            previous[number] = signal.signal(number, interrupt)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+#: Where dependencies put side files (Keras's keras.json, matplotlib's font cache, onnxruntime's
+#: device id, temporary files): each pointed inside the staging folder while lstmconv runs them.
+_SIDE_FILE_VARIABLES = ("HOME", "KERAS_HOME", "MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "TMPDIR")
+
+
+@contextlib.contextmanager
+def _side_files_inside(staging: str) -> Iterator[None]:
+    """While the output is written and verified, the frameworks' homes (``$HOME``,
+    ``KERAS_HOME``, the XDG folders, ``MPLCONFIGDIR``, ``TMPDIR``) are a folder inside the
+    staging folder, removed with it: nothing outside the output paths is touched. The variables
+    are put back after (they are process-wide: a program running conversions in threads sees
+    them change). onnxruntime's telemetry is also turned off where it is imported."""
+    home = os.path.join(staging, _SIDE_FILES)
+    os.mkdir(home)
+    saved = {key: os.environ.get(key) for key in _SIDE_FILE_VARIABLES}
+    saved_tempdir = tempfile.tempdir
+    for key in _SIDE_FILE_VARIABLES:
+        os.environ[key] = home
+    tempfile.tempdir = home
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved_tempdir
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+
+
+def _renameat2_noreplace(source: str, dest: str) -> bool:
+    """Linux's renameat2(RENAME_NOREPLACE): True if done; False where it is not available."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    result = function(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(dest), _RENAME_NOREPLACE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), dest)
+
+
+def _place(source: str, dest: str, overwrite: bool) -> None:
+    """Move ``source`` to ``dest``; without ``overwrite``, never replacing anything that is
+    there by then, a dangling symlink included (the check before is no guard: a file can appear
+    meanwhile, or another conversion finish first). A hard link then an unlink, where the file
+    system has them; else renameat2 with RENAME_NOREPLACE."""
+    if overwrite:
+        os.replace(source, dest)
+        return
+    try:
+        os.link(source, dest, follow_symlinks=False)
+    except FileExistsError:
+        raise _exists(dest) from None
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+            raise
+        try:
+            done = _renameat2_noreplace(source, dest)
+        except FileExistsError:
+            raise _exists(dest) from None
+        if not done:
+            raise LstmconvError(
+                "the output's file system can publish a file only by replacing what is there",
+                where=(dest,),
+                hint="pass overwrite=True (--force) to allow replacing",
+            ) from None
+        return
+    os.unlink(source)
+
+
+def _exists(dest: str) -> OutputExistsError:
+    return OutputExistsError(
+        "the output exists (it appeared while converting)" if os.path.lexists(dest) else "the output exists",
+        where=(dest,),
+        hint="pass overwrite=True (--force) to replace it",
+    )
+
+
 def _publish(written: str, dest: str, overwrite: bool) -> None:
-    """Rename the written file into place, and first the files written beside it (each refused
-    if it exists and ``overwrite`` is not set), so the model never appears without them."""
+    """Move the written file into place, and first the files written beside it (each refused
+    if it exists and ``overwrite`` is not set), so the model never appears without them; if the
+    model cannot be placed, the files placed for it are taken back."""
     staging, name = os.path.split(written)
     folder = os.path.dirname(os.path.abspath(dest))
-    companions = sorted(other for other in os.listdir(staging) if other != name)
-    for other in companions:
-        _refuse_existing(os.path.join(folder, other), overwrite)
-    for other in companions:
-        os.replace(os.path.join(staging, other), os.path.join(folder, other))
-    os.replace(written, dest)
+    companions = sorted(other for other in os.listdir(staging) if other != name and other != _SIDE_FILES)
+    targets = [os.path.join(folder, other) for other in companions]
+    for target in [*targets, dest]:
+        _refuse_unwritable(target, overwrite)
+    placed: list[str] = []
+    try:
+        for other, target in zip(companions, targets):
+            _place(os.path.join(staging, other), target, overwrite)
+            placed.append(target)
+        _place(written, dest, overwrite)
+    except BaseException:
+        if not overwrite:  # what was placed did not exist before: it is ours to take back
+            for target in placed:
+                with contextlib.suppress(OSError):
+                    os.unlink(target)
+        raise
+
+
+def _refuse_unwritable(dest: str, overwrite: bool) -> None:
+    """A directory is never replaced, even with ``overwrite``; anything else only with it."""
+    if os.path.isdir(dest) and not os.path.islink(dest):
+        raise LstmconvError(
+            "the output is a directory", where=(dest,), hint="give a file name inside it, or another name"
+        )
+    _refuse_existing(dest, overwrite)
 
 
 def _refuse_existing(dest: str, overwrite: bool) -> None:
-    if os.path.exists(dest) and not overwrite:
-        raise OutputExistsError(
-            "the output exists", where=(dest,), hint="pass overwrite=True (--force) to replace it"
-        )
+    if os.path.lexists(dest) and not overwrite:  # lexists: a dangling symlink is there too
+        raise _exists(dest)
 
 
 def _check_destination(dest: str, overwrite: bool) -> None:
     """Refuse, before any work, an output that exists or a folder that cannot take it."""
-    _refuse_existing(dest, overwrite)
+    _refuse_unwritable(dest, overwrite)
     folder = os.path.dirname(os.path.abspath(dest))
     if not os.path.isdir(folder):
         raise LstmconvError("the output's folder does not exist", where=(dest,), hint="create it first")
@@ -198,13 +351,26 @@ def _staged_write(
     """Write ``model`` into a temporary sibling of ``dest``, let ``check_written`` look at it
     (reopen, verify: it raises to stop), then publish it. Nothing is left behind on failure."""
     _check_target(model, fmt, dest)
-    writer = fmt.load_writer()
-    with _temporary_sibling(dest) as temporary:
-        step("writing")
-        writer.write(model, temporary, **options)
-        check_written(temporary)
-        step("finishing")
-        _publish(temporary, dest, overwrite)
+    try:
+        with _cleanup_on_signals(), _temporary_sibling(dest) as temporary:
+            with _side_files_inside(os.path.dirname(temporary)):
+                writer = fmt.load_writer()  # importing a framework may write its side files
+                step("writing")
+                writer.write(model, temporary, **options)
+                check_written(temporary)
+            step("finishing")
+            _publish(temporary, dest, overwrite)
+    except LstmconvError:
+        raise
+    except OSError as error:  # the disk full, a quota, a read-only or vanished folder
+        reason = error.strerror or type(error).__name__
+        raise LstmconvError(
+            f"writing the output failed: {reason}; nothing was written",
+            where=(dest,),
+            hint="free space, or choose another place"
+            if error.errno in (errno.ENOSPC, errno.EDQUOT)
+            else None,
+        ) from None
 
 
 def _reopen_and_compare(model: Model, written: str, fmt: Format, dest: str) -> None:

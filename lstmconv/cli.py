@@ -20,7 +20,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import __version__, api, dtypes, progress
-from .errors import LstmconvError, UnsupportedFeatureError, VerificationError
+from .errors import (
+    LstmconvError,
+    PrintableFilter,
+    UnsupportedFeatureError,
+    VerificationError,
+    printable,
+    printable_tree,
+)
 from .registry import FORMATS, for_path
 from .verification import framework_available
 
@@ -185,9 +192,9 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
-    fmt, described = info["format"], info["layers"]
+    fmt, described = info["format"], printable_tree(info["layers"])  # JSON escapes by itself
     total = sum(d["parameters"]["stored"] for d in described)
-    print(f"{args.source} ({fmt}): {len(described)} recurrent layer(s), {total:,} parameters")
+    print(f"{printable(args.source)} ({fmt}): {len(described)} recurrent layer(s), {total:,} parameters")
     for d in described:
         print()
         print(_layer_text(d, fmt))
@@ -283,7 +290,7 @@ def _convert(args: argparse.Namespace) -> int:
         verdict = (
             " (not verified)" if report is None else (" (round trip only)" if report.round_trip_only else "")
         )
-        print(f"wrote {args.dest}" + verdict)
+        print(f"wrote {printable(args.dest)}" + verdict)
     return EXIT_OK
 
 
@@ -370,6 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.ERROR if args.quiet else logging.WARNING, format="lstmconv: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, PrintableFilter) for f in handler.filters):
+            handler.addFilter(PrintableFilter())
     with _without_framework_noise(not args.debug) as stderr_fd:
         args.stderr_fd = stderr_fd
         return _dispatch(args)

@@ -7,7 +7,52 @@ the layer adds it once with :meth:`LstmconvError.within`.
 
 from __future__ import annotations
 
+import logging
+import unicodedata
 from typing import Any
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: object, *, keep_newlines: bool = False) -> str:
+    """``text`` safe to print on a terminal: control and format characters (a newline that
+    would forge a second line, the ESC of a terminal escape sequence, U+2028, bidirectional
+    overrides) shown as escapes (``\\n``, ``\\x1b``, ``\\u2028``). Every name from a file (node
+    names, tensor keys, file names) passes through here before it reaches stderr or stdout."""
+    out = []
+    for char in str(text):
+        if char == "\n" and keep_newlines:
+            out.append(char)
+        elif char in _NAMED_ESCAPES:
+            out.append(_NAMED_ESCAPES[char])
+        elif unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs"):
+            code = ord(char)
+            out.append(
+                f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def printable_tree(value: Any) -> Any:
+    """Every string in nested dicts and lists (keys too) made :func:`printable`."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable_tree(key): printable_tree(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(printable_tree(item) for item in value)
+    return value
+
+
+class PrintableFilter(logging.Filter):
+    """For a handler: each record's message made :func:`printable` (a warning naming a tensor
+    whose name holds a newline stays one line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = printable(record.getMessage()), None
+        return True
 
 
 class LstmconvError(Exception):
@@ -25,12 +70,15 @@ class LstmconvError(Exception):
         self.where = new + self.where
         return self
 
+    #: Whether the message may span lines (a verification report does); names never may.
+    multiline = False
+
     def __str__(self) -> str:
-        text = self.message
+        text = printable(self.message, keep_newlines=self.multiline)
         if self.where:
-            text = " › ".join(self.where) + ": " + text
+            text = " › ".join(printable(part) for part in self.where) + ": " + text
         if self.hint:
-            text += f" ({self.hint})"
+            text += f" ({printable(self.hint)})"
         return text
 
 
@@ -55,6 +103,11 @@ class UnsafeInputError(FormatError):
     allocate far more than the file holds."""
 
 
+class UsageError(LstmconvError):
+    """lstmconv was asked for something impossible (an option or environment variable that
+    makes no sense): the user's to fix, not the file's; no file is named."""
+
+
 class MissingDependencyError(LstmconvError, ImportError):
     """A framework needed for this step is not installed."""
 
@@ -68,6 +121,8 @@ class VerificationError(LstmconvError, ArithmeticError):
     there was one)."""
 
     report: Any = None
+
+    multiline = True
 
 
 def missing(module: str, extra: str, purpose: str, *, failed: str | None = None) -> MissingDependencyError:

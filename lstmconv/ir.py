@@ -8,6 +8,7 @@ a :class:`Layer` that exists is consistent.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
 import math
@@ -109,6 +110,8 @@ def _frozen_array(value: object, tensor: str) -> np.ndarray:
             where=(tensor,),
             hint=f"lstmconv keeps {', '.join(dtypes.NAMES)}: cast the weights to one of them",
         )
+    if not array.dtype.isnative:  # big-endian weights (an .npz's >f4): read, byte-swapped
+        array = array.astype(array.dtype.newbyteorder("="))
     view = array.view()
     view.flags.writeable = False
     return view
@@ -266,6 +269,13 @@ class Layer:
                 self._validate_cell(cell)
             except LstmconvError as error:
                 raise error.within(self.direction_name(index)) from None
+        first = self.cells[0].w_ih.get(GATES[self.kind][0])
+        if first is not None and first.ndim == 2 and (first.shape[0] < 1 or first.shape[1] < 1):
+            raise WeightLayoutError(
+                f"input size {first.shape[1]}, hidden size {first.shape[0]}: a layer needs at least "
+                "one input feature and one unit",
+                where=("w_ih",),
+            )
 
     def _validate_cell(self, cell: Cell) -> None:
         gates = GATES[self.kind]
@@ -439,8 +449,8 @@ class Model:
                 where=(self.source,),
                 hint="lstmconv reads LSTM, GRU and simple RNN layers",
             )
-        names = [layer.name for layer in self.layers]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
+        counts = collections.Counter(layer.name for layer in self.layers)  # linear: 60,000 layers
+        duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
             raise WeightLayoutError(f"layer names must be unique, found {duplicates} twice")
 

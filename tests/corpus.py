@@ -37,6 +37,8 @@ class Case:
     error: str  # the LstmconvError subclass, by name
     message: str  # a regular expression the message must match
     needs: tuple[str, ...] = ()
+    #: bytes from outside the model (a local file's) that must never reach an output or a message
+    secret: bytes = b""
 
 
 # -- .keras archives ---------------------------------------------------------------------------
@@ -142,7 +144,61 @@ def keras_cases() -> list[Case]:
         members["config.json"] = json.dumps(config).encode()
         return _write_zip(folder / "model.keras", members)
 
+    def weights_alone(folder: Path, change: Callable[[object, Path], None]) -> Path:
+        import h5py
+
+        path = folder / "model.weights.h5"
+        path.write_bytes(_keras_members()["model.weights.h5"])
+        with h5py.File(path, "r+") as handle:
+            change(handle, folder)
+        return path
+
+    def in_archive(change: Callable[[object, Path], None]) -> Callable[[Path], Path]:
+        return lambda folder: _keras_with_weights(folder, lambda handle: change(handle, folder))
+
+    hdf5_cases = [
+        Case(
+            "keras-external-storage",
+            in_archive(_external_storage(KERNEL, (16, 20))),
+            "UnsafeInputError",
+            r"dataset '0' keeps its bytes in external storage .*: refused",
+            secret=SECRET[:1280],
+        ),
+        Case(
+            "keras-virtual-dataset",
+            in_archive(_virtual(KERNEL, (16, 20))),
+            "UnsafeInputError",
+            r"dataset '0' is a virtual dataset",
+            secret=SECRET[:1280],
+        ),
+        Case(
+            "keras-parent-external-link",
+            in_archive(_parent_external_link("layers/lstm/cell")),
+            "UnsafeInputError",
+            r"ExternalLink 'layers/lstm/cell' to .* refused",
+        ),
+        Case(
+            "weights-h5-external-storage",
+            lambda f: weights_alone(f, _external_storage(KERNEL, (16, 20))),
+            "UnsafeInputError",
+            r"dataset '0' keeps its bytes in external storage",
+            secret=SECRET[:1280],
+        ),
+        Case(
+            "weights-h5-parent-soft-link",
+            lambda f: weights_alone(f, _parent_soft_link("layers/lstm")),
+            "UnsafeInputError",
+            r"SoftLink 'layers/lstm' to '/elsewhere' refused",
+        ),
+        Case(
+            "weights-h5-parent-external-link",
+            lambda f: weights_alone(f, _parent_external_link("layers/lstm/cell/vars")),
+            "UnsafeInputError",
+            r"ExternalLink 'layers/lstm/cell/vars' to .* refused",
+        ),
+    ]
     return [
+        *hdf5_cases,
         Case("keras-truncated", truncated, "FormatError", "not a readable Keras file|neither a .keras zip"),
         Case("keras-zip-bomb", bomb, "UnsafeInputError", "expands .* bytes from"),
         Case("keras-member-dotdot", dotdot, "UnsafeInputError", "points outside the archive"),
@@ -157,7 +213,7 @@ def keras_cases() -> list[Case]:
             "keras-gates-do-not-divide",
             lambda f: _keras_with_weights(f, lambda h: _replace(h, KERNEL, np.ones((16, 19), "f4"))),
             "WeightLayoutError",
-            'layer "decoder" › kernel: .*does not divide',
+            'layer "decoder" › forward › kernel: .*does not divide',
         ),
         Case(
             "keras-integer-weights",
@@ -175,7 +231,17 @@ def keras_cases() -> list[Case]:
             "keras-inconsistent-shapes",
             lambda f: _keras_with_weights(f, lambda h: _replace(h, RECURRENT, np.ones((6, 20), "f4"))),
             "WeightLayoutError",
-            r'layer "decoder" › forward › w_hh/i: expected shape \(5, 5\), found \(5, 6\)',
+            r'layer "decoder" › forward › recurrent_kernel: \(6, 20\): expected \(5, 20\), 4 gates × units 5 '
+            r"\(from kernel \(16, 20\)\)",
+        ),
+        Case(
+            "keras-blame-bias",
+            lambda f: _keras_with_weights(
+                f, lambda h: _replace(h, "layers/lstm/cell/vars/2", np.ones(18, "f4"))
+            ),
+            "WeightLayoutError",
+            r'layer "decoder" › forward › bias: \(18,\): expected \(20,\), '
+            r"4 gates × units 5 \(from kernel \(16, 20\)\)",
         ),
         Case(
             "keras-nan-weights-strict",
@@ -224,6 +290,71 @@ def _shape_bomb(compression: str | None) -> Callable[[object, Path], None]:
     return change
 
 
+#: What a file outside the model holds; a reader that follows storage out of the file copies it.
+SECRET = b"SECRET-MARKER-0123456789abcdef!!" * 64  # 2048 bytes, more than any kernel here needs
+
+
+def _secret_file(folder: Path) -> Path:
+    """A local file beside the case folder, as a system file or a token would be."""
+    path = folder.parent / f"{folder.name}-secret.bin"
+    path.write_bytes(SECRET)
+    return path
+
+
+def _external_storage(key: str, shape: tuple[int, ...]) -> Callable[[object, Path], None]:
+    """``key`` rewritten as a dataset whose bytes HDF5 keeps in a file outside this one."""
+
+    def change(handle, folder: Path) -> None:
+        secret = _secret_file(folder)
+        del handle[key]
+        nbytes = int(np.prod(shape)) * 4
+        handle.create_dataset(key, shape=shape, dtype="f4", external=[(str(secret), 0, nbytes)])
+
+    return change
+
+
+def _virtual(key: str, shape: tuple[int, ...], missing: bool = False) -> Callable[[object, Path], None]:
+    """``key`` rewritten as a virtual dataset mapping another HDF5 file's (or a missing one's)."""
+    import h5py
+
+    def change(handle, folder: Path) -> None:
+        source = folder.parent / f"{folder.name}-source.h5"
+        if not missing:
+            with h5py.File(source, "w") as other:
+                other["data"] = np.frombuffer(SECRET[: int(np.prod(shape)) * 4], "f4").reshape(shape)
+        layout = h5py.VirtualLayout(shape=shape, dtype="f4")
+        layout[...] = h5py.VirtualSource(str(source), "data", shape=shape)
+        del handle[key]
+        handle.create_virtual_dataset(key, layout, fillvalue=0)
+
+    return change
+
+
+def _parent_external_link(group: str) -> Callable[[object, Path], None]:
+    """The group holding the weights moved to another file, an external link left in its place."""
+    import h5py
+
+    def change(handle, folder: Path) -> None:
+        other_path = folder.parent / f"{folder.name}-outside.h5"
+        with h5py.File(other_path, "w") as other:
+            handle.copy(handle[group], other, name="moved")
+        del handle[group]
+        handle[group] = h5py.ExternalLink(str(other_path), "/moved")
+
+    return change
+
+
+def _parent_soft_link(group: str) -> Callable[[object, Path], None]:
+    """The group holding the weights moved elsewhere in the file, a soft link left in its place."""
+    import h5py
+
+    def change(handle, folder: Path) -> None:
+        handle.move(group, "/elsewhere")
+        handle[group] = h5py.SoftLink("/elsewhere")
+
+    return change
+
+
 def legacy_cases() -> list[Case]:
     def truncated(folder: Path) -> Path:
         path = folder / "model.h5"
@@ -243,6 +374,38 @@ def legacy_cases() -> list[Case]:
             "ExternalLink .* refused",
         ),
         Case("h5-soft-link", lambda f: _legacy(f, _soft_link), "UnsafeInputError", "SoftLink .* refused"),
+        Case(
+            "h5-external-storage",
+            lambda f: _legacy(f, _external_storage(LEGACY_KERNEL, (5, 24))),
+            "UnsafeInputError",
+            r"dataset '\S*kernel:0' keeps its bytes in external storage .*: refused",
+            secret=SECRET[:480],
+        ),
+        Case(
+            "h5-virtual-dataset",
+            lambda f: _legacy(f, _virtual(LEGACY_KERNEL, (5, 24))),
+            "UnsafeInputError",
+            r"dataset '\S*kernel:0' is a virtual dataset .*: refused",
+            secret=SECRET[:480],
+        ),
+        Case(
+            "h5-virtual-dataset-missing-source",
+            lambda f: _legacy(f, _virtual(LEGACY_KERNEL, (5, 24), missing=True)),
+            "UnsafeInputError",
+            r"dataset '\S*kernel:0' is a virtual dataset",
+        ),
+        Case(
+            "h5-parent-external-link",
+            lambda f: _legacy(f, _parent_external_link("model_weights/lstm_hs/lstm_hs")),
+            "UnsafeInputError",
+            r"ExternalLink 'model_weights/lstm_hs/lstm_hs' to .* refused",
+        ),
+        Case(
+            "h5-parent-soft-link",
+            lambda f: _legacy(f, _parent_soft_link("model_weights/lstm_hs/lstm_hs")),
+            "UnsafeInputError",
+            r"SoftLink 'model_weights/lstm_hs/lstm_hs' to '/elsewhere' refused",
+        ),
         Case(
             "h5-shape-bomb",
             lambda f: _legacy(f, _shape_bomb(None)),
@@ -318,6 +481,172 @@ def _lstm_state(**changes: np.ndarray) -> dict:
     return {key: torch.from_numpy(np.asarray(value)) for key, value in state.items() if value is not None}
 
 
+def _pickle_text(text: str) -> bytes:
+    data = text.encode()
+    return b"X" + struct.pack("<I", len(data)) + data
+
+
+def _pickle_int(value: int) -> bytes:
+    return b"J" + struct.pack("<i", value)
+
+
+def _pt_pickle(entries: list[tuple[str, str, int, int, tuple[int, ...], tuple[int, ...]]]) -> bytes:
+    """A state_dict pickle written opcode by opcode as torch.save writes one, with each tensor's
+    (key, storage key, storage elements, offset, size, stride) as given: torch's own pickler
+    would not write a tensor that overruns its storage."""
+    out = bytearray(b"\x80\x02ccollections\nOrderedDict\n)R(")
+    for key, storage, numel, offset, size, stride in entries:
+        out += _pickle_text(key) + b"ctorch._utils\n_rebuild_tensor_v2\n("
+        out += b"(" + _pickle_text("storage") + b"ctorch\nFloatStorage\n"
+        out += _pickle_text(storage) + _pickle_text("cpu") + _pickle_int(numel) + b"tQ"
+        out += _pickle_int(offset)
+        out += b"(" + b"".join(_pickle_int(n) for n in size) + b"t"
+        out += b"(" + b"".join(_pickle_int(n) for n in stride) + b"t"
+        out += b"\x89ccollections\nOrderedDict\n)RtR"
+    return bytes(out + b"u.")
+
+
+def _pt_zip(
+    folder: Path, pickled: bytes, storages: dict[str, bytes], extra: tuple[tuple[str, bytes], ...] = ()
+) -> Path:
+    """torch's zip layout (archive/data.pkl, archive/data/<key>…) around a given pickle."""
+    import warnings
+
+    path = folder / "model.pt"
+    members = [
+        ("archive/data.pkl", pickled),
+        ("archive/.format_version", b"1"),
+        ("archive/.storage_alignment", b"64"),
+        ("archive/byteorder", b"little"),
+        *((f"archive/data/{key}", data) for key, data in storages.items()),
+        ("archive/version", b"3\n"),
+        *extra,
+    ]
+    with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as archive:
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate names some cases want
+        for name, data in members:
+            archive.writestr(name, data)
+    return path
+
+
+def _one_tensor(
+    offset: int, size: tuple[int, ...], stride: tuple[int, ...], stored: int = 192
+) -> Callable[[Path], Path]:
+    """rnn.weight_ih_l0 over a 48-element float32 storage whose record holds ``stored`` bytes."""
+
+    def build(folder: Path) -> Path:
+        pickled = _pt_pickle([("rnn.weight_ih_l0", "0", 48, offset, size, stride)])
+        return _pt_zip(folder, pickled, {"0": bytes(range(256))[:stored] if stored <= 256 else bytes(stored)})
+
+    return build
+
+
+def torch_hostile_cases() -> list[Case]:
+    """Storages out of bounds, ambiguous files, declared sizes far past stored ones, and a
+    pickle whose naive walk takes 2^40 steps."""
+
+    def expanded(folder: Path) -> Path:
+        import torch
+
+        state = _lstm_state()
+        state["rnn.weight_ih_l0"] = torch.zeros(1).expand(2_000_000, 4_400_000)  # 8.8e12 elements
+        return _torch_save(folder, state)
+
+    def duplicate_member(folder: Path) -> Path:
+        import torch
+
+        template = folder / "template.pt"
+        torch.save(_lstm_state(), template)
+        with zipfile.ZipFile(template) as archive:
+            members = [(info.filename, archive.read(info)) for info in archive.infolist()]
+        template.unlink()
+        first = next(name for name, _ in members if "/data/" in name)
+        path = folder / "model.pt"
+        import warnings
+
+        with warnings.catch_warnings(), zipfile.ZipFile(path, "w") as archive:
+            warnings.simplefilter("ignore")
+            for name, data in [*members, (first, bytes(len(dict(members)[first])))]:
+                archive.writestr(name, data)
+        return path
+
+    def pickle_and_zip(folder: Path) -> Path:
+        import torch
+
+        legacy, modern = folder / "legacy.pt", folder / "modern.pt"
+        torch.save(_lstm_state(), legacy, _use_new_zipfile_serialization=False)
+        other = _lstm_state()
+        other["rnn.weight_ih_l0"] = other["rnn.weight_ih_l0"] * 2
+        torch.save(other, modern)
+        path = folder / "model.pt"
+        path.write_bytes(legacy.read_bytes() + modern.read_bytes())
+        legacy.unlink()
+        modern.unlink()
+        return path
+
+    def shared_twice(folder: Path) -> Path:
+        inner: dict = {"epoch": 1}
+        for _ in range(40):
+            inner = {"a": inner, "b": inner}
+        path = _torch_save(folder, inner)
+        assert path.stat().st_size < 4096
+        return path
+
+    needs = ("torch",)
+    return [
+        Case(
+            "pt-stride-past-storage",
+            _one_tensor(0, (16, 3), (4, 1)),
+            "FormatError",
+            r"shape \(16, 3\), strides \(4, 1\) at offset 0 reaches element 63 of a storage of 48",
+            needs,
+        ),
+        Case(
+            "pt-offset-past-storage",
+            _one_tensor(10, (16, 3), (3, 1)),
+            "FormatError",
+            r"at offset 10 reaches element 58 of a storage of 48",
+            needs,
+        ),
+        Case(
+            "pt-negative-stride",
+            _one_tensor(45, (16, 3), (-3, 1)),
+            "FormatError",
+            r"has negative strides \(-3, 1\): refused",
+            needs,
+        ),
+        Case(
+            "pt-storage-past-its-record",
+            _one_tensor(0, (16, 3), (3, 1), stored=100),
+            "FormatError",
+            r"storage 0 needs 192 bytes, the archive holds 100",
+            needs,
+        ),
+        Case(
+            "pt-expanded-tensor",
+            expanded,
+            "UnsafeInputError",
+            r"declares 8800000000000 elements from a storage of 1: more than 200×",
+            needs,
+        ),
+        Case(
+            "pt-duplicate-zip-member",
+            duplicate_member,
+            "UnsafeInputError",
+            r"appears twice: ambiguous",
+            needs,
+        ),
+        Case(
+            "pt-legacy-pickle-and-zip",
+            pickle_and_zip,
+            "UnsafeInputError",
+            r"both a zip archive and something else .*: ambiguous, refused",
+            needs,
+        ),
+        Case("pt-shared-dicts-2-to-the-40", shared_twice, "FormatError", "no state_dict found", needs),
+    ]
+
+
 def torch_cases() -> list[Case]:
     def payload_legacy(folder: Path) -> Path:  # the old, non-zip pickle format
         path = folder / "model.pt"
@@ -387,7 +716,7 @@ def torch_cases() -> list[Case]:
             "pt-bias-wrong-length",
             lambda f: _torch_save(f, _lstm_state(**{"rnn.bias_hh_l0": np.ones(12, "f4")})),
             "WeightLayoutError",
-            "bias_hh_l0.*does not divide|expected shape \\(4,\\), found \\(3,\\)",
+            r"rnn\.bias_hh_l0: \(12,\): expected \(16,\), 4 × hidden 4 \(from rnn\.weight_hh_l0 \(16, 4\)\)",
             torch_needs,
         ),
     ]
@@ -1178,13 +1507,388 @@ def tflite_cases() -> list[Case]:
     ]
 
 
+# -- not regular files: a FIFO blocks a read forever, /dev/zero never ends ------------------------------
+def _fifo(name: str) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        path = folder / name
+        os.mkfifo(path)
+        return path
+
+    return build
+
+
+def _directory(name: str) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        path = folder / name
+        path.mkdir()
+        return path
+
+    return build
+
+
+def _dev_zero(name: str) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        path = folder / name
+        path.symlink_to("/dev/zero")
+        return path
+
+    return build
+
+
+def not_regular_cases(ending: str) -> list[Case]:
+    fifo = r"a FIFO \(named pipe\), not a regular file: refused"
+    cases = [
+        Case(f"fifo-{ending}", _fifo(f"m.{ending}"), "FormatError", fifo),
+        Case(
+            f"directory-{ending}", _directory(f"m.{ending}"), "FormatError", "a directory, not a regular file"
+        ),
+    ]
+    if ending == "keras":
+        cases.append(
+            Case(
+                "dev-zero-keras",
+                _dev_zero("m.keras"),
+                "FormatError",
+                "a character device, not a regular file",
+            )
+        )
+    return cases
+
+
+# -- bounded work: walks, name checks, declared against stored sizes ----------------------------------------
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _onnx_of_nodes(folder: Path, node: bytes, count: int) -> Path:
+    """A model whose graph is ``count`` copies of one encoded NodeProto, written on the wire."""
+    one = b"\x0a" + _varint(len(node)) + node
+    graph = one * count
+    path = folder / "model.onnx"
+    path.write_bytes(b"\x3a" + _varint(len(graph)) + graph)
+    return path
+
+
+def bounded_work_cases() -> list[Case]:
+    def concat_chain(folder: Path) -> Path:
+        """initial_h built from zeros by 40 chained Concat(x, x): 2^40 paths, 41 names."""
+        from onnx import helper, numpy_helper
+
+        model = _onnx_model()
+        node = _lstm_node(model)
+        model.graph.initializer.append(numpy_helper.from_array(np.zeros((2, 1, 6), "f4"), "chain_0"))
+        chain = [
+            helper.make_node("Concat", [f"chain_{k}", f"chain_{k}"], [f"chain_{k + 1}"], axis=1)
+            for k in range(40)
+        ]
+        position = list(model.graph.node).index(node)
+        for offset, link in enumerate(chain):
+            model.graph.node.insert(position + offset, link)
+        node.input[5] = "chain_40"
+        return _save_onnx(model, folder)
+
+    def many_layers(folder: Path) -> Path:
+        """60,000 one-unit simple RNNs in a safetensors file: name checks must be linear."""
+        header, offset = {}, 0
+        for index in range(60_000):
+            for field in ("weight_ih_l0", "weight_hh_l0"):
+                header[f"m{index}.{field}"] = {
+                    "dtype": "F32",
+                    "shape": [1, 1],
+                    "data_offsets": [offset, offset + 4],
+                }
+                offset += 4
+        data = np.random.default_rng(2).uniform(-1, 1, offset // 4).astype("<f4").tobytes()
+        return _safetensors(folder, header, data)
+
+    def npz_bomb(folder: Path) -> Path:
+        """A valid lstmconv .npz plus a member of 200 MB of zeros deflated to ~200 kB."""
+        source = FIXTURES / "lstmconv_npz.npz"
+        path = folder / "model.npz"
+        with zipfile.ZipFile(source) as original, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+            for info in original.infolist():
+                archive.writestr(info.filename, original.read(info))
+            with archive.open("padding.npy", "w", force_zip64=True) as member:
+                count = 50 << 20
+                np.lib.format.write_array_header_1_0(
+                    member, {"descr": "<f4", "fortran_order": False, "shape": (count,)}
+                )
+                block = bytes(4 << 20)
+                for _ in range(count * 4 // len(block)):
+                    member.write(block)
+        return path
+
+    def zip_times_hdf5(folder: Path) -> Path:
+        """Each layer expands under 200×, together ~2000×: a gzip dataset of 63 MB in a 1.3 MB
+        HDF5 file, deflated in the .keras archive to ~32 kB (its chunks repeat)."""
+        import h5py
+
+        members = _keras_members()
+        scratch = folder / "scratch.h5"
+        scratch.write_bytes(members["model.weights.h5"])
+        rng = np.random.default_rng(0)
+        row = np.zeros(262_144, "f4")
+        row[rng.integers(0, row.size, 3000)] = rng.standard_normal(3000)
+        with h5py.File(scratch, "r+") as handle:
+            del handle[KERNEL]
+            dataset = handle.create_dataset(
+                KERNEL, (60, row.size), "f4", chunks=(1, row.size), compression="gzip"
+            )
+            for index in range(60):
+                dataset[index] = row
+        members["model.weights.h5"] = scratch.read_bytes()
+        scratch.unlink()
+        return _write_zip(folder / "model.keras", members, zipfile.ZIP_DEFLATED)
+
+    return [
+        Case("onnx-concat-chain-2-to-the-40", concat_chain, "", "", ("onnx",)),
+        Case(
+            "onnx-6MB-of-empty-nodes",
+            lambda f: _onnx_of_nodes(f, b"", 3_000_000),
+            "FormatError",
+            "node 0 has no op_type",
+        ),
+        Case(
+            "onnx-too-many-nodes",
+            lambda f: _onnx_of_nodes(f, b"\x22\x01A", 300_001),
+            "UnsafeInputError",
+            "the graph has more than 300000 nodes",
+        ),
+        Case("safetensors-60000-layers", many_layers, "", ""),
+        Case(
+            "npz-member-zip-bomb", npz_bomb, "UnsafeInputError", r"zip member 'padding.npy' expands \d+ bytes"
+        ),
+        Case(
+            "keras-zip-times-hdf5-ratio",
+            zip_times_hdf5,
+            "UnsafeInputError",
+            r"declares? \d+ bytes",
+        ),
+    ]
+
+
+# -- names that would forge output lines or drive the terminal ---------------------------------------------
+#: A name holding a newline and a forged line after it, and terminal escape sequences.
+FORGED = "evil\nlstmconv: wrote forged.onnx\x1b[2J\x1b]0;owned\x07\u202e"
+
+
+def forged_name_cases() -> list[Case]:
+    def onnx_node(folder: Path) -> Path:
+        model = _onnx_model()
+        _lstm_node(model).name = FORGED
+        _set_attribute("direction", "sideways")(model)
+        return _save_onnx(model, folder)
+
+    def safetensors_key(folder: Path) -> Path:
+        header, data = _st_lstm("I32")
+        header = {key.replace("rnn.", "rnn\x1b[2J\u2028."): value for key, value in header.items()}
+        return _safetensors(folder, header, data)
+
+    def file_name(folder: Path) -> Path:
+        path = folder / "m\nlstmconv: wrote forged\x1b[2J.npz"
+        np.savez(path, w=np.ones(3))
+        return path
+
+    return [
+        Case(
+            "onnx-node-name-forges-a-line",
+            onnx_node,
+            "FormatError",
+            r"evil\\nlstmconv: wrote forged.onnx\\x1b\[2J",
+            ("onnx",),
+        ),
+        Case(
+            "safetensors-key-escapes",
+            safetensors_key,
+            "WeightLayoutError",
+            r"rnn\\x1b\[2J\\u2028\.weight_ih_l0",
+        ),
+        Case(
+            "npz-file-name-forges-a-line",
+            file_name,
+            "FormatError",
+            r"m\\nlstmconv: wrote forged\\x1b\[2J\.npz",
+        ),
+    ]
+
+
+# -- degenerate or unusual but valid models --------------------------------------------------------------
+#: Cases whose file the reference safetensors library refuses too (tests/test_hostile.py checks).
+REFERENCE_REFUSES = "safetensors-reference-refuses-"
+
+
+def degenerate_cases() -> list[Case]:
+    def st(shapes: dict[str, tuple[int, ...]]) -> Callable[[Path], Path]:
+        def build(folder: Path) -> Path:
+            header, offset = {}, 0
+            for key, shape in shapes.items():
+                header[key] = _st_entry("F32", list(shape), offset)
+                offset = header[key]["data_offsets"][1]
+            return _safetensors(folder, header, bytes(offset))
+
+        return build
+
+    def utf16(folder: Path) -> Path:
+        header, data = _st_lstm()
+        return _safetensors(folder, header, data, json.dumps(header).encode("utf-16"))
+
+    def with_gap(folder: Path) -> Path:
+        header, _ = _st_lstm()
+        header["rnn.weight_ih_l0"], header["rnn.weight_hh_l0"] = (  # out of order, and a gap of 8
+            _st_entry("F32", [16, 3], 256 + 8),
+            _st_entry("F32", [16, 4], 0),
+        )
+        return _safetensors(folder, header, bytes(256 + 8 + 192))
+
+    def numbers_as_strings(folder: Path) -> Path:
+        header, data = _st_lstm()
+        header["rnn.weight_hh_l0"]["shape"] = ["16", "4"]
+        return _safetensors(folder, header, data)
+
+    def trailing(folder: Path) -> Path:
+        header, data = _st_lstm()
+        return _safetensors(folder, header, data + bytes(64))
+
+    def onnx_hidden_minus_one(model) -> None:
+        _set_attribute("hidden_size", -1)(model)
+
+    def big_endian_kernel(folder: Path) -> Path:
+        """The .npz fixture with one tensor stored big-endian: read byte-swapped, same model."""
+        path = folder / "model.npz"
+        with np.load(FIXTURES / "lstmconv_npz.npz") as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        key = next(key for key in arrays if "w_ih" in key)
+        arrays[key] = arrays[key].astype(arrays[key].dtype.newbyteorder(">"))
+        np.savez(path, **arrays)
+        return path
+
+    def all_big_endian(folder: Path) -> Path:
+        path = folder / "model.npz"
+        with np.load(FIXTURES / "lstmconv_npz.npz") as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        for key, array in arrays.items():
+            if array.dtype.kind == "f":
+                arrays[key] = array.astype(array.dtype.newbyteorder(">"))
+        np.savez(path, **arrays)
+        return path
+
+    one_unit = "a layer needs at least one input feature and one unit"
+    return [
+        Case(
+            "safetensors-input-size-0",
+            st({"rnn.weight_ih_l0": (16, 0), "rnn.weight_hh_l0": (16, 4)}),
+            "WeightLayoutError",
+            "input size 0, hidden size 4: " + one_unit,
+        ),
+        Case(
+            "safetensors-hidden-size-0",
+            st({"rnn.weight_ih_l0": (0, 3), "rnn.weight_hh_l0": (0, 0)}),
+            "WeightLayoutError",
+            "weight_hh has 0 rows for hidden size 0",
+        ),
+        Case(
+            "npz-input-size-0",
+            _npz_input_size_0,
+            "WeightLayoutError",
+            "input size 0, hidden size \\d+: " + one_unit,
+        ),
+        Case(
+            "onnx-hidden-size-minus-1",
+            _onnx_changed(onnx_hidden_minus_one),
+            "FormatError",
+            "hidden_size -1 is not a positive number of units",
+            ("onnx",),
+        ),
+        Case("npz-one-big-endian-kernel", big_endian_kernel, "", ""),
+        Case("npz-all-big-endian", all_big_endian, "", ""),
+        Case(REFERENCE_REFUSES + "utf16", utf16, "FormatError", "header is not UTF-8 JSON"),
+        Case(REFERENCE_REFUSES + "gap-out-of-order", with_gap, "FormatError", "leaves a gap at byte 256"),
+        Case(
+            REFERENCE_REFUSES + "numbers-as-strings",
+            numbers_as_strings,
+            "FormatError",
+            r"shape must be non-negative integers, found \['16', '4'\]",
+        ),
+        Case(REFERENCE_REFUSES + "trailing-data", trailing, "FormatError", "cover 448 of the 512 data bytes"),
+    ]
+
+
+def _npz_input_size_0(folder: Path) -> Path:
+    """The .npz fixture with every w_ih of its first layer given zero columns."""
+    path = folder / "model.npz"
+    with np.load(FIXTURES / "lstmconv_npz.npz") as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    first = json.loads(str(arrays["__lstmconv__"]))["layers"][0]["name"]
+    for key, array in arrays.items():
+        if key.startswith(f"{first}/") and "/w_ih/" in key:
+            arrays[key] = np.zeros((array.shape[0], 0), array.dtype)
+    np.savez(path, **arrays)
+    return path
+
+
+# -- blame: errors name the file's own tensor, and where the hidden size came from -------------------------
+def blame_cases() -> list[Case]:
+    def odd_one_out(shapes: dict[str, tuple[int, ...]]) -> Callable[[Path], Path]:
+        def build(folder: Path) -> Path:
+            header, offset = {}, 0
+            for key, shape in shapes.items():
+                header[key] = _st_entry("F32", list(shape), offset)
+                offset = header[key]["data_offsets"][1]
+            return _safetensors(folder, header, bytes(offset))
+
+        return build
+
+    lstm = {"weight_ih_l0": (64, 8), "weight_hh_l0": (64, 16), "bias_ih_l0": (64,), "bias_hh_l0": (64,)}
+    return [
+        Case(
+            "safetensors-blame-weight-ih-rows",
+            odd_one_out({**lstm, "weight_ih_l0": (60, 8)}),
+            "WeightLayoutError",
+            r"› weight_ih_l0: \(60, 8\): 60 rows is not 4 × hidden 16 \(from weight_hh_l0 \(64, 16\)\)",
+        ),
+        Case(
+            "safetensors-blame-bias",
+            odd_one_out({**lstm, "bias_ih_l0": (60,)}),
+            "WeightLayoutError",
+            r"› bias_ih_l0: \(60,\): expected \(64,\), 4 × hidden 16 \(from weight_hh_l0 \(64, 16\)\)",
+        ),
+        Case(
+            "safetensors-blame-reverse-direction",
+            odd_one_out(
+                {**lstm, **{k + "_reverse": v for k, v in lstm.items()}, "weight_ih_l0_reverse": (64, 9)}
+            ),
+            "WeightLayoutError",
+            r"› weight_ih_l0_reverse: \(64, 9\): expected \(64, 8\) as weight_ih_l0 has",
+        ),
+    ]
+
+
+def _cross_cutting(prefix: str) -> list[Case]:
+    """The cases of the classes that span formats (bounded work, forged names), by name prefix."""
+    cases = bounded_work_cases() + forged_name_cases() + degenerate_cases() + blame_cases()
+    return [case for case in cases if case.name.startswith(prefix)]
+
+
 #: The cases of each registry format (tests/test_registry.py demands some for every format).
 CASES_BY_FORMAT: dict[str, Callable[[], list[Case]]] = {
-    "keras": lambda: keras_cases() + legacy_cases(),
-    "torch": torch_cases,
-    "safetensors": safetensors_cases,
-    "onnx": onnx_cases,
-    "npz": npz_cases,
+    "keras": lambda: (
+        keras_cases()
+        + legacy_cases()
+        + not_regular_cases("keras")
+        + not_regular_cases("h5")
+        + _cross_cutting("keras")
+    ),
+    "torch": lambda: torch_cases() + torch_hostile_cases() + not_regular_cases("pt"),
+    "safetensors": lambda: (
+        safetensors_cases() + not_regular_cases("safetensors") + _cross_cutting("safetensors")
+    ),
+    "onnx": lambda: onnx_cases() + not_regular_cases("onnx") + _cross_cutting("onnx"),
+    "npz": lambda: npz_cases() + not_regular_cases("npz") + _cross_cutting("npz"),
     "tf-checkpoint": tf_checkpoint_cases,
     "savedmodel": savedmodel_cases,
     "tflite": tflite_cases,

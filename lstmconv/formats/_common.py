@@ -3,11 +3,78 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 
-from ..errors import UnsupportedFeatureError, WeightLayoutError
+from ..errors import FormatError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
 from ..ir import Activation, Direction, Kind, Layer, Model
+
+
+def _kind_of(mode: int) -> str:
+    for test, label in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return label
+    return "not a regular file"
+
+
+def require_regular_file(path: str, *, folder_ok: bool = False) -> None:
+    """Refuse anything but a regular file (or, with ``folder_ok``, a folder) before a reader
+    opens it: a FIFO would block the read forever, ``/dev/zero`` never ends. The path is stat-ed
+    first, then opened with ``O_NONBLOCK`` (opening a FIFO would otherwise wait for a writer) and
+    the open file checked again, so what was stat-ed is what was opened."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise FormatError(f"cannot open: {error.strerror}", where=(path,)) from None
+    if stat.S_ISDIR(mode) and folder_ok:
+        return
+    if not stat.S_ISREG(mode):
+        raise FormatError(f"{_kind_of(mode)}, not a regular file: refused", where=(path,))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except OSError as error:
+        raise FormatError(f"cannot open: {error.strerror}", where=(path,)) from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+    finally:
+        os.close(descriptor)
+    if not stat.S_ISREG(mode):
+        raise FormatError(f"{_kind_of(mode)}, not a regular file: refused", where=(path,))
+
+
+#: Compressed data may expand at most this many times the bytes the outermost file stores: one
+#: budget for a zip member, and for compression nested inside it (HDF5 inside ``.keras``).
+MAX_RATIO = 200
+#: Below this, anything goes (headers, small configs).
+RATIO_SLACK = 1 << 20
+
+
+def check_zip_budget(infos: Iterable[zipfile.ZipInfo], stored: int) -> None:
+    """Refuse a zip whose members declare more than ``MAX_RATIO`` times what they store (each,
+    or all together against the ``stored`` bytes of the file), before anything is inflated."""
+    total = 0
+    for info in infos:
+        if info.compress_size and info.file_size > MAX_RATIO * info.compress_size + RATIO_SLACK:
+            raise UnsafeInputError(
+                f"zip member {info.filename!r} expands {info.file_size} bytes from {info.compress_size}",
+                hint="the archive looks like a zip bomb",
+            )
+        total += info.file_size
+        if total > MAX_RATIO * stored + RATIO_SLACK:
+            raise UnsafeInputError(
+                f"zip members up to {info.filename!r} expand to {total} bytes from a {stored}-byte file",
+                hint="the archive looks like a zip bomb",
+            )
 
 
 def unsupported(layer: Layer, feature: str, target: str, instead: str) -> UnsupportedFeatureError:

@@ -9,12 +9,14 @@ the warnings it logged, so a look that only needs names and shapes is not done t
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import json
 import logging
 import os
 import select
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,6 +25,7 @@ from ..errors import FormatError
 
 #: The most a child may send back; a description of a model's layers is a few kilobytes.
 MAX_ANSWER_BYTES = 64 << 20
+_PR_SET_PDEATHSIG = 1
 
 
 class _Captured(logging.Handler):
@@ -56,9 +59,11 @@ def look(task: Callable[[], Any], limit: float, what: str, hint: str | None = No
     if not hasattr(os, "fork"):
         return None
     reader, writer = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child: answer, then leave without the parent's cleanup
         os.close(reader)
+        _die_with(parent)
         _answer(task, writer)
         os._exit(0)
     os.close(writer)
@@ -77,6 +82,22 @@ def look(task: Callable[[], Any], limit: float, what: str, hint: str | None = No
     except ValueError:  # nothing (the task raised), or cut short
         return None
     return Answer(answer["value"], [tuple(record) for record in answer["log"]])
+
+
+def _die_with(parent: int) -> None:
+    """In the child: killed when the parent dies however it dies (Linux's PR_SET_PDEATHSIG;
+    elsewhere the parent kills it on the way out), and none of the parent's signal handlers (a
+    SIGTERM in the child must not run the parent's cleanup)."""
+    for number in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
+        if number is not None:
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(number, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the request took hold
+        os._exit(1)
 
 
 def _answer(task: Callable[[], Any], writer: int) -> None:

@@ -18,6 +18,7 @@ from .. import outline
 from ..errors import FormatError, LstmconvError
 from ..inspection import Tensor, canonical
 from ..ir import GATES, Layer, Model
+from ._common import check_zip_budget
 
 NAME = "npz"
 GATE_ORDER = GATES
@@ -56,6 +57,8 @@ def write(model: Model, path: str, **_: Any) -> None:
 def read(source: Any, **_: Any) -> Model:
     path = os.fspath(source)
     try:
+        with zipfile.ZipFile(path) as listing:  # sizes checked before numpy inflates anything
+            check_zip_budget(listing.infolist(), os.path.getsize(path))
         with np.load(path, allow_pickle=False) as archive:
             if META_KEY not in archive.files:
                 raise FormatError(f"no {META_KEY} entry: not an lstmconv .npz", where=(path,))

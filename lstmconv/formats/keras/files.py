@@ -20,6 +20,8 @@ import dataclasses
 import io
 import json
 import logging
+import math
+import mmap
 import os
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,9 +31,17 @@ import h5py
 import numpy as np
 
 from ... import outline, steps
-from ...errors import FormatError, LstmconvError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
+from ...errors import (
+    FormatError,
+    LstmconvError,
+    UnsafeInputError,
+    UnsupportedFeatureError,
+    UsageError,
+    WeightLayoutError,
+)
 from ...ir import MERGE_MODES, Kind, Layer, Model, Skipped
 from .. import forked
+from .._common import MAX_RATIO, check_zip_budget, require_regular_file
 from . import links
 from . import names as keras_names
 from .hdf5 import H5, Window, attr_strings, attr_text, member_start
@@ -40,7 +50,7 @@ _log = logging.getLogger(__name__)
 _MODEL_CLASSES = {"Sequential", "Functional", "Model"}
 _CUDNN = {"CuDNNLSTM", "CuDNNGRU"}
 #: A zip member may expand at most this many times its stored size (zip bombs).
-MAX_ZIP_RATIO = 200
+MAX_ZIP_RATIO = MAX_RATIO
 MAX_CONFIG_BYTES = 64 << 20
 #: How long the HDF5 structure may take to read in the probing child (LSTMCONV_HDF5_SECONDS).
 PROBE_SECONDS = 10.0
@@ -371,11 +381,7 @@ def _open_keras_archive(path: str) -> tuple[zipfile.ZipFile, Mapping[str, Any], 
                 f"zip member {info.filename!r} points outside the archive",
                 hint="a .keras file holds only config.json, metadata.json, model.weights.h5 and assets/",
             )
-        if info.compress_size and info.file_size > MAX_ZIP_RATIO * info.compress_size + (1 << 20):
-            raise UnsafeInputError(
-                f"zip member {info.filename!r} expands {info.file_size} bytes from {info.compress_size}",
-                hint="the archive looks like a zip bomb",
-            )
+    check_zip_budget(archive.infolist(), os.path.getsize(path))
     names = set(archive.namelist())
     if "config.json" not in names:
         raise FormatError("no config.json in the archive: not a .keras file")
@@ -404,12 +410,20 @@ def read(
     ``header_only``: names and shapes exact, every value zero. ``strict``: a masked recurrent
     layer is an error, not a warning."""
     path = os.fspath(source)
+    seconds = _limit_from_environment()
     try:
         given = _load_config(os.fspath(config)) if config is not None else None
-        outlined = _look_in_child(path, given, strict)
+        limit = seconds if seconds is not None else _limit_for_size(path)
+        outlined = _look_in_child(path, given, limit, strict)
         if header_only and outlined is not None:
-            return outline.placeholders(outlined.taken(), path)
-        model = _read_path(path, probe=header_only, given=given, strict=strict)
+            return outline.placeholders(outlined.taken()["outline"], path)
+        model = None
+        if outlined is not None and not header_only:
+            arrays = _read_in_child(path, given, outlined.value["datasets"], limit)
+            if arrays is not None:  # the values are read: the parent walks the structure alone
+                model = _read_path(path, given=given, strict=strict, preread=iter(arrays))
+        if model is None:
+            model = _read_path(path, probe=header_only, given=given, strict=strict)
         found = links.links(_model_config(path, given), [layer.name for layer in model.layers])
         return dataclasses.replace(model, links=found)
     except LstmconvError as error:
@@ -433,25 +447,81 @@ def _model_config(path: str, given: tuple[Mapping[str, Any], int | None] | None)
     return json.loads(text) if text else None
 
 
+def _limit_from_environment() -> float | None:
+    """LSTMCONV_HDF5_SECONDS, if set: a usage error (not the file's) when it is no number."""
+    text = os.environ.get("LSTMCONV_HDF5_SECONDS")
+    if text is None or not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(
+            f"LSTMCONV_HDF5_SECONDS must be a positive number of seconds, found {text!r}",
+            hint="unset it for the default (10 s, more for large files)",
+        )
+    return value
+
+
+def _limit_for_size(path: str) -> float:
+    return PROBE_SECONDS + PROBE_SECONDS_PER_GB * os.path.getsize(path) / 2**30  # inflating takes time
+
+
 def _look_in_child(
-    path: str, given: tuple[Mapping[str, Any], int | None] | None, strict: bool = False
+    path: str, given: tuple[Mapping[str, Any], int | None] | None, limit: float, strict: bool = False
 ) -> forked.Answer | None:
     """The file's layers outlined (names, shapes, dtypes) by a forked child that walks the HDF5
     structure under a time limit, so that a file that hangs or crashes the HDF5 library costs a
-    child (see :mod:`.forked`); None if the walk failed, for the real read to report why."""
-    size_limit = PROBE_SECONDS + PROBE_SECONDS_PER_GB * os.path.getsize(path) / 2**30  # inflating takes time
-    limit = float(os.environ.get("LSTMCONV_HDF5_SECONDS", size_limit))
+    child (see :mod:`.forked`), with every dataset it was asked for; None if the walk failed,
+    for the real read to report why."""
+
+    def task() -> dict[str, Any]:
+        seen: list[tuple[str, list[int], str]] = []
+        model = _read_path(path, probe=True, given=given, strict=strict, seen=seen)
+        return {"outline": outline.outline(model), "datasets": seen}
+
     return forked.look(
-        lambda: outline.outline(_read_path(path, probe=True, given=given, strict=strict)),
+        task, limit, "the file's HDF5 structure", hint="set LSTMCONV_HDF5_SECONDS to allow longer"
+    )
+
+
+def _read_in_child(
+    path: str,
+    given: tuple[Mapping[str, Any], int | None] | None,
+    datasets: Sequence[tuple[str, Sequence[int], str]],
+    limit: float,
+) -> list[np.ndarray] | None:
+    """Every dataset's values, read by a forked child under the time limit into memory shared
+    with this process (an anonymous mapping: no file), in the order the read asks for them;
+    None where there is no fork or the child's read failed (the parent's own read reports why)."""
+    layout, total = [], 0
+    for _name, shape, dtype_text in datasets:
+        dtype = np.dtype(dtype_text)
+        count = int(np.prod(shape, dtype=np.int64))
+        layout.append((total, dtype, tuple(shape), count))
+        total += -(-count * dtype.itemsize // 64) * 64
+    shared = mmap.mmap(-1, max(total, 1))
+    arrays = [
+        np.frombuffer(shared, dtype, count, offset).reshape(shape) for offset, dtype, shape, count in layout
+    ]
+    done = forked.look(
+        lambda: bool(_read_path(path, given=given, into=iter(arrays)) is not None),
         limit,
-        "the file's HDF5 structure",
+        "the file's HDF5 datasets",
         hint="set LSTMCONV_HDF5_SECONDS to allow longer",
     )
+    if done is None or done.value is not True:
+        return None
+    for array in arrays:
+        array.flags.writeable = False
+    return arrays
 
 
 def _load_config(path: str) -> tuple[Mapping[str, Any], int | None]:
     """(config, Keras major version if known) from a .keras archive or a JSON file."""
     try:
+        require_regular_file(path)
         if zipfile.is_zipfile(path):
             archive, config, major = _open_keras_archive(path)
             archive.close()
@@ -479,7 +549,10 @@ def _read_path(
     probe: bool = False,
     given: tuple[Mapping[str, Any], int | None] | None = None,
     strict: bool = False,
+    **h5_options: Any,
 ) -> Model:
+    """The layers of the file, and what it holds besides; ``h5_options`` go to
+    :class:`.hdf5.H5` (``seen``, ``into``, ``preread``)."""
     config, given_major = given if given is not None else (None, None)
     size = os.path.getsize(path)
     if zipfile.is_zipfile(path):
@@ -491,12 +564,12 @@ def _read_path(
             else:
                 source = io.BytesIO(archive.read(info))
             with source, h5py.File(source, "r") as handle:
-                found = _read_tree(H5(handle, info.file_size, probe), config, major)
+                found = _read_tree(H5(handle, info.file_size, probe, outer=size, **h5_options), config, major)
     else:
         if not h5py.is_hdf5(path):
             raise FormatError("neither a .keras zip archive nor an HDF5 file")
         with h5py.File(path, "r") as handle:
-            h5 = H5(handle, size, probe)
+            h5 = H5(handle, size, probe, **h5_options)
             version = attr_text(handle.attrs, "keras_version")
             if "model_weights" in handle or "layer_names" in handle.attrs:
                 found, config = _read_legacy(h5, given_major or _major(version, 2), config)

@@ -144,10 +144,16 @@ def layer_from_weights(
     and the (cell) config holding the activations and GRU variant."""
     try:
         reset_after = _reset_after(kind, config, directions[0])
-        cells = tuple(_cell(kind, weights) for weights in directions)
+        sides = ("forward", "backward") if bidirectional else ("reverse" if go_backwards else "forward",)
+        cells = []
+        for side, weights in zip(sides, directions):
+            try:
+                cells.append(_cell(kind, weights))
+            except LstmconvError as error:
+                raise error.within(side) from None
         return Layer(
             kind,
-            cells,
+            tuple(cells),
             name=name,
             direction=Direction.BIDIRECTIONAL
             if bidirectional
@@ -171,6 +177,7 @@ def _cell(kind: Kind, weights: Sequence[np.ndarray]) -> Cell:
                 f"expected a 2-D (in, G·H) tensor, found shape {array.shape}", where=(tensor,)
             )
     bias = weights[2] if len(weights) == 3 else None
+    _check_shapes(kind, kernel, recurrent, bias)
     b_ih, b_hh = (bias, None) if bias is None or bias.ndim != 2 else steps.unstack_bias_rows(bias)
     try:
         return cell_from_stacked(GATE_ORDER[kind], kernel.T, recurrent.T, b_ih, b_hh)
@@ -178,6 +185,28 @@ def _cell(kind: Kind, weights: Sequence[np.ndarray]) -> Cell:
         names = {"w_ih": "kernel", "w_hh": "recurrent_kernel", "b_ih": "bias", "b_hh": "bias"}
         error.where = tuple(names.get(part, part) for part in error.where)
         raise
+
+
+def _check_shapes(kind: Kind, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray | None) -> None:
+    """The recurrent kernel and the bias against the units the kernel's columns say (G·units),
+    blaming the file's own tensor in Keras's names and saying where the units came from."""
+    gates = len(GATE_ORDER[kind])
+    columns = kernel.shape[1]
+    if columns % gates:
+        return  # the gate split says it does not divide, naming the kernel
+    units = columns // gates
+    source = f"from kernel {tuple(kernel.shape)}"
+    if tuple(recurrent.shape) != (units, columns):
+        raise WeightLayoutError(
+            f"{tuple(recurrent.shape)}: expected ({units}, {columns}), "
+            f"{gates} gates × units {units} ({source})",
+            where=("recurrent_kernel",),
+        )
+    if bias is not None and (bias.ndim not in (1, 2) or bias.shape[-1] != columns):
+        raise WeightLayoutError(
+            f"{tuple(bias.shape)}: expected ({columns},), {gates} gates × units {units} ({source})",
+            where=("bias",),
+        )
 
 
 def _reset_after(kind: Kind, config: Mapping[str, Any], weights: Sequence[np.ndarray]) -> bool:

@@ -42,16 +42,18 @@ DTYPES = {
     16: "bfloat16",
 }
 EXTERNAL = 1  # TensorProto.DataLocation
+#: The most nodes a graph may have: each costs a few hundred bytes of memory once decoded.
+MAX_NODES = 300_000
 
 
 # -- the messages ------------------------------------------------------------------------------
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Entry:
     key: str = ""
     value: str = ""
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Tensor:
     name: str = ""
     dims: list[int] = dataclasses.field(default_factory=list)
@@ -66,7 +68,7 @@ class Tensor:
     uint64_data: list[int] = dataclasses.field(default_factory=list)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Attribute:
     name: str = ""
     type: int = 0
@@ -90,7 +92,7 @@ class ValueInfo:
     dims: list[int | None] | None = None
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Node:
     input: list[str] = dataclasses.field(default_factory=list)
     output: list[str] = dataclasses.field(default_factory=list)
@@ -100,7 +102,7 @@ class Node:
     attribute: list[Attribute] = dataclasses.field(default_factory=list)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Graph:
     name: str = ""
     node: list[Node] = dataclasses.field(default_factory=list)
@@ -209,7 +211,14 @@ class _Reader:
             if wire != 2:
                 continue
             if number == 1:
-                graph.node.append(self.node(value_start, value_end))
+                node = self.node(value_start, value_end)
+                if not node.op_type:  # checked at once: millions of empty nodes would fill memory
+                    raise FormatError(f"not a readable ONNX model: node {len(graph.node)} has no op_type")
+                if len(graph.node) >= MAX_NODES:
+                    raise UnsafeInputError(
+                        f"the graph has more than {MAX_NODES} nodes", hint="no recurrent model needs so many"
+                    )
+                graph.node.append(node)
             elif number == 2:
                 graph.name = self.text(value_start, value_end)
             elif number == 5:
@@ -406,8 +415,9 @@ def _external_array(tensor: Any, base_dir: str | None, dtype: np.dtype, shape: t
         length = int(info.get("length", expected) or expected)
     except ValueError:
         raise FormatError(f"external data offset or length is not a number: {info}") from None
-    if not os.path.isfile(target):
+    if not os.path.exists(target):
         raise FormatError(f"external data file {location!r} not found")
+    _common.require_regular_file(target)
     size = os.path.getsize(target)
     if length != expected or offset < 0 or offset + expected > size:
         raise FormatError(

@@ -170,6 +170,9 @@ def _session(model: bytes | str) -> Any:
         import onnxruntime
     except ImportError:
         raise missing("onnxruntime", "onnxruntime", "running an ONNX model") from None
+    disable = getattr(onnxruntime, "disable_telemetry_events", None)
+    if disable is not None:  # nothing is to be written or sent outside the output paths
+        disable()
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])

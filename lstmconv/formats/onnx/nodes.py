@@ -56,6 +56,7 @@ class Constants:
             dims = _static_dims(info)
             if dims is not None:
                 self.dims.setdefault(info.name, dims)
+        self._zero_states: dict[str, bool | None] = {}
         for node in graph.node:
             for output in node.output:
                 self.producers[output] = node
@@ -85,7 +86,15 @@ class Constants:
 
     def is_zero_state(self, name: str, depth: int = 0) -> bool | None:
         """True/False when ``name`` is a known constant state (zeros or not); None if unknown.
-        Exporters build zero states from a constant through shape-only ops (Expand, Unsqueeze…)."""
+        Exporters build zero states from a constant through shape-only ops (Expand, Unsqueeze…).
+        Each name is answered once (``Concat(x, x)`` chained 40 times is 2^40 paths, 40 names)."""
+        if name in self._zero_states:
+            return self._zero_states[name]
+        answer = self._is_zero_state(name, depth)
+        self._zero_states[name] = answer
+        return answer
+
+    def _is_zero_state(self, name: str, depth: int) -> bool | None:
         value = self.get(name)
         if value is not None:
             return not np.any(value)
@@ -178,6 +187,8 @@ def _layer(node: Node, kind: Kind, constants: Constants, name: str) -> Layer:
     r = _required(constants, inputs[2], "R")
     gates = len(GATE_ORDER[kind])
     hidden = int(attrs["hidden_size"]) if "hidden_size" in attrs else int(r.shape[-1] if r.ndim == 3 else 0)
+    if hidden < 1:
+        raise FormatError(f"hidden_size {hidden} is not a positive number of units", where=("hidden_size",))
     inputs_size = w.shape[-1] if w.ndim == 3 else -1
     _expect(
         w,

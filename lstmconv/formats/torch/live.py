@@ -20,7 +20,7 @@ from ... import dtypes
 from ...errors import FormatError, UnsafeInputError, UnsupportedFeatureError
 from ...ir import Direction, Kind, Layer, Model, Skipped
 from .. import _common
-from . import statedict
+from . import pt_header, statedict
 from .statedict import GATE_ORDER, check
 
 _MODULE_KINDS: Mapping[type, Kind] = {nn.LSTM: Kind.LSTM, nn.GRU: Kind.GRU, nn.RNN: Kind.RNN}
@@ -114,6 +114,7 @@ def _skipped(root: nn.Module, recurrent: list[str]) -> tuple[Skipped, ...]:
 
 def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], list[tuple[str, str]]]:
     """The tensors of the file's state_dict, and the RNN nonlinearities lstmconv recorded."""
+    pt_header.check_file(path)  # every tensor inside its own storage record, before mapping
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
     except Exception as error:  # torch.load raises many classes for a broken file
@@ -130,6 +131,15 @@ def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], 
     state = statedict.find_state_dict(loaded, lambda value: isinstance(value, torch.Tensor))
     if state is None:
         raise statedict.no_state_dict(path)
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):  # the legacy format's too: nothing mapped there
+            pt_header.check_extent(
+                tuple(value.shape),
+                tuple(value.stride()),
+                int(value.storage_offset()),
+                value.untyped_storage().nbytes() // max(value.element_size(), 1),
+                str(key),
+            )
     tensors = {key: _numpy(value) for key, value in state.items() if isinstance(value, torch.Tensor)}
     return tensors, statedict.recorded_nonlinearities(state), statedict.recorded_links(state)
 

@@ -11,6 +11,7 @@ each tensor is a stand-in of its shape and dtype, its storage checked to hold it
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import io
 import os
@@ -22,13 +23,16 @@ from typing import Any
 import numpy as np
 
 from ... import dtypes, outline
-from ...errors import FormatError
+from ...errors import FormatError, UnsafeInputError
 from ...ir import Model
 from ...registry import Declined
 from . import statedict
 
 #: A state_dict's pickle holds names and shapes only; anything larger is not one.
 MAX_PICKLE_BYTES = 64 << 20
+#: What the check before ``torch.load`` walks: a checkpoint's pickle can hold far more (an
+#: optimizer's state, training history) than a state_dict's.
+MAX_CHECKED_PICKLE_BYTES = 1 << 30
 _STORAGES = {
     "FloatStorage": "float32",
     "DoubleStorage": "float64",
@@ -68,17 +72,55 @@ class _Tensor:
         return outline.placeholder(self.shape, self.storage.dtype)
 
 
+#: A tensor may declare at most this many elements per element its storage holds: a view that
+#: repeats elements (stride 0, as ``torch.zeros(1).expand(...)`` saves) claims far more values
+#: than the file holds, and every step after reading would pay for them.
+MAX_EXPANSION = 200
+
+
+def check_extent(
+    shape: tuple[int, ...], strides: tuple[int, ...], offset: int, numel: int, where: str
+) -> None:
+    """Refuse a tensor whose size, stride and offset reach past its storage of ``numel``
+    elements, that has a negative stride or dimension (torch refuses those), or that declares
+    more than ``MAX_EXPANSION`` times the elements stored."""
+    if len(shape) != len(strides) or any(n < 0 for n in shape) or offset < 0:
+        raise FormatError(
+            f"a tensor of shape {shape}, strides {strides} at offset {offset} is malformed", where=(where,)
+        )
+    if any(s < 0 for s in strides):
+        raise FormatError(
+            f"a tensor of shape {shape} has negative strides {strides}: refused", where=(where,)
+        )
+    extent = 1 + sum((n - 1) * s for n, s in zip(shape, strides)) if all(shape) else 0
+    if offset + extent > numel:
+        raise FormatError(
+            f"a tensor of shape {shape}, strides {strides} at offset {offset} reaches element "
+            f"{offset + extent} of a storage of {numel}",
+            where=(where,),
+        )
+    elements = int(np.prod(shape, dtype=object))
+    if elements > MAX_EXPANSION * max(numel, 1):
+        raise UnsafeInputError(
+            f"a tensor of shape {shape} (strides {strides}) declares {elements} elements from a storage "
+            f"of {numel}: more than {MAX_EXPANSION}× what is stored",
+            where=(where,),
+            hint="save the tensor itself (tensor.contiguous()), not an expanded view",
+        )
+
+
 def _rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any, *_: Any) -> _Tensor:
     if not isinstance(storage, _Storage):
         raise FormatError("a tensor's storage is not a storage")
-    shape, strides = tuple(int(n) for n in size), tuple(int(n) for n in stride)
-    extent = 1 + sum((n - 1) * s for n, s in zip(shape, strides)) if all(shape) else 0
-    if int(offset) < 0 or len(shape) != len(strides) or int(offset) + extent > storage.numel:
+    try:
+        shape, strides = tuple(int(n) for n in size), tuple(int(n) for n in stride)
+        start = int(offset)
+    except (TypeError, ValueError):
         raise FormatError(
-            f"a tensor of shape {shape} at offset {offset} overruns its storage of {storage.numel} elements",
-            where=(f"data/{storage.key}",),
-        )
-    return _Tensor(storage, int(offset), shape, strides)
+            "a tensor's size, stride or offset is not integers", where=(f"data/{storage.key}",)
+        ) from None
+    check_extent(shape, strides, start, storage.numel, f"data/{storage.key}")
+    return _Tensor(storage, start, shape, strides)
 
 
 def _rebuild_parameter(data: Any, *_: Any) -> Any:
@@ -93,14 +135,43 @@ _GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
+class _Opaque:
+    """What a global lstmconv does not know becomes when only checking (``permissive``): inert,
+    it takes any arguments and state, and imports and runs nothing."""
+
+    def __new__(cls, *_: Any, **__: Any) -> _Opaque:
+        return object.__new__(cls)
+
+    def __init__(self, *_: Any, **__: Any) -> None:
+        pass
+
+    def __call__(self, *_: Any, **__: Any) -> _Opaque:
+        return _Opaque()
+
+    def __setstate__(self, _state: Any) -> None:
+        pass
+
+    def __setitem__(self, _key: Any, _value: Any) -> None:
+        pass
+
+    def append(self, _value: Any) -> None:
+        pass
+
+    def extend(self, _values: Any) -> None:
+        pass
+
+
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, storage_sizes: dict[str, int]) -> None:
+    def __init__(self, data: bytes, storage_sizes: dict[str, int], permissive: bool = False) -> None:
         super().__init__(io.BytesIO(data))
         self.storage_sizes = storage_sizes
+        self.permissive = permissive
 
     def find_class(self, module: str, name: str) -> Any:
         found = _GLOBALS.get((module, name))
         if found is None:
+            if self.permissive:
+                return _Opaque
             raise Declined(f"{module}.{name}")
         return found
 
@@ -109,10 +180,15 @@ class _Unpickler(pickle.Unpickler):
             raise FormatError(f"unexpected persistent id {str(pid)[:80]}")
         _, storage_type, key, _location, numel = pid
         if not isinstance(storage_type, _StorageType):
-            raise Declined(f"storage {storage_type!r}")
+            if not self.permissive:
+                raise Declined(f"storage {storage_type!r}")
+            storage_type = _StorageType("uint8")  # unknown width: check at least one byte each
         name = storage_type.dtype
         dtype = dtypes.resolve(name) if dtypes.is_float(name) else np.dtype(name)
-        storage = _Storage(dtype, str(key), int(numel))
+        try:
+            storage = _Storage(dtype, str(key), int(numel))
+        except (TypeError, ValueError):
+            raise FormatError(f"storage {str(key)[:40]!r} has no element count") from None
         stored = self.storage_sizes.get(storage.key)
         if stored is None or stored < storage.numel * storage.dtype.itemsize:
             raise FormatError(
@@ -141,7 +217,41 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
     )
 
 
-def _unpickle(path: str) -> Any:
+def refuse_ambiguous(path: str) -> None:
+    """Refuse a file whose kind torch and zipfile would tell apart differently: duplicate zip
+    member names (each picks another), or a legacy pickle that is also a zip (zipfile finds the
+    zip from the end, torch reads the pickle from the start)."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not zipfile.is_zipfile(path):
+        return
+    if head != b"PK\x03\x04":
+        raise UnsafeInputError(
+            "the file is both a zip archive and something else (a legacy pickle?): ambiguous, refused",
+            hint="torch and other readers would read different models from it",
+        )
+    with zipfile.ZipFile(path) as archive:
+        names = [info.filename for info in archive.infolist()]
+    if len(set(names)) != len(names):
+        twice = sorted(name for name, count in collections.Counter(names).items() if count > 1)
+        raise UnsafeInputError(
+            f"zip member {twice[0]!r} appears twice: ambiguous, refused",
+            hint="torch and zipfile pick different copies",
+        )
+
+
+def check_file(path: str) -> None:
+    """Every tensor of a ``.pt`` file in torch's zip format checked against its own storage
+    record (size, stride, offset, dtype width; no negative strides; no expansion past
+    ``MAX_EXPANSION``) before torch maps anything, whatever else the pickle holds (unknown
+    globals become inert stand-ins: nothing is imported or run). For the full reader."""
+    refuse_ambiguous(path)
+    if zipfile.is_zipfile(path):
+        _unpickle(path, permissive=True)
+
+
+def _unpickle(path: str, permissive: bool = False) -> Any:
+    refuse_ambiguous(path)
     if not zipfile.is_zipfile(path):
         raise Declined("the legacy pickle format")
     try:
@@ -150,12 +260,12 @@ def _unpickle(path: str) -> Any:
             if len(pickles) != 1:
                 raise FormatError(f"expected one data.pkl in the archive, found {len(pickles)}")
             root = pickles[0].filename[: -len("data.pkl")]
-            if pickles[0].file_size > MAX_PICKLE_BYTES:
+            if pickles[0].file_size > (MAX_CHECKED_PICKLE_BYTES if permissive else MAX_PICKLE_BYTES):
                 raise FormatError(f"data.pkl declares {pickles[0].file_size} bytes, more than a state_dict's")
             order = (
                 archive.read(f"{root}byteorder") if f"{root}byteorder" in archive.NameToInfo else b"little"
             )
-            if order != b"little":
+            if order != b"little" and not permissive:
                 raise Declined(f"byte order {order!r}")
             sizes = {
                 info.filename[len(root) + len("data/") :]: info.file_size
@@ -166,7 +276,7 @@ def _unpickle(path: str) -> Any:
     except (OSError, zipfile.BadZipFile, KeyError) as error:
         raise FormatError(f"not a readable PyTorch file: {error}") from None
     try:
-        return _Unpickler(data, sizes).load()
+        return _Unpickler(data, sizes, permissive).load()
     except (Declined, FormatError):
         raise
     except Exception as error:  # a broken pickle raises many classes

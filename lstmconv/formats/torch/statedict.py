@@ -60,20 +60,28 @@ CHECKPOINT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "
 META_KEY = "lstmconv_nonlinearity"
 
 
-def find_state_dict(loaded: object, is_tensor: Callable[[object], bool]) -> Mapping[str, Any] | None:
-    """The state_dict in what a ``.pt`` file holds: itself, or one a checkpoint holds."""
+def find_state_dict(
+    loaded: object, is_tensor: Callable[[object], bool], _seen: set[int] | None = None
+) -> Mapping[str, Any] | None:
+    """The state_dict in what a ``.pt`` file holds: itself, or one a checkpoint holds. Each
+    container is looked at once (a pickle can hold one object many times, and objects holding
+    the previous one twice make 2^n paths from n objects)."""
     if not isinstance(loaded, Mapping):
         return None
+    seen = set() if _seen is None else _seen
+    if id(loaded) in seen:
+        return None
+    seen.add(id(loaded))
     if any(is_tensor(value) for value in loaded.values()) and bool(
         recurrent_groups({k: v for k, v in loaded.items() if isinstance(k, str)})
     ):  # bool, not any(): the prefix of a bare nn.LSTM is "", which any() would call empty
         return loaded
     for key in CHECKPOINT_KEYS:
-        inner = find_state_dict(loaded.get(key), is_tensor)
+        inner = find_state_dict(loaded.get(key), is_tensor, seen)
         if inner is not None:
             return inner
     for value in loaded.values():
-        inner = find_state_dict(value, is_tensor)
+        inner = find_state_dict(value, is_tensor, seen)
         if inner is not None:
             return inner
     return None
@@ -174,6 +182,15 @@ def layers_from_group(
             fields = group.get((index, reverse))
             if fields is None:
                 raise WeightLayoutError("direction missing", where=(f"{prefix}weight_ih{suffix}",))
+            forward = group.get((index, False), {})
+            for field, array in fields.items() if reverse else ():
+                other = forward.get(field)
+                if other is not None and array.shape != other.shape:
+                    raise WeightLayoutError(
+                        f"{tuple(array.shape)}: expected {tuple(other.shape)} "
+                        f"as {prefix}{field}_l{index} has",
+                        where=(f"{prefix}{field}{suffix}",),
+                    )
             cells.append(_cell(fields, kind, prefix, suffix))
         layers.append(
             Layer(
@@ -199,6 +216,7 @@ def _cell(fields: dict[str, np.ndarray], kind: Kind, prefix: str, suffix: str) -
             f"expected bias_ih and bias_hh together, found {sorted(fields)}",
             where=(prefix + suffix,),
         )
+    _check_shapes(fields, kind, prefix, suffix)
     try:
         return cell_from_stacked(
             GATE_ORDER[kind],
@@ -213,6 +231,50 @@ def _cell(fields: dict[str, np.ndarray], kind: Kind, prefix: str, suffix: str) -
         torch_name = {v: k for k, v in _FIELDS.items()}.get(tensor.split("/")[0], tensor)
         error.where = (f"{prefix}{torch_name}{suffix}", *error.where[1:])
         raise
+
+
+def _check_shapes(fields: dict[str, np.ndarray], kind: Kind, prefix: str, suffix: str) -> None:
+    """Each tensor's shape against the hidden size, blaming the file's own tensor by its own
+    name and saying where the hidden size came from: weight_hr's columns with a projection,
+    else weight_hh's (its rows were checked to be G·H in :func:`infer_kind`)."""
+    gates = len(GATE_ORDER[kind])
+
+    def name(field: str) -> str:
+        return f"{prefix}{field}{suffix}"
+
+    def shown(field: str) -> str:
+        return f"{name(field)} {tuple(fields[field].shape)}"
+
+    hh = fields["weight_hh"]
+    if "weight_hr" in fields and fields["weight_hr"].ndim == 2:
+        proj, hidden = fields["weight_hr"].shape
+        source = shown("weight_hr")
+        expected_hh: tuple[int, ...] = (gates * hidden, proj)
+    elif hh.ndim == 2:
+        hidden, source = hh.shape[1], shown("weight_hh")
+        expected_hh = (gates * hidden, hidden)
+    else:
+        raise WeightLayoutError(f"{tuple(hh.shape)}: expected 2 dimensions", where=(name("weight_hh"),))
+    if tuple(hh.shape) != expected_hh:
+        raise WeightLayoutError(
+            f"{tuple(hh.shape)}: expected {expected_hh} for hidden {hidden} (from {source})",
+            where=(name("weight_hh"),),
+        )
+    ih = fields["weight_ih"]
+    if ih.ndim != 2 or ih.shape[0] != gates * hidden:
+        found = f"{ih.shape[0]} rows is" if ih.ndim == 2 else f"{ih.ndim} dimensions are"
+        raise WeightLayoutError(
+            f"{tuple(ih.shape)}: {found} not {gates} × hidden {hidden} (from {source})",
+            where=(name("weight_ih"),),
+        )
+    for field in ("bias_ih", "bias_hh"):
+        bias = fields.get(field)
+        if bias is not None and tuple(bias.shape) != (gates * hidden,):
+            raise WeightLayoutError(
+                f"{tuple(bias.shape)}: expected ({gates * hidden},), "
+                f"{gates} × hidden {hidden} (from {source})",
+                where=(name(field),),
+            )
 
 
 def read_tensors(
