@@ -228,6 +228,19 @@ DIRECTION_OPTIONS = ("units", "activation", "recurrent_activation", "use_bias", 
 _KNOWN_CLASSES = {*KINDS, "RNN", "Bidirectional", "CuDNNLSTM", "CuDNNGRU"}
 
 
+def normalized_config(entry: Any) -> Any:
+    """A model config with Keras 2.0/2.1's Sequential form (``"config"`` a *list* of layers)
+    rewritten as Keras 2.2+'s (``{"name": ..., "layers": [...]}``), nested models included."""
+    if isinstance(entry, list):
+        return [normalized_config(item) for item in entry]
+    if not isinstance(entry, Mapping):
+        return entry
+    result = {key: normalized_config(value) for key, value in entry.items()}
+    if entry.get("class_name") in _CONTAINERS and isinstance(entry.get("config"), list):
+        result["config"] = {"name": entry.get("name", ""), "layers": result["config"]}
+    return result
+
+
 def is_custom(entry: Mapping[str, Any]) -> bool:
     """Whether a config entry is a class of the user's, not Keras's own (Keras 3 records the
     module of each class, and a registered name for the user's)."""
