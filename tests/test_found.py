@@ -92,3 +92,58 @@ def test_cudnn_bias_of_the_wrong_size_is_one_clear_error(tmp_path) -> None:
         target["model_weights/cu_dnn_lstm_1/cu_dnn_lstm_1/bias:0"] = np.zeros(20, "float32")
     with pytest.raises(lstmconv.LstmconvError, match=r'layer "cu_dnn_lstm_1".*cuDNN bias \(40,\)'):
         lstmconv.read(path)
+
+
+# -- a subclass of LSTM saved under its own class name ---------------------------------------------
+@pytest.mark.parametrize("name", ["tf_keras_lstm_subclass", "keras3_lstm_subclass"])
+def test_lstm_subclass_reads_as_lstm_with_a_warning_naming_the_class(name, caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        model = lstmconv.read(_fixture(name))
+    assert [(layer.name, layer.kind) for layer in model] == [("my_lstm", lstmconv.Kind.LSTM)]
+    x, y = _io(name)
+    np.testing.assert_allclose(lstmconv.reference.run(model, x), y, rtol=0, atol=ATOL)
+    assert (
+        'layer "my_lstm" of class found>MyLSTM read as LSTM: its config and weights are an LSTM\'s; '
+        "if its call() computes otherwise, the conversion is wrong"
+    ) in caplog.text
+
+
+def _edit_h5_config(source: Path, target: Path, edit) -> None:
+    with h5py.File(source) as old, h5py.File(target, "w") as new:
+        for key, value in old.attrs.items():
+            new.attrs[key] = value
+        old.copy("model_weights", new)
+        config = json.loads(new.attrs["model_config"])
+        edit(config, new)
+        new.attrs["model_config"] = json.dumps(config)
+
+
+def test_lstm_subclass_with_an_option_of_its_own_is_refused(tmp_path) -> None:
+    path = tmp_path / "own_option.h5"
+    _edit_h5_config(
+        _fixture("tf_keras_lstm_subclass"),
+        path,
+        lambda config, _: config["config"]["layers"][1]["config"].update(clip=0.1),
+    )
+    with pytest.raises(lstmconv.UnsupportedFeatureError, match=r'layer "my_lstm".*class found>MyLSTM'):
+        lstmconv.read(path)
+
+
+def test_lstm_subclass_with_a_weight_of_its_own_is_refused(tmp_path) -> None:
+    path = tmp_path / "own_weight.h5"
+
+    def add_weight(_config, handle) -> None:
+        group = handle["model_weights/my_lstm"]
+        names = [n if isinstance(n, bytes) else str(n).encode() for n in group.attrs["weight_names"]]
+        names.append(b"my_lstm/scale:0")
+        group.attrs["weight_names"] = names
+        group["my_lstm/scale:0"] = np.ones(5, "float32")
+
+    _edit_h5_config(_fixture("tf_keras_lstm_subclass"), path, add_weight)
+    with pytest.raises(lstmconv.UnsupportedFeatureError, match=r"class found>MyLSTM.*holds .*scale"):
+        lstmconv.read(path)
+
+
+def test_lstm_subclass_with_strict_is_refused() -> None:
+    with pytest.raises(lstmconv.UnsupportedFeatureError, match=r"class found>MyLSTM.*drop --strict"):
+        lstmconv.read(_fixture("keras3_lstm_subclass"), strict=True)

@@ -58,6 +58,7 @@ class _Spec:
     bidirectional: bool = False
     merge: str = "concat"
     cudnn: bool = False  # CuDNNLSTM/CuDNNGRU: cuDNN-packed weights, converted when read
+    subclass: str = ""  # a user's class read as its base kind (its config is exactly the base's)
 
 
 def _rnn_spec(entry: Mapping[str, Any], name: str | None = None) -> _Spec | None:
@@ -66,6 +67,10 @@ def _rnn_spec(entry: Mapping[str, Any], name: str | None = None) -> _Spec | None
     if cls in _CUDNN:  # fixed tanh/sigmoid; CuDNNGRU is reset-after
         kind = Kind.LSTM if cls == "CuDNNLSTM" else Kind.GRU
         return _Spec(name, kind, {}, bool(config.get("go_backwards", False)), cudnn=True)
+    base = keras_names.subclass_base(entry)
+    if base is not None:
+        shown = str(entry.get("registered_name") or cls)
+        return _Spec(name, base.kind, config, bool(config.get("go_backwards", False)), subclass=shown)
     keras_names.refuse_unknown_recurrent(entry)
     if cls == "Bidirectional":
         inner = _rnn_spec(config["layer"])
@@ -159,6 +164,22 @@ def _check_masks(config: Mapping[str, Any] | None, layers: Sequence[Layer], stri
                     message, hint="remove the masking, or drop --strict to convert anyway"
                 )
             _log.warning("%s: %s", where, message)
+
+
+def _subclass_read(spec: _Spec, unexpected: Sequence[str], strict: bool) -> None:
+    """A user's subclass read as its base kind: refused when it holds weights its base has not
+    (``unexpected``) or with ``strict``, else a warning naming the class."""
+    base = keras_names.BY_KIND[spec.kind]
+    if unexpected or strict:
+        raise UnsupportedFeatureError(
+            f"a recurrent layer of class {spec.subclass}, which lstmconv does not read"
+            + (f" (it holds {', '.join(unexpected)} beside an {base.layer}'s weights)" if unexpected else ""),
+            where=(f'layer "{spec.name}"',),
+            hint=f"its config is an {base.layer}'s: drop --strict to read it as one"
+            if not unexpected
+            else "a subclass or another class may compute otherwise",
+        )
+    _log.warning("%s", keras_names.subclass_message(spec.name, spec.subclass, base))
 
 
 # -- building IR layers --------------------------------------------------------------------------
@@ -263,7 +284,7 @@ def _tree_weights(h5: H5, group: h5py.Group, spec_bidirectional: bool, where: st
     return [_cell_weights(h5, group, where)]
 
 
-def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int) -> _Found:
+def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int, strict: bool = False) -> _Found:
     root = h5.handle
     found = _Found()
     if "layers" not in root:
@@ -288,6 +309,11 @@ def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int) -> _F
             continue
         spec = _rnn_spec(entry)
         if spec is not None:
+            if spec.subclass:
+                own = [
+                    key for key in group if key != "cell" and not (key == "vars" and not len(group["vars"]))
+                ]
+                _subclass_read(spec, own, strict)
             found.layers.append(
                 _layer(spec, _tree_weights(h5, group, spec.bidirectional, group.name), keras_major)
             )
@@ -335,7 +361,9 @@ def _split_directions(named: Sequence[tuple[str, np.ndarray]], bidirectional: bo
     return [arrays[:half], arrays[half:]]
 
 
-def _read_legacy(h5: H5, keras_major: int, given: Mapping[str, Any] | None = None) -> tuple[_Found, Any]:
+def _read_legacy(
+    h5: H5, keras_major: int, given: Mapping[str, Any] | None = None, strict: bool = False
+) -> tuple[_Found, Any]:
     root = h5.handle
     weights_root = root.get("model_weights", root)
     if not attr_strings(weights_root, "layer_names"):
@@ -357,6 +385,10 @@ def _read_legacy(h5: H5, keras_major: int, given: Mapping[str, Any] | None = Non
             continue
         used: set[str] = set()
         for spec, mine in _legacy_specs(config, layer_name, named, old_defaults):
+            if spec.subclass:
+                fields = [weight.split("/")[-1].split(":")[0] for weight, _ in mine]
+                expected = ["kernel", "recurrent_kernel", "bias"][: len(fields)]
+                _subclass_read(spec, [] if fields == expected and len(fields) >= 2 else fields, strict)
             directions = _split_directions(mine, spec.bidirectional)
             found.layers.append(_layer(spec, directions, keras_major))
             used.update(name for name, _ in mine)
@@ -563,7 +595,7 @@ def _read_path(
             else:
                 source = io.BytesIO(archive.read(info))
             with source, h5py.File(source, "r") as handle:
-                found = _read_tree(H5(handle, info.file_size, probe), config, major)
+                found = _read_tree(H5(handle, info.file_size, probe), config, major, strict)
     else:
         if not h5py.is_hdf5(path):
             raise FormatError("neither a .keras zip archive nor an HDF5 file")
@@ -571,8 +603,8 @@ def _read_path(
             h5 = H5(handle, size, probe)
             version = attr_text(handle.attrs, "keras_version")
             if "model_weights" in handle or "layer_names" in handle.attrs:
-                found, config = _read_legacy(h5, given_major or _major(version, 2), config)
+                found, config = _read_legacy(h5, given_major or _major(version, 2), config, strict)
             else:
-                found = _read_tree(h5, config, given_major or _major(version, 3))
+                found = _read_tree(h5, config, given_major or _major(version, 3), strict)
     _check_masks(config, found.layers, strict, path)
     return Model(tuple(found.layers), path, skipped=tuple(found.skipped))
