@@ -271,6 +271,101 @@ def keras3_lstm_subclass(path: Path, seed: int) -> tuple[np.ndarray, np.ndarray,
     return x_in, np.asarray(model(x_in)), f"keras {keras.__version__}"
 
 
+def _torch_randomized(module: Any, seed: int) -> Any:
+    import torch
+
+    with torch.no_grad():
+        shapes = [tuple(p.shape) for p in module.parameters()]
+        for parameter, value in zip(module.parameters(), _weights(shapes, seed)):
+            parameter.copy_(torch.from_numpy(value))
+    return module.eval()
+
+
+def _stepped(cell: Any, x_in: np.ndarray) -> np.ndarray:
+    """The cell stepped over time from a zero state, as a model that uses one does."""
+    import torch
+
+    with torch.no_grad():
+        state, outputs = None, []
+        for step in range(x_in.shape[1]):
+            state = cell(torch.from_numpy(x_in[:, step]), state)
+            outputs.append(state[0] if isinstance(state, tuple) else state)
+        return torch.stack(outputs, 1).numpy()
+
+
+def _cell_fixture(path: Path, seed: int, cls_name: str) -> tuple[np.ndarray, np.ndarray, str]:
+    import torch
+    from torch import nn
+
+    class Decoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cell = getattr(nn, cls_name)(4, 5)
+            self.out = nn.Linear(5, 2)
+
+    module = _torch_randomized(Decoder(), seed)
+    state = {f"decoder.{key}": value for key, value in module.state_dict().items()}
+    torch.save({"epoch": 3, "model_state_dict": state}, path)
+    x_in = _input(4, seed)
+    return (
+        x_in,
+        _stepped(module.cell, x_in),
+        f"torch {torch.__version__} (the cell stepped over time from zero)",
+    )
+
+
+def torch_lstm_cell(path: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    return _cell_fixture(path, seed, "LSTMCell")
+
+
+def torch_gru_cell(path: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    return _cell_fixture(path, seed, "GRUCell")
+
+
+def torchscript_script(path: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """``torch.jit.script`` of a module holding a 2-layer nn.LSTM, ``torch.jit.save``d; y from
+    ``torch.jit.load`` of the saved archive."""
+    import torch
+    from torch import nn
+
+    class Encoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = nn.LSTM(4, 5, num_layers=2, batch_first=True)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lstm(x)[0]
+
+    torch.jit.save(torch.jit.script(_torch_randomized(Encoder(), seed)), str(path))
+    x_in = _input(4, seed)
+    with torch.no_grad():
+        y = torch.jit.load(str(path))(torch.from_numpy(x_in)).numpy()
+    return x_in, y, f"torch {torch.__version__} torch.jit.script + torch.jit.save; y by torch.jit.load"
+
+
+def torchscript_trace(path: Path, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """``torch.jit.trace`` of a module with a bidirectional nn.GRU (and a head it does not
+    use), saved as ``.pt``; y from ``torch.jit.load``."""
+    import torch
+    from torch import nn
+
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.GRU(4, 3, batch_first=True, bidirectional=True)
+            self.head = nn.Linear(6, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.rnn(x)[0]
+
+    x_in = _input(4, seed)
+    module = _torch_randomized(Tagger(), seed)
+    torch.jit.save(torch.jit.trace(module, torch.from_numpy(x_in)), str(path))
+    with torch.no_grad():
+        y = torch.jit.load(str(path))(torch.from_numpy(x_in)).numpy()
+    return x_in, y, f"torch {torch.__version__} torch.jit.trace + torch.jit.save; y by torch.jit.load"
+
+
 MAKERS: dict[str, tuple[str, Callable[[Path, int], tuple[np.ndarray, np.ndarray, str]], str]] = {
     "keras22_weights_flat": (
         ".h5",
@@ -298,6 +393,18 @@ MAKERS: dict[str, tuple[str, Callable[[Path, int], tuple[np.ndarray, np.ndarray,
         ".keras",
         keras3_lstm_subclass,
         "Keras 3 .keras: a subclass of LSTM (found>MyLSTM)",
+    ),
+    "torch_lstm_cell": (
+        ".pt",
+        torch_lstm_cell,
+        "checkpoint of a module with an nn.LSTMCell (decoder.cell.*)",
+    ),
+    "torch_gru_cell": (".pt", torch_gru_cell, "checkpoint of a module with an nn.GRUCell (decoder.cell.*)"),
+    "torchscript_script": (".jit", torchscript_script, "TorchScript (torch.jit.script) of a 2-layer nn.LSTM"),
+    "torchscript_trace": (
+        ".pt",
+        torchscript_trace,
+        "TorchScript (torch.jit.trace) of a bidirectional nn.GRU",
     ),
 }
 
