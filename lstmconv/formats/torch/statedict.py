@@ -272,8 +272,8 @@ def read_tensors(
                     '%s: module "%s" is an nn.%s, whose state_dict cannot say tanh or relu: assumed '
                     'tanh; if it is relu, pass --nonlinearity relu (nonlinearity="relu")',
                     source,
-                    "RNNCell" if prefix in cells else "RNN",
                     prefix.rstrip(".") or kind.value,
+                    "RNNCell" if prefix in cells else "RNN",
                 )
         found = layers_from_group(prefix, group, kind, nonlinearity=chosen)
         if prefix in cells:
