@@ -96,7 +96,7 @@ def test_cudnn_bias_of_the_wrong_size_is_one_clear_error(tmp_path) -> None:
 
 # -- a subclass of LSTM saved under its own class name ---------------------------------------------
 @pytest.mark.parametrize("name", ["tf_keras_lstm_subclass", "keras3_lstm_subclass"])
-def test_lstm_subclass_reads_as_lstm_with_a_warning_naming_the_class(name, caplog) -> None:
+def test_lstm_subclass_reads_as_lstm_with_a_warning_naming_the_class(name, caplog, capsys) -> None:
     with caplog.at_level(logging.WARNING):
         model = lstmconv.read(_fixture(name))
     assert [(layer.name, layer.kind) for layer in model] == [("my_lstm", lstmconv.Kind.LSTM)]
@@ -106,6 +106,11 @@ def test_lstm_subclass_reads_as_lstm_with_a_warning_naming_the_class(name, caplo
         'layer "my_lstm" of class found>MyLSTM read as LSTM: its config and weights are an LSTM\'s; '
         "if its call() computes otherwise, the conversion is wrong"
     ) in caplog.text
+    assert main(["inspect", str(_fixture(name))]) == 0
+    assert 'layer "my_lstm": LSTM' in capsys.readouterr().out
+    assert any(
+        "of class found>MyLSTM read as LSTM" in w for w in lstmconv.inspect(_fixture(name))["warnings"]
+    )
 
 
 def _edit_h5_config(source: Path, target: Path, edit) -> None:
