@@ -121,6 +121,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ONNX: keep the weights in DST.data beside DST (automatic past protobuf's 2 GiB)",
     )
+    convert.add_argument(
+        "--as-cell",
+        action="store_true",
+        help="PyTorch: write each layer as a single-step cell (nn.LSTMCell/GRUCell/RNNCell keys)",
+    )
     convert.add_argument("--force", action="store_true", help="replace DST if it exists")
     convert.add_argument("--no-verify", action="store_true", help="skip the numerical check")
     _tolerance_options(convert)
@@ -176,6 +181,13 @@ def _read_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _write_options(args: argparse.Namespace) -> dict[str, Any] | None:
+    if getattr(args, "as_cell", False):
+        if for_path(args.dest, args.to_format).name not in ("torch", "safetensors"):
+            raise UnsupportedFeatureError(
+                "--as-cell is for PyTorch outputs (.pt, .safetensors)", where=(args.dest,), hint="drop it"
+            )
+        if not args.external_data:
+            return {"as_cell": True}
     if not args.external_data:
         return None
     if for_path(args.dest, args.to_format).name != "onnx":
@@ -229,6 +241,8 @@ def _layer_text(d: dict[str, Any], fmt: str) -> str:
     extras += ["peepholes"] if d["peepholes"] else []
     extras += ["no bias"] if not d["bias"] else []
     extras += ["output in reversed time order (go_backwards)"] if d["reversed_output"] else []
+    cell = {"lstm": "LSTMCell", "gru": "GRUCell", "rnn": "RNNCell"}.get(d["kind"], "")
+    extras += [f"a single-step cell (nn.{cell}), read as stepped over time"] if d.get("stepped") else []
     lines = [
         f'layer "{d["name"]}": {d["kind"].upper()}, {direction}; {sizes}, '
         f"output {d['output_size']}; {d['dtype']}",

@@ -74,6 +74,7 @@ def describe(layer: Layer, fmt: str) -> dict[str, Any]:
         "peepholes": layer.has_peepholes,
         "bias": layer.has_bias,
         "reversed_output": layer.reversed_output,
+        "stepped": layer.stepped,
         "stored": [{"name": t.name, "shape": list(t.shape), "gates": t.gates} for t in in_format],
         "canonical": [{"name": t.name, "shape": list(t.shape)} for t in in_ir],
         "parameters": {"stored": parameter_count(in_format), "canonical": parameter_count(in_ir)},

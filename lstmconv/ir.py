@@ -227,6 +227,9 @@ class Layer:
     cell_clip: float | None = None
     #: TF1 / TFLite ``proj_clip``: bounds the projected output h to [-proj_clip, proj_clip].
     proj_clip: float | None = None
+    #: The source held a single-step cell (``nn.LSTMCell``/``GRUCell``/``RNNCell``) stepped over
+    #: time from a zero state: torch writers write it back as one. A note, not the layer's math.
+    stepped: bool = dataclasses.field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         try:

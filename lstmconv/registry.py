@@ -214,7 +214,7 @@ FORMATS: dict[str, Format] = {
         Format(
             "torch",
             "PyTorch state_dict or checkpoint (weights_only loading)",
-            read_endings=(".pt", ".pth", ".bin"),
+            read_endings=(".pt", ".pth", ".bin", ".jit"),
             write_endings=(".pt", ".pth", ".bin"),
             face=_TORCH,
             reader=f"{_TORCH}.live",

@@ -425,10 +425,10 @@ def legacy_cases() -> list[Case]:
             "no layer_names attribute",
         ),
         Case(
-            "h5-cudnn-lstm",
+            "h5-cudnn-lstm",  # an LSTM's weights under the class CuDNNLSTM: its bias is 4H, not 8H
             lambda f: _legacy(f, _rename_class("CuDNNLSTM")),
-            "UnsupportedFeatureError",
-            "CuDNNLSTM stores cuDNN-packed",
+            "WeightLayoutError",
+            r'layer "lstm_hs".*expected kernel \(5, 24\) and a cuDNN bias \(48,\), found \(5, 24\), \(24,\)',
         ),
         Case(
             "h5-infinite-weights-strict",
@@ -712,12 +712,78 @@ def torch_cases() -> list[Case]:
             "expected weight_ih and weight_hh",
             torch_needs,
         ),
+        *torchscript_cases(),
         Case(
             "pt-bias-wrong-length",
             lambda f: _torch_save(f, _lstm_state(**{"rnn.bias_hh_l0": np.ones(12, "f4")})),
             "WeightLayoutError",
             r"rnn\.bias_hh_l0: \(12,\): expected \(16,\), 4 × hidden 4 \(from rnn\.weight_hh_l0 \(16, 4\)\)",
             torch_needs,
+        ),
+    ]
+
+
+# -- TorchScript archives (read as data: tests/test_found.py) -------------------------------------
+TORCHSCRIPT = FIXTURES / "torchscript_script.jit"
+
+
+def _torchscript_with(folder: Path, change: Callable[[dict[str, bytes]], None]) -> Path:
+    """The TorchScript fixture with its members changed by ``change(members)``."""
+    with zipfile.ZipFile(TORCHSCRIPT) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    change(members)
+    return _write_zip(folder / "model.jit", members)
+
+
+def _data_pkl(members: dict[str, bytes]) -> str:
+    return next(name for name in members if name.endswith("/data.pkl"))
+
+
+def torchscript_cases() -> list[Case]:
+    def foreign_global(folder: Path) -> Path:  # data.pkl calls os.system when unpickled
+        payload = pickle.dumps(_Payload(folder / MARKER), protocol=2)
+        return _torchscript_with(folder, lambda m: m.update({_data_pkl(m): payload}))
+
+    def storage_past_record(folder: Path) -> Path:  # storage 0 declares 80 floats, holds 4
+        def cut(members: dict[str, bytes]) -> None:
+            root = _data_pkl(members)[: -len("data.pkl")]
+            members[f"{root}data/0"] = members[f"{root}data/0"][:16]
+
+        return _torchscript_with(folder, cut)
+
+    def script_class_reduce(folder: Path) -> Path:  # __torch__.M(os.system("touch ..."))
+        command = f"touch {folder / MARKER}".encode()
+        payload = (
+            b"\x80\x02c__torch__\nM\n(cos\nsystem\nX"
+            + struct.pack("<I", len(command))
+            + command
+            + b"\x85RtR."
+        )
+        return _torchscript_with(folder, lambda m: m.update({_data_pkl(m): payload}))
+
+    needs = ("torch",)
+    return [
+        Case(
+            "torchscript-foreign-global",
+            foreign_global,
+            "UnsafeInputError",
+            r"a TorchScript archive whose data\.pkl holds the global (posix|os)\.system.*"
+            r"torch\.save\(torch\.jit\.load\(path\)\.state_dict\(\)",
+            needs,
+        ),
+        Case(
+            "torchscript-storage-past-record",
+            storage_past_record,
+            "FormatError",
+            r"storage 0 needs 320 bytes, the archive holds 16",
+            needs,
+        ),
+        Case(
+            "torchscript-class-reduce-calls",
+            script_class_reduce,
+            "UnsafeInputError",
+            r"a TorchScript archive whose data\.pkl holds the global os\.system",
+            needs,
         ),
     ]
 

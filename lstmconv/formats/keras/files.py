@@ -67,17 +67,20 @@ class _Spec:
     go_backwards: bool = False
     bidirectional: bool = False
     merge: str = "concat"
+    cudnn: bool = False  # CuDNNLSTM/CuDNNGRU: cuDNN-packed weights, converted when read
+    subclass: str = ""  # a user's class read as its base kind (its config is exactly the base's)
 
 
 def _rnn_spec(entry: Mapping[str, Any], name: str | None = None) -> _Spec | None:
     cls, config = entry.get("class_name"), entry.get("config") or {}
     name = name or config.get("name", "")
-    if cls in _CUDNN:
-        raise UnsupportedFeatureError(
-            f"{cls} stores cuDNN-packed weights",
-            where=(f'layer "{name}"',),
-            hint="load the model in tf_keras, swap in LSTM/GRU (Keras converts the weights), and save again",
-        )
+    if cls in _CUDNN:  # fixed tanh/sigmoid; CuDNNGRU is reset-after
+        kind = Kind.LSTM if cls == "CuDNNLSTM" else Kind.GRU
+        return _Spec(name, kind, {}, bool(config.get("go_backwards", False)), cudnn=True)
+    base = keras_names.subclass_base(entry)
+    if base is not None:
+        shown = str(entry.get("registered_name") or cls)
+        return _Spec(name, base.kind, config, bool(config.get("go_backwards", False)), subclass=shown)
     keras_names.refuse_unknown_recurrent(entry)
     if cls == "Bidirectional":
         inner = _rnn_spec(config["layer"])
@@ -173,8 +176,59 @@ def _check_masks(config: Mapping[str, Any] | None, layers: Sequence[Layer], stri
             _log.warning("%s: %s", where, message)
 
 
+def _subclass_read(spec: _Spec, unexpected: Sequence[str], strict: bool) -> None:
+    """A user's subclass read as its base kind: refused when it holds weights its base has not
+    (``unexpected``) or with ``strict``, else a warning naming the class."""
+    base = keras_names.BY_KIND[spec.kind]
+    if unexpected or strict:
+        raise UnsupportedFeatureError(
+            f"a recurrent layer of class {spec.subclass}, which lstmconv does not read"
+            + (f" (it holds {', '.join(unexpected)} beside an {base.layer}'s weights)" if unexpected else ""),
+            where=(f'layer "{spec.name}"',),
+            hint=f"its config is an {base.layer}'s: drop --strict to read it as one"
+            if not unexpected
+            else "a subclass or another class may compute otherwise",
+        )
+    _log.warning("%s", keras_names.subclass_message(spec.name, spec.subclass, base))
+
+
 # -- building IR layers --------------------------------------------------------------------------
+def _from_cudnn(kind: Kind, weights: Sequence[np.ndarray], name: str) -> list[np.ndarray]:
+    """A CuDNNLSTM/CuDNNGRU's ``[kernel, recurrent_kernel, bias]`` in LSTM/GRU's layout (Keras 2's
+    ``_convert_rnn_weights`` facts, layouts.md §3.3): each gate's input block is cuDNN's (H, I)
+    row-major matrix reinterpreted as (I, H), each recurrent block is transposed, and the bias
+    (2·G·H,) is [input-side gates; recurrent-side gates], kept as two rows (b_ih, b_hh)."""
+    gates = 4 if kind is Kind.LSTM else 3
+    where = (f'layer "{name}"',)
+    if len(weights) != 3:
+        raise WeightLayoutError(
+            f"expected kernel, recurrent_kernel and bias, found {len(weights)} weight(s)", where=where
+        )
+    kernel, recurrent, bias = weights
+    if kernel.ndim != 2 or recurrent.ndim != 2 or recurrent.shape[1] != gates * recurrent.shape[0]:
+        raise WeightLayoutError(
+            f"expected kernel (I, {gates}H) and recurrent_kernel (H, {gates}H), "
+            f"found {kernel.shape}, {recurrent.shape}",
+            where=where,
+        )
+    hidden, inputs = recurrent.shape[0], kernel.shape[0]
+    if kernel.shape[1] != gates * hidden or bias.shape != (2 * gates * hidden,):
+        raise WeightLayoutError(
+            f"expected kernel ({inputs}, {gates * hidden}) and a cuDNN bias ({2 * gates * hidden},), "
+            f"found {kernel.shape}, {bias.shape}",
+            where=where,
+        )
+    blocks = np.split(kernel, gates, axis=1)
+    kernel = np.concatenate(
+        [np.ascontiguousarray(block).reshape(hidden, inputs).T for block in blocks], axis=1
+    )
+    recurrent = np.concatenate([block.T for block in np.split(recurrent, gates, axis=1)], axis=1)
+    return [kernel, recurrent, bias.reshape(2, gates * hidden)]
+
+
 def _layer(spec: _Spec, directions: Sequence[Sequence[np.ndarray]], keras_major: int) -> Layer:
+    if spec.cudnn:
+        directions = [_from_cudnn(spec.kind, weights, spec.name) for weights in directions]
     return keras_names.layer_from_weights(
         spec.kind,
         spec.name,
@@ -201,6 +255,9 @@ def _spec_from_shapes(name: str, weights: Sequence[np.ndarray], bidirectional: b
             f"recurrent_kernel {weights[1].shape} is not (H, 4H), (H, 3H) or (H, H)",
             where=(f'layer "{name}"',),
         )
+    bias = weights[2] if len(weights) > 2 else None
+    if bias is not None and bias.shape == (2 * columns,) and kind is not Kind.RNN:  # CuDNNLSTM/GRU's
+        return _Spec(name, kind, {}, bidirectional=bidirectional, cudnn=True)
     config: dict[str, Any] = {}
     if kind is Kind.GRU:  # a (2, 3H) bias is reset-after; without a bias, Keras's default
         from_shape = steps.reset_after_from_bias(weights[2] if len(weights) > 2 else None)
@@ -237,7 +294,7 @@ def _tree_weights(h5: H5, group: h5py.Group, spec_bidirectional: bool, where: st
     return [_cell_weights(h5, group, where)]
 
 
-def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int) -> _Found:
+def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int, strict: bool = False) -> _Found:
     root = h5.handle
     found = _Found()
     if "layers" not in root:
@@ -262,6 +319,11 @@ def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int) -> _F
             continue
         spec = _rnn_spec(entry)
         if spec is not None:
+            if spec.subclass:
+                own = [
+                    key for key in group if key != "cell" and not (key == "vars" and not len(group["vars"]))
+                ]
+                _subclass_read(spec, own, strict)
             found.layers.append(
                 _layer(spec, _tree_weights(h5, group, spec.bidirectional, group.name), keras_major)
             )
@@ -309,13 +371,18 @@ def _split_directions(named: Sequence[tuple[str, np.ndarray]], bidirectional: bo
     return [arrays[:half], arrays[half:]]
 
 
-def _read_legacy(h5: H5, keras_major: int, given: Mapping[str, Any] | None = None) -> tuple[_Found, Any]:
+def _read_legacy(
+    h5: H5, keras_major: int, given: Mapping[str, Any] | None = None, strict: bool = False
+) -> tuple[_Found, Any]:
     root = h5.handle
     weights_root = root.get("model_weights", root)
     if not attr_strings(weights_root, "layer_names"):
         raise FormatError("no layer_names attribute: not a Keras HDF5 weights file")
     text = attr_text(root.attrs, "model_config")
-    config = json.loads(text) if text else given
+    config = keras_names.normalized_config(json.loads(text)) if text else given
+    old_defaults = _before_2_3(
+        attr_text(root.attrs, "keras_version") or attr_text(weights_root.attrs, "keras_version")
+    )
     classes = {
         (entry.get("config") or {}).get("name", ""): str(entry.get("class_name", ""))
         for _, entry in (_walk_config(config) if config is not None else ())
@@ -327,7 +394,11 @@ def _read_legacy(h5: H5, keras_major: int, given: Mapping[str, Any] | None = Non
         if not named:
             continue
         used: set[str] = set()
-        for spec, mine in _legacy_specs(config, layer_name, named):
+        for spec, mine in _legacy_specs(config, layer_name, named, old_defaults):
+            if spec.subclass:
+                fields = [weight.split("/")[-1].split(":")[0] for weight, _ in mine]
+                expected = ["kernel", "recurrent_kernel", "bias"][: len(fields)]
+                _subclass_read(spec, [] if fields == expected and len(fields) >= 2 else fields, strict)
             directions = _split_directions(mine, spec.bidirectional)
             found.layers.append(_layer(spec, directions, keras_major))
             used.update(name for name, _ in mine)
@@ -337,23 +408,56 @@ def _read_legacy(h5: H5, keras_major: int, given: Mapping[str, Any] | None = Non
     return found, config
 
 
+def _before_2_3(version: str | None) -> bool:
+    """Whether a Keras version string is 2.0-2.2, whose LSTM/GRU default ``recurrent_activation``
+    was ``hard_sigmoid`` (tag 2.2.4 ``keras/layers/recurrent.py``; layouts.md §13)."""
+    parts = str(version or "").split(".")
+    try:
+        return len(parts) >= 2 and int(parts[0]) == 2 and int(parts[1]) < 3
+    except ValueError:
+        return False
+
+
+def _is_recurrent_weight(name: str) -> bool:
+    """A weight name of a recurrent layer: Keras 2.3+/tf_keras ``lstm/lstm_cell/kernel:0``, or
+    Keras 2.0-2.2's flat ``lstm_1/recurrent_kernel:0`` (no cell group)."""
+    return name.split("/")[-1].split(":")[0] == "recurrent_kernel" or any(
+        token in name for token in ("lstm_cell", "gru_cell", "simple_rnn_cell")
+    )
+
+
 def _legacy_specs(
-    config: Mapping[str, Any] | None, layer_name: str, named: Sequence[tuple[str, np.ndarray]]
+    config: Mapping[str, Any] | None,
+    layer_name: str,
+    named: Sequence[tuple[str, np.ndarray]],
+    old_defaults: bool = False,
 ) -> Iterator[tuple[_Spec, list[tuple[str, np.ndarray]]]]:
-    """The recurrent layers inside one ``layer_names`` entry, with their weights."""
+    """The recurrent layers inside one ``layer_names`` entry, with their weights. Without a
+    config, the defaults of the file's Keras version (``old_defaults``: Keras 2.0-2.2's)."""
     if config is None:
-        if any(token in name for name, _ in named for token in ("lstm_cell", "gru_cell", "simple_rnn_cell")):
+        if any(_is_recurrent_weight(name) for name, _ in named):
             bidirectional = any("/forward_" in name for name, _ in named) and any(
                 "/backward_" in name for name, _ in named
             )
-            arrays = [array for _, array in named]
-            inferred = _spec_from_shapes(layer_name, arrays, bidirectional)
-            _log.warning(
-                'no model config; layer "%s" read as %s with default activations '
-                "(pass the model's config with --config if they are not the defaults)",
-                layer_name,
-                inferred.kind.value,
+            inferred = _spec_from_shapes(
+                layer_name, _split_directions(named, bidirectional)[0], bidirectional
             )
+            if old_defaults and not inferred.cudnn and inferred.kind is not Kind.RNN:
+                inferred = dataclasses.replace(
+                    inferred, config={**inferred.config, "recurrent_activation": "hard_sigmoid"}
+                )
+            if inferred.cudnn:  # its activations are fixed: nothing is assumed
+                _log.info('layer "%s" read as a CuDNN %s (its cuDNN bias)', layer_name, inferred.kind.value)
+            else:
+                _log.warning(
+                    'no model config; layer "%s" read as %s with default activations%s '
+                    "(pass the model's config with --config if they are not the defaults)",
+                    layer_name,
+                    inferred.kind.value,
+                    " of Keras <= 2.2 (recurrent_activation hard_sigmoid)"
+                    if old_defaults and inferred.kind is not Kind.RNN
+                    else "",
+                )
             yield inferred, list(named)
         return
     for path, entry in _walk_config(config):
@@ -444,7 +548,7 @@ def _model_config(path: str, given: tuple[Mapping[str, Any], int | None] | None)
         return config
     with h5py.File(path, "r") as handle:
         text = attr_text(handle.attrs, "model_config")
-    return json.loads(text) if text else None
+    return keras_names.normalized_config(json.loads(text)) if text else None
 
 
 def _limit_from_environment() -> float | None:
@@ -529,7 +633,7 @@ def _load_config(path: str) -> tuple[Mapping[str, Any], int | None]:
         if os.path.getsize(path) > MAX_CONFIG_BYTES:
             raise UnsafeInputError("the config is larger than 64 MiB")
         with open(path, encoding="utf-8") as handle:
-            config = json.load(handle)
+            config = keras_names.normalized_config(json.load(handle))
     except LstmconvError as error:
         raise error.within(path) from None
     except (OSError, ValueError) as error:
@@ -564,7 +668,9 @@ def _read_path(
             else:
                 source = io.BytesIO(archive.read(info))
             with source, h5py.File(source, "r") as handle:
-                found = _read_tree(H5(handle, info.file_size, probe, outer=size, **h5_options), config, major)
+                found = _read_tree(
+                    H5(handle, info.file_size, probe, outer=size, **h5_options), config, major, strict
+                )
     else:
         if not h5py.is_hdf5(path):
             raise FormatError("neither a .keras zip archive nor an HDF5 file")
@@ -572,8 +678,8 @@ def _read_path(
             h5 = H5(handle, size, probe, **h5_options)
             version = attr_text(handle.attrs, "keras_version")
             if "model_weights" in handle or "layer_names" in handle.attrs:
-                found, config = _read_legacy(h5, given_major or _major(version, 2), config)
+                found, config = _read_legacy(h5, given_major or _major(version, 2), config, strict)
             else:
-                found = _read_tree(h5, config, given_major or _major(version, 3))
+                found = _read_tree(h5, config, given_major or _major(version, 3), strict)
     _check_masks(config, found.layers, strict, path)
     return Model(tuple(found.layers), path, skipped=tuple(found.skipped))

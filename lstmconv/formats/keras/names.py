@@ -257,6 +257,88 @@ DIRECTION_OPTIONS = ("units", "activation", "recurrent_activation", "use_bias", 
 _KNOWN_CLASSES = {*KINDS, "RNN", "Bidirectional", "CuDNNLSTM", "CuDNNGRU"}
 
 
+#: The config keys of Keras's own recurrent layers (tf_keras 2.21 and Keras 2.2 without
+#: ``time_major``; Keras 3.15), by class: a subclass with exactly these is read as its base.
+_TF_KERAS_COMMON = frozenset(
+    [
+        "activation",
+        "activity_regularizer",
+        "bias_constraint",
+        "bias_initializer",
+        "bias_regularizer",
+        "dropout",
+        "dtype",
+        "go_backwards",
+        "kernel_constraint",
+        "kernel_initializer",
+        "kernel_regularizer",
+        "name",
+        "recurrent_constraint",
+        "recurrent_dropout",
+        "recurrent_initializer",
+        "recurrent_regularizer",
+        "return_sequences",
+        "return_state",
+        "stateful",
+        "trainable",
+        "units",
+        "unroll",
+        "use_bias",
+    ]
+)
+_GATED = frozenset({"recurrent_activation", "implementation"})
+_KERAS22_KEYS: Mapping[str, frozenset[str]] = {
+    "LSTM": _TF_KERAS_COMMON | _GATED | {"unit_forget_bias"},
+    "GRU": _TF_KERAS_COMMON | _GATED | {"reset_after"},
+    "SimpleRNN": _TF_KERAS_COMMON,
+}
+_KNOWN_KEYS: Mapping[str, tuple[frozenset[str], ...]] = {
+    cls: (
+        keys,  # Keras 2.2
+        keys | {"time_major"},  # tf_keras
+        (keys - {"implementation"}) | {"zero_output_for_mask"} | ({"seed"} if cls != "SimpleRNN" else set()),
+    )
+    for cls, keys in _KERAS22_KEYS.items()
+}
+#: Keys a layer's config may carry for the model around it, not for its computation.
+_PLACEMENT_KEYS = frozenset({"batch_input_shape", "input_shape", "batch_size"})
+
+
+def subclass_base(entry: Mapping[str, Any]) -> KerasKind | None:
+    """The Keras kind whose config keys a user's class has exactly (a subclass of LSTM that
+    adds no option), or None."""
+    config = entry.get("config")
+    if not isinstance(config, Mapping):
+        return None
+    if not is_custom(entry) and entry.get("class_name") in _KNOWN_CLASSES:
+        return None
+    keys = set(config) - _PLACEMENT_KEYS
+    for cls, variants in _KNOWN_KEYS.items():
+        if any(keys == variant for variant in variants):
+            return KINDS[cls]
+    return None
+
+
+def subclass_message(name: str, shown: str, kind: KerasKind) -> str:
+    return (
+        f'layer "{name}" of class {shown} read as {kind.layer}: its config and weights are an '
+        f"{kind.layer}'s; if its call() computes otherwise, the conversion is wrong"
+    )
+
+
+def normalized_config(entry: Any) -> Any:
+    """A model config with Keras 2.0/2.1's Sequential form (``"config"`` a *list* of layers)
+    rewritten as Keras 2.2+'s (``{"name": ..., "layers": [...]}``), nested models included."""
+    if isinstance(entry, list):
+        return [normalized_config(item) for item in entry]
+    if not isinstance(entry, Mapping):
+        return entry
+    result = {key: normalized_config(value) for key, value in entry.items()}
+    if entry.get("class_name") in _CONTAINERS and isinstance(entry.get("config"), list):
+        result["config"] = {"name": entry.get("name", ""), "layers": result["config"]}
+    return result
+
+
 def is_custom(entry: Mapping[str, Any]) -> bool:
     """Whether a config entry is a class of the user's, not Keras's own (Keras 3 records the
     module of each class, and a registered name for the user's)."""

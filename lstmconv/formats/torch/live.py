@@ -20,10 +20,18 @@ from ... import dtypes
 from ...errors import FormatError, UnsafeInputError, UnsupportedFeatureError
 from ...ir import Direction, Kind, Layer, Model, Skipped
 from .. import _common
-from . import pt_header, statedict
+from . import pt_header, statedict, torchscript
 from .statedict import GATE_ORDER, check
 
-_MODULE_KINDS: Mapping[type, Kind] = {nn.LSTM: Kind.LSTM, nn.GRU: Kind.GRU, nn.RNN: Kind.RNN}
+_MODULE_KINDS: Mapping[type, Kind] = {
+    nn.LSTM: Kind.LSTM,
+    nn.GRU: Kind.GRU,
+    nn.RNN: Kind.RNN,
+    nn.LSTMCell: Kind.LSTM,
+    nn.GRUCell: Kind.GRU,
+    nn.RNNCell: Kind.RNN,
+}
+_CELLS: Mapping[Kind, type] = {Kind.LSTM: nn.LSTMCell, Kind.GRU: nn.GRUCell, Kind.RNN: nn.RNNCell}
 
 __all__ = [
     "GATE_ORDER",
@@ -71,7 +79,10 @@ def _layers_of(path: str, module: nn.Module, kind: Kind) -> list[Layer]:
     tensors = {name: _numpy(value) for name, value in module.named_parameters()}
     group = statedict.recurrent_groups(tensors)[""]
     nonlinearity = getattr(module, "nonlinearity", "tanh")
-    return statedict.layers_from_group("", group, kind, nonlinearity=nonlinearity, base=path or kind.value)
+    layers = statedict.layers_from_group("", group, kind, nonlinearity=nonlinearity, base=path or kind.value)
+    if isinstance(module, nn.RNNCellBase):  # one step: read as a layer stepped over time
+        return [layer.replace(stepped=True) for layer in layers]
+    return layers
 
 
 def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
@@ -113,7 +124,11 @@ def _skipped(root: nn.Module, recurrent: list[str]) -> tuple[Skipped, ...]:
 
 
 def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], list[tuple[str, str]]]:
-    """The tensors of the file's state_dict, and the RNN nonlinearities lstmconv recorded."""
+    """The tensors of the file's state_dict, and the RNN nonlinearities lstmconv recorded (or a
+    TorchScript archive's modules hold); a TorchScript archive is read as data, never loaded."""
+    if torchscript.is_torchscript(path):
+        tensors, nonlinearities = torchscript.read_state(path)
+        return tensors, nonlinearities, []
     pt_header.check_file(path)  # every tensor inside its own storage record, before mapping
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
@@ -150,18 +165,20 @@ def _is_zip(path: str) -> bool:
         return handle.read(4) == b"PK\x03\x04"
 
 
-def write(model: Model, path: str, **_: Any) -> None:
-    """Save the state_dict of ``to_torch(model)`` to ``path``. A state_dict's shapes cannot say
-    whether an RNN is tanh or relu, so that is recorded in its ``_metadata``, as PyTorch
-    records module versions."""
-    tensors = OrderedDict((key, _tensor(value)) for key, value in statedict.state_dict(model).items())
+def write(model: Model, path: str, *, as_cell: bool = False, **_: Any) -> None:
+    """Save the state_dict of ``model``'s modules (:func:`statedict.modules`: a multi-layer
+    module under its own keys, a cell as a cell) to ``path``; ``as_cell``: every layer as a
+    single-step cell. A state_dict's shapes cannot say whether an RNN is tanh or relu, so that is
+    recorded in its ``_metadata``, as PyTorch records module versions."""
+    state = statedict.state_dict(model, as_cell=as_cell)
+    tensors = OrderedDict((key, _tensor(value)) for key, value in state.items())
     tensors._metadata = OrderedDict(  # type: ignore[attr-defined]  # PyTorch's own convention
-        (name, {statedict.META_KEY: layer.activations[0].name})
-        for name, layer in zip(statedict.module_names(model), model)
-        if layer.kind is Kind.RNN
+        (key, {statedict.META_KEY: name})
+        for key, name in statedict.nonlinearities(model, as_cell=as_cell).items()
     )
-    if statedict.written_links(model):  # which modules feed which: a state_dict cannot say
-        tensors._metadata[""] = {statedict.LINKS_KEY: statedict.written_links(model)}  # type: ignore[attr-defined]
+    links = statedict.written_links(model, as_cell=as_cell)
+    if links:  # which modules feed which: a state_dict cannot say
+        tensors._metadata[""] = {statedict.LINKS_KEY: links}  # type: ignore[attr-defined]
     with open(path, "wb") as handle:  # a handle, so the archive's folder is not named after the file
         torch.save(tensors, handle)
 
@@ -237,7 +254,9 @@ def _fill(module: nn.Module, index: int, layer: Layer) -> None:
     order = GATE_ORDER[layer.kind]
     with torch.no_grad():
         for direction, cell in enumerate(layer.cells):
-            suffix = f"_l{index}{'_reverse' if direction else ''}"
+            suffix = (
+                "" if isinstance(module, nn.RNNCellBase) else f"_l{index}{'_reverse' if direction else ''}"
+            )
             values = {
                 "weight_ih": cell.stacked("w_ih", order),
                 "weight_hh": cell.stacked("w_hh", order),
@@ -326,27 +345,36 @@ def layer_runners(source: Any, model: Model) -> tuple[str, dict[str, Any], Any]:
     Nothing of lstmconv's reading of the gates goes in."""
     wanted = {layer.name: layer for layer in model}
     runners: dict[str, Any] = {}
-    for base, prefix, group in _groups_as_given(source):
+    for base, prefix, group, is_cell in _groups_as_given(source):
         kind = statedict.infer_kind(group, prefix)
         indices = sorted({index for index, _ in group})
         for index in indices:
             name = statedict.level_name(base, index, len(indices))
             layer = wanted.get(name)
             if layer is not None and layer.kind is kind and layer.merge == "concat":
-                runners[name] = _level_runner(group, index, layer, f"{prefix}…_l{index}")
+                if is_cell:
+                    runners[name] = _cell_runner(group[(0, False)], layer, f"{prefix}weight_ih")
+                else:
+                    runners[name] = _level_runner(group, index, layer, f"{prefix}…_l{index}")
     whole = None
     if isinstance(source, nn.Module) and is_runnable(source) and len(model.chains()) == 1:
         whole = lambda x: run(source, x)  # noqa: E731 - the module itself, as a whole
     return "torch", runners, whole
 
 
-def _groups_as_given(source: Any) -> list[tuple[str, str, statedict.Group]]:
-    """(layer base name, key prefix, tensors by (index, reverse)) of each recurrent module."""
+def _groups_as_given(source: Any) -> list[tuple[str, str, statedict.Group, bool]]:
+    """(layer base name, key prefix, tensors by (index, reverse), whether a single-step cell)
+    of each recurrent module."""
     if isinstance(source, Stack):
         return []  # lstmconv's own module, built from the IR: nothing of the user's to run
     if isinstance(source, nn.Module):
         return [
-            (path or kind.value, "", statedict.recurrent_groups(dict(module.named_parameters()))[""])  # type: ignore[arg-type]
+            (
+                path or kind.value,
+                "",
+                statedict.recurrent_groups(dict(module.named_parameters()))[""],  # type: ignore[arg-type]
+                isinstance(module, nn.RNNCellBase),
+            )
             for path, module, kind in recurrent_modules(source)
         ]
     path = os.fspath(source)
@@ -354,17 +382,47 @@ def _groups_as_given(source: Any) -> list[tuple[str, str, statedict.Group]]:
         from safetensors.torch import load_file
 
         tensors: Mapping[str, Any] = load_file(path)
+    elif torchscript.is_torchscript(path):  # its tensors as data: the archive's code is never loaded
+        tensors = {key: torch.from_numpy(value) for key, value in torchscript.read_state(path)[0].items()}
     else:
         loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
         found = statedict.find_state_dict(loaded, lambda value: isinstance(value, torch.Tensor))
         tensors = found if found is not None else {}
-    groups = statedict.recurrent_groups(
-        {k: v for k, v in tensors.items() if isinstance(v, torch.Tensor)}  # type: ignore[misc]
-    )
+    plain = {k: v for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+    groups = statedict.recurrent_groups(plain)  # type: ignore[arg-type]
+    cells = statedict.cell_prefixes(plain)
     return [
-        (prefix.rstrip(".") or statedict.infer_kind(group, prefix).value, prefix, group)
+        (prefix.rstrip(".") or statedict.infer_kind(group, prefix).value, prefix, group, prefix in cells)
         for prefix, group in groups.items()
     ]
+
+
+def _cell_runner(fields: Mapping[str, Any], layer: Layer, where: str) -> Any:
+    """The user's single-step cell (``nn.LSTMCell``/``GRUCell``/``RNNCell``, its own tensors
+    under its own keys) stepped over the time axis from a zero state."""
+    options: dict[str, Any] = {"input_size": layer.input_size, "hidden_size": layer.hidden_size}
+    options["bias"] = layer.has_bias
+    if layer.kind is Kind.RNN:
+        options["nonlinearity"] = layer.activations[0].name
+    own = {field: torch.as_tensor(tensor).detach() for field, tensor in fields.items()}
+    first = own["weight_ih"]
+    module = _CELLS[layer.kind](**options).to(first.dtype).eval()
+    try:
+        module.load_state_dict(own, strict=True)
+    except RuntimeError as error:
+        raise UnsupportedFeatureError(f"torch cannot load the tensors: {error}", where=(where,)) from None
+
+    def run_cell(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            sequence = torch.as_tensor(np.asarray(x)).to(first.dtype)
+            outputs, state = [], None
+            for step in range(sequence.shape[1]):
+                state = module(sequence[:, step], state)
+                outputs.append(state[0] if isinstance(state, tuple) else state)
+            output = torch.stack(outputs, dim=1)
+        return _numpy(output.float() if first.dtype == torch.bfloat16 else output)
+
+    return run_cell
 
 
 def _level_runner(group: statedict.Group, index: int, layer: Layer, where: str) -> Any:

@@ -203,6 +203,16 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
     """The layers of a ``.pt`` file in torch's zip format, their values unread (``header_only``).
     Raises :class:`~lstmconv.registry.Declined` for what only torch can read."""
     path = os.fspath(source)
+    from . import torchscript  # it builds on this module's unpickler
+
+    if torchscript.is_torchscript(path):  # read as data, its code never loaded
+        tensors, nonlinearities = torchscript.read_state(path, values=False)
+        return statedict.read_tensors(
+            tensors,
+            nonlinearity=nonlinearity,
+            source=path,
+            per_module=None if nonlinearity else nonlinearities,
+        )
     loaded = _unpickle(path)
     state = statedict.find_state_dict(loaded, lambda value: isinstance(value, _Tensor))
     if state is None:

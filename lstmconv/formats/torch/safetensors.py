@@ -19,7 +19,7 @@ import numpy as np
 
 from ... import dtypes
 from ...errors import FormatError, LstmconvError
-from ...ir import Kind, Model
+from ...ir import Model
 from . import statedict
 
 _DTYPES: dict[str, np.dtype] = {
@@ -150,7 +150,9 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
     recorded = recorded_meta.get("nonlinearity", {})
     order = {name: index for index, name in enumerate(recorded_meta.get("order", []))}
     if order:  # the header's keys are sorted; lstmconv records the model order
-        tensors = dict(sorted(tensors.items(), key=lambda item: order.get(item[0].split(".")[0], len(order))))
+        tensors = dict(
+            sorted(tensors.items(), key=lambda item: order.get(item[0].rpartition(".")[0], len(order)))
+        )
     try:
         return statedict.read_tensors(
             tensors,
@@ -163,18 +165,16 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
         raise error.within(path) from None
 
 
-def write(model: Model, path: str, **_: Any) -> None:
+def write(model: Model, path: str, *, as_cell: bool = False, **_: Any) -> None:
     """Header first (keys sorted, so the same model gives the same bytes), then each tensor's
-    gate blocks in turn, streamed: no stacked copy of the model is ever made."""
-    parts = statedict.blocks(model)
-    nonlinearity = {
-        name: layer.activations[0].name
-        for name, layer in zip(statedict.module_names(model), model)
-        if layer.kind is Kind.RNN
-    }
-    recorded: dict[str, Any] = {"nonlinearity": nonlinearity, "order": statedict.module_names(model)}
-    if statedict.written_links(model):
-        recorded["links"] = statedict.written_links(model)
+    gate blocks in turn, streamed: no stacked copy of the model is ever made. ``as_cell``:
+    every layer as a single-step cell (``nn.LSTMCell`` keys)."""
+    parts = statedict.blocks(model, as_cell=as_cell)
+    nonlinearity = statedict.nonlinearities(model, as_cell=as_cell)
+    order = [module.key for module in statedict.modules(model, as_cell=as_cell)]
+    recorded: dict[str, Any] = {"nonlinearity": nonlinearity, "order": order}
+    if statedict.written_links(model, as_cell=as_cell):
+        recorded["links"] = statedict.written_links(model, as_cell=as_cell)
     meta = json.dumps(recorded, sort_keys=True)
     header: dict[str, Any] = {"__metadata__": {"format": "pt", "lstmconv": meta}}
     offset = 0

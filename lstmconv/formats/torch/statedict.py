@@ -7,6 +7,7 @@ Names: ``<prefix>weight_ih_l{k}[_reverse]`` (G·H, in), ``weight_hh`` (G·H, H o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +51,11 @@ _FIELDS = {
     "bias_hh": "b_hh",
     "weight_hr": "w_hr",
 }
+#: A single-step cell's keys (``nn.LSTMCell``/``GRUCell``/``RNNCell``): no ``_l<k>``.
+_CELL_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<field>weight_ih|weight_hh|bias_ih|bias_hh)$")
+_CELL_FIELDS = ({"weight_ih", "weight_hh"}, {"weight_ih", "weight_hh", "bias_ih", "bias_hh"})
+#: The torch class of a single-step cell, by kind.
+CELL_CLASSES = {Kind.LSTM: "LSTMCell", Kind.GRU: "GRUCell", Kind.RNN: "RNNCell"}
 NONLINEARITIES = ("tanh", "relu")
 _STACKED_NAME = re.compile(r"^(?P<module>.+)\.l(?P<index>\d+)$")
 
@@ -119,22 +125,46 @@ def checked_links(value: object) -> list[tuple[str, str]]:
     ]
 
 
-def written_links(model: Model) -> list[list[str]]:
-    """The model's chains as links in the module names :func:`state_dict` writes (to be recorded)."""
-    names = dict(zip((layer.name for layer in model), module_names(model)))
+def written_links(model: Model, *, as_cell: bool = False) -> list[list[str]]:
+    """The model's chains as links in the names the readers give back what :func:`state_dict`
+    writes (to be recorded); links within one module are implied, not recorded."""
+    names = {
+        layer.name: name
+        for module in modules(model, as_cell=as_cell)
+        for layer, name in zip(module.layers, module.names())
+    }
     chained = [(a.name, b.name) for chain in model.chains() for a, b in zip(chain, chain[1:])]
     return [[names[a], names[b]] for a, b in chained]
 
 
+def cell_prefixes(tensors: Mapping[str, Any]) -> set[str]:
+    """The prefixes whose keys are exactly a single-step cell's (``weight_ih``, ``weight_hh``,
+    and ``bias_ih`` with ``bias_hh`` or neither) and no others."""
+    fields: dict[str, set[str]] = {}
+    for key in tensors:
+        match = _CELL_KEY.match(key)
+        if match is not None:
+            fields.setdefault(match["prefix"], set()).add(match["field"])
+    others = {
+        key.rpartition(".")[0] + "." if "." in key else "" for key in tensors if not _CELL_KEY.match(key)
+    }
+    return {prefix for prefix, found in fields.items() if found in _CELL_FIELDS and prefix not in others}
+
+
 def recurrent_groups(tensors: Mapping[str, np.ndarray]) -> dict[str, Group]:
-    """Keys of recurrent modules grouped by prefix, in first-appearance order."""
+    """Keys of recurrent modules grouped by prefix, in first-appearance order; a single-step
+    cell's (:func:`cell_prefixes`) as level 0."""
     groups: dict[str, Group] = {}
+    cells = cell_prefixes(tensors)
     for key, array in tensors.items():
         match = _KEY.match(key)
-        if match is None:
+        if match is not None:
+            slot = (int(match["index"]), match["reverse"] is not None)
+            groups.setdefault(match["prefix"], {}).setdefault(slot, {})[match["field"]] = array
             continue
-        slot = (int(match["index"]), match["reverse"] is not None)
-        groups.setdefault(match["prefix"], {}).setdefault(slot, {})[match["field"]] = array
+        cell = _CELL_KEY.match(key)
+        if cell is not None and cell["prefix"] in cells:
+            groups.setdefault(cell["prefix"], {}).setdefault((0, False), {})[cell["field"]] = array
     return groups
 
 
@@ -293,6 +323,7 @@ def read_tensors(
     ``recorded``: links between modules that lstmconv wrote down when it wrote the file."""
     layers: list[Layer] = []
     groups = recurrent_groups(tensors)
+    cells = cell_prefixes(tensors)
     for prefix, group in groups.items():
         kind = infer_kind(group, prefix)
         chosen = (per_module or {}).get(prefix.rstrip("."), nonlinearity)
@@ -300,12 +331,24 @@ def read_tensors(
             chosen = "tanh"
             if kind is Kind.RNN:
                 _log.warning(
-                    '%s: module "%s" is an nn.RNN, whose state_dict cannot say tanh or relu: assumed '
+                    '%s: module "%s" is an nn.%s, whose state_dict cannot say tanh or relu: assumed '
                     'tanh; if it is relu, pass --nonlinearity relu (nonlinearity="relu")',
                     source,
                     prefix.rstrip(".") or kind.value,
+                    "RNNCell" if prefix in cells else "RNN",
                 )
-        layers.extend(layers_from_group(prefix, group, kind, nonlinearity=chosen))
+        found = layers_from_group(prefix, group, kind, nonlinearity=chosen)
+        if prefix in cells:
+            found = [layer.replace(stepped=True) for layer in found]
+            _log.warning(
+                '%s: module "%s" is an nn.%s (one step): read as a one-layer forward %s stepped '
+                "over time from a zero state",
+                source,
+                prefix.rstrip(".") or kind.value,
+                CELL_CLASSES[kind],
+                kind.value.upper(),
+            )
+        layers.extend(found)
     if not layers:
         raise WeightLayoutError(
             "no recurrent layer found: no key ends in weight_ih_l0 / weight_hh_l0",
@@ -334,8 +377,12 @@ def skipped_keys(tensors: Mapping[str, np.ndarray]) -> tuple[Skipped, ...]:
     """The floating-point tensors of a state_dict that belong to no recurrent module, grouped by
     the module their key names (``head.weight`` and ``head.bias``: module ``head``)."""
     groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+    cells = cell_prefixes(tensors)
     for key, array in tensors.items():
+        cell = _CELL_KEY.match(key)
         if _KEY.match(key) is not None or not dtypes.is_float(array.dtype):
+            continue
+        if cell is not None and cell["prefix"] in cells:
             continue
         module = key.rpartition(".")[0] or key
         groups.setdefault(module, []).append((key, tuple(array.shape)))
@@ -372,28 +419,109 @@ def module_names(model: Model) -> list[str]:
     return _common.unique_names(_common.identifier(layer.name) for layer in model.layers)
 
 
-def blocks(model: Model) -> dict[str, list[np.ndarray]]:
-    """Each state_dict key of ``to_torch(model)`` with the blocks that, stacked along the first
-    axis, make its tensor (one per gate, in PyTorch's order): writers can stream them."""
+@dataclasses.dataclass(frozen=True)
+class Module:
+    """One module of a written state_dict: its key prefix (no trailing dot), its levels (one
+    per ``num_layers`` index, l0 first), and whether it is a single-step cell (no ``_l<k>``)."""
+
+    key: str
+    layers: tuple[Layer, ...]
+    cell: bool = False
+
+    def names(self) -> list[str]:
+        """The IR names the readers give its levels back."""
+        return [level_name(self.key, index, len(self.layers)) for index in range(len(self.layers))]
+
+
+_DOTTED = re.compile(r"^[A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*$")
+
+
+def _same_module(before: Layer, after: Layer) -> bool:
+    """Whether ``after`` can be the next ``num_layers`` index of ``before``'s module."""
+    return (
+        before.kind is after.kind
+        and before.hidden_size == after.hidden_size
+        and before.has_bias == after.has_bias
+        and before.direction is after.direction
+        and before.proj_size == after.proj_size
+        and before.activations == after.activations
+        and before.dtype == after.dtype
+        and after.input_size == before.output_size
+        and before.merge == after.merge == "concat"
+    )
+
+
+def modules(model: Model, *, as_cell: bool = False) -> list[Module]:
+    """The modules a state_dict of ``model`` holds. Levels named ``<m>.l0``, ``<m>.l1``… (as the
+    readers name a multi-layer module's), linked in ``model.links`` and alike, are one module
+    ``<m>`` again, so its keys are the original module's; a name that is a module path keeps its
+    dots. A layer read from a single-step cell (``stepped``), or any with ``as_cell``, is written
+    as an ``nn.LSTMCell``/``GRUCell``/``RNNCell`` where it can be one."""
+    linked = set(model.links or ())
+    layers, found, index = list(model.layers), [], 0
+    while index < len(layers):
+        group = [layers[index]]
+        first = _STACKED_NAME.match(layers[index].name)
+        if first and first["index"] == "0" and _DOTTED.match(first["module"]) and not as_cell:
+            while index + len(group) < len(layers):
+                after = layers[index + len(group)]
+                if after.name != f"{first['module']}.l{len(group)}":
+                    break
+                if (group[-1].name, after.name) not in linked or not _same_module(group[-1], after):
+                    break
+                group.append(after)
+        if len(group) > 1:
+            found.append(Module(first["module"], tuple(group)))  # type: ignore[index]
+        else:
+            layer = group[0]
+            key = layer.name if _DOTTED.match(layer.name) else _common.identifier(layer.name)
+            cell = (layer.stepped or as_cell) and layer.direction is Direction.FORWARD and not layer.proj_size
+            if as_cell and not cell:
+                raise UnsupportedFeatureError(
+                    f"an nn.{CELL_CLASSES[layer.kind]} cannot hold a "
+                    + ("projection" if layer.proj_size else f"{layer.direction.value} layer"),
+                    where=(f'layer "{layer.name}"',),
+                    hint="drop --as-cell to write it as a module",
+                )
+            found.append(Module(key, (layer,), cell))
+        index += len(group)
+    keys = _common.unique_names(module.key for module in found)
+    return [dataclasses.replace(module, key=key) for module, key in zip(found, keys)]
+
+
+def blocks(model: Model, *, as_cell: bool = False) -> dict[str, list[np.ndarray]]:
+    """Each state_dict key of ``model``'s modules (:func:`modules`) with the blocks that, stacked
+    along the first axis, make its tensor (one per gate, in PyTorch's order): writers can
+    stream them."""
     result: dict[str, list[np.ndarray]] = {}
-    for name, layer in zip(module_names(model), model.layers):
-        check(layer, state_dict=True)
-        order = GATE_ORDER[layer.kind]
-        for index, cell in enumerate(layer.cells):
-            suffix = "_l0_reverse" if index else "_l0"
-            fields = [("weight_ih", cell.w_ih), ("weight_hh", cell.w_hh)]
-            if cell.b_ih is not None and cell.b_hh is not None:
-                fields += [("bias_ih", cell.b_ih), ("bias_hh", cell.b_hh)]
-            for field, gates in fields:
-                result[f"{name}.{field}{suffix}"] = [gates[gate] for gate in order]
-            if cell.w_hr is not None:
-                result[f"{name}.weight_hr{suffix}"] = [cell.w_hr]
+    for module in modules(model, as_cell=as_cell):
+        for level, layer in enumerate(module.layers):
+            check(layer, state_dict=True)
+            order = GATE_ORDER[layer.kind]
+            for index, cell in enumerate(layer.cells):
+                suffix = "" if module.cell else f"_l{level}" + ("_reverse" if index else "")
+                fields = [("weight_ih", cell.w_ih), ("weight_hh", cell.w_hh)]
+                if cell.b_ih is not None and cell.b_hh is not None:
+                    fields += [("bias_ih", cell.b_ih), ("bias_hh", cell.b_hh)]
+                for field, gates in fields:
+                    result[f"{module.key}.{field}{suffix}"] = [gates[gate] for gate in order]
+                if cell.w_hr is not None:
+                    result[f"{module.key}.weight_hr{suffix}"] = [cell.w_hr]
     return result
 
 
-def state_dict(model: Model) -> dict[str, np.ndarray]:
-    """The state_dict of ``to_torch(model)`` as NumPy arrays, in PyTorch's key order."""
-    return {key: np.concatenate(parts) for key, parts in blocks(model).items()}
+def state_dict(model: Model, *, as_cell: bool = False) -> dict[str, np.ndarray]:
+    """The state_dict of ``model``'s modules as NumPy arrays, in PyTorch's key order."""
+    return {key: np.concatenate(parts) for key, parts in blocks(model, as_cell=as_cell).items()}
+
+
+def nonlinearities(model: Model, *, as_cell: bool = False) -> dict[str, str]:
+    """The RNN nonlinearity of each written module that is an RNN, by key (to be recorded)."""
+    return {
+        module.key: module.layers[0].activations[0].name
+        for module in modules(model, as_cell=as_cell)
+        if module.layers[0].kind is Kind.RNN
+    }
 
 
 def layout(layer: Layer) -> list[Tensor]:
@@ -403,7 +531,7 @@ def layout(layer: Layer) -> list[Tensor]:
     stacked = _STACKED_NAME.match(layer.name)  # "encoder.lstm.l1" is index 1 of module encoder.lstm
     prefix, k = (stacked["module"], stacked["index"]) if stacked else (layer.name, "0")
     for index in range(layer.num_directions):
-        suffix = f"_l{k}" + ("_reverse" if index else "")
+        suffix = "" if layer.stepped else f"_l{k}" + ("_reverse" if index else "")
         tensors += [
             Tensor(f"{prefix}.weight_ih{suffix}", (g * h, i), order),
             Tensor(f"{prefix}.weight_hh{suffix}", (g * h, p), order),
