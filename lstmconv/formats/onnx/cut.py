@@ -140,7 +140,12 @@ def _probe(cut: onnx.ModelProto, run: Callable, x_axes: str, features: int, dtyp
 
 
 def _probe_sizes(cut: onnx.ModelProto, features: int) -> tuple[int, int]:
-    taken = {1, 2, features, *_dimensions(cut.graph.initializer)}
+    constants = [
+        a.t for n in cut.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"
+    ]
+    folded = [_values(t) for t in constants if int(np.prod(t.dims, dtype=np.int64)) <= 64]
+    taken = {1, 2, features, *_dimensions([*cut.graph.initializer, *constants])}
+    taken.update(int(v) for values in folded for v in values if 0 < v < 10_000)
     sizes = [n for n in range(5, 10_000) if n not in taken]
     return sizes[0], sizes[1]
 
@@ -155,3 +160,13 @@ def _dimensions(tensors: Iterable[Any]) -> set[int]:
         dims.update(d // 6 for d in tensor.dims)
         dims.update(d // 8 for d in tensor.dims)
     return dims
+
+
+def _values(tensor: Any) -> list[int]:
+    """The values of a small Constant (its numbers may become dims once folded: Slice bounds)."""
+    from onnx import numpy_helper
+
+    try:
+        return [int(v) for v in np.ravel(numpy_helper.to_array(tensor)) if np.isfinite(v)]
+    except (ValueError, TypeError, OverflowError):
+        return []

@@ -24,6 +24,7 @@ from ...ir import (
     cell_from_stacked,
 )
 from .. import _common
+from . import fold
 from .names import (
     ATTRIBUTE_FIELDS,
     BY_LOWER,
@@ -41,24 +42,40 @@ Node = Any  # a NodeProto of onnx, or files.Node: the same field names
 
 
 class Constants:
-    """Values known without running the graph: initializers, Constant nodes, Identity of those.
-    ``to_array`` turns a tensor message into its values (checked, external data resolved)."""
+    """Values known without running the graph: initializers, Constant nodes, and pure-constant
+    chains of them (folded, see :mod:`.fold`). ``to_array`` turns a tensor message into its
+    values (checked, external data resolved). A subgraph's constants see the ``outer`` scope's
+    (ONNX scoping: a Loop/Scan/If body may use any name of the graphs around it); ``budget``
+    caps the elements folding may make (shared by every scope of one file)."""
 
-    def __init__(self, graph: Any, to_array: Callable[[Any], np.ndarray]):
+    def __init__(
+        self,
+        graph: Any,
+        to_array: Callable[[Any], np.ndarray],
+        outer: Constants | None = None,
+        budget: fold.Budget | None = None,
+    ):
         self.to_array = to_array
+        self.outer = outer
+        self.budget: fold.Budget = budget or (outer.budget if outer is not None else fold.Budget(0))
         self.tensors: dict[str, Any] = {t.name: t for t in graph.initializer}
         self.values: dict[str, np.ndarray] = {}
+        self.folded: dict[str, np.ndarray | None] = {}
         self.producers: dict[str, Node] = {}
         self.consumers: dict[str, list[Node]] = {}
+        #: Names this graph defines itself (they hide the outer scope's).
+        self.local: set[str] = set(self.tensors)
         #: Static dims of graph inputs, outputs and value_info (None for a symbolic dim).
         self.dims: dict[str, list[int | None]] = {}
         for info in [*graph.input, *getattr(graph, "value_info", []), *graph.output]:
             dims = _static_dims(info)
             if dims is not None:
                 self.dims.setdefault(info.name, dims)
+        self.local.update(info.name for info in graph.input)
         for node in graph.node:
             for output in node.output:
                 self.producers[output] = node
+                self.local.add(output)
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
             if node.op_type == "Constant" and node.output:
@@ -70,22 +87,50 @@ class Constants:
                 self.tensors[node.output[0]] = attribute.t
             elif attribute.name in ("value_float", "value_floats"):
                 self.values[node.output[0]] = np.asarray(attribute_value(attribute), dtype=np.float32)
+            elif attribute.name in ("value_int", "value_ints"):
+                self.values[node.output[0]] = np.asarray(attribute_value(attribute), dtype=np.int64)
 
-    def get(self, name: str) -> np.ndarray | None:
-        seen = 0
-        while name not in self.tensors and name not in self.values and name in self.producers and seen < 64:
-            node = self.producers[name]
-            if node.op_type != "Identity":
-                return None
-            name, seen = node.input[0], seen + 1
+    def get(self, name: str, depth: int = 0) -> np.ndarray | None:
+        """The value of ``name`` when it is a constant: an initializer, a Constant node, or a
+        pure-constant chain of :data:`.fold.FOLDABLE` ops over those, here or in an outer scope."""
+        if not name:
+            return None
+        if name not in self.local:
+            return self.outer.get(name, depth) if self.outer is not None else None
         if name in self.values:
             return self.values[name]
         tensor = self.tensors.get(name)
-        return None if tensor is None else self.to_array(tensor)
+        if tensor is not None:
+            return self.to_array(tensor)
+        if name in self.folded:
+            return self.folded[name]
+        node = self.producers.get(name)
+        if node is None or node.op_type not in fold.FOLDABLE or node.domain not in ("", "ai.onnx"):
+            return None
+        if depth >= fold.MAX_DEPTH:
+            raise FormatError(
+                f"constants computed by a chain of more than {fold.MAX_DEPTH} ops "
+                f'(at {node.op_type} node "{node.name}")'
+            )
+        self.folded[name] = None  # a cycle folds to nothing
+        inputs = [self.get(part, depth + 1) if part else None for part in node.input]
+        needed = inputs[:1] if node.op_type != "Concat" else inputs
+        value = None
+        if all(v is not None for v in needed) and not any(
+            part and v is None for part, v in zip(node.input, inputs)
+        ):
+            value = fold.fold(node, inputs, _attributes(node), self.budget)
+        if value is not None and len(node.output) == 1:
+            self.folded[name] = value
+        else:
+            value = None
+        return value
 
     def is_zero_state(self, name: str, depth: int = 0) -> bool | None:
         """True/False when ``name`` is a known constant state (zeros or not); None if unknown.
         Exporters build zero states from a constant through shape-only ops (Expand, Unsqueeze…)."""
+        if name not in self.local and self.outer is not None:
+            return self.outer.is_zero_state(name, depth)
         value = self.get(name)
         if value is not None:
             return not np.any(value)
@@ -767,20 +812,16 @@ def _computes_a_cell(graph: Any, depth: int = 0) -> bool:
 
 
 def refuse_control_flow(graph: Any, has_recurrent: bool) -> None:
-    """Refuse a graph where a recurrent layer may hide in control flow: a recurrent node inside
-    a Loop, Scan or If body; a Loop or Scan whose body computes a cell; or any Loop or Scan
-    beside recurrent nodes (reading those alone would drop the layer the Loop computes)."""
-    inside = _recurrent_inside(graph, ())
-    if inside is not None:
-        raise _common.UnsupportedFeatureError(
-            f"a recurrent node inside control flow ({' › '.join(inside)}); lstmconv reads the "
-            "recurrent nodes of the main graph only",
-            hint="export without control flow around the recurrent layers (fixed shapes, no scripting)",
-        )
+    """Refuse a graph where a recurrent layer may hide in control flow that holds no recurrent
+    node: a Loop or Scan whose body computes a cell, or any Loop or Scan beside recurrent nodes
+    (reading those alone would drop the layer the Loop computes). Recurrent nodes inside
+    subgraphs are found by :func:`found_nodes`, which refuses the loops that step them."""
     for index, node in enumerate(graph.node):
         if node.op_type not in ("Loop", "Scan"):
             continue
         bodies = [body for _, body in subgraphs(node)]
+        if any(_recurrent_inside(body, (), 1) is not None for body in bodies):
+            continue  # found_nodes reads (or refuses) the recurrent nodes inside
         if has_recurrent or any(_computes_a_cell(body) for body in bodies):
             raise _common.UnsupportedFeatureError(
                 f'layer "{_node_label(node, index)}" was exported as a {node.op_type}, not an '
@@ -805,19 +846,35 @@ def _float_tensor(tensor: Any) -> bool:
     return tensor is not None and tensor.data_type in FLOAT_TYPES
 
 
-def skipped(graph: Any, constants: Constants, recurrent: list[Node]) -> tuple[Skipped, ...]:
-    """Floating-point initializers (and Constant node values) that no recurrent node uses,
-    grouped by the node that consumes them. Scalars (0.5, epsilons) are arithmetic, not weights."""
+def skipped(
+    graph: Any,
+    constants: Constants,
+    recurrent: list[Node],
+    scoped: list[tuple[Node, Constants]] | None = None,
+) -> tuple[Skipped, ...]:
+    """Floating-point initializers (and Constant node values) of the main graph that no
+    recurrent node uses (``scoped``: each node with its own graph's constants, for nodes in
+    subgraphs), grouped by the node that consumes them. Scalars (0.5, epsilons) are arithmetic,
+    not weights."""
     used: set[str] = set()  # every value the weights and states of the nodes are made from
-    pending = [name for node in recurrent for name in list(node.input)[1:] if name]
+    pairs = scoped if scoped is not None else [(node, constants) for node in recurrent]
+    pending = [(name, scope) for node, scope in pairs for name in list(node.input)[1:] if name]
+    seen: set[tuple[str, int]] = set()
     while pending:
-        name = pending.pop()
-        if name in used:
+        name, scope = pending.pop()
+        if (name, id(scope)) in seen:
             continue
-        used.add(name)
-        producer = constants.producers.get(name)
+        seen.add((name, id(scope)))
+        where: Constants | None = scope
+        while where is not None and name not in where.local:
+            where = where.outer
+        if where is None:
+            continue
+        if where is constants:
+            used.add(name)
+        producer = where.producers.get(name)
         if producer is not None:
-            pending.extend(n for n in producer.input if n)
+            pending.extend((n, where) for n in producer.input if n)
     groups: dict[tuple[str, str], list[tuple[str, tuple[int, ...]]]] = {}
     for name, tensor in constants.tensors.items():
         if name in used or not _float_tensor(tensor):
@@ -842,3 +899,90 @@ def _first_consumer(constants: Constants, name: str) -> Node | None:
             return consumers[0]
         name = consumers[0].output[0]
     return None
+
+
+# -- recurrent nodes in subgraphs ----------------------------------------------------------------
+#: How deep lstmconv looks into subgraphs (a Loop body holding an If holding…).
+MAX_SUBGRAPH_DEPTH = 32
+
+
+class Found:
+    """A recurrent node where it is: its layer name (a path through the subgraphs holding it,
+    ``If_0/then_branch/LSTM_3``), the graph it is in, that graph's constants (which see the
+    enclosing scopes'), and the enclosing graphs, outermost first."""
+
+    def __init__(self, name: str, node: Node, graph: Any, constants: Constants, scopes: tuple[Any, ...]):
+        self.name, self.node, self.graph, self.constants, self.scopes = name, node, graph, constants, scopes
+
+
+def _part(text: str) -> str:
+    return text.strip("/") or text
+
+
+def found_nodes(graph: Any, constants: Constants) -> list[Found]:
+    """Every LSTM/GRU/RNN node of the graph and, depth first in graph order, of its subgraphs
+    (If branches, Loop and Scan bodies). A node in a Loop or Scan body that the loop feeds per
+    iteration (its input or initial state made from the body's inputs: a recurrent layer
+    exported as a Loop stepping the node) is refused, since the node alone computes something
+    else than the loop does."""
+    found: list[Found] = []
+    _find(graph, constants, (), (), "", 0, found)
+    return found
+
+
+def _find(
+    graph: Any,
+    constants: Constants,
+    scopes: tuple[Any, ...],
+    path: tuple[str, ...],
+    loop: str,
+    depth: int,
+    found: list[Found],
+) -> None:
+    for index, node in enumerate(graph.node):
+        label = _node_label(node, index)
+        if node.op_type in OPS and node.domain in ("", "ai.onnx"):
+            name = "/".join((*path, _part(label))) if path else label
+            if loop:
+                _refuse_stepped(graph, constants, node, name, loop)
+            found.append(Found(name, node, graph, constants, scopes))
+            continue
+        for attribute, body in subgraphs(node):
+            if depth + 1 > MAX_SUBGRAPH_DEPTH:
+                raise FormatError(
+                    f'subgraphs nest deeper than {MAX_SUBGRAPH_DEPTH} (at {node.op_type} node "{label}")'
+                )
+            inner = Constants(body, constants.to_array, outer=constants)
+            here = f'{node.op_type} node "{label}"' if node.op_type in ("Loop", "Scan") else loop
+            _find(body, inner, (*scopes, graph), (*path, _part(label), attribute), here, depth + 1, found)
+
+
+def _refuse_stepped(graph: Any, constants: Constants, node: Node, name: str, loop: str) -> None:
+    """Refuse a recurrent node that a Loop/Scan feeds per iteration (X or a state from the
+    body's inputs: the iteration count, the carried values, the scanned slices)."""
+    body_inputs = {info.name for info in graph.input}
+    inputs = list(node.input) + [""] * 8
+    for position, label in ((0, "X"), (5, "initial_h"), (6, "initial_c")):
+        if inputs[position] and _depends_on(constants, inputs[position], body_inputs):
+            raise _common.UnsupportedFeatureError(
+                f'{node.op_type} node "{name}" is inside {loop}, which feeds its {label} per '
+                "iteration: a recurrent layer exported as a loop stepping the node, which computes "
+                "something other than the node alone; lstmconv cannot read it",
+                hint="export the layer as one native ONNX LSTM/GRU/RNN node over the whole sequence",
+            )
+
+
+def _depends_on(constants: Constants, name: str, targets: set[str]) -> bool:
+    """Whether ``name`` is computed (in this graph) from any of ``targets``."""
+    pending, seen = [name], set[str]()
+    while pending and len(seen) < 100_000:
+        current = pending.pop()
+        if current in seen or not current:
+            continue
+        seen.add(current)
+        if current in targets:
+            return True
+        producer = constants.producers.get(current)
+        if producer is not None:
+            pending.extend(producer.input)
+    return False

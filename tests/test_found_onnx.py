@@ -1,0 +1,291 @@
+"""ONNX files as they are found (issue 14): recurrent nodes inside If/Loop/Scan subgraphs,
+quantized LSTMs, weights computed by constant ops; each read and checked against onnxruntime
+running the original graph."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import require
+
+import lstmconv
+from lstmconv.cli import main
+from lstmconv.errors import FormatError, UnsupportedFeatureError
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FOUND = json.loads((FIXTURES / "onnx_found.json").read_text())
+T, B, F, H = 6, 2, 3, 4
+TARGETS = (".onnx", ".pt", ".keras", ".npz")
+
+
+def _ort(proto_or_path, feed: dict) -> list[np.ndarray]:
+    require("onnxruntime")
+    import onnxruntime
+
+    model = proto_or_path if isinstance(proto_or_path, (str, Path)) else proto_or_path.SerializeToString()
+    session = onnxruntime.InferenceSession(
+        str(model) if isinstance(model, Path) else model, providers=["CPUExecutionProvider"]
+    )
+    return session.run(None, feed)
+
+
+def _layer(model, name):
+    return next(layer for layer in model if layer.name == name)
+
+
+def _convert_verifies(source: Path, tmp_path: Path, capsys, names: list[str]) -> None:
+    require("torch"), require("keras"), require("onnxruntime")
+    for ending in TARGETS:
+        dest = tmp_path / f"out{ending}"
+        status = main(["convert", str(source), str(dest)])
+        captured = capsys.readouterr()
+        assert status == 0, captured.err
+        for name in names:
+            assert name in captured.out
+        assert dest.exists()
+
+
+def _inspect_names(source: Path, capsys, names: list[str]) -> None:
+    assert main(["inspect", str(source)]) == 0
+    out = capsys.readouterr().out
+    for name in names:
+        assert f'layer "{name}"' in out
+
+
+# -- If / Loop / Scan ------------------------------------------------------------------------------
+def test_script_if_fixture_reads_both_branches_as_onnxruntime_runs_them(capsys, tmp_path) -> None:
+    entry = FOUND["onnx_script_if_lstm"]
+    source = FIXTURES / entry["file"]
+    model = lstmconv.read(source)
+    assert [layer.name for layer in model] == ["If/then_branch/LSTM", "If/else_branch/LSTM_1"]
+    assert set(entry["layers"]) == {layer.name for layer in model}
+    with np.load(FIXTURES / entry["io"]) as io:
+        x = io["x"]
+        for name, key in entry["layers"].items():
+            y = lstmconv.reference.run(lstmconv.ir.Model((_layer(model, name),), "one"), x)
+            np.testing.assert_allclose(y, io[key], rtol=0, atol=2e-6)
+        # the two branches hold different weights: each output is its own branch's
+        assert np.abs(io["y_then"] - io["y_else"]).max() > 0.05
+    _inspect_names(source, capsys, list(entry["layers"]))
+    _convert_verifies(source, tmp_path, capsys, list(entry["layers"]))
+
+
+class _G:
+    """Nodes and initializers of one graph (a subgraph's or the main one's)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list = []
+        self.inits: list = []
+        self.count = 0
+
+    def const(self, value, name: str | None = None) -> str:
+        from onnx import numpy_helper
+
+        self.count += 1
+        name = name or f"c{id(self)}_{self.count}"
+        self.inits.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def op(self, op: str, inputs, outputs: int = 1, name: str | None = None, **attrs) -> list[str]:
+        from onnx import helper
+
+        self.count += 1
+        names = [f"{op.lower()}_{id(self)}_{self.count}_{i}" for i in range(outputs)]
+        self.nodes.append(
+            helper.make_node(op, list(inputs), names, name=name or f"{op}_{self.count}", **attrs)
+        )
+        return names
+
+    def weights(self, directions: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        u = self.rng.uniform
+        return (
+            u(-0.6, 0.6, (directions, 4 * H, F)).astype(np.float32),
+            u(-0.6, 0.6, (directions, 4 * H, H)).astype(np.float32),
+            u(-0.6, 0.6, (directions, 8 * H)).astype(np.float32),
+        )
+
+    def graph(self, name: str, outputs: list[str], inputs: list | None = None):
+        from onnx import TensorProto, helper
+
+        return helper.make_graph(
+            self.nodes,
+            name,
+            inputs or [],
+            [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+            self.inits,
+        )
+
+
+def _main_model(g: _G, out: str, extra_inputs: list | None = None):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        g.nodes,
+        "main",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "time", F]), *(extra_inputs or [])],
+        [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)],
+        g.inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _branch_lstm(g: _G, x: str, name: str, w: str, r: str, b: str) -> str:
+    y = g.op("LSTM", [x, w, r, b], 3, name=name, hidden_size=H)[0]
+    axis = g.const(np.array([1], np.int64))
+    return g.op("Transpose", [g.op("Squeeze", [y, axis])[0]], perm=[1, 0, 2])[0]
+
+
+def _if_model(nested: bool = False):
+    """An If whose then_branch's LSTM takes W from the main graph (outer scope) and R, B from
+    its own initializers; the else_branch's LSTM has all its weights in the branch (inside a
+    second If when ``nested``)."""
+    from onnx import TensorProto, helper
+
+    main_g = _G(1)
+    xt = main_g.op("Transpose", ["x"], perm=[1, 0, 2])[0]
+    w1, r1, b1 = main_g.weights()
+    outer_w = main_g.const(w1, "outer_W")
+    then_g = _G(2)
+    then_y = _branch_lstm(then_g, xt, "lstm_then", outer_w, then_g.const(r1), then_g.const(b1))
+    else_g = _G(3)
+    w2, r2, b2 = else_g.weights()
+    if nested:
+        inner_g = _G(4)
+        inner_y = _branch_lstm(
+            inner_g, xt, "lstm_deep", inner_g.const(w2), inner_g.const(r2), inner_g.const(b2)
+        )
+        other = helper.make_graph(
+            [helper.make_node("Identity", ["x"], ["same"])],
+            "other",
+            [],
+            [helper.make_tensor_value_info("same", TensorProto.FLOAT, None)],
+        )
+        else_y = else_g.op(
+            "If",
+            [else_g.const(np.array(True))],
+            name="inner_if",
+            then_branch=inner_g.graph("inner_then", [inner_y]),
+            else_branch=other,
+        )[0]
+    else:
+        else_y = _branch_lstm(else_g, xt, "lstm_else", else_g.const(w2), else_g.const(r2), else_g.const(b2))
+    cond = main_g.op(
+        "Cast", [main_g.op("Greater", ["rate", main_g.const(np.array(0, np.float32))])[0]], to=9
+    )[0]
+    out = main_g.op(
+        "If",
+        [cond],
+        name="If_0",
+        then_branch=then_g.graph("then", [then_y]),
+        else_branch=else_g.graph("else", [else_y]),
+    )[0]
+    return _main_model(main_g, out, [helper.make_tensor_value_info("rate", TensorProto.FLOAT, [])])
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["if", "if-inside-if"])
+def test_if_branches_with_outer_scope_weights_read_and_verify(tmp_path, capsys, nested) -> None:
+    import onnx
+
+    proto = _if_model(nested)
+    path = tmp_path / "if.onnx"
+    onnx.save(proto, str(path))
+    x = np.random.default_rng(5).standard_normal((B, T, F)).astype(np.float32)
+    model = lstmconv.read(path)
+    deep = "If_0/else_branch/inner_if/then_branch/lstm_deep" if nested else "If_0/else_branch/lstm_else"
+    names = ["If_0/then_branch/lstm_then", deep]
+    # in the file's order: onnx.helper writes the attributes sorted (else_branch first)
+    assert [layer.name for layer in model] == names[::-1]
+    assert [layer.name for layer in lstmconv.read(proto)] == names[::-1]
+    for name, rate in zip(names, (1.0, -1.0)):
+        expected = _ort(path, {"x": x, "rate": np.array(rate, np.float32)})[0]
+        got = lstmconv.reference.run(lstmconv.ir.Model((_layer(model, name),), "one"), x)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=2e-6)
+    assert model.skipped == ()  # the outer W is the then-branch LSTM's, not left over
+    _inspect_names(path, capsys, names)
+    _convert_verifies(path, tmp_path, capsys, names)
+
+
+def _loop_body(step_state: bool):
+    """A Loop body holding an LSTM node on the outer ``xt``: with ``step_state`` its initial_h is
+    the loop-carried value (the layer stepped once per iteration), else it starts from zero."""
+    from onnx import TensorProto, helper
+
+    g = _G(7)
+    w, r, b = g.weights()
+    inputs = [
+        helper.make_tensor_value_info("iter", TensorProto.INT64, []),
+        helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("h_in", TensorProto.FLOAT, None),
+    ]
+    state = "h_in" if step_state else ""
+    outs = g.op("LSTM", ["xt", g.const(w), g.const(r), g.const(b), "", state], 3, name="step", hidden_size=H)
+    g.nodes.append(helper.make_node("Identity", ["cond_in"], ["cond_out"]))
+    body = helper.make_graph(
+        g.nodes,
+        "body",
+        inputs,
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info(outs[1], TensorProto.FLOAT, None),
+        ],
+        g.inits,
+    )
+    main_g = _G(8)
+    main_g.nodes.append(helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]))
+    h0 = main_g.const(np.zeros((1, B, H), np.float32))
+    loop = main_g.op(
+        "Loop",
+        [main_g.const(np.array(2, np.int64)), main_g.const(np.array(True)), h0],
+        name="loop",
+        body=body,
+    )[0]
+    return _main_model(main_g, loop), w, r, b
+
+
+def test_loop_stepping_a_recurrent_node_is_refused_saying_so() -> None:
+    proto, *_ = _loop_body(step_state=True)
+    with pytest.raises(
+        UnsupportedFeatureError,
+        match=r'LSTM node "loop/body/step" is inside Loop node "loop", which feeds its initial_h',
+    ):
+        lstmconv.read(proto)
+
+
+def test_loop_around_a_node_it_does_not_feed_is_read() -> None:
+    proto, w, _r, _b = _loop_body(step_state=False)
+    model = lstmconv.read(proto)
+    assert [layer.name for layer in model] == ["loop/body/step"]
+    np.testing.assert_array_equal(model.layers[0].cells[0].w_ih["f"], w[0, 2 * H : 3 * H])
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (numbers below 16)."""
+    size, length = len(payload), b""
+    while True:
+        byte = size & 0x7F
+        size >>= 7
+        length += bytes([byte | (0x80 if size else 0)])
+        if not size:
+            break
+    return bytes([number << 3 | 2]) + length + payload
+
+
+def deeply_nested(levels: int = 40) -> bytes:
+    """ModelProto bytes of If nodes nested ``levels`` deep (written by hand: protobuf's own
+    parser stops at 100 message levels, about 33 subgraphs)."""
+    graph = _field(1, _field(4, b"Identity"))
+    for _ in range(levels):
+        attribute = _field(1, b"then_branch") + _field(6, graph) + bytes([20 << 3 & 0x7F | 0x80, 1, 5])
+        graph = _field(1, _field(4, b"If") + _field(5, attribute))
+    return bytes([8, 8]) + _field(7, graph)
+
+
+def test_subgraphs_nested_deeper_than_the_cap_are_refused(tmp_path) -> None:
+    path = tmp_path / "deep.onnx"
+    path.write_bytes(deeply_nested())
+    with pytest.raises(FormatError, match="nest deeper than 32"):
+        lstmconv.read(path)
