@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import require
+from corpus import onnx_deeply_nested
 
 import lstmconv
 from lstmconv.cli import main
@@ -262,30 +263,43 @@ def test_loop_around_a_node_it_does_not_feed_is_read() -> None:
     np.testing.assert_array_equal(model.layers[0].cells[0].w_ih["f"], w[0, 2 * H : 3 * H])
 
 
-def _field(number: int, payload: bytes) -> bytes:
-    """One length-delimited protobuf field (numbers below 16)."""
-    size, length = len(payload), b""
-    while True:
-        byte = size & 0x7F
-        size >>= 7
-        length += bytes([byte | (0x80 if size else 0)])
-        if not size:
-            break
-    return bytes([number << 3 | 2]) + length + payload
-
-
-def deeply_nested(levels: int = 40) -> bytes:
-    """ModelProto bytes of If nodes nested ``levels`` deep (written by hand: protobuf's own
-    parser stops at 100 message levels, about 33 subgraphs)."""
-    graph = _field(1, _field(4, b"Identity"))
-    for _ in range(levels):
-        attribute = _field(1, b"then_branch") + _field(6, graph) + bytes([20 << 3 & 0x7F | 0x80, 1, 5])
-        graph = _field(1, _field(4, b"If") + _field(5, attribute))
-    return bytes([8, 8]) + _field(7, graph)
-
-
 def test_subgraphs_nested_deeper_than_the_cap_are_refused(tmp_path) -> None:
     path = tmp_path / "deep.onnx"
-    path.write_bytes(deeply_nested())
+    path.write_bytes(onnx_deeply_nested())
     with pytest.raises(FormatError, match="nest deeper than 32"):
         lstmconv.read(path)
+
+
+# -- quantized -------------------------------------------------------------------------------------
+def test_quantized_lstm_reads_dequantized_near_onnxruntime_and_the_float_weights(
+    caplog, capsys, tmp_path
+) -> None:
+    """onnxruntime's DynamicQuantizeLSTM read dequantized: the weights within half a step of
+    the float model's, the outputs within 0.01 of onnxruntime running the quantized model
+    (measured 0.0038: onnxruntime quantizes the activations too) and of the float model's."""
+    import onnx
+    from onnx import numpy_helper
+
+    entry = FOUND["onnx_quantized_lstm"]
+    source = FIXTURES / entry["file"]
+    with caplog.at_level("WARNING", logger="lstmconv"):
+        model = lstmconv.read(source)
+    assert "read dequantized, not exact" in caplog.text and "at most 0.00319" in caplog.text
+    (layer,) = model.layers
+    assert layer.name == "/LSTM_quant" and layer.num_directions == 2
+    with np.load(FIXTURES / entry["io"]) as io:
+        y = lstmconv.reference.run(model, io["x"])
+        quantized_gap = np.abs(y - io["y"]).max()
+        float_gap = np.abs(y - io["y_float"]).max()
+    assert quantized_gap < 0.01 and float_gap < 0.01, (quantized_gap, float_gap)
+    assert quantized_gap > 1e-4  # activation quantization is there: this is not the same computation
+    # the weights themselves: the float model's W within half a quantization step
+    original = onnx.load(str(FIXTURES / entry["float_file"]))
+    lstm = next(n for n in original.graph.node if n.op_type == "LSTM")
+    w_float = next(numpy_helper.to_array(t) for t in original.graph.initializer if t.name == lstm.input[1])
+    order = ("i", "o", "f", "g")
+    w_read = np.stack([np.concatenate([cell.w_ih[g] for g in order]) for cell in layer.cells])
+    assert np.abs(w_read - w_float).max() <= 0.00319 + 1e-7
+    assert np.abs(w_read - w_float).max() > 1e-4
+    _inspect_names(source, capsys, ["/LSTM_quant"])
+    _convert_verifies(source, tmp_path, capsys, ["/LSTM_quant"])

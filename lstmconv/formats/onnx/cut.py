@@ -101,12 +101,16 @@ def _cut_model(
         )
     nodes = []
     for original in sorted(needed.values(), key=lambda n: graph.order[id(n)]):
-        if original is node and blanked:
+        is_node = original is node
+        if is_node and blanked:
             copy = onnx.NodeProto()
             copy.CopyFrom(original)
             for index in blanked:
                 copy.input[index] = ""
             original = copy
+        if is_node and node.op_type == "DynamicQuantizeLSTM":
+            nodes.extend(_dequantizing(original, graph, proto))
+            continue
         nodes.append(original)
     elem = helper.np_dtype_to_tensor_dtype(dtype)
     graph_proto = helper.make_graph(
@@ -170,3 +174,50 @@ def _values(tensor: Any) -> list[int]:
         return [int(v) for v in np.ravel(numpy_helper.to_array(tensor)) if np.isfinite(v)]
     except (ValueError, TypeError, OverflowError):
         return []
+
+
+def _dequantizing(node: Any, graph: Graph, proto: onnx.ModelProto) -> list[Any]:
+    """onnxruntime's DynamicQuantizeLSTM as ONNX ops: each int8 weight dequantized by the graph
+    itself ((W_q - zero_point) · scale, by Cast, Sub, Mul), transposed from (D, in, 4H) to
+    (D, 4H, in), into a float LSTM node with the same attributes. The source then runs its
+    stored integers, scales and zero points as the quantized op defines its weights, without
+    quantizing the activations (which no float layer does)."""
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 17)
+    made: list[Any] = []
+    weights = []
+    for position, scale_at in ((1, 8), (2, 10)):
+        q, scale, zero = node.input[position], node.input[scale_at], node.input[scale_at + 1]
+        rank = len(graph.initializers[scale].dims) if scale in graph.initializers else 1
+        base = f"{node.name}/dequantized_{position}"
+        axes = [1, 2] if rank == 1 else [1]
+        made += [
+            helper.make_node("Cast", [q], [f"{base}/q"], to=onnx.TensorProto.FLOAT),
+            helper.make_node("Cast", [zero], [f"{base}/zero"], to=onnx.TensorProto.FLOAT),
+            helper.make_node("Sub", [f"{base}/q", f"{base}/zero_b"], [f"{base}/centered"]),
+            helper.make_node("Mul", [f"{base}/centered", f"{base}/scale_b"], [f"{base}/scaled"]),
+            helper.make_node("Transpose", [f"{base}/scaled"], [f"{base}/W"], perm=[0, 2, 1]),
+        ]
+        for name, source in (("zero_b", f"{base}/zero"), ("scale_b", scale)):
+            if opset >= 13:
+                axes_name = f"{base}/{name}_axes"
+                made.insert(
+                    0,
+                    helper.make_node(
+                        "Constant",
+                        [],
+                        [axes_name],
+                        value=helper.make_tensor(axes_name, onnx.TensorProto.INT64, [len(axes)], axes),
+                    ),
+                )
+                made.append(helper.make_node("Unsqueeze", [source, axes_name], [f"{base}/{name}"]))
+            else:
+                made.append(helper.make_node("Unsqueeze", [source], [f"{base}/{name}"], axes=axes))
+        weights.append(f"{base}/W")
+    inputs = [node.input[0], *weights, *list(node.input)[3:8]]
+    while inputs and inputs[-1] == "":
+        inputs.pop()
+    lstm = helper.make_node("LSTM", inputs, list(node.output), name=node.name)
+    lstm.attribute.extend(node.attribute)
+    # the Sub/Mul need their broadcast operands first: put the Unsqueezes before them
+    order = {"Constant": 0, "Cast": 1, "Unsqueeze": 2, "Sub": 3, "Mul": 4, "Transpose": 5}
+    return [*sorted(made, key=lambda n: order[n.op_type]), lstm]

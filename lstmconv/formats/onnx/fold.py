@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import FormatError, UnsafeInputError
+from ...errors import FormatError, LstmconvError, UnsafeInputError
 
 #: Ops folded when every input is a constant.
 FOLDABLE = frozenset(
@@ -182,6 +182,8 @@ def fold(
                 raise FormatError(f"{label}: repeats {repeats} do not fit rank {data.ndim}")
             _made(tuple(d * r for d, r in zip(data.shape, repeats)))
             return np.tile(data, repeats)
+    except LstmconvError:
+        raise
     except (ValueError, IndexError, TypeError, OverflowError) as error:
         raise FormatError(f"{label} cannot be folded: {error}") from None
     return None
@@ -201,7 +203,7 @@ def _concat(
     budget.take(sum(int(p.size) for p in parts), label)
     try:
         return np.concatenate(parts, axis=axis)
-    except ValueError as error:
+    except (ValueError, TypeError) as error:
         raise FormatError(f"{label} cannot be folded: {error}") from None
 
 

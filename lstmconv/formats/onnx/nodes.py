@@ -176,20 +176,33 @@ def attribute_value(attribute: Any) -> Any:
     return list(value) if field in ("floats", "ints", "strings") else value
 
 
+#: Quantized recurrent ops of onnxruntime's contrib domain, read dequantized.
+QUANTIZED = {"DynamicQuantizeLSTM": Kind.LSTM}
+QUANTIZED_DOMAIN = "com.microsoft"
+
+
+def is_recurrent(node: Node) -> bool:
+    """An LSTM/GRU/RNN node of the default domain, or onnxruntime's DynamicQuantizeLSTM."""
+    if node.op_type in OPS and node.domain in ("", "ai.onnx"):
+        return True
+    return node.op_type in QUANTIZED and node.domain == QUANTIZED_DOMAIN
+
+
 def recurrent_nodes(graph: Any) -> list[tuple[str, Node]]:
     """(name, node) of every LSTM/GRU/RNN node of the default domain, in graph order."""
     found = []
     for index, node in enumerate(graph.node):
-        if node.op_type in OPS and node.domain in ("", "ai.onnx"):
+        if is_recurrent(node):
             found.append((node.name or f"{node.op_type.lower()}_{index}", node))
     return found
 
 
 def layer_from_node(node: Node, constants: Constants, name: str) -> Layer:
-    kind = OPS[node.op_type]
     where = f'{node.op_type} node "{name}"'
     try:
-        return _layer(node, kind, constants, name)
+        if node.op_type in QUANTIZED:
+            return _layer(_dequantized(node, constants, name), QUANTIZED[node.op_type], constants, name)
+        return _layer(node, OPS[node.op_type], constants, name)
     except LstmconvError as error:
         raise error.within(where) from None
 
@@ -786,7 +799,7 @@ def _recurrent_inside(graph: Any, path: tuple[str, ...], depth: int = 0) -> tupl
     """The path to the first LSTM/GRU/RNN node anywhere inside ``graph``'s subgraphs."""
     for index, node in enumerate(graph.node):
         here = (*path, f'{node.op_type} node "{_node_label(node, index)}"')
-        if node.op_type in OPS and node.domain in ("", "ai.onnx") and depth:
+        if is_recurrent(node) and depth:
             return here
         if depth < 32:
             for attribute, body in subgraphs(node):
@@ -941,7 +954,7 @@ def _find(
 ) -> None:
     for index, node in enumerate(graph.node):
         label = _node_label(node, index)
-        if node.op_type in OPS and node.domain in ("", "ai.onnx"):
+        if is_recurrent(node):
             name = "/".join((*path, _part(label))) if path else label
             if loop:
                 _refuse_stepped(graph, constants, node, name, loop)
@@ -986,3 +999,76 @@ def _depends_on(constants: Constants, name: str, targets: set[str]) -> bool:
         if producer is not None:
             pending.extend(producer.input)
     return False
+
+
+# -- quantized recurrent nodes ---------------------------------------------------------------------
+class _Plain:
+    """A recurrent node as the default domain's op, its weights renamed to dequantized values."""
+
+    def __init__(self, node: Node, op_type: str, inputs: list[str]) -> None:
+        self.op_type, self.domain, self.name = op_type, "", node.name
+        self.input, self.output, self.attribute = inputs, list(node.output), list(node.attribute)
+
+
+def _dequantized(node: Node, constants: Constants, name: str) -> _Plain:
+    """onnxruntime's DynamicQuantizeLSTM (inputs X, W, R, B, sequence_lens, initial_h,
+    initial_c, P, W_scale, W_zero_point, R_scale, R_zero_point; W (D, input, 4H) and R (D, H, 4H)
+    int8/uint8, scales and zero points per direction (D,) or per channel (D, 4H)) as an LSTM
+    node with W = (W_q - zero_point) · scale, transposed to ONNX's (D, 4H, input). Logged: the
+    read is dequantized, and how far the values can be from the float weights they came from."""
+    inputs = list(node.input) + [""] * 12
+    parts, notes = {}, []
+    for position, tensor, scale_at in ((1, "W", 8), (2, "R", 10)):
+        quantized = _required(constants, inputs[position], tensor)
+        scale = _required(constants, inputs[scale_at], f"{tensor}_scale")
+        zero = _required(constants, inputs[scale_at + 1], f"{tensor}_zero_point")
+        if quantized.dtype not in (np.int8, np.uint8) or zero.dtype != quantized.dtype:
+            raise WeightLayoutError(
+                f"expected int8 or uint8 weights with zero points of their dtype, found "
+                f"{quantized.dtype} and {zero.dtype}",
+                where=(tensor,),
+            )
+        if scale.dtype.kind != "f" or quantized.ndim != 3:
+            raise WeightLayoutError(
+                f"expected a float scale and a (D, in, 4H) weight, found {scale.dtype} and {quantized.shape}",
+                where=(f"{tensor}_scale",),
+            )
+        d, rows = quantized.shape[0], quantized.shape[2]
+        if scale.shape not in ((d,), (d, rows)):
+            raise WeightLayoutError(
+                f"expected ({d},) per direction or ({d}, {rows}) per channel, found {scale.shape}",
+                where=(f"{tensor}_scale",),
+            )
+        if zero.shape != scale.shape:
+            raise WeightLayoutError(
+                f"expected {scale.shape} like {tensor}_scale, found {zero.shape}",
+                where=(f"{tensor}_zero_point",),
+            )
+        shaped = (d, 1, 1) if scale.ndim == 1 else (d, 1, rows)
+        exact = (quantized.astype(np.float64) - zero.reshape(shaped)) * scale.astype(np.float64).reshape(
+            shaped
+        )
+        value = exact.astype(scale.dtype)
+        rounding = float(np.max(np.abs(value - exact))) if value.size else 0.0
+        step = float(np.max(np.abs(scale))) if scale.size else 0.0
+        largest = float(np.max(np.abs(value))) if value.size else 0.0
+        key = f"{inputs[position]}#dequantized"
+        constants.values[key] = np.ascontiguousarray(value.transpose(0, 2, 1))
+        constants.local.add(key)
+        parts[position] = key
+        notes.append(
+            f"{tensor} {quantized.dtype} in steps of up to {step:.3g} (at most {step / 2:.3g} from the "
+            f"float weights it was quantized from, {step / 2 / largest if largest else 0:.2%} of its largest "
+            f"value; dequantized to {value.dtype} within {rounding:.1e})"
+        )
+    _log.warning(
+        '%s node "%s": read dequantized, not exact: %s; onnxruntime also quantizes the '
+        "activations at run time, which the float layer lstmconv writes does not",
+        node.op_type,
+        name,
+        "; ".join(notes),
+    )
+    plain = [inputs[0], parts[1], parts[2], *inputs[3:8]]
+    while plain and plain[-1] == "":
+        plain.pop()
+    return _Plain(node, "LSTM", plain)
