@@ -14,7 +14,7 @@ from corpus import onnx_deeply_nested
 
 import lstmconv
 from lstmconv.cli import main
-from lstmconv.errors import FormatError, UnsupportedFeatureError
+from lstmconv.errors import FormatError, LstmconvError, UnsupportedFeatureError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FOUND = json.loads((FIXTURES / "onnx_found.json").read_text())
@@ -303,3 +303,92 @@ def test_quantized_lstm_reads_dequantized_near_onnxruntime_and_the_float_weights
     assert np.abs(w_read - w_float).max() > 1e-4
     _inspect_names(source, capsys, ["/LSTM_quant"])
     _convert_verifies(source, tmp_path, capsys, ["/LSTM_quant"])
+
+
+# -- weights computed by constant ops --------------------------------------------------------------
+def _folded_model(opset: int):
+    """An LSTM whose W, R and B are computed from initializers by Cast, Transpose, Unsqueeze,
+    Slice (a time reversal among them), Concat, Gather, Squeeze, Reshape, Flatten and Identity,
+    with axes as attributes before opset 13 and as inputs from 13 on."""
+    g = _G(20 + opset)
+    u = g.rng.uniform
+    int_min = np.iinfo(np.int64).min
+
+    def axes_op(op: str, x: str, axes: list[int]) -> str:
+        if opset >= 13:
+            return g.op(op, [x, g.const(np.array(axes, np.int64))])[0]
+        return g.op(op, [x], axes=axes)[0]
+
+    w_stored = g.const(u(-0.6, 0.6, (F, 4 * H)).astype(np.float16))
+    w = axes_op("Unsqueeze", g.op("Transpose", [g.op("Cast", [w_stored], to=1)[0]], perm=[1, 0])[0], [0])
+    big = g.const(u(-0.6, 0.6, (2, 4 * H + 4, H)).astype(np.float32))
+    ints = lambda *v: g.const(np.array(v, np.int64))  # noqa: E731
+    part = g.op("Slice", [big, ints(1, 2), ints(2, 2 + 2 * H), ints(0, 1)])[0]
+    whole = g.op("Slice", [big, ints(-1), ints(int_min), ints(0), ints(-1)])[0]  # axis 0 reversed
+    one = g.op("Slice", [whole, ints(1), ints(2), ints(0)])[0]  # big[0:1]
+    flipped = g.op("Slice", [one, ints(-1), ints(-(2 * H) - 1), ints(1), ints(-1)])[0]
+    r = g.op("Identity", [g.op("Concat", [part, flipped], axis=1)[0]])[0]
+    b_stored = g.const(u(-0.6, 0.6, (3, 1, 8 * H)).astype(np.float32))
+    picked = g.op("Gather", [b_stored, ints(2)], axis=0)[0]  # (1, 1, 8H)
+    b = g.op("Reshape", [axes_op("Squeeze", picked, [0]), ints(1, -1)])[0]
+    b = g.op("Flatten", [b], axis=1)[0]
+    xt = g.op("Transpose", ["x"], perm=[1, 0, 2])[0]
+    y = g.op("LSTM", [xt, w, r, b], 3, name="folded", hidden_size=H)[0]
+    out = g.op("Transpose", [axes_op("Squeeze", y, [1])], perm=[1, 0, 2])[0]
+    model = _main_model(g, out)
+    from onnx import helper
+
+    del model.opset_import[:]
+    model.opset_import.append(helper.make_opsetid("", opset))
+    return model
+
+
+@pytest.mark.parametrize("opset", [11, 17])
+def test_weights_computed_by_constant_ops_are_folded_as_onnxruntime_computes_them(
+    opset, tmp_path, capsys
+) -> None:
+    import onnx
+
+    proto = _folded_model(opset)
+    path = tmp_path / "folded.onnx"
+    onnx.save(proto, str(path))
+    x = np.random.default_rng(opset).standard_normal((B, T, F)).astype(np.float32)
+    expected = _ort(path, {"x": x})[0]
+    for source in (path, proto):
+        model = lstmconv.read(source)
+        assert [layer.name for layer in model] == ["folded"]
+        np.testing.assert_allclose(lstmconv.reference.run(model, x), expected, rtol=0, atol=2e-6)
+    if opset == 17:
+        _inspect_names(path, capsys, ["folded"])
+        _convert_verifies(path, tmp_path, capsys, ["folded"])
+
+
+def test_a_weight_computed_from_the_input_still_says_it_is_not_a_constant() -> None:
+    g = _G(30)
+    w, r, b = g.weights()
+    shape = g.op("Shape", ["x"])[0]  # depends on the input: not a constant
+    w_name = g.op(
+        "Reshape",
+        [
+            g.const(w.ravel()),
+            g.op(
+                "Concat",
+                [
+                    g.const(np.array([1, 4 * H], np.int64)),
+                    g.op(
+                        "Slice", [shape, g.const(np.array([2], np.int64)), g.const(np.array([3], np.int64))]
+                    )[0],
+                ],
+                axis=0,
+            )[0],
+        ],
+    )[0]
+    y = g.op(
+        "LSTM",
+        [g.op("Transpose", ["x"], perm=[1, 0, 2])[0], w_name, g.const(r), g.const(b)],
+        3,
+        name="l",
+        hidden_size=H,
+    )[0]
+    with pytest.raises(LstmconvError, match="expected a constant"):
+        lstmconv.read(_main_model(g, y))

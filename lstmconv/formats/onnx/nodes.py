@@ -716,7 +716,9 @@ def _required(constants: Constants, name: str, tensor: str) -> np.ndarray:
             "expected a constant (initializer or Constant node), found "
             + ("a computed value" if name else "nothing"),
             where=(tensor,),
-            hint="fold constants first, e.g. torch.onnx.export(..., do_constant_folding=True)",
+            hint="lstmconv folds chains of Transpose, Reshape, Squeeze, Unsqueeze, Concat, Slice, "
+            "Cast, Gather, Identity, Expand, Tile of constants; this one takes other ops or run-time "
+            "values: export with constant folding, e.g. torch.onnx.export(..., do_constant_folding=True)",
         )
     return value
 
