@@ -392,3 +392,104 @@ def test_a_weight_computed_from_the_input_still_says_it_is_not_a_constant() -> N
     )[0]
     with pytest.raises(LstmconvError, match="expected a constant"):
         lstmconv.read(_main_model(g, y))
+
+
+# -- what a file is, by its bytes ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fixture", "renamed", "expected"),
+    [
+        ("keras3_gru_rnn.keras", "model", "keras"),  # zip with config.json + model.weights.h5
+        ("torch_checkpoint.pt", "model.dat", "torch"),  # zip with */data.pkl
+        ("lstmconv_npz.npz", "model", "npz"),  # zip of *.npy
+        ("tf_keras_hard_sigmoid.h5", "model", "keras"),  # HDF5
+        ("torch_safetensors.safetensors", "model.bin", "safetensors"),
+        ("torch_export_lstm.onnx", "model.bin", "onnx"),
+        ("tf2onnx_keras_lstm.onnx", "model", "onnx"),
+        ("tflite_lstm.tflite", "model.bin", "tflite"),  # TFL3 at offset 4
+        ("torch_checkpoint.pt", "model.bin", "torch"),
+    ],
+)
+def test_formats_are_told_by_their_bytes_when_the_name_does_not_say(
+    fixture, renamed, expected, tmp_path
+) -> None:
+    from lstmconv import registry
+
+    path = tmp_path / renamed
+    path.write_bytes((FIXTURES / fixture).read_bytes())
+    assert registry.for_source(path).name == expected
+    assert registry.for_source(FIXTURES / fixture).name == registry.for_path(FIXTURES / fixture).name
+
+
+def test_a_legacy_pickle_bin_is_torch_and_a_ggml_bin_is_named_not_called_a_pickle(tmp_path) -> None:
+    from lstmconv import registry
+    from lstmconv.errors import UnknownFormatError
+
+    (tmp_path / "legacy.bin").write_bytes(b"\x80\x02" + b"\x00" * 30)
+    assert registry.for_source(tmp_path / "legacy.bin").name == "torch"
+    for magic in (b"GGUF\x03\x00\x00\x00", b"lmgg", b"tjgg"):
+        path = tmp_path / "model.bin"
+        path.write_bytes(magic + b"\x00" * 64)
+        with pytest.raises(
+            UnsupportedFeatureError, match=r"a GGML/GGUF file .* which lstmconv does not read"
+        ):
+            lstmconv.read(path)
+        assert main(["inspect", str(path)]) == 2
+    (tmp_path / "mystery").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(
+        UnknownFormatError, match=r"from the file name or its first bytes \(begins 01 02 03 04"
+    ):
+        lstmconv.read(tmp_path / "mystery")
+
+
+def test_a_safetensors_bin_is_read_without_torch(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "pytorch_model.bin"
+    path.write_bytes((FIXTURES / "torch_safetensors.safetensors").read_bytes())
+    io = FIXTURES / "torch_safetensors.io.npz"
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import numpy as np, lstmconv\n"
+        f"m = lstmconv.read({str(path)!r})\n"
+        f"d = np.load({str(io)!r})\n"
+        "print(np.abs(lstmconv.reference.run(m, d['x']) - d['y']).max())\n"
+        "assert 'torch' not in [k for k, v in sys.modules.items() if v is not None]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.strip()) < 2e-5
+
+
+def test_a_cnn_state_dict_says_what_it_holds(tmp_path) -> None:
+    require("torch")
+    import torch
+
+    cnn = torch.nn.Sequential(torch.nn.Conv1d(1, 16, 3), torch.nn.ReLU(), torch.nn.Conv1d(16, 8, 3))
+    path = tmp_path / "cnn.pt"
+    torch.save(cnn.state_dict(), path)
+    with pytest.raises(
+        LstmconvError,
+        match=r"a state_dict of 4 tensors, none recurrent: 0.weight \(16, 1, 3\), 0.bias \(16,\), "
+        r"2.weight \(8, 16, 3\)",
+    ):
+        lstmconv.read(path)
+
+
+def test_an_onnx_graph_without_recurrent_nodes_lists_its_ops() -> None:
+    g = _G(40)
+    out = g.op("Relu", [g.op("Relu", [g.op("Add", ["x", g.const(np.ones(F, np.float32))])[0]])[0]])[0]
+    with pytest.raises(LstmconvError, match=r"no recurrent layer found: .*its 3 nodes are Relu ×2, Add"):
+        lstmconv.read(_main_model(g, out))
+
+
+def test_a_keras_model_without_recurrent_layers_lists_its_classes(tmp_path) -> None:
+    require("keras")
+    import keras
+
+    model = keras.Sequential([keras.Input((10, 2)), keras.layers.Conv1D(4, 3), keras.layers.Dense(2)])
+    model.save(tmp_path / "cnn.keras")
+    with pytest.raises(
+        LstmconvError, match="no LSTM, GRU or SimpleRNN layer; its 3 layers are InputLayer, Conv1D, Dense"
+    ):
+        lstmconv.read(tmp_path / "cnn.keras")

@@ -452,6 +452,7 @@ def read_graph(graph: Any, base_dir: str | None, label: str, size: int = 0) -> M
         onnx_nodes.refuse_control_flow(graph, bool(found))
         if not found:
             onnx_nodes.refuse_unrolled(graph)
+            raise onnx_nodes.no_recurrent_node(graph)
         for name, item in zip(names, found):
             layers.append(onnx_nodes.layer_from_node(item.node, item.constants, name))
     except LstmconvError as error:

@@ -857,6 +857,26 @@ def refuse_unrolled(graph: Any) -> None:
         )
 
 
+def no_recurrent_node(graph: Any) -> WeightLayoutError:
+    """What a graph without LSTM/GRU/RNN nodes holds: its op types, most used first."""
+    counts: dict[str, int] = {}
+    for node in graph.node:
+        label = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+        counts[label] = counts.get(label, 0) + 1
+    ops = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    shown = ", ".join(f"{op} ×{count}" if count > 1 else op for op, count in ops[:12])
+    held = (
+        f"its {len(graph.node)} nodes are {shown}{', ...' if len(ops) > 12 else ''}"
+        if ops
+        else "it has no nodes"
+    )
+    return WeightLayoutError(
+        "no recurrent layer found: no LSTM/GRU/RNN node (nor DynamicQuantizeLSTM) in the graph "
+        f"or its subgraphs; {held}",
+        hint="lstmconv reads native ONNX LSTM/GRU/RNN nodes",
+    )
+
+
 def _float_tensor(tensor: Any) -> bool:
     return tensor is not None and tensor.data_type in FLOAT_TYPES
 

@@ -129,7 +129,7 @@ def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], 
         raise FormatError(f"not a readable PyTorch file: {reason}", where=(path,)) from None
     state = statedict.find_state_dict(loaded, lambda value: isinstance(value, torch.Tensor))
     if state is None:
-        raise statedict.no_state_dict(path)
+        raise statedict.no_state_dict(path, loaded, lambda value: isinstance(value, torch.Tensor))
     tensors = {key: _numpy(value) for key, value in state.items() if isinstance(value, torch.Tensor)}
     return tensors, statedict.recorded_nonlinearities(state), statedict.recorded_links(state)
 
