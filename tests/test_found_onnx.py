@@ -493,3 +493,44 @@ def test_a_keras_model_without_recurrent_layers_lists_its_classes(tmp_path) -> N
         LstmconvError, match="no LSTM, GRU or SimpleRNN layer; its 3 layers are InputLayer, Conv1D, Dense"
     ):
         lstmconv.read(tmp_path / "cnn.keras")
+
+
+def test_an_unrolled_cell_loop_inside_an_if_branch_is_refused() -> None:
+    from onnx import TensorProto, helper
+
+    body_g = _G(50)
+    mm = body_g.op("MatMul", ["h_in", body_g.const(np.ones((H, H), np.float32))])[0]
+    body_g.nodes.append(helper.make_node("Tanh", [body_g.op("Sigmoid", [mm])[0]], ["h_out"]))
+    body_g.nodes.append(helper.make_node("Identity", ["cond_in"], ["cond_out"]))
+    body = helper.make_graph(
+        body_g.nodes,
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("h_in", TensorProto.FLOAT, None),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("h_out", TensorProto.FLOAT, None),
+        ],
+        body_g.inits,
+    )
+    branch_g = _G(51)
+    h0 = branch_g.const(np.zeros((B, H), np.float32))
+    loop = branch_g.op(
+        "Loop",
+        [branch_g.const(np.array(T, np.int64)), branch_g.const(np.array(True)), h0],
+        name="cell_loop",
+        body=body,
+    )[0]
+    main_g = _G(52)
+    out = main_g.op(
+        "If",
+        [main_g.const(np.array(True))],
+        name="choose",
+        then_branch=branch_g.graph("then", [loop]),
+        else_branch=branch_g.graph("else", [loop]),
+    )[0]
+    with pytest.raises(UnsupportedFeatureError, match='layer "cell_loop" was exported as a Loop'):
+        lstmconv.read(_main_model(main_g, out))

@@ -831,7 +831,7 @@ def refuse_control_flow(graph: Any, has_recurrent: bool) -> None:
     node: a Loop or Scan whose body computes a cell, or any Loop or Scan beside recurrent nodes
     (reading those alone would drop the layer the Loop computes). Recurrent nodes inside
     subgraphs are found by :func:`found_nodes`, which refuses the loops that step them."""
-    for index, node in enumerate(graph.node):
+    for index, node in _all_nodes(graph):
         if node.op_type not in ("Loop", "Scan"):
             continue
         bodies = [body for _, body in subgraphs(node)]
@@ -844,6 +844,17 @@ def refuse_control_flow(graph: Any, has_recurrent: bool) -> None:
                 hint="export the layer as a native ONNX LSTM/GRU/RNN node (tf2onnx does for Keras "
                 "LSTM/GRU with default activations; torch.onnx.export traces nn.LSTM as one)",
             )
+
+
+def _all_nodes(graph: Any, depth: int = 0) -> list[tuple[int, Node]]:
+    """(index in its graph, node) of the graph's nodes and, depth first, its subgraphs'."""
+    found = []
+    for index, node in enumerate(graph.node):
+        found.append((index, node))
+        if depth < MAX_SUBGRAPH_DEPTH:
+            for _, body in subgraphs(node):
+                found.extend(_all_nodes(body, depth + 1))
+    return found
 
 
 def refuse_unrolled(graph: Any) -> None:
