@@ -30,13 +30,13 @@ from .errors import (
 )
 from .formats._common import require_regular_file
 from .ir import Model
-from .registry import FORMATS, Declined, Format, Reader, for_object, for_path, is_path
+from .registry import FORMATS, Declined, Format, Reader, for_object, for_path, for_source, is_path
 
 _log = logging.getLogger("lstmconv")
 
 
 def source_format(source: Any, format: str | None = None) -> Format:
-    return for_path(source, format) if is_path(source) else for_object(source, format)
+    return for_source(source, format) if is_path(source) else for_object(source, format)
 
 
 def read(source: Any, format: str | None = None, *, strict: bool = False, **options: Any) -> Model:

@@ -334,6 +334,35 @@ def for_path(path: str | os.PathLike[str], given: str | None = None) -> Format:
     )
 
 
+def for_source(path: str | os.PathLike[str], given: str | None = None) -> Format:
+    """The format of a file to read: named (``given``), else by the file's first bytes where
+    its ending names no format, where a magic number that cannot be mistaken (HDF5, zip
+    members, safetensors' header, TFLite's identifier) disagrees with the ending, or where a
+    ``.bin`` is not PyTorch's (see :mod:`.sniff`); else by its ending, as :func:`for_path`.
+    A GGML/GGUF file is refused, naming what it is."""
+    if given:
+        return by_name(given)
+    text = os.fspath(path)
+    named = next((fmt for fmt in FORMATS.values() if fmt.names(text)), None)
+    if not os.path.isfile(text) or (named is not None and (named.read_patterns or named.prefix_holds)):
+        return for_path(text)
+    from . import sniff
+
+    found = sniff.kind(text)
+    if named is None:
+        if found is not None:
+            return FORMATS[found]
+        raise UnknownFormatError(
+            f"cannot tell the format from the file name or its first bytes ({sniff.describe(text)})",
+            where=(text,),
+            hint=f"name it with one of {', '.join(readable_endings())} or pass --from/--to",
+        )
+    bin_not_torch = text.lower().endswith(".bin") and named.name == "torch"
+    if found is not None and found != named.name and (found in sniff.CERTAIN or bin_not_torch):
+        return FORMATS[found]
+    return named
+
+
 def for_object(obj: Any, given: str | None = None) -> Format:
     """The format of a live object, told from its class's module without importing frameworks."""
     if given:

@@ -1063,6 +1063,124 @@ def onnx_cases() -> list[Case]:
             "direction 'sideways' is not forward, reverse or bidirectional",
             needs,
         ),
+        *_onnx_found_cases(),
+    ]
+
+
+# -- ONNX as found (issue 14): subgraphs, folded constants, quantized nodes ------------------------
+def _proto_field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (numbers below 16)."""
+    size, length = len(payload), b""
+    while True:
+        byte, size = size & 0x7F, size >> 7
+        length += bytes([byte | (0x80 if size else 0)])
+        if not size:
+            return bytes([number << 3 | 2]) + length + payload
+
+
+def onnx_deeply_nested(levels: int = 40) -> bytes:
+    """ModelProto bytes of If nodes nested ``levels`` deep, written by hand (protobuf's own
+    parser stops near 33 subgraphs)."""
+    graph = _proto_field(1, _proto_field(4, b"Identity"))
+    for _ in range(levels):
+        attribute = _proto_field(1, b"then_branch") + _proto_field(6, graph) + bytes([0xA0, 0x01, 5])
+        graph = _proto_field(1, _proto_field(4, b"If") + _proto_field(5, attribute))
+    return bytes([8, 8]) + _proto_field(7, graph)
+
+
+def _weight_computed_by(op: str, shape_input: np.ndarray) -> Callable[[object], None]:
+    """The LSTM's W made by ``op`` (Expand, Tile) of a one-element constant by ``shape_input``."""
+
+    def change(model) -> None:
+        from onnx import helper, numpy_helper
+
+        node = _lstm_node(model)
+        model.graph.initializer.extend(
+            [
+                numpy_helper.from_array(np.ones((1, 1, 1), "f4"), "bomb_seed"),
+                numpy_helper.from_array(shape_input, "bomb_shape"),
+            ]
+        )
+        model.graph.node.insert(0, helper.make_node(op, ["bomb_seed", "bomb_shape"], ["bomb"], name="bomb"))
+        node.input[1] = "bomb"
+
+    return change
+
+
+def _concat_doubling(model) -> None:
+    """W made by 40 Concats, each of the last one with itself: 2**40 elements if folded."""
+    from onnx import helper, numpy_helper
+
+    node = _lstm_node(model)
+    model.graph.initializer.append(numpy_helper.from_array(np.ones((1, 1, 1), "f4"), "twice_0"))
+    made = [
+        helper.make_node(
+            "Concat", [f"twice_{k}", f"twice_{k}"], [f"twice_{k + 1}"], axis=1, name=f"twice_{k}"
+        )
+        for k in range(40)
+    ]
+    for position, made_node in enumerate(made):
+        model.graph.node.insert(position, made_node)
+    node.input[1] = "twice_40"
+
+
+def onnx_quantized_changed(change: Callable[[object], None]) -> Callable[[Path], Path]:
+    def build(folder: Path) -> Path:
+        import onnx
+
+        model = onnx.load(FIXTURES / "onnx_quantized_lstm.onnx")
+        change(model)
+        return _save_onnx(model, folder)
+
+    return build
+
+
+def _zero_point_wrong_shape(model) -> None:
+    from onnx import numpy_helper
+
+    node = next(n for n in model.graph.node if n.op_type == "DynamicQuantizeLSTM")
+    tensor = _initializer(model, node.input[9])
+    tensor.CopyFrom(numpy_helper.from_array(np.zeros((3,), np.int8), tensor.name))
+
+
+def _onnx_found_cases() -> list[Case]:
+    def deep(folder: Path) -> Path:
+        path = folder / "model.onnx"
+        path.write_bytes(onnx_deeply_nested())
+        return path
+
+    needs = ("onnx",)
+    huge = np.array([2, 1 << 16, 1 << 16], np.int64)
+    return [
+        Case("onnx-subgraphs-nested-deep", deep, "FormatError", "subgraphs nest deeper than 32"),
+        Case(
+            "onnx-fold-expand-bomb",
+            _onnx_changed(_weight_computed_by("Expand", huge)),
+            "UnsafeInputError",
+            'folding Expand node "bomb" would make 8589934592 elements, past the',
+            needs,
+        ),
+        Case(
+            "onnx-fold-tile-bomb",
+            _onnx_changed(_weight_computed_by("Tile", huge)),
+            "UnsafeInputError",
+            'folding Tile node "bomb" would make 8589934592 elements',
+            needs,
+        ),
+        Case(
+            "onnx-fold-concat-doubling",
+            _onnx_changed(_concat_doubling),
+            "UnsafeInputError",
+            r'folding Concat node "twice_\d+" would make \d+ elements, past the 1048576 elements',
+            needs,
+        ),
+        Case(
+            "onnx-quantized-zero-point-shape",
+            onnx_quantized_changed(_zero_point_wrong_shape),
+            "WeightLayoutError",
+            r"W_zero_point.*expected \(2, 24\) like W_scale, found \(3,\)",
+            needs,
+        ),
     ]
 
 

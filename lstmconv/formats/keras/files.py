@@ -681,5 +681,27 @@ def _read_path(
                 found, config = _read_legacy(h5, given_major or _major(version, 2), config, strict)
             else:
                 found = _read_tree(h5, config, given_major or _major(version, 3), strict)
+    if not found.layers:
+        raise _no_recurrent_layer(config, found, path)
     _check_masks(config, found.layers, strict, path)
     return Model(tuple(found.layers), path, skipped=tuple(found.skipped))
+
+
+def _no_recurrent_layer(config: Any, found: _Found, path: str) -> WeightLayoutError:
+    """Say what the file holds when no layer is recurrent: its layers' classes (the config's,
+    else those of the layers holding weights)."""
+    what = "layers"
+    if isinstance(config, Mapping) and isinstance(config.get("config"), Mapping):
+        classes = [str(entry.get("class_name", "?")) for _, entry in _walk_config(config)]
+    else:  # weights only: the layers' names (their classes are not stored)
+        classes, what = [item.name for item in found.skipped], "layers with weights"
+    counts: dict[str, int] = {}
+    for cls in classes:
+        counts[cls] = counts.get(cls, 0) + 1
+    shown = ", ".join(f"{cls} ×{n}" if n > 1 else cls for cls, n in list(counts.items())[:12])
+    held = f"its {len(classes)} {what} are {shown}" if classes else "it names no layers"
+    return WeightLayoutError(
+        f"no recurrent layer found: no LSTM, GRU or SimpleRNN layer; {held}",
+        where=(path,),
+        hint="lstmconv reads LSTM, GRU and simple RNN layers",
+    )

@@ -101,12 +101,16 @@ def _cut_model(
         )
     nodes = []
     for original in sorted(needed.values(), key=lambda n: graph.order[id(n)]):
-        if original is node and blanked:
+        is_node = original is node
+        if is_node and blanked:
             copy = onnx.NodeProto()
             copy.CopyFrom(original)
             for index in blanked:
                 copy.input[index] = ""
             original = copy
+        if is_node and node.op_type == "DynamicQuantizeLSTM":
+            nodes.extend(_dequantizing(original, graph, proto))
+            continue
         nodes.append(original)
     elem = helper.np_dtype_to_tensor_dtype(dtype)
     graph_proto = helper.make_graph(
@@ -140,7 +144,12 @@ def _probe(cut: onnx.ModelProto, run: Callable, x_axes: str, features: int, dtyp
 
 
 def _probe_sizes(cut: onnx.ModelProto, features: int) -> tuple[int, int]:
-    taken = {1, 2, features, *_dimensions(cut.graph.initializer)}
+    constants = [
+        a.t for n in cut.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"
+    ]
+    folded = [_values(t) for t in constants if int(np.prod(t.dims, dtype=np.int64)) <= 64]
+    taken = {1, 2, features, *_dimensions([*cut.graph.initializer, *constants])}
+    taken.update(int(v) for values in folded for v in values if 0 < v < 10_000)
     sizes = [n for n in range(5, 10_000) if n not in taken]
     return sizes[0], sizes[1]
 
@@ -155,3 +164,60 @@ def _dimensions(tensors: Iterable[Any]) -> set[int]:
         dims.update(d // 6 for d in tensor.dims)
         dims.update(d // 8 for d in tensor.dims)
     return dims
+
+
+def _values(tensor: Any) -> list[int]:
+    """The values of a small Constant (its numbers may become dims once folded: Slice bounds)."""
+    from onnx import numpy_helper
+
+    try:
+        return [int(v) for v in np.ravel(numpy_helper.to_array(tensor)) if np.isfinite(v)]
+    except (ValueError, TypeError, OverflowError):
+        return []
+
+
+def _dequantizing(node: Any, graph: Graph, proto: onnx.ModelProto) -> list[Any]:
+    """onnxruntime's DynamicQuantizeLSTM as ONNX ops: each int8 weight dequantized by the graph
+    itself ((W_q - zero_point) · scale, by Cast, Sub, Mul), transposed from (D, in, 4H) to
+    (D, 4H, in), into a float LSTM node with the same attributes. The source then runs its
+    stored integers, scales and zero points as the quantized op defines its weights, without
+    quantizing the activations (which no float layer does)."""
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 17)
+    made: list[Any] = []
+    weights = []
+    for position, scale_at in ((1, 8), (2, 10)):
+        q, scale, zero = node.input[position], node.input[scale_at], node.input[scale_at + 1]
+        rank = len(graph.initializers[scale].dims) if scale in graph.initializers else 1
+        base = f"{node.name}/dequantized_{position}"
+        axes = [1, 2] if rank == 1 else [1]
+        made += [
+            helper.make_node("Cast", [q], [f"{base}/q"], to=onnx.TensorProto.FLOAT),
+            helper.make_node("Cast", [zero], [f"{base}/zero"], to=onnx.TensorProto.FLOAT),
+            helper.make_node("Sub", [f"{base}/q", f"{base}/zero_b"], [f"{base}/centered"]),
+            helper.make_node("Mul", [f"{base}/centered", f"{base}/scale_b"], [f"{base}/scaled"]),
+            helper.make_node("Transpose", [f"{base}/scaled"], [f"{base}/W"], perm=[0, 2, 1]),
+        ]
+        for name, source in (("zero_b", f"{base}/zero"), ("scale_b", scale)):
+            if opset >= 13:
+                axes_name = f"{base}/{name}_axes"
+                made.insert(
+                    0,
+                    helper.make_node(
+                        "Constant",
+                        [],
+                        [axes_name],
+                        value=helper.make_tensor(axes_name, onnx.TensorProto.INT64, [len(axes)], axes),
+                    ),
+                )
+                made.append(helper.make_node("Unsqueeze", [source, axes_name], [f"{base}/{name}"]))
+            else:
+                made.append(helper.make_node("Unsqueeze", [source], [f"{base}/{name}"], axes=axes))
+        weights.append(f"{base}/W")
+    inputs = [node.input[0], *weights, *list(node.input)[3:8]]
+    while inputs and inputs[-1] == "":
+        inputs.pop()
+    lstm = helper.make_node("LSTM", inputs, list(node.output), name=node.name)
+    lstm.attribute.extend(node.attribute)
+    # the Sub/Mul need their broadcast operands first: put the Unsqueezes before them
+    order = {"Constant": 0, "Cast": 1, "Unsqueeze": 2, "Sub": 3, "Mul": 4, "Transpose": 5}
+    return [*sorted(made, key=lambda n: order[n.op_type]), lstm]

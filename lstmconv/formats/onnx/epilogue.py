@@ -29,18 +29,29 @@ _REVERSALS = {"ReverseSequence"}
 class Graph:
     """Producers, consumers and constants of one graph, looked up once."""
 
-    def __init__(self, graph: Any):
-        self.nodes = list(graph.node)
+    def __init__(self, graph: Any, outer: Graph | None = None):
+        """``outer``: the enclosing scope of a subgraph (an If branch, a Loop body), whose
+        initializers and nodes' outputs the subgraph may use by name; its nodes come first in
+        ``order`` and its names are hidden by the subgraph's own."""
+        self.nodes: list[Any] = [*(outer.nodes if outer is not None else ()), *graph.node]
         self.order = {id(node): index for index, node in enumerate(self.nodes)}
-        self.producers: dict[str, Any] = {}
+        self.producers: dict[str, Any] = dict(outer.producers) if outer is not None else {}
         self.consumers: dict[str, list[Any]] = {}
-        for node in self.nodes:
+        self.initializers: dict[str, Any] = dict(outer.initializers) if outer is not None else {}
+        own = {tensor.name: tensor for tensor in graph.initializer}
+        for name in own:
+            self.producers.pop(name, None)
+        for info in getattr(graph, "input", ()):  # a body's inputs hide outer names too
+            self.producers.pop(info.name, None)
+            self.initializers.pop(info.name, None)
+        for node in graph.node:
             for name in node.output:
                 if name:
                     self.producers[name] = node
+                    self.initializers.pop(name, None)
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
-        self.initializers = {tensor.name: tensor for tensor in graph.initializer}
+        self.initializers.update(own)
         self.outputs = {value.name for value in getattr(graph, "output", ())}
 
     def is_constant(self, name: str, depth: int = 0) -> bool:

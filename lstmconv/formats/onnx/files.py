@@ -441,25 +441,37 @@ def load(path: str) -> Graph:
 
 
 def read(source: Any, **_: Any) -> Model:
-    """IR of every LSTM/GRU/RNN node of an ``.onnx`` file, in graph order."""
+    """IR of every LSTM/GRU/RNN node of an ``.onnx`` file, in graph order (subgraphs' too)."""
     path = os.fspath(source)
-    return read_graph(load(path), os.path.dirname(os.path.abspath(path)), path)
+    return read_graph(load(path), os.path.dirname(os.path.abspath(path)), path, size=os.path.getsize(path))
 
 
-def read_graph(graph: Any, base_dir: str | None, label: str) -> Model:
-    """IR of every LSTM/GRU/RNN node of a graph (of this module's messages or onnx's)."""
-    constants = onnx_nodes.Constants(graph, lambda tensor: to_array(tensor, base_dir))
-    nodes = onnx_nodes.recurrent_nodes(graph)
-    names = _common.unique_names(name for name, _ in nodes)
+def read_graph(graph: Any, base_dir: str | None, label: str, size: int = 0) -> Model:
+    """IR of every LSTM/GRU/RNN node of a graph (of this module's messages or onnx's), those of
+    its If/Loop/Scan subgraphs named by their path. ``size`` (the file's bytes) caps the
+    elements constant folding may make."""
+    from . import fold
+
+    constants = onnx_nodes.Constants(
+        graph, lambda tensor: to_array(tensor, base_dir), budget=fold.Budget(size)
+    )
     layers = []
     try:
-        onnx_nodes.refuse_control_flow(graph, bool(nodes))
-        if not nodes:
+        found = onnx_nodes.found_nodes(graph, constants)
+        names = _common.unique_names(f.name for f in found)
+        onnx_nodes.refuse_control_flow(graph, bool(found))
+        if not found:
             onnx_nodes.refuse_unrolled(graph)
-        for name, (_original, node) in zip(names, nodes):
-            layers.append(onnx_nodes.layer_from_node(node, constants, name))
+            raise onnx_nodes.no_recurrent_node(graph)
+        for name, item in zip(names, found):
+            layers.append(onnx_nodes.layer_from_node(item.node, item.constants, name))
     except LstmconvError as error:
         raise error.within(label) from None
-    left = onnx_nodes.skipped(graph, constants, [node for _, node in nodes])
-    links = epilogue.links(graph, [(name, node) for name, (_original, node) in zip(names, nodes)])
-    return Model(tuple(layers), label, links, skipped=left)
+    left = onnx_nodes.skipped(
+        graph, constants, [f.node for f in found], scoped=[(f.node, f.constants) for f in found]
+    )
+    links: list[tuple[str, str]] = []
+    for scope in {id(f.graph): f.graph for f in found}.values():
+        here = [(name, f.node) for name, f in zip(names, found) if f.graph is scope]
+        links.extend(epilogue.links(scope, here))
+    return Model(tuple(layers), label, tuple(links), skipped=left)

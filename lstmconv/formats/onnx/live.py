@@ -24,7 +24,7 @@ from . import files as onnx_files
 from . import stream
 from .graph import Graph, assemble, node_tensors
 from .names import WEIGHT_INPUTS, check
-from .nodes import Constants, layer_from_node, recurrent_nodes
+from .nodes import Constants, found_nodes, layer_from_node, recurrent_nodes
 
 
 def read(source: Any, **_: Any) -> Model:
@@ -268,13 +268,30 @@ def layer_runners(source: Any, model: Model) -> tuple[str, dict[str, Any], Any]:
         None if isinstance(source, onnx.ModelProto) else os.path.dirname(os.path.abspath(os.fspath(source)))
     )
     proto = source if base is None else onnx.load(os.fspath(source), load_external_data=False)
-    graph = cut.Graph(proto.graph)
-    nodes = recurrent_nodes(proto.graph)
-    names = _common.unique_names(name for name, _ in nodes)
+    found = found_nodes(proto.graph, Constants(proto.graph, lambda tensor: onnx_files.to_array(tensor, base)))
+    names = _common.unique_names(f.name for f in found)
     layers = {layer.name: layer for layer in model}
+    scopes: dict[int, cut.Graph] = {}
+
+    def scope_of(graphs: tuple[Any, ...]) -> cut.Graph:
+        """The cut view of the innermost of ``graphs``, seeing every scope around it."""
+        view: cut.Graph | None = None
+        for graph in graphs:
+            if id(graph) not in scopes:
+                scopes[id(graph)] = cut.Graph(graph, view)
+            view = scopes[id(graph)]
+        assert view is not None
+        return view
+
     runners = {
-        name: cut.runner(proto, graph, node, _run_dtype(layers[name]), lambda m: _run_cut(m, base))
-        for name, (_, node) in zip(names, nodes)
+        name: cut.runner(
+            proto,
+            scope_of((*f.scopes, f.graph)),
+            f.node,
+            _run_dtype(layers[name]),
+            lambda m: _run_cut(m, base),
+        )
+        for name, f in zip(names, found)
         if name in layers
     }
     whole = None

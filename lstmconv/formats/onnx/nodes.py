@@ -24,6 +24,7 @@ from ...ir import (
     cell_from_stacked,
 )
 from .. import _common
+from . import fold
 from .names import (
     ATTRIBUTE_FIELDS,
     BY_LOWER,
@@ -41,15 +42,29 @@ Node = Any  # a NodeProto of onnx, or files.Node: the same field names
 
 
 class Constants:
-    """Values known without running the graph: initializers, Constant nodes, Identity of those.
-    ``to_array`` turns a tensor message into its values (checked, external data resolved)."""
+    """Values known without running the graph: initializers, Constant nodes, and pure-constant
+    chains of them (folded, see :mod:`.fold`). ``to_array`` turns a tensor message into its
+    values (checked, external data resolved). A subgraph's constants see the ``outer`` scope's
+    (ONNX scoping: a Loop/Scan/If body may use any name of the graphs around it); ``budget``
+    caps the elements folding may make (shared by every scope of one file)."""
 
-    def __init__(self, graph: Any, to_array: Callable[[Any], np.ndarray]):
+    def __init__(
+        self,
+        graph: Any,
+        to_array: Callable[[Any], np.ndarray],
+        outer: Constants | None = None,
+        budget: fold.Budget | None = None,
+    ):
         self.to_array = to_array
+        self.outer = outer
+        self.budget: fold.Budget = budget or (outer.budget if outer is not None else fold.Budget(0))
         self.tensors: dict[str, Any] = {t.name: t for t in graph.initializer}
         self.values: dict[str, np.ndarray] = {}
+        self.folded: dict[str, np.ndarray | None] = {}
         self.producers: dict[str, Node] = {}
         self.consumers: dict[str, list[Node]] = {}
+        #: Names this graph defines itself (they hide the outer scope's).
+        self.local: set[str] = set(self.tensors)
         #: Static dims of graph inputs, outputs and value_info (None for a symbolic dim).
         self.dims: dict[str, list[int | None]] = {}
         for info in [*graph.input, *getattr(graph, "value_info", []), *graph.output]:
@@ -57,9 +72,11 @@ class Constants:
             if dims is not None:
                 self.dims.setdefault(info.name, dims)
         self._zero_states: dict[str, bool | None] = {}
+        self.local.update(info.name for info in graph.input)
         for node in graph.node:
             for output in node.output:
                 self.producers[output] = node
+                self.local.add(output)
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
             if node.op_type == "Constant" and node.output:
@@ -71,23 +88,51 @@ class Constants:
                 self.tensors[node.output[0]] = attribute.t
             elif attribute.name in ("value_float", "value_floats"):
                 self.values[node.output[0]] = np.asarray(attribute_value(attribute), dtype=np.float32)
+            elif attribute.name in ("value_int", "value_ints"):
+                self.values[node.output[0]] = np.asarray(attribute_value(attribute), dtype=np.int64)
 
-    def get(self, name: str) -> np.ndarray | None:
-        seen = 0
-        while name not in self.tensors and name not in self.values and name in self.producers and seen < 64:
-            node = self.producers[name]
-            if node.op_type != "Identity":
-                return None
-            name, seen = node.input[0], seen + 1
+    def get(self, name: str, depth: int = 0) -> np.ndarray | None:
+        """The value of ``name`` when it is a constant: an initializer, a Constant node, or a
+        pure-constant chain of :data:`.fold.FOLDABLE` ops over those, here or in an outer scope."""
+        if not name:
+            return None
+        if name not in self.local:
+            return self.outer.get(name, depth) if self.outer is not None else None
         if name in self.values:
             return self.values[name]
         tensor = self.tensors.get(name)
-        return None if tensor is None else self.to_array(tensor)
+        if tensor is not None:
+            return self.to_array(tensor)
+        if name in self.folded:
+            return self.folded[name]
+        node = self.producers.get(name)
+        if node is None or node.op_type not in fold.FOLDABLE or node.domain not in ("", "ai.onnx"):
+            return None
+        if depth >= fold.MAX_DEPTH:
+            raise FormatError(
+                f"constants computed by a chain of more than {fold.MAX_DEPTH} ops "
+                f'(at {node.op_type} node "{node.name}")'
+            )
+        self.folded[name] = None  # a cycle folds to nothing
+        inputs = [self.get(part, depth + 1) if part else None for part in node.input]
+        needed = inputs[:1] if node.op_type != "Concat" else inputs
+        value = None
+        if all(v is not None for v in needed) and not any(
+            part and v is None for part, v in zip(node.input, inputs)
+        ):
+            value = fold.fold(node, inputs, _attributes(node), self.budget)
+        if value is not None and len(node.output) == 1:
+            self.folded[name] = value
+        else:
+            value = None
+        return value
 
     def is_zero_state(self, name: str, depth: int = 0) -> bool | None:
         """True/False when ``name`` is a known constant state (zeros or not); None if unknown.
         Exporters build zero states from a constant through shape-only ops (Expand, Unsqueeze…).
         Each name is answered once (``Concat(x, x)`` chained 40 times is 2^40 paths, 40 names)."""
+        if name not in self.local and self.outer is not None:
+            return self.outer.is_zero_state(name, depth)
         if name in self._zero_states:
             return self._zero_states[name]
         answer = self._is_zero_state(name, depth)
@@ -140,20 +185,33 @@ def attribute_value(attribute: Any) -> Any:
     return list(value) if field in ("floats", "ints", "strings") else value
 
 
+#: Quantized recurrent ops of onnxruntime's contrib domain, read dequantized.
+QUANTIZED = {"DynamicQuantizeLSTM": Kind.LSTM}
+QUANTIZED_DOMAIN = "com.microsoft"
+
+
+def is_recurrent(node: Node) -> bool:
+    """An LSTM/GRU/RNN node of the default domain, or onnxruntime's DynamicQuantizeLSTM."""
+    if node.op_type in OPS and node.domain in ("", "ai.onnx"):
+        return True
+    return node.op_type in QUANTIZED and node.domain == QUANTIZED_DOMAIN
+
+
 def recurrent_nodes(graph: Any) -> list[tuple[str, Node]]:
     """(name, node) of every LSTM/GRU/RNN node of the default domain, in graph order."""
     found = []
     for index, node in enumerate(graph.node):
-        if node.op_type in OPS and node.domain in ("", "ai.onnx"):
+        if is_recurrent(node):
             found.append((node.name or f"{node.op_type.lower()}_{index}", node))
     return found
 
 
 def layer_from_node(node: Node, constants: Constants, name: str) -> Layer:
-    kind = OPS[node.op_type]
     where = f'{node.op_type} node "{name}"'
     try:
-        return _layer(node, kind, constants, name)
+        if node.op_type in QUANTIZED:
+            return _layer(_dequantized(node, constants, name), QUANTIZED[node.op_type], constants, name)
+        return _layer(node, OPS[node.op_type], constants, name)
     except LstmconvError as error:
         raise error.within(where) from None
 
@@ -669,7 +727,9 @@ def _required(constants: Constants, name: str, tensor: str) -> np.ndarray:
             "expected a constant (initializer or Constant node), found "
             + ("a computed value" if name else "nothing"),
             where=(tensor,),
-            hint="fold constants first, e.g. torch.onnx.export(..., do_constant_folding=True)",
+            hint="lstmconv folds chains of Transpose, Reshape, Squeeze, Unsqueeze, Concat, Slice, "
+            "Cast, Gather, Identity, Expand, Tile of constants; this one takes other ops or run-time "
+            "values: export with constant folding, e.g. torch.onnx.export(..., do_constant_folding=True)",
         )
     return value
 
@@ -752,7 +812,7 @@ def _recurrent_inside(graph: Any, path: tuple[str, ...], depth: int = 0) -> tupl
     """The path to the first LSTM/GRU/RNN node anywhere inside ``graph``'s subgraphs."""
     for index, node in enumerate(graph.node):
         here = (*path, f'{node.op_type} node "{_node_label(node, index)}"')
-        if node.op_type in OPS and node.domain in ("", "ai.onnx") and depth:
+        if is_recurrent(node) and depth:
             return here
         if depth < 32:
             for attribute, body in subgraphs(node):
@@ -778,20 +838,16 @@ def _computes_a_cell(graph: Any, depth: int = 0) -> bool:
 
 
 def refuse_control_flow(graph: Any, has_recurrent: bool) -> None:
-    """Refuse a graph where a recurrent layer may hide in control flow: a recurrent node inside
-    a Loop, Scan or If body; a Loop or Scan whose body computes a cell; or any Loop or Scan
-    beside recurrent nodes (reading those alone would drop the layer the Loop computes)."""
-    inside = _recurrent_inside(graph, ())
-    if inside is not None:
-        raise _common.UnsupportedFeatureError(
-            f"a recurrent node inside control flow ({' › '.join(inside)}); lstmconv reads the "
-            "recurrent nodes of the main graph only",
-            hint="export without control flow around the recurrent layers (fixed shapes, no scripting)",
-        )
-    for index, node in enumerate(graph.node):
+    """Refuse a graph where a recurrent layer may hide in control flow that holds no recurrent
+    node: a Loop or Scan whose body computes a cell, or any Loop or Scan beside recurrent nodes
+    (reading those alone would drop the layer the Loop computes). Recurrent nodes inside
+    subgraphs are found by :func:`found_nodes`, which refuses the loops that step them."""
+    for index, node in _all_nodes(graph):
         if node.op_type not in ("Loop", "Scan"):
             continue
         bodies = [body for _, body in subgraphs(node)]
+        if any(_recurrent_inside(body, (), 1) is not None for body in bodies):
+            continue  # found_nodes reads (or refuses) the recurrent nodes inside
         if has_recurrent or any(_computes_a_cell(body) for body in bodies):
             raise _common.UnsupportedFeatureError(
                 f'layer "{_node_label(node, index)}" was exported as a {node.op_type}, not an '
@@ -799,6 +855,17 @@ def refuse_control_flow(graph: Any, has_recurrent: bool) -> None:
                 hint="export the layer as a native ONNX LSTM/GRU/RNN node (tf2onnx does for Keras "
                 "LSTM/GRU with default activations; torch.onnx.export traces nn.LSTM as one)",
             )
+
+
+def _all_nodes(graph: Any, depth: int = 0) -> list[tuple[int, Node]]:
+    """(index in its graph, node) of the graph's nodes and, depth first, its subgraphs'."""
+    found = []
+    for index, node in enumerate(graph.node):
+        found.append((index, node))
+        if depth < MAX_SUBGRAPH_DEPTH:
+            for _, body in subgraphs(node):
+                found.extend(_all_nodes(body, depth + 1))
+    return found
 
 
 def refuse_unrolled(graph: Any) -> None:
@@ -812,23 +879,59 @@ def refuse_unrolled(graph: Any) -> None:
         )
 
 
+def no_recurrent_node(graph: Any) -> WeightLayoutError:
+    """What a graph without LSTM/GRU/RNN nodes holds: its op types, most used first."""
+    counts: dict[str, int] = {}
+    for node in graph.node:
+        label = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+        counts[label] = counts.get(label, 0) + 1
+    ops = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    shown = ", ".join(f"{op} ×{count}" if count > 1 else op for op, count in ops[:12])
+    held = (
+        f"its {len(graph.node)} nodes are {shown}{', ...' if len(ops) > 12 else ''}"
+        if ops
+        else "it has no nodes"
+    )
+    return WeightLayoutError(
+        "no recurrent layer found: no LSTM/GRU/RNN node (nor DynamicQuantizeLSTM) in the graph "
+        f"or its subgraphs; {held}",
+        hint="lstmconv reads native ONNX LSTM/GRU/RNN nodes",
+    )
+
+
 def _float_tensor(tensor: Any) -> bool:
     return tensor is not None and tensor.data_type in FLOAT_TYPES
 
 
-def skipped(graph: Any, constants: Constants, recurrent: list[Node]) -> tuple[Skipped, ...]:
-    """Floating-point initializers (and Constant node values) that no recurrent node uses,
-    grouped by the node that consumes them. Scalars (0.5, epsilons) are arithmetic, not weights."""
+def skipped(
+    graph: Any,
+    constants: Constants,
+    recurrent: list[Node],
+    scoped: list[tuple[Node, Constants]] | None = None,
+) -> tuple[Skipped, ...]:
+    """Floating-point initializers (and Constant node values) of the main graph that no
+    recurrent node uses (``scoped``: each node with its own graph's constants, for nodes in
+    subgraphs), grouped by the node that consumes them. Scalars (0.5, epsilons) are arithmetic,
+    not weights."""
     used: set[str] = set()  # every value the weights and states of the nodes are made from
-    pending = [name for node in recurrent for name in list(node.input)[1:] if name]
+    pairs = scoped if scoped is not None else [(node, constants) for node in recurrent]
+    pending = [(name, scope) for node, scope in pairs for name in list(node.input)[1:] if name]
+    seen: set[tuple[str, int]] = set()
     while pending:
-        name = pending.pop()
-        if name in used:
+        name, scope = pending.pop()
+        if (name, id(scope)) in seen:
             continue
-        used.add(name)
-        producer = constants.producers.get(name)
+        seen.add((name, id(scope)))
+        where: Constants | None = scope
+        while where is not None and name not in where.local:
+            where = where.outer
+        if where is None:
+            continue
+        if where is constants:
+            used.add(name)
+        producer = where.producers.get(name)
         if producer is not None:
-            pending.extend(n for n in producer.input if n)
+            pending.extend((n, where) for n in producer.input if n)
     groups: dict[tuple[str, str], list[tuple[str, tuple[int, ...]]]] = {}
     for name, tensor in constants.tensors.items():
         if name in used or not _float_tensor(tensor):
@@ -853,3 +956,163 @@ def _first_consumer(constants: Constants, name: str) -> Node | None:
             return consumers[0]
         name = consumers[0].output[0]
     return None
+
+
+# -- recurrent nodes in subgraphs ----------------------------------------------------------------
+#: How deep lstmconv looks into subgraphs (a Loop body holding an If holding…).
+MAX_SUBGRAPH_DEPTH = 32
+
+
+class Found:
+    """A recurrent node where it is: its layer name (a path through the subgraphs holding it,
+    ``If_0/then_branch/LSTM_3``), the graph it is in, that graph's constants (which see the
+    enclosing scopes'), and the enclosing graphs, outermost first."""
+
+    def __init__(self, name: str, node: Node, graph: Any, constants: Constants, scopes: tuple[Any, ...]):
+        self.name, self.node, self.graph, self.constants, self.scopes = name, node, graph, constants, scopes
+
+
+def _part(text: str) -> str:
+    return text.strip("/") or text
+
+
+def found_nodes(graph: Any, constants: Constants) -> list[Found]:
+    """Every LSTM/GRU/RNN node of the graph and, depth first in graph order, of its subgraphs
+    (If branches, Loop and Scan bodies). A node in a Loop or Scan body that the loop feeds per
+    iteration (its input or initial state made from the body's inputs: a recurrent layer
+    exported as a Loop stepping the node) is refused, since the node alone computes something
+    else than the loop does."""
+    found: list[Found] = []
+    _find(graph, constants, (), (), "", 0, found)
+    return found
+
+
+def _find(
+    graph: Any,
+    constants: Constants,
+    scopes: tuple[Any, ...],
+    path: tuple[str, ...],
+    loop: str,
+    depth: int,
+    found: list[Found],
+) -> None:
+    for index, node in enumerate(graph.node):
+        label = _node_label(node, index)
+        if is_recurrent(node):
+            name = "/".join((*path, _part(label))) if path else label
+            if loop:
+                _refuse_stepped(graph, constants, node, name, loop)
+            found.append(Found(name, node, graph, constants, scopes))
+            continue
+        for attribute, body in subgraphs(node):
+            if depth + 1 > MAX_SUBGRAPH_DEPTH:
+                raise FormatError(
+                    f'subgraphs nest deeper than {MAX_SUBGRAPH_DEPTH} (at {node.op_type} node "{label}")'
+                )
+            inner = Constants(body, constants.to_array, outer=constants)
+            here = f'{node.op_type} node "{label}"' if node.op_type in ("Loop", "Scan") else loop
+            _find(body, inner, (*scopes, graph), (*path, _part(label), attribute), here, depth + 1, found)
+
+
+def _refuse_stepped(graph: Any, constants: Constants, node: Node, name: str, loop: str) -> None:
+    """Refuse a recurrent node that a Loop/Scan feeds per iteration (X or a state from the
+    body's inputs: the iteration count, the carried values, the scanned slices)."""
+    body_inputs = {info.name for info in graph.input}
+    inputs = list(node.input) + [""] * 8
+    for position, label in ((0, "X"), (5, "initial_h"), (6, "initial_c")):
+        if inputs[position] and _depends_on(constants, inputs[position], body_inputs):
+            raise _common.UnsupportedFeatureError(
+                f'{node.op_type} node "{name}" is inside {loop}, which feeds its {label} per '
+                "iteration: a recurrent layer exported as a loop stepping the node, which computes "
+                "something other than the node alone; lstmconv cannot read it",
+                hint="export the layer as one native ONNX LSTM/GRU/RNN node over the whole sequence",
+            )
+
+
+def _depends_on(constants: Constants, name: str, targets: set[str]) -> bool:
+    """Whether ``name`` is computed (in this graph) from any of ``targets``."""
+    pending, seen = [name], set[str]()
+    while pending and len(seen) < 100_000:
+        current = pending.pop()
+        if current in seen or not current:
+            continue
+        seen.add(current)
+        if current in targets:
+            return True
+        producer = constants.producers.get(current)
+        if producer is not None:
+            pending.extend(producer.input)
+    return False
+
+
+# -- quantized recurrent nodes ---------------------------------------------------------------------
+class _Plain:
+    """A recurrent node as the default domain's op, its weights renamed to dequantized values."""
+
+    def __init__(self, node: Node, op_type: str, inputs: list[str]) -> None:
+        self.op_type, self.domain, self.name = op_type, "", node.name
+        self.input, self.output, self.attribute = inputs, list(node.output), list(node.attribute)
+
+
+def _dequantized(node: Node, constants: Constants, name: str) -> _Plain:
+    """onnxruntime's DynamicQuantizeLSTM (inputs X, W, R, B, sequence_lens, initial_h,
+    initial_c, P, W_scale, W_zero_point, R_scale, R_zero_point; W (D, input, 4H) and R (D, H, 4H)
+    int8/uint8, scales and zero points per direction (D,) or per channel (D, 4H)) as an LSTM
+    node with W = (W_q - zero_point) · scale, transposed to ONNX's (D, 4H, input). Logged: the
+    read is dequantized, and how far the values can be from the float weights they came from."""
+    inputs = list(node.input) + [""] * 12
+    parts, notes = {}, []
+    for position, tensor, scale_at in ((1, "W", 8), (2, "R", 10)):
+        quantized = _required(constants, inputs[position], tensor)
+        scale = _required(constants, inputs[scale_at], f"{tensor}_scale")
+        zero = _required(constants, inputs[scale_at + 1], f"{tensor}_zero_point")
+        if quantized.dtype not in (np.int8, np.uint8) or zero.dtype != quantized.dtype:
+            raise WeightLayoutError(
+                f"expected int8 or uint8 weights with zero points of their dtype, found "
+                f"{quantized.dtype} and {zero.dtype}",
+                where=(tensor,),
+            )
+        if scale.dtype.kind != "f" or quantized.ndim != 3:
+            raise WeightLayoutError(
+                f"expected a float scale and a (D, in, 4H) weight, found {scale.dtype} and {quantized.shape}",
+                where=(f"{tensor}_scale",),
+            )
+        d, rows = quantized.shape[0], quantized.shape[2]
+        if scale.shape not in ((d,), (d, rows)):
+            raise WeightLayoutError(
+                f"expected ({d},) per direction or ({d}, {rows}) per channel, found {scale.shape}",
+                where=(f"{tensor}_scale",),
+            )
+        if zero.shape != scale.shape:
+            raise WeightLayoutError(
+                f"expected {scale.shape} like {tensor}_scale, found {zero.shape}",
+                where=(f"{tensor}_zero_point",),
+            )
+        shaped = (d, 1, 1) if scale.ndim == 1 else (d, 1, rows)
+        exact = (quantized.astype(np.float64) - zero.reshape(shaped)) * scale.astype(np.float64).reshape(
+            shaped
+        )
+        value = exact.astype(scale.dtype)
+        rounding = float(np.max(np.abs(value - exact))) if value.size else 0.0
+        step = float(np.max(np.abs(scale))) if scale.size else 0.0
+        largest = float(np.max(np.abs(value))) if value.size else 0.0
+        key = f"{inputs[position]}#dequantized"
+        constants.values[key] = np.ascontiguousarray(value.transpose(0, 2, 1))
+        constants.local.add(key)
+        parts[position] = key
+        notes.append(
+            f"{tensor} {quantized.dtype} in steps of up to {step:.3g} (at most {step / 2:.3g} from the "
+            f"float weights it was quantized from, {step / 2 / largest if largest else 0:.2%} of its largest "
+            f"value; dequantized to {value.dtype} within {rounding:.1e})"
+        )
+    _log.warning(
+        '%s node "%s": read dequantized, not exact: %s; onnxruntime also quantizes the '
+        "activations at run time, which the float layer lstmconv writes does not",
+        node.op_type,
+        name,
+        "; ".join(notes),
+    )
+    plain = [inputs[0], parts[1], parts[2], *inputs[3:8]]
+    while plain and plain[-1] == "":
+        plain.pop()
+    return _Plain(node, "LSTM", plain)

@@ -145,7 +145,7 @@ def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], 
         raise FormatError(f"not a readable PyTorch file: {reason}", where=(path,)) from None
     state = statedict.find_state_dict(loaded, lambda value: isinstance(value, torch.Tensor))
     if state is None:
-        raise statedict.no_state_dict(path)
+        raise statedict.no_state_dict(path, loaded, lambda value: isinstance(value, torch.Tensor))
     for key, value in state.items():
         if isinstance(value, torch.Tensor):  # the legacy format's too: nothing mapped there
             pt_header.check_extent(

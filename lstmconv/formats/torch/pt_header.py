@@ -216,7 +216,7 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
     loaded = _unpickle(path)
     state = statedict.find_state_dict(loaded, lambda value: isinstance(value, _Tensor))
     if state is None:
-        raise statedict.no_state_dict(path)
+        raise statedict.no_state_dict(path, loaded, lambda value: isinstance(value, _Tensor))
     tensors = {key: value.stand_in() for key, value in state.items() if isinstance(value, _Tensor)}
     return statedict.read_tensors(
         tensors,

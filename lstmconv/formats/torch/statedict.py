@@ -351,7 +351,8 @@ def read_tensors(
         layers.extend(found)
     if not layers:
         raise WeightLayoutError(
-            "no recurrent layer found: no key ends in weight_ih_l0 / weight_hh_l0",
+            "no recurrent layer found: no key ends in weight_ih_l0 / weight_hh_l0"
+            + (f"; {listing(tensors)}" if tensors else ""),
             where=(source,),
             hint="lstmconv reads nn.LSTM, nn.GRU and nn.RNN weights",
         )
@@ -546,7 +547,45 @@ def layout(layer: Layer) -> list[Tensor]:
     return tensors
 
 
-def no_state_dict(path: str) -> FormatError:
+def listing(tensors: Mapping[str, Any], limit: int = 8) -> str:
+    """What a state_dict without recurrent keys holds: "a state_dict of 12 tensors, none
+    recurrent: conv1.weight (16, 1, 3), ..." (the first ``limit`` keys with their shapes)."""
+    shown = ", ".join(
+        f"{key} {tuple(int(n) for n in getattr(value, 'shape', ()))}"
+        for key, value in list(tensors.items())[:limit]
+    )
+    more = ", ..." if len(tensors) > limit else ""
+    return f"a state_dict of {len(tensors)} tensors, none recurrent: {shown}{more}"
+
+
+def _tensor_dict(
+    loaded: object, is_tensor: Callable[[object], bool], depth: int = 0
+) -> Mapping[str, Any] | None:
+    """The first mapping of tensors in what a file holds (itself or a checkpoint's entry)."""
+    if not isinstance(loaded, Mapping) or depth > 8:
+        return None
+    tensors = {k: v for k, v in loaded.items() if isinstance(k, str) and is_tensor(v)}
+    if tensors:
+        return tensors
+    for value in loaded.values():
+        inner = _tensor_dict(value, is_tensor, depth + 1)
+        if inner is not None:
+            return inner
+    return None
+
+
+def no_state_dict(
+    path: str, loaded: object = None, is_tensor: Callable[[object], bool] | None = None
+) -> FormatError | WeightLayoutError:
+    """No state_dict with recurrent keys: say what the file holds when it is tensors after all."""
+    tensors = _tensor_dict(loaded, is_tensor) if is_tensor is not None else None
+    if tensors:
+        return WeightLayoutError(
+            f"no recurrent layer found: {listing(tensors)}",
+            where=(path,),
+            hint="lstmconv reads nn.LSTM, nn.GRU and nn.RNN weights: keys ending in weight_ih_l0 "
+            "/ weight_hh_l0",
+        )
     return FormatError(
         "no state_dict found: expected a dict of tensors, or a checkpoint holding one under "
         f"{', '.join(CHECKPOINT_KEYS)}",
