@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from . import dtypes, reference
-from .errors import LstmconvError, VerificationError
+from .errors import LstmconvError, VerificationError, printable
 from .ir import Kind, Layer, Model
 from .registry import FORMATS, Format, installed, is_path
 
@@ -137,25 +137,26 @@ class Report:
         }
 
     def table(self) -> str:
-        rows = [side.text() for side in self.sides]
+        """The report as text; every name from a file escaped (:func:`~lstmconv.errors.printable`)."""
+        rows = [printable(side.text()) for side in self.sides]
         if self.round_trip_only:
             rows.append("round trip only: the written file read back equals the source's tensors")
-        width = max([len(_row_name(c)) for c in self.checks] + [5])
+        width = max([len(printable(_row_name(c))) for c in self.checks] + [5])
         rows.append(
             f"{'layer':<{width}}  {'compared':<8}  {'max |a-b|':>10}  {'max rel':>10}  "
             f"within {self.atol:g} + {self.rtol:g}·|b|"
         )
         for c in self.checks:
             rows.append(
-                f"{_row_name(c):<{width}}  {c.compared:<8}  {c.max_abs:10.3e}  {c.max_rel:10.3e}  "
+                f"{printable(_row_name(c)):<{width}}  {c.compared:<8}  {c.max_abs:10.3e}  {c.max_rel:10.3e}  "
                 + ("yes" if c.ok else "NO")
             )
-        rows.extend(f"note: {note}" for note in self.notes)
+        rows.extend(f"note: {printable(note)}" for note in self.notes)
         if self.skipped and self.parameters:
             shown = ", ".join(
                 f"{entry['name']} ({entry['kind']}, {entry['parameters']:,})" for entry in self.skipped
             )
-            rows.append(f"not carried: {shown}")
+            rows.append(f"not carried: {printable(shown)}")
             rows.append(f"carried {self.parameters['carried']:,} of {self.parameters['total']:,} parameters")
         return "\n".join(rows)
 
@@ -307,6 +308,7 @@ def check(
     seen = [*source_model.dtypes, *target_model.dtypes]
     rtol, atol = tolerances(seen, rtol, atol)
     checks = []
+    found_notes: list[str] = []
     for index, (mine, theirs) in enumerate(zip(source_model.layers, target_model.layers)):
         run_source = source.layers.get(mine.name)
         run_target = target.layers.get(theirs.name)
@@ -315,11 +317,17 @@ def check(
             continue
         run_source = run_source or _reference(mine)
         run_target = run_target or _reference(theirs)
-        checks.append(_run_check(mine, theirs, run_source, run_target, rtol, atol, seed + index))
+        checks.append(_run_check(mine, theirs, run_source, run_target, rtol, atol, seed + index, found_notes))
     if source.whole is not None and target.whole is not None:  # both whole models of these layers
         checks.append(_run_check_whole(source_model, source.whole, target.whole, rtol, atol, seed))
     return Report(
-        source_label, target_label, (source.side, target.side), tuple(checks), rtol, atol, tuple(notes)
+        source_label,
+        target_label,
+        (source.side, target.side),
+        tuple(checks),
+        rtol,
+        atol,
+        (*notes, *found_notes),
     )
 
 
@@ -334,8 +342,17 @@ def _is_ir_side(source: Runners, target: Runners) -> bool:
 
 
 def _run_check(
-    mine: Layer, theirs: Layer, run_source: Runner, run_target: Runner, rtol: float, atol: float, seed: int
+    mine: Layer,
+    theirs: Layer,
+    run_source: Runner,
+    run_target: Runner,
+    rtol: float,
+    atol: float,
+    seed: int,
+    notes: list[str] | None = None,
 ) -> Check:
+    run_source = _or_reference(run_source, mine, "source", notes)
+    run_target = _or_reference(run_target, theirs, "target", notes)
     worst_abs, worst_rel, ok = 0.0, 0.0, True
     for x in inputs(mine, seed):
         expected = np.asarray(run_source(x))
@@ -343,6 +360,24 @@ def _run_check(
         gap, rel, within = differences(got, expected, rtol, atol)
         worst_abs, worst_rel, ok = max(worst_abs, gap), max(worst_rel, rel), ok and within
     return Check(mine.name, theirs.name, worst_abs, worst_rel, ok)
+
+
+def _or_reference(run: Runner, layer: Layer, role: str, notes: list[str] | None) -> Runner:
+    """``run``, or where its framework fails to run the layer at all (a CuDNN layer without a
+    GPU), the NumPy reference, with a note saying so."""
+    try:
+        run(np.zeros((1, 1, layer.input_size), dtype=inputs(layer)[0].dtype))
+    except LstmconvError:
+        raise
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if notes is not None:
+            said = reason[:160]
+            notes.append(
+                f'{role} layer "{layer.name}" could not run as given ({said}): the NumPy reference stood in'
+            )
+        return _reference(layer)
+    return run
 
 
 def _run_check_whole(
