@@ -3,28 +3,119 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
+import difflib
 import logging
 import os
 import shutil
+import sys
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
 from . import dtypes, inspection, reference, verification
 from .errors import (
     FormatError,
+    InputNotFoundError,
     LstmconvError,
+    LstmconvWarning,
     OutputExistsError,
+    UnknownOptionError,
     UnsupportedFeatureError,
     VerificationError,
     WeightLayoutError,
 )
 from .ir import Model
-from .registry import FORMATS, Declined, Format, Reader, for_object, for_path, is_path
+from .registry import (
+    COMMON_READ_OPTIONS,
+    FORMATS,
+    Declined,
+    Format,
+    Reader,
+    for_object,
+    for_path,
+    is_path,
+)
+
+if TYPE_CHECKING:
+    import keras  # noqa: TID251  # types only
+    import onnx  # noqa: TID251  # types only
+    import torch  # noqa: TID251  # types only
 
 _log = logging.getLogger("lstmconv")
+#: Set while lstmconv reads back a file it just wrote: what that read would warn of was said
+#: of the source already (and would name the internal staging path).
+_muted: contextvars.ContextVar[bool] = contextvars.ContextVar("lstmconv_muted", default=False)
+
+
+class _AsWarnings(logging.Handler):
+    """Issues every warning lstmconv logs through :mod:`warnings` too, as an
+    :class:`LstmconvWarning` (so ``-W error`` and ``catch_warnings`` see them); drops what is
+    logged while lstmconv reads back its own output."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING and not _muted.get()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        warnings.warn(record.getMessage(), LstmconvWarning, stacklevel=_caller_level())
+
+
+_OWN_FOLDERS = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(logging.__file__))
+
+
+def _caller_level() -> int:
+    """The stack level of the first frame outside lstmconv and logging: the warning points at
+    the caller's line."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_OWN_FOLDERS):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level
+
+
+class Unmuted(logging.Filter):
+    """Drops what is logged while lstmconv reads back its own output (for a handler)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _muted.get()
+
+
+def _install_warning_bridge() -> None:
+    logger = logging.getLogger("lstmconv")
+    if not any(isinstance(h, _AsWarnings) for h in logger.handlers):
+        logger.addHandler(_AsWarnings())
+
+
+_install_warning_bridge()
+
+
+@contextlib.contextmanager
+def _reading_own_output() -> Iterator[None]:
+    token = _muted.set(True)
+    try:
+        yield
+    finally:
+        _muted.reset(token)
+
+
+def check_options(fmt: Format, options: Mapping[str, Any], role: str) -> None:
+    """Refuse a keyword option ``fmt``'s reader (``role="read"``) or writer does not take,
+    naming the ones it does."""
+    valid = (*COMMON_READ_OPTIONS, *fmt.read_options) if role == "read" else fmt.write_options
+    unknown = [name for name in options if name not in valid]
+    if not unknown:
+        return
+    close = difflib.get_close_matches(unknown[0], valid, n=1)
+    suggestion = f"did you mean {close[0]!r}? " if close else ""
+    raise UnknownOptionError(
+        f"{role.rstrip('d')}ing {fmt.name} takes no option {', '.join(map(repr, unknown))}",
+        hint=f"{suggestion}{fmt.name} {role} options: {', '.join(valid) or 'none'}",
+    )
 
 
 def source_format(source: Any, format: str | None = None) -> Format:
@@ -69,15 +160,18 @@ def _check_finite(model: Model, strict: bool) -> None:
         raise WeightLayoutError(
             f"NaN or infinite weights in {shown}",
             where=(model.source,),
-            hint="fix the model, or drop --strict",
+            hint="fix the model, or read without strict=True",
+            cli_hint="fix the model, or drop --strict",
         )
-    _log.warning("%s: NaN or infinite weights in %s", model.source, shown)
+    if not _muted.get():
+        _log.warning("%s: NaN or infinite weights in %s", model.source, shown)
 
 
 def _read(source: Any, format: str | None, **options: Any) -> Model:
     fmt = source_format(source, format)
+    check_options(fmt, options, "read")
     if is_path(source) and not fmt.exists(os.fspath(source)):
-        raise LstmconvError("no such file", where=(os.fspath(source),))
+        raise InputNotFoundError("no such file", where=(os.fspath(source),))
     header_reader = fmt.load_header_reader() if is_path(source) and options.get("header_only") else None
     if header_reader is not None:
         with contextlib.suppress(Declined):  # then the full reader it is
@@ -100,6 +194,20 @@ def _read_file(module: Reader, fmt: Format, path: str, options: Mapping[str, Any
         ) from error
 
 
+def _check_ending(fmt: Format, dest: str, given: str | None) -> None:
+    """Refuse a file ending ``fmt`` does not write, unless the format was named (it wins over
+    the ending) and its writer does not need the ending."""
+    if fmt.read_only or dest.lower().endswith(fmt.write_endings):
+        return
+    if given and not fmt.needs_ending:
+        return
+    reason = f"{fmt.name} files must end with" if given else f"lstmconv writes {fmt.name} as"
+    hint = (
+        f"name it with {fmt.write_endings[0]}, which {fmt.name} itself requires" if given else fmt.write_hint
+    )
+    raise UnsupportedFeatureError(f"{reason} {', '.join(fmt.write_endings)}", where=(dest,), hint=hint)
+
+
 def _check_target(model: Model, fmt: Format, dest: str) -> None:
     """Refuse, before writing, a file ending the format does not write and a layer it cannot hold."""
     if fmt.read_only:
@@ -107,12 +215,6 @@ def _check_target(model: Model, fmt: Format, dest: str) -> None:
             fmt.load_writer()  # refuses, saying what to write instead
         except LstmconvError as error:
             raise error.within(dest) from None
-    if not dest.lower().endswith(fmt.write_endings):
-        raise UnsupportedFeatureError(
-            f"lstmconv writes {fmt.name} as {', '.join(fmt.write_endings)}",
-            where=(dest,),
-            hint=fmt.write_hint,
-        )
     face = fmt.load_face()
     for layer in model:
         try:
@@ -151,7 +253,10 @@ def _publish(written: str, dest: str, overwrite: bool) -> None:
 def _refuse_existing(dest: str, overwrite: bool) -> None:
     if os.path.exists(dest) and not overwrite:
         raise OutputExistsError(
-            "the output exists", where=(dest,), hint="pass overwrite=True (--force) to replace it"
+            "the output exists",
+            where=(dest,),
+            hint="pass overwrite=True to replace it",
+            cli_hint="pass --force to replace it",
         )
 
 
@@ -174,13 +279,16 @@ def write(
 ) -> str:
     """Write ``model`` (an IR model or anything :func:`read` takes) to ``dest`` atomically: to a
     temporary sibling, reopened and compared with the model, then renamed."""
-    model = read(model)
     dest = os.fspath(dest)
     fmt = for_path(dest, format)
+    check_options(fmt, options, "write")
+    _check_ending(fmt, dest, format)
+    model = read(model)
     _check_destination(dest, overwrite)
 
     def reopen(temporary: str) -> None:
-        _reopen_and_compare(model, temporary, fmt, dest)
+        with _reading_own_output():
+            _reopen_and_compare(model, temporary, fmt, dest)
 
     _staged_write(model, fmt, dest, overwrite, options, reopen)
     return dest
@@ -238,9 +346,18 @@ def verify(
 ) -> verification.Report:
     """Run each recurrent layer of ``a`` and the layer in the same position of ``b``, each as
     given in its own framework, on the same random inputs (several batch sizes and lengths,
-    length 1 among them), and report each layer's largest absolute and relative difference."""
+    length 1 among them), and report each layer's largest absolute and relative difference.
+    ``read_options`` go to each side whose reader takes them; one neither takes is refused."""
     options = dict(read_options or {})
-    model_a, model_b = read(a, format_a, **options), read(b, format_b, **options)
+    formats = [_format_of(a, format_a), _format_of(b, format_b)]
+    takes = [{*COMMON_READ_OPTIONS, *fmt.read_options} for fmt in formats]
+    if not isinstance(a, Model) and not isinstance(b, Model):
+        neither = {name: value for name, value in options.items() if not any(name in t for t in takes)}
+        check_options(formats[0], neither, "read")  # refused, naming what A's reader takes
+    model_a, model_b = (
+        read(x, given, **{k: v for k, v in options.items() if k in t})
+        for x, given, t in ((a, format_a, takes[0]), (b, format_b, takes[1]))
+    )
     shapes = [[(x.input_size, x.output_size) for x in m] for m in (model_a, model_b)]
     if shapes[0] != shapes[1]:
         raise WeightLayoutError(
@@ -262,6 +379,63 @@ def _format_of(source: Any, given: str | None) -> Format:
 
 def _label(source: Any) -> str:
     return verification.label(source)
+
+
+@overload
+def convert(
+    source: Any,
+    dest: str | os.PathLike[str],
+    verify: Literal[True] = ...,
+    overwrite: bool = ...,
+    *,
+    from_format: str | None = ...,
+    to_format: str | None = ...,
+    layers: Sequence[str] | None = ...,
+    atol: float | None = ...,
+    rtol: float | None = ...,
+    dtype: str | None = ...,
+    read_options: Mapping[str, Any] | None = ...,
+    write_options: Mapping[str, Any] | None = ...,
+    progress: Callable[[str], None] | None = ...,
+) -> verification.Report: ...
+
+
+@overload
+def convert(
+    source: Any,
+    dest: str | os.PathLike[str],
+    verify: Literal[False],
+    overwrite: bool = ...,
+    *,
+    from_format: str | None = ...,
+    to_format: str | None = ...,
+    layers: Sequence[str] | None = ...,
+    atol: float | None = ...,
+    rtol: float | None = ...,
+    dtype: str | None = ...,
+    read_options: Mapping[str, Any] | None = ...,
+    write_options: Mapping[str, Any] | None = ...,
+    progress: Callable[[str], None] | None = ...,
+) -> None: ...
+
+
+@overload
+def convert(
+    source: Any,
+    dest: str | os.PathLike[str],
+    verify: bool = ...,
+    overwrite: bool = ...,
+    *,
+    from_format: str | None = ...,
+    to_format: str | None = ...,
+    layers: Sequence[str] | None = ...,
+    atol: float | None = ...,
+    rtol: float | None = ...,
+    dtype: str | None = ...,
+    read_options: Mapping[str, Any] | None = ...,
+    write_options: Mapping[str, Any] | None = ...,
+    progress: Callable[[str], None] | None = ...,
+) -> verification.Report | None: ...
 
 
 def convert(
@@ -290,6 +464,9 @@ def convert(
     ``write_options`` go to the format's writer (ONNX: ``external_data=True``)."""
     dest = os.fspath(dest)
     verification.tolerances([], rtol, atol)  # a bad tolerance is refused before any work
+    fmt = for_path(dest, to_format)
+    check_options(fmt, write_options or {}, "write")
+    _check_ending(fmt, dest, to_format)
     _check_destination(dest, overwrite)  # before a long read, and again before writing
     step = progress or (lambda _phase: None)
     step("reading")
@@ -301,7 +478,6 @@ def convert(
     if cast.dtypes != model.dtypes:
         notes.append(_cast_note(model, cast))
         checked_against, model = cast, cast
-    fmt = for_path(dest, to_format)
     _check_destination(dest, overwrite)
     reports: list[verification.Report] = []
     skipped, parameters = _left_out(model, _format_of(source, from_format).name)
@@ -322,17 +498,18 @@ def convert(
         if not verify:
             return
         step("verifying")
-        report = _verify_written(
-            checked_against,
-            model,
-            temporary,
-            fmt,
-            rtol=rtol,
-            atol=atol,
-            from_format=from_format,
-            labels=(_label(source), dest),
-            notes=notes,
-        )
+        with _reading_own_output():
+            report = _verify_written(
+                checked_against,
+                model,
+                temporary,
+                fmt,
+                rtol=rtol,
+                atol=atol,
+                from_format=from_format,
+                labels=(_label(source), dest),
+                notes=notes,
+            )
         report = dataclasses.replace(report, skipped=tuple(skipped), parameters=parameters)
         if not report.ok:
             error = VerificationError(f"the written model disagrees with the source\n{report}", where=(dest,))
@@ -380,25 +557,41 @@ def _build(framework: str, model: Any) -> Any:
     return FORMATS[framework].load_live(f"to_{framework}()").build(ir)
 
 
-def to_torch(model: Any) -> Any:
+def to_torch(model: Any) -> torch.nn.Module:
     """A runnable ``torch.nn.Module``: input (batch, time, features), layers in order."""
-    return _build("torch", model)
+    built: torch.nn.Module = _build("torch", model)
+    return built
 
 
-def to_keras(model: Any) -> Any:
+def to_keras(model: Any) -> keras.Model:
     """A runnable ``keras.Model``: input (batch, time, features), layers in order."""
-    return _build("keras", model)
+    built: keras.Model = _build("keras", model)
+    return built
 
 
-def to_onnx(model: Any, **options: Any) -> Any:
-    """A runnable ``onnx.ModelProto``: input ``input``, output ``output``, native operators."""
+_BUILD_OPTIONS = ("opset", "input_name", "output_name")
+
+
+def to_onnx(model: Any, **options: Any) -> onnx.ModelProto:
+    """A runnable ``onnx.ModelProto``: input ``input``, output ``output`` (for a model that is
+    one chain of layers; otherwise ``<first layer>_input``/``<last layer>_output`` per chain),
+    native operators. Options: ``opset``, ``input_name``, ``output_name``."""
+    fmt = FORMATS["onnx"]
+    check_options(dataclasses.replace(fmt, write_options=_BUILD_OPTIONS), options, "build")
     ir = read(model)
-    return FORMATS["onnx"].load_live("to_onnx()").build(ir, **options)
+    built: onnx.ModelProto = fmt.load_live("to_onnx()").build(ir, **options)
+    return built
 
 
 def load_into(target: Any, model: Any, mapping: Mapping[str, str] | None = None) -> Any:
     """Fill the recurrent layers of an existing torch module, Keras model or ONNX model with
     ``model``'s layers, in order or by ``mapping`` (target layer name → model layer name)."""
+    if is_path(target):
+        raise UnsupportedFeatureError(
+            "load_into fills a live model; use convert or write for files",
+            where=(os.fspath(target),),
+            hint="pass a torch.nn.Module, a keras.Model or an onnx.ModelProto as the target",
+        )
     fmt = for_object(target)
     return fmt.load_live(f"load_into a {fmt.name} object").load_into(target, read(model), mapping)
 

@@ -16,11 +16,12 @@ import re
 import sys
 import tempfile
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import __version__, api, dtypes, progress
-from .errors import LstmconvError, UnsupportedFeatureError, VerificationError
+from .errors import LstmconvError, LstmconvWarning, UnsupportedFeatureError, VerificationError
 from .registry import FORMATS, for_path
 from .verification import framework_available
 
@@ -114,6 +115,23 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ONNX: keep the weights in DST.data beside DST (automatic past protobuf's 2 GiB)",
     )
+    convert.add_argument(
+        "--opset",
+        type=int,
+        metavar="N",
+        help="ONNX: the opset to write (default: the lowest that holds the model)",
+    )
+    convert.add_argument(
+        "--input-name",
+        metavar="NAME",
+        help="ONNX: the graph input's name (default input; refused for a model of several chains, whose "
+        "inputs are <layer>_input)",
+    )
+    convert.add_argument(
+        "--output-name",
+        metavar="NAME",
+        help="ONNX: the graph output's name (default output; <layer>_output per chain otherwise)",
+    )
     convert.add_argument("--force", action="store_true", help="replace DST if it exists")
     convert.add_argument("--no-verify", action="store_true", help="skip the numerical check")
     _tolerance_options(convert)
@@ -125,6 +143,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("a", metavar="A")
     verify.add_argument("b", metavar="B")
+    verify.add_argument(
+        "--from", dest="from_format", choices=FORMATS, help="format of A and B (default: by ending)"
+    )
+    verify.add_argument("--from-a", dest="from_a", choices=FORMATS, help="format of A (overrides --from)")
+    verify.add_argument("--from-b", dest="from_b", choices=FORMATS, help="format of B (overrides --from)")
     _tolerance_options(verify)
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.set_defaults(handler=_verify)
@@ -168,14 +191,25 @@ def _read_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _write_options(args: argparse.Namespace) -> dict[str, Any] | None:
-    if not args.external_data:
+_ONNX_FLAGS = {
+    "external_data": "--external-data",
+    "opset": "--opset",
+    "input_name": "--input-name",
+    "output_name": "--output-name",
+}
+
+
+def _write_options(args: argparse.Namespace, dest: str | None = None) -> dict[str, Any] | None:
+    options = {name: getattr(args, name) for name in _ONNX_FLAGS if getattr(args, name) not in (None, False)}
+    if not options:
         return None
-    if for_path(args.dest, args.to_format).name != "onnx":
+    dest = args.dest if dest is None else dest
+    if for_path(dest, args.to_format).name != "onnx":
+        flags = ", ".join(_ONNX_FLAGS[name] for name in options)
         raise UnsupportedFeatureError(
-            "--external-data is for ONNX outputs", where=(args.dest,), hint="write .onnx, or drop it"
+            f"{flags}: for ONNX outputs only", where=(dest,), hint="write .onnx (--to onnx), or drop it"
         )
-    return {"external_data": True}
+    return options
 
 
 # -- inspect -------------------------------------------------------------------------------------
@@ -188,6 +222,10 @@ def _inspect(args: argparse.Namespace) -> int:
     fmt, described = info["format"], info["layers"]
     total = sum(d["parameters"]["stored"] for d in described)
     print(f"{args.source} ({fmt}): {len(described)} recurrent layer(s), {total:,} parameters")
+    if args.quiet:  # the summary line and each layer's heading line only
+        for d in described:
+            print(_layer_text(d, fmt).splitlines()[0])
+        return EXIT_OK
     for d in described:
         print()
         print(_layer_text(d, fmt))
@@ -306,7 +344,15 @@ def _run_convert(args: argparse.Namespace, step: progress.Callback) -> Any:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    report = api.verify(args.a, args.b, atol=args.atol, rtol=args.rtol, read_options=_read_options(args))
+    report = api.verify(
+        args.a,
+        args.b,
+        atol=args.atol,
+        rtol=args.rtol,
+        format_a=args.from_a or args.from_format,
+        format_b=args.from_b or args.from_format,
+        read_options=_read_options(args),
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     elif not args.quiet or not report.ok:
@@ -317,7 +363,12 @@ def _verify(args: argparse.Namespace) -> int:
 def _formats(args: argparse.Namespace) -> int:
     rows = [("format", "endings", "read", "write", "run / verify in")]
     for fmt in FORMATS.values():
-        read = "yes" if fmt.available("reader") else f"needs lstmconv[{fmt.extra}]"
+        if fmt.available("reader"):
+            read = "yes"
+        elif fmt.header_reader is not None:  # names and shapes without the framework
+            read = f"inspect only (converting needs lstmconv[{fmt.extra}])"
+        else:
+            read = f"needs lstmconv[{fmt.extra}]"
         if fmt.read_only:
             write = "no"
         else:
@@ -335,6 +386,11 @@ def _formats(args: argparse.Namespace) -> int:
         if fmt.folder_holds:
             endings = (endings + " " if endings else "") + f"folder with {fmt.folder_holds}"
         rows.append((fmt.name, endings, read, write, runs))
+    if args.quiet:  # the names of the formats read here, one a line, for scripts
+        for row in rows[1:]:
+            if row[2] == "yes":
+                print(row[0])
+        return EXIT_OK
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -367,12 +423,50 @@ def _without_framework_noise(enabled: bool) -> Iterator[int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.ERROR if args.quiet else logging.WARNING, format="lstmconv: %(message)s"
-    )
-    with _without_framework_noise(not args.debug) as stderr_fd:
+    with _without_framework_noise(not args.debug) as stderr_fd, _warnings_shown(args.quiet, stderr_fd):
         args.stderr_fd = stderr_fd
         return _dispatch(args)
+
+
+@contextlib.contextmanager
+def _warnings_shown(quiet: bool, stderr_fd: int) -> Iterator[None]:
+    """lstmconv's warnings, each once, as they happen, on the real stderr (not held back with
+    the framework noise, so they come before the output they are about). They are logged, and
+    also issued through :mod:`warnings` for Python callers: here only the logged line is shown,
+    unless ``-W`` asked for something of the warnings themselves (``-W error``)."""
+    stream = os.fdopen(os.dup(stderr_fd), "w", buffering=1, errors="replace")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("lstmconv: %(message)s"))
+    handler.addFilter(api.Unmuted())
+    handler.addFilter(_Once())
+    logger = logging.getLogger("lstmconv")
+    saved_level = logger.level
+    logger.setLevel(logging.ERROR if quiet else logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            if not sys.warnoptions:
+                warnings.simplefilter("ignore", LstmconvWarning)
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved_level)
+        stream.close()
+
+
+class _Once(logging.Filter):
+    """Each message once (verification reads the source again, and may say the same)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -382,12 +476,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         report = getattr(error, "report", None)
         if getattr(args, "json", False) and report is not None:
             print(json.dumps({"wrote": None, "verification": report.to_dict()}, indent=2))
-        print(f"lstmconv: {error}", file=sys.stderr)
+        print(f"lstmconv: {error.render(cli=True)}", file=sys.stderr)
         return EXIT_DISAGREE
     except LstmconvError as error:
         if args.debug:
             traceback.print_exc()
-        print(f"lstmconv: error: {error}", file=sys.stderr)
+        print(f"lstmconv: error: {error.render(cli=True)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("lstmconv: interrupted", file=sys.stderr)

@@ -296,8 +296,9 @@ def test_the_console_entry_leaves_without_teardown_but_with_everything_done(tmp_
     """``run`` ends with os._exit: the exit handlers still run (a temporary folder still alive is
     removed, logging flushed) and the standard streams are flushed, with main's exit status."""
     script = (
-        "import logging, sys, tempfile\n"
+        "import logging, sys, tempfile, warnings\n"
         "from lstmconv.cli import _leave\n"
+        "warnings.simplefilter('ignore')\n"  # lstmconv's warnings are also issued as warnings
         "folder = tempfile.TemporaryDirectory()\n"
         "logging.basicConfig(format='%(message)s')\n"
         "logging.getLogger('lstmconv').warning('warned')\n"
@@ -330,3 +331,138 @@ def test_python_m_lstmconv_prints_everything_and_exits_with_the_status(tmp_path,
     else:
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no such file" in result.stderr
     assert sorted(os.listdir(tmp_path)) == (["m.npz"] if command == "convert" else [])
+
+
+# -- issue 17: rough edges, each as a user meets it -------------------------------------------------
+def _nan_npz(tmp_path: Path) -> Path:
+    model = lstmconv.read(KERAS_FILE)
+    layer = model[1]
+    cell = layer.cells[0]
+    broken = {**cell.w_hh, "o": np.full_like(cell.w_hh["o"], np.nan)}
+    replaced = layer.replace(cells=(type(cell)(cell.w_ih, broken, cell.b_ih, cell.b_hh),))
+    return Path(lstmconv.write(lstmconv.Model((model[0], replaced)), tmp_path / "nan.npz"))
+
+
+def test_to_onnx_wins_over_a_txt_ending_with_opset_and_names(tmp_path) -> None:
+    require("onnxruntime")
+    import onnx
+
+    dest = tmp_path / "model.txt"
+    args = ["convert", str(KERAS_FILE), str(dest), "--to", "onnx", "--opset", "17"]
+    assert main([*args, "--input-name", "x", "--output-name", "y", "-q"]) == 0
+    proto = onnx.load(dest)
+    assert [i.name for i in proto.graph.input] == ["x"] and [o.name for o in proto.graph.output] == ["y"]
+    assert [o.version for o in proto.opset_import if o.domain == ""] == [17]
+    _same = lstmconv.read(dest, "onnx")
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 6))
+    np.testing.assert_allclose(
+        lstmconv.reference.run(_same, x), lstmconv.reference.run(lstmconv.read(KERAS_FILE), x), atol=1e-6
+    )
+
+
+def test_unknown_ending_without_to_says_the_cli_flag_and_keras_needs_its_ending(tmp_path, capsys) -> None:
+    assert main(["convert", str(KERAS_FILE), str(tmp_path / "m.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "pass --from/--to" in err and "format=" not in err
+    assert main(["convert", str(KERAS_FILE), str(tmp_path / "m.txt"), "--to", "keras"]) == 2
+    assert "keras files must end with .keras" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_onnx_flags_are_refused_for_other_outputs(tmp_path, capsys) -> None:
+    assert main(["convert", str(KERAS_FILE), str(tmp_path / "m.npz"), "--opset", "17"]) == 2
+    assert "--opset: for ONNX outputs only" in capsys.readouterr().err
+
+
+def test_existing_output_is_refused_in_cli_words(tmp_path, capsys) -> None:
+    dest = tmp_path / "m.npz"
+    dest.write_bytes(b"keep")
+    assert main(["convert", str(KERAS_FILE), str(dest)]) == 2
+    err = capsys.readouterr().err
+    assert "pass --force to replace it" in err and "overwrite=" not in err
+    assert dest.read_bytes() == b"keep"
+
+
+def test_verify_takes_from_for_both_or_each(tmp_path, capsys) -> None:
+    a = Path(lstmconv.write(KERAS_FILE, tmp_path / "a.npz"))
+    b = tmp_path / "b.bin"
+    b.write_bytes(a.read_bytes())
+    assert main(["verify", str(a), str(b)]) == 2  # .bin is torch's ending: not an npz to torch
+    capsys.readouterr()
+    assert main(["verify", str(a), str(b), "--from-b", "npz", "-q"]) == 0
+    assert main(["verify", str(b), str(b), "--from", "npz", "-q"]) == 0
+    other = lstmconv.read(a)
+    layer = other[0]
+    cell = layer.cells[0]
+    moved = {**cell.w_ih, "i": cell.w_ih["i"] + 0.5}
+    changed = lstmconv.Model(
+        (
+            layer.replace(cells=(type(cell)(moved, cell.w_hh, cell.b_ih, cell.b_hh), *layer.cells[1:])),
+            other[1],
+        )
+    )
+    c = tmp_path / "c.weights"
+    lstmconv.write(changed, tmp_path / "c.npz")
+    os.rename(tmp_path / "c.npz", c)
+    assert main(["verify", str(a), str(c), "--from-b", "npz", "-q"]) == 1
+
+
+def test_nan_warning_once_before_the_output_never_naming_the_staging_path(tmp_path) -> None:
+    source = _nan_npz(tmp_path)
+    result = _cli("convert", str(source), str(tmp_path / "out.npz"))
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "NaN or infinite" in line]
+    assert len(warned) == 1 and str(source) in warned[0] and ".lstmconv-" not in result.stderr
+    # the warning reached the terminal before the table: written first, on the same stream
+    merged = subprocess.run(
+        [sys.executable, "-m", "lstmconv", "convert", str(source), str(tmp_path / "again.npz")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    ).stdout
+    assert merged.index("NaN or infinite") < merged.index("wrote ")
+
+
+def test_no_config_warning_names_config_the_same_for_h5_and_weights_h5(tmp_path) -> None:
+    legacy = FIXTURES / "tf_keras_weights_only.h5"
+    renamed = tmp_path / "w.weights.h5"
+    renamed.write_bytes(legacy.read_bytes())
+    lines = []
+    for path in (legacy, renamed):
+        result = _cli("inspect", str(path))
+        assert result.returncode == 0, result.stderr
+        lines.append([line.replace(str(path), "F") for line in result.stderr.splitlines()])
+    assert lines[0] == lines[1] and lines[0] and all("--config PATH" in line for line in lines[0])
+
+
+def test_python_w_error_turns_a_warning_into_an_error(tmp_path) -> None:
+    source = _nan_npz(tmp_path)
+    code = "import lstmconv, sys; lstmconv.read(sys.argv[1]); print('read')"
+    plain = subprocess.run([sys.executable, "-c", code, str(source)], capture_output=True, text=True)
+    assert plain.returncode == 0 and "read" in plain.stdout
+    strict = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code, str(source)],
+        capture_output=True,
+        text=True,
+    )
+    assert strict.returncode == 1 and "LstmconvWarning" in strict.stderr and "NaN" in strict.stderr
+
+
+def test_quiet_inspect_and_formats_print_less(capsys) -> None:
+    assert main(["inspect", str(KERAS_FILE)]) == 0
+    full = capsys.readouterr().out.splitlines()
+    assert main(["inspect", str(KERAS_FILE), "-q"]) == 0
+    short = capsys.readouterr().out.splitlines()
+    assert len(short) == 3 and short[0] == full[0] and all(line in full for line in short)
+    assert main(["formats", "-q"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "npz" in names and "onnx" in names and all(name in lstmconv.registry.FORMATS for name in names)
+
+
+def test_formats_says_pt_is_inspected_without_torch() -> None:
+    result = _cli("formats", blocked=("torch",))
+    torch_row = next(line for line in result.stdout.splitlines() if line.startswith("torch "))
+    assert "inspect only (converting needs lstmconv[torch])" in torch_row
+    inspected = _cli("inspect", str(FIXTURES / "torch_checkpoint.pt"), "-q", blocked=("torch",))
+    assert inspected.returncode == 0 and "2 recurrent layer(s)" in inspected.stdout

@@ -275,14 +275,7 @@ def _tree_without_config(h5: H5, entries: Mapping[str, h5py.Group], keras_major:
             continue
         directions = _tree_weights(h5, group, bidirectional, group.name)
         spec = _spec_from_shapes(name, directions[0], bidirectional)
-        _log.warning(
-            '%s: no model config; layer "%s" read as %s with default activations%s '
-            "(pass the model's config with --config if they are not the defaults)",
-            group.file.filename,
-            name,
-            spec.kind.value,
-            " and merge concat" if bidirectional else "",
-        )
+        _no_config(group.file.filename, name, spec.kind.value, bidirectional)
         found.layers.append(_layer(spec, directions, keras_major))
 
 
@@ -317,7 +310,7 @@ def _read_legacy(h5: H5, keras_major: int, given: Mapping[str, Any] | None = Non
         if not named:
             continue
         used: set[str] = set()
-        for spec, mine in _legacy_specs(config, layer_name, named):
+        for spec, mine in _legacy_specs(config, layer_name, named, h5.handle.filename):
             directions = _split_directions(mine, spec.bidirectional)
             found.layers.append(_layer(spec, directions, keras_major))
             used.update(name for name, _ in mine)
@@ -327,8 +320,24 @@ def _read_legacy(h5: H5, keras_major: int, given: Mapping[str, Any] | None = Non
     return found, config
 
 
+def _no_config(path: str, layer: str, kind: str, bidirectional: bool) -> None:
+    """The one warning for a weights file read without its model's config (legacy ``.h5`` and
+    ``.weights.h5`` alike)."""
+    _log.warning(
+        '%s: no model config; layer "%s" read as %s with default activations%s; if they are not '
+        "the defaults, give the model's config (.keras or JSON): --config PATH, or config= in the API",
+        path,
+        layer,
+        kind,
+        " and merge concat" if bidirectional else "",
+    )
+
+
 def _legacy_specs(
-    config: Mapping[str, Any] | None, layer_name: str, named: Sequence[tuple[str, np.ndarray]]
+    config: Mapping[str, Any] | None,
+    layer_name: str,
+    named: Sequence[tuple[str, np.ndarray]],
+    filename: str,
 ) -> Iterator[tuple[_Spec, list[tuple[str, np.ndarray]]]]:
     """The recurrent layers inside one ``layer_names`` entry, with their weights."""
     if config is None:
@@ -338,12 +347,7 @@ def _legacy_specs(
             )
             arrays = [array for _, array in named]
             inferred = _spec_from_shapes(layer_name, arrays, bidirectional)
-            _log.warning(
-                'no model config; layer "%s" read as %s with default activations '
-                "(pass the model's config with --config if they are not the defaults)",
-                layer_name,
-                inferred.kind.value,
-            )
+            _no_config(filename, layer_name, inferred.kind.value, bidirectional)
             yield inferred, list(named)
         return
     for path, entry in _walk_config(config):
