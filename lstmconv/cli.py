@@ -96,8 +96,22 @@ def _parser() -> argparse.ArgumentParser:
     convert = commands.add_parser(
         "convert", parents=[common, reading], help="convert SRC to DST and verify the outputs agree"
     )
-    convert.add_argument("source", metavar="SRC")
-    convert.add_argument("dest", metavar="DST")
+    convert.add_argument(
+        "paths",
+        nargs="+",
+        metavar="SRC [DST]",
+        help="SRC DST; or with --out-dir, any number of SRC: files, globs (quoted or not), or folders "
+        "(every readable file in them)",
+    )
+    convert.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="batch: convert every SRC into DIR (named SRC's stem plus --to's ending), in one process "
+        "with a worker per core; exit 1 if any disagreed, 2 if any failed (the rest still converted)",
+    )
+    convert.add_argument(
+        "--jobs", type=int, metavar="N", help="batch: workers (default: the number of cores)"
+    )
     convert.add_argument(
         "--from", dest="from_format", choices=FORMATS, help="format of SRC (default: by ending)"
     )
@@ -304,6 +318,15 @@ def _shape(shape: Sequence[int]) -> str:
 
 # -- convert, verify, formats ----------------------------------------------------------------------
 def _convert(args: argparse.Namespace) -> int:
+    if args.out_dir is not None:
+        from . import batch
+
+        return batch.run(args)
+    if len(args.paths) != 2:
+        raise argparse.ArgumentTypeError(
+            f"convert takes SRC DST (found {len(args.paths)} paths); for several sources pass --out-dir DIR"
+        )
+    args.source, args.dest = args.paths
     shown = not args.quiet and os.isatty(args.stderr_fd)
     display = progress.Display(args.stderr_fd, f"{args.source} → {args.dest}") if shown else None
     with display or contextlib.nullcontext():
@@ -482,6 +505,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"lstmconv: error: {error.render(cli=True)}", file=sys.stderr)
+        return EXIT_ERROR
+    except argparse.ArgumentTypeError as error:
+        print(f"lstmconv: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("lstmconv: interrupted", file=sys.stderr)

@@ -23,8 +23,8 @@ TARGETS = [FILES[name].ending for name in writable()]
 _BY_ENDING = {FILES[name].ending: FILES[name] for name in writable()}
 #: (fixture, target ending) -> what the refusal names. These convert nowhere else.
 REFUSED = {
-    ("tf_keras_hard_sigmoid", ".pt"): "PyTorch cannot express activations",
-    ("tf_keras_hard_sigmoid", ".safetensors"): "PyTorch cannot express activations",
+    ("tf_keras_hard_sigmoid", ".pt"): "PyTorch cannot express the activations",
+    ("tf_keras_hard_sigmoid", ".safetensors"): "PyTorch cannot express the activations",
     ("tf_keras_hard_sigmoid", ".keras"): "Keras 3 has no activation computing hard_sigmoid",
     ("keras3_gru_rnn", ".pt"): "PyTorch cannot express the reset-before GRU",
     ("keras3_gru_rnn", ".safetensors"): "PyTorch cannot express the reset-before GRU",
