@@ -169,7 +169,10 @@ class _Progress:
             elapsed = time.monotonic() - self.start
             left = elapsed / self.count * (self.total - self.count)
             failed = f", {self.failed} failed" if self.failed else ""
-            text = f"\rlstmconv: {self.count}/{self.total} converted{failed} … {elapsed:.1f} s, ~{left:.0f} s left\x1b[K"
+            text = (
+                f"\rlstmconv: {self.count}/{self.total} converted{failed} … "
+                f"{elapsed:.1f} s, ~{left:.0f} s left\x1b[K"
+            )
             os.write(self.fd, text.encode())
 
     def close(self) -> None:

@@ -427,11 +427,18 @@ def batch(count: int, out: Path) -> dict[str, float]:
         return target
 
     target = fresh("loop")
-    loop = "for f in " + " ".join(files) + f'; do {" ".join(LSTMCONV)} convert "$f" {target}/"$(basename "$f" .pt)".onnx -q || exit 1; done'
+    loop = (
+        "for f in "
+        + " ".join(files)
+        + f'; do {" ".join(LSTMCONV)} convert "$f" {target}/"$(basename "$f" .pt)".onnx -q || exit 1; done'
+    )
     start = time.perf_counter()
     subprocess.run(["bash", "-c", loop], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     times["shell loop"] = time.perf_counter() - start
-    for label, pool in (("one batch call (threads)", "thread"), ("one batch call (spawn processes)", "process")):
+    for label, pool in (
+        ("one batch call (threads)", "thread"),
+        ("one batch call (spawn processes)", "process"),
+    ):
         target = fresh(pool)
         start = time.perf_counter()
         subprocess.run(
