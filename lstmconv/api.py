@@ -618,19 +618,31 @@ def _collecting_warnings() -> Iterator[list[str]]:
         logger.removeHandler(handler)
 
 
-def inspect(source: Any, format: str | None = None, **options: Any) -> dict[str, Any]:
+def inspect(
+    source: Any, format: str | None = None, *, as_framework: str | None = None, **options: Any
+) -> dict[str, Any]:
     """What ``lstmconv inspect --json`` prints: the source's format and each layer's math, its
     tensors as the format stores them and in the canonical layout, and its parameter counts;
     what the reader left out (``skipped``: names, kinds, tensors, parameter counts), the
     parameters carried of the total, and the warnings the read gave (assumptions that change
     the numbers, masks). Reads names and shapes only (``header_only``) unless ``strict`` asks
-    to check the values."""
+    to check the values.
+
+    ``as_framework`` (keras, torch, onnx, tf, tflite) adds each layer as that framework lays it
+    out, whatever the source (``as``: tensors, gate slices, gate orders, the parameter formula,
+    a legend; ``as_error`` where the framework cannot hold the layer) and the model's total in
+    that layout (``as_parameters``)."""
+    if as_framework is not None and as_framework not in inspection.VIEWS:
+        raise UnknownOptionError(
+            f"inspect cannot show the layout of {as_framework!r}",
+            hint=f"as_framework: one of {', '.join(inspection.VIEWS)}",
+        )
     fmt = source_format(source, format)
     with _collecting_warnings() as warnings:
         model = read(source, format, header_only=not options.get("strict"), **options)
     layers = [inspection.describe(layer, fmt.name) for layer in model]
     skipped, parameters = _left_out(model, fmt.name, layers)
-    return {
+    info: dict[str, Any] = {
         "source": _label(source),
         "format": fmt.name,
         "layers": layers,
@@ -638,6 +650,17 @@ def inspect(source: Any, format: str | None = None, **options: Any) -> dict[str,
         "parameters": parameters,
         "warnings": list(dict.fromkeys(warnings)),
     }
+    if as_framework is not None:
+        total = 0
+        for described, layer in zip(layers, model):
+            try:
+                described["as"] = inspection.view(layer, as_framework)
+                total += described["as"]["parameters"]
+            except LstmconvError as error:
+                described["as"], described["as_error"] = None, str(error)
+        info["as"] = as_framework
+        info["as_parameters"] = total
+    return info
 
 
 def _left_out(

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import __version__, api, dtypes, progress
+from . import __version__, api, dtypes, inspection, progress
 from .errors import LstmconvError, LstmconvWarning, UnsupportedFeatureError, VerificationError
 from .registry import FORMATS, for_path
 from .verification import framework_available
@@ -89,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("source", metavar="SRC")
     inspect.add_argument(
         "--from", dest="from_format", choices=FORMATS, help="format of SRC (default: by ending)"
+    )
+    inspect.add_argument(
+        "--as",
+        dest="as_framework",
+        choices=("torch", "keras", "onnx", "tf", "tflite"),
+        help="show each layer as this framework lays it out (tensor names, gate slices, parameter "
+        "formula, legend), whatever the source; tf = TensorFlow 1 cells",
     )
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.set_defaults(handler=_inspect)
@@ -228,7 +235,7 @@ def _write_options(args: argparse.Namespace, dest: str | None = None) -> dict[st
 
 # -- inspect -------------------------------------------------------------------------------------
 def _inspect(args: argparse.Namespace) -> int:
-    info = api.inspect(args.source, args.from_format, **_read_options(args))
+    info = api.inspect(args.source, args.from_format, as_framework=args.as_framework, **_read_options(args))
     info["source"] = args.source
     if args.json:
         print(json.dumps(info, indent=2))
@@ -243,6 +250,11 @@ def _inspect(args: argparse.Namespace) -> int:
     for d in described:
         print()
         print(_layer_text(d, fmt))
+        if args.as_framework:
+            print(_view_text(d))
+    if args.as_framework:
+        print()
+        print(f"as {args.as_framework}: {info['as_parameters']:,} parameters stored")
     if info["skipped"]:
         print()
         print(_skipped_text(info["skipped"]))
@@ -294,6 +306,40 @@ def _layer_text(d: dict[str, Any], fmt: str) -> str:
     note = "" if stored == canonical else " (the canonical form keeps b_ih and b_hh apart)"
     lines.append(f"  parameters: {stored:,} stored, {canonical:,} canonical{note}")
     return "\n".join(lines)
+
+
+def _view_text(d: dict[str, Any]) -> str:
+    """The layer as ``inspect --as`` shows it: tensors, gate slices, formula, legend."""
+    shown = d.get("as")
+    if shown is None:
+        return f"  as requested: {d.get('as_error')}"
+    lines = [f"  as {shown['framework']} (gates {'·'.join(shown['gate_order'])}):"]
+    width = max(len(t["name"]) for t in shown["tensors"])
+    for t in shown["tensors"]:
+        lines.append(f"    {t['name']:<{width}}  {_shape(t['shape'])}")
+        text = inspection.slice_text(t)
+        if text:
+            lines.append(f"      {text}")
+    formula, directions = shown["formula"], shown["directions"]
+    per = shown["parameters"] // directions
+    value = _formula_value(formula, d)
+    check = (
+        f" = {value:,}" if value == per else f"; {per:,} stored (projection, peepholes or clips add to it)"
+    )
+    times = f" per direction, ×{directions} = {shown['parameters']:,}" if directions > 1 else ""
+    sizes = f"I={d['input_size']}, H={d['hidden_size']}"
+    lines.append(f"    parameters: {formula}{check}{times}  ({sizes})")
+    lines.append("    legend: " + "; ".join(shown["legend"]))
+    return "\n".join(lines)
+
+
+def _formula_value(formula: str, d: dict[str, Any]) -> int:
+    i, h = d["input_size"], d["hidden_size"]
+    expression = formula.replace("·", "*").replace("H", str(h)).replace("I", str(i))
+    total = 1
+    for factor in expression.split("*"):
+        total *= sum(int(term) for term in factor.strip("()").split("+"))
+    return total
 
 
 def _canonical_groups(tensors: list[dict[str, Any]]) -> list[tuple[str, str]]:

@@ -466,3 +466,56 @@ def test_formats_says_pt_is_inspected_without_torch() -> None:
     assert "inspect only (converting needs lstmconv[torch])" in torch_row
     inspected = _cli("inspect", str(FIXTURES / "torch_checkpoint.pt"), "-q", blocked=("torch",))
     assert inspected.returncode == 0 and "2 recurrent layer(s)" in inspected.stdout
+
+
+# -- inspect --as ----------------------------------------------------------------------------------
+def test_inspect_as_torch_of_a_keras_file_gives_slices_formula_and_legend(capsys) -> None:
+    assert main(["inspect", str(KERAS_FILE), "--as", "torch"]) == 0
+    out = capsys.readouterr().out
+    assert "as PyTorch (gates i·f·g·o):" in out
+    assert "weight_ih_l0[0:8, :] = W_i  [8:16, :] = W_f  [16:24, :] = W_g  [24:32, :] = W_o" in out
+    # encoder: I=6, H=8: 4·8·(6+8+2) = 512 per direction
+    assert "parameters: 4·H·(I+H+2) = 512 per direction, ×2 = 1,024  (I=6, H=8)" in out
+
+
+def test_inspect_as_json_slices_cut_the_written_tensors_into_the_canonical_gates(tmp_path, capsys) -> None:
+    """The slices inspect --as onnx names, applied to the W, R and B the ONNX writer wrote, give
+    back the canonical per-gate weights the IR holds (read from a PyTorch checkpoint)."""
+    require("onnx")
+    import onnx
+    from onnx import numpy_helper
+
+    source = FIXTURES / "torch_checkpoint.pt"
+    assert main(["inspect", str(source), "--as", "onnx", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["as"] == "onnx" and info["skipped"][0]["name"] == "head"
+    assert info["as_parameters"] == sum(layer["as"]["parameters"] for layer in info["layers"])
+    first = info["layers"][0]["as"]
+    assert first["gate_order"] == ["i", "o", "f", "c"] and first["canonical_order"] == ["i", "o", "f", "g"]
+    assert any("c = canonical g" in line for line in first["legend"])
+    model = lstmconv.read(source).select(["encoder.lstm.l0"])
+    dest = tmp_path / "m.onnx"
+    lstmconv.write(model, dest)
+    stored = {t.name.rsplit(".", 1)[-1]: numpy_helper.to_array(t) for t in onnx.load(dest).graph.initializer}
+    field = {"W": "w_ih", "R": "w_hh", "Wb": "b_ih", "Rb": "b_hh"}
+    checked = 0
+    for tensor in first["tensors"]:
+        array = stored[tensor["name"]]
+        for s in tensor["slices"]:
+            a, b = s["range"]
+            role = s["role"]
+            for direction, cell in enumerate(model[0].cells):
+                part = np.take(array[direction], range(a, b), axis=s["axis"] - 1)
+                np.testing.assert_array_equal(part, getattr(cell, field[role])[s["gate"]])
+                checked += 1
+    assert checked == 2 * (4 + 4 + 8)
+
+
+def test_inspect_as_a_framework_that_cannot_hold_the_layer_says_why(capsys) -> None:
+    assert main(["inspect", str(FIXTURES / "keras3_gru_rnn.keras"), "--as", "torch", "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    refused = [d for d in layers if d["as"] is None]
+    assert len(refused) == 1 and "reset-before GRU" in refused[0]["as_error"]
+    gru = next(d for d in layers if d["as"] and d["kind"] == "gru")
+    assert gru["as"]["formula"] == "3·H·(I+H+2)"
+    assert gru["as"]["parameters"] == 2 * 3 * 5 * (6 + 5 + 2)
