@@ -101,12 +101,15 @@ def _parser() -> argparse.ArgumentParser:
     inspect.set_defaults(handler=_inspect)
 
     convert = commands.add_parser(
-        "convert", parents=[common, reading], help="convert SRC to DST and verify the outputs agree"
+        "convert",
+        parents=[common, reading],
+        help="convert SRC to DST (or many SRC into --out-dir) and verify the outputs agree",
+        usage="lstmconv convert [options] SRC DST\n       lstmconv convert [options] SRC... --out-dir DIR --to FORMAT",
     )
     convert.add_argument(
         "paths",
         nargs="+",
-        metavar="SRC [DST]",
+        metavar="PATH",
         help="SRC DST; or with --out-dir, any number of SRC: files, globs (quoted or not), or folders "
         "(every readable file in them)",
     )

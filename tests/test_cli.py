@@ -519,3 +519,19 @@ def test_inspect_as_a_framework_that_cannot_hold_the_layer_says_why(capsys) -> N
     gru = next(d for d in layers if d["as"] and d["kind"] == "gru")
     assert gru["as"]["formula"] == "3·H·(I+H+2)"
     assert gru["as"]["parameters"] == 2 * 3 * 5 * (6 + 5 + 2)
+
+
+def test_the_readme_synopsis_names_every_option_of_each_command() -> None:
+    """The command-line section of the README and ``--help`` say the same options."""
+    import re
+
+    from lstmconv.cli import _parser
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Command line") : readme.index("Also `python -m lstmconv`")]
+    subparsers = next(a for a in _parser()._actions if a.dest == "command").choices
+    for name, parser in subparsers.items():
+        flags = {f for action in parser._actions for f in action.option_strings if f.startswith("--")}
+        flags -= {"--help"}
+        missing = sorted(f for f in flags if not re.search(re.escape(f) + r"\b", section))
+        assert not missing, f"{name}: {missing} not in the README's synopsis"
