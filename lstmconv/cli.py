@@ -104,7 +104,8 @@ def _parser() -> argparse.ArgumentParser:
         "convert",
         parents=[common, reading],
         help="convert SRC to DST (or many SRC into --out-dir) and verify the outputs agree",
-        usage="lstmconv convert [options] SRC DST\n       lstmconv convert [options] SRC... --out-dir DIR --to FORMAT",
+        usage="lstmconv convert [options] SRC DST\n"
+        "       lstmconv convert [options] SRC... --out-dir DIR --to FORMAT",
     )
     convert.add_argument(
         "paths",

@@ -47,7 +47,7 @@ def main() -> None:
     rows = [(name, view, tensor) for name, view in views for tensor in view["tensors"]]
     figure, axis = plt.subplots(figsize=(11, 0.62 * len(rows) + 1.4))
     width = 2 * 4 * HIDDEN  # ONNX's B holds eight blocks
-    for row, (name, view, tensor) in enumerate(rows):
+    for row, (_name, view, tensor) in enumerate(rows):
         y = len(rows) - 1 - row
         label = f"{view['framework']}  {tensor['name'].rsplit('/', 1)[-1]}  {tuple(tensor['shape'])}"
         axis.text(-0.6, y + 0.4, label, ha="right", va="center", fontsize=9)
