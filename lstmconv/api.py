@@ -112,9 +112,12 @@ def check_options(fmt: Format, options: Mapping[str, Any], role: str) -> None:
         return
     close = difflib.get_close_matches(unknown[0], valid, n=1)
     suggestion = f"did you mean {close[0]!r}? " if close else ""
+    flags = [f"--{name.replace('_', '-')}" for name in valid if name != "header_only"]
+    verb = {"read": "reading", "write": "writing"}.get(role, role + "ing")
     raise UnknownOptionError(
-        f"{role.rstrip('d')}ing {fmt.name} takes no option {', '.join(map(repr, unknown))}",
+        f"{verb} {fmt.name} takes no option {', '.join(map(repr, unknown))}",
         hint=f"{suggestion}{fmt.name} {role} options: {', '.join(valid) or 'none'}",
+        cli_hint=f"{fmt.name} {role} options: {', '.join(flags) or 'none'}",
     )
 
 

@@ -436,7 +436,9 @@ def _verify(args: argparse.Namespace) -> int:
 def _formats(args: argparse.Namespace) -> int:
     rows = [("format", "endings", "read", "write", "run / verify in")]
     for fmt in FORMATS.values():
-        if fmt.available("reader"):
+        if fmt.available("reader") and fmt.header_reader and not fmt.available("live"):
+            read = f"yes (legacy non-zip files need lstmconv[{fmt.extra}])"  # .pt without torch
+        elif fmt.available("reader"):
             read = "yes"
         elif fmt.header_reader is not None:  # names and shapes without the framework
             read = f"inspect only (converting needs lstmconv[{fmt.extra}])"

@@ -257,3 +257,41 @@ def test_py_typed_and_convert_overloads() -> None:
     assert (Path(lstmconv.__file__).parent / "py.typed").is_file()
     hints = typing.get_overloads(lstmconv.convert) if hasattr(typing, "get_overloads") else [1, 2, 3]
     assert len(hints) == 3
+
+
+# -- .pt values without torch ------------------------------------------------------------------------
+def test_pt_values_read_without_torch_equal_torch_loads(tmp_path) -> None:
+    require("torch")
+    import torch
+
+    from lstmconv.formats.torch import live, pt_header
+
+    module = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+    state = module.state_dict()
+    state["extra.view"] = torch.arange(24.0).reshape(4, 6)[:, 1:5]  # strided, offset view: a skipped tensor
+    path = tmp_path / "m.pt"
+    torch.save(state, path)
+    ours, theirs = pt_header.read(path, values=True), live.read(path)
+    assert [layer.name for layer in ours] == [layer.name for layer in theirs]
+    for a, b in zip(ours, theirs):
+        for cell_a, cell_b in zip(a.cells, b.cells):
+            for (name, x), (_, y) in zip(cell_a.tensors(), cell_b.tensors()):
+                np.testing.assert_array_equal(x, y, err_msg=name)
+    assert [s.name for s in ours.skipped] == [s.name for s in theirs.skipped]
+
+
+def test_a_pt_storage_record_past_the_end_is_refused(tmp_path) -> None:
+    require("torch")
+    import zipfile
+
+    import torch
+
+    path = tmp_path / "m.pt"
+    torch.save(torch.nn.LSTM(3, 4).state_dict(), path)
+    with zipfile.ZipFile(path) as archive:
+        last = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.header_offset)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: last.header_offset + 40] + data[-200:])  # its bytes gone, the directory kept
+    with pytest.raises(lstmconv.FormatError):
+        lstmconv.read(cut)

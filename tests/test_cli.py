@@ -460,12 +460,19 @@ def test_quiet_inspect_and_formats_print_less(capsys) -> None:
     assert "npz" in names and "onnx" in names and all(name in lstmconv.registry.FORMATS for name in names)
 
 
-def test_formats_says_pt_is_inspected_without_torch() -> None:
+def test_formats_says_what_reads_pt_without_torch(tmp_path) -> None:
     result = _cli("formats", blocked=("torch",))
     torch_row = next(line for line in result.stdout.splitlines() if line.startswith("torch "))
-    assert "inspect only (converting needs lstmconv[torch])" in torch_row
+    assert "yes (legacy non-zip files need lstmconv[torch])" in torch_row
+    assert "needs lstmconv[torch]" in torch_row  # writing
     inspected = _cli("inspect", str(FIXTURES / "torch_checkpoint.pt"), "-q", blocked=("torch",))
     assert inspected.returncode == 0 and "2 recurrent layer(s)" in inspected.stdout
+    dest = tmp_path / "m.npz"
+    converted = _cli("convert", str(FIXTURES / "torch_checkpoint.pt"), str(dest), "-q", blocked=("torch",))
+    assert converted.returncode == 0, converted.stderr
+    with np.load(FIXTURES / "torch_checkpoint.io.npz") as data:
+        y = lstmconv.reference.run(lstmconv.read(dest), data["x"])
+        np.testing.assert_allclose(y, data["y"], rtol=0, atol=2e-6)
 
 
 # -- inspect --as ----------------------------------------------------------------------------------
