@@ -372,10 +372,6 @@ def _convert(args: argparse.Namespace) -> int:
         from . import batch
 
         return batch.run(args)
-    if len(args.paths) != 2:
-        raise argparse.ArgumentTypeError(
-            f"convert takes SRC DST (found {len(args.paths)} paths); for several sources pass --out-dir DIR"
-        )
     args.source, args.dest = args.paths
     shown = not args.quiet and os.isatty(args.stderr_fd)
     display = progress.Display(args.stderr_fd, f"{args.source} → {args.dest}") if shown else None
@@ -498,6 +494,11 @@ def _without_framework_noise(enabled: bool) -> Iterator[int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "convert" and args.out_dir is None and len(args.paths) != 2:
+        convert = next(a for a in parser._actions if a.dest == "command").choices["convert"]
+        convert.error(
+            f"takes SRC DST (found {len(args.paths)} paths); for several sources pass --out-dir DIR"
+        )
     with _without_framework_noise(not args.debug) as stderr_fd, _warnings_shown(args.quiet, stderr_fd):
         args.stderr_fd = stderr_fd
         return _dispatch(args)
@@ -557,9 +558,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"lstmconv: error: {error.render(cli=True)}", file=sys.stderr)
-        return EXIT_ERROR
-    except argparse.ArgumentTypeError as error:
-        print(f"lstmconv: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("lstmconv: interrupted", file=sys.stderr)

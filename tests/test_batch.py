@@ -120,5 +120,8 @@ def test_batch_refusals(tmp_path, capsys, extra, message) -> None:
 
 
 def test_three_paths_without_out_dir_is_bad_usage(tmp_path, capsys) -> None:
-    assert main(["convert", "a.npz", "b.npz", "c.npz"]) == 2
-    assert "--out-dir" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as caught:
+        main(["convert", "a.npz", "b.npz", "c.npz"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err and "--out-dir" in err
