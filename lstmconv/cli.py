@@ -495,7 +495,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "convert" and args.out_dir is None and len(args.paths) != 2:
-        convert = next(a for a in parser._actions if a.dest == "command").choices["convert"]
+        commands = next(a for a in parser._actions if a.dest == "command")
+        convert: argparse.ArgumentParser = commands.choices["convert"]  # type: ignore[index]
         convert.error(
             f"takes SRC DST (found {len(args.paths)} paths); for several sources pass --out-dir DIR"
         )
