@@ -125,3 +125,40 @@ def test_three_paths_without_out_dir_is_bad_usage(tmp_path, capsys) -> None:
     assert caught.value.code == 2
     err = capsys.readouterr().err
     assert "usage:" in err and "--out-dir" in err
+
+
+def test_the_progress_line_counts_the_batch_on_a_terminal(tmp_path) -> None:
+    import pty
+    import subprocess
+    import sys
+    import threading
+
+    sources = _sources(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    out.mkdir()
+    primary, secondary = pty.openpty()
+    code = "import sys\nfrom lstmconv.cli import main\nsys.exit(main(sys.argv[1:]))\n"
+    args = ["convert", *map(str, sources), "--out-dir", str(out), "--to", "npz"]
+    shown = bytearray()
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            shown.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], stderr=secondary, stdout=subprocess.PIPE, timeout=300
+    )
+    os.close(secondary)
+    reader.join(timeout=10)
+    os.close(primary)
+    assert result.returncode == 0
+    assert b"3/3 converted" in shown and b"1/3 converted" in shown, bytes(shown)
+    assert result.stdout.decode().rstrip().endswith("3 ok of 3")
