@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import dataclasses
+import difflib
 import errno
 import logging
 import os
@@ -13,16 +15,20 @@ import signal
 import sys
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
 from . import dtypes, inspection, reference, verification
 from .errors import (
     FormatError,
+    InputNotFoundError,
     LstmconvError,
+    LstmconvWarning,
     OutputExistsError,
+    UnknownOptionError,
     UnsupportedFeatureError,
     UsageError,
     VerificationError,
@@ -30,9 +36,97 @@ from .errors import (
 )
 from .formats._common import require_regular_file
 from .ir import Model
-from .registry import FORMATS, Declined, Format, Reader, for_object, for_path, for_source, is_path
+from .registry import (
+    COMMON_READ_OPTIONS,
+    FORMATS,
+    Declined,
+    Format,
+    Reader,
+    for_object,
+    for_path,
+    for_source,
+    is_path,
+)
+
+if TYPE_CHECKING:
+    import keras  # noqa: TID251  # types only
+    import onnx  # noqa: TID251  # types only
+    import torch  # noqa: TID251  # types only
 
 _log = logging.getLogger("lstmconv")
+#: Set while lstmconv reads back a file it just wrote: what that read would warn of was said
+#: of the source already (and would name the internal staging path).
+_muted: contextvars.ContextVar[bool] = contextvars.ContextVar("lstmconv_muted", default=False)
+
+
+class _AsWarnings(logging.Handler):
+    """Issues every warning lstmconv logs through :mod:`warnings` too, as an
+    :class:`LstmconvWarning` (so ``-W error`` and ``catch_warnings`` see them); drops what is
+    logged while lstmconv reads back its own output."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING and not _muted.get()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        warnings.warn(record.getMessage(), LstmconvWarning, stacklevel=_caller_level())
+
+
+_OWN_FOLDERS = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(logging.__file__))
+
+
+def _caller_level() -> int:
+    """The stack level of the first frame outside lstmconv and logging: the warning points at
+    the caller's line."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_OWN_FOLDERS):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level
+
+
+class Unmuted(logging.Filter):
+    """Drops what is logged while lstmconv reads back its own output (for a handler)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _muted.get()
+
+
+def _install_warning_bridge() -> None:
+    logger = logging.getLogger("lstmconv")
+    if not any(isinstance(h, _AsWarnings) for h in logger.handlers):
+        logger.addHandler(_AsWarnings())
+
+
+_install_warning_bridge()
+
+
+@contextlib.contextmanager
+def _reading_own_output() -> Iterator[None]:
+    token = _muted.set(True)
+    try:
+        yield
+    finally:
+        _muted.reset(token)
+
+
+def check_options(fmt: Format, options: Mapping[str, Any], role: str) -> None:
+    """Refuse a keyword option ``fmt``'s reader (``role="read"``) or writer does not take,
+    naming the ones it does."""
+    valid = (*COMMON_READ_OPTIONS, *fmt.read_options) if role == "read" else fmt.write_options
+    unknown = [name for name in options if name not in valid]
+    if not unknown:
+        return
+    close = difflib.get_close_matches(unknown[0], valid, n=1)
+    suggestion = f"did you mean {close[0]!r}? " if close else ""
+    flags = [f"--{name.replace('_', '-')}" for name in valid if name != "header_only"]
+    verb = {"read": "reading", "write": "writing"}.get(role, role + "ing")
+    raise UnknownOptionError(
+        f"{verb} {fmt.name} takes no option {', '.join(map(repr, unknown))}",
+        hint=f"{suggestion}{fmt.name} {role} options: {', '.join(valid) or 'none'}",
+        cli_hint=f"{fmt.name} {role} options: {', '.join(flags) or 'none'}",
+    )
 
 
 def source_format(source: Any, format: str | None = None) -> Format:
@@ -77,15 +171,18 @@ def _check_finite(model: Model, strict: bool) -> None:
         raise WeightLayoutError(
             f"NaN or infinite weights in {shown}",
             where=(model.source,),
-            hint="fix the model, or drop --strict",
+            hint="fix the model, or read without strict=True",
+            cli_hint="fix the model, or drop --strict",
         )
-    _log.warning("%s: NaN or infinite weights in %s", model.source, shown)
+    if not _muted.get():
+        _log.warning("%s: NaN or infinite weights in %s", model.source, shown)
 
 
 def _read(source: Any, format: str | None, **options: Any) -> Model:
     fmt = source_format(source, format)
+    check_options(fmt, options, "read")
     if is_path(source) and not fmt.exists(os.fspath(source)):
-        raise LstmconvError("no such file", where=(os.fspath(source),))
+        raise InputNotFoundError("no such file", where=(os.fspath(source),))
     if is_path(source):
         path = os.fspath(source)
         if fmt.prefix_holds and not os.path.lexists(path):  # a checkpoint's prefix: its index file
@@ -113,6 +210,20 @@ def _read_file(module: Reader, fmt: Format, path: str, options: Mapping[str, Any
         ) from error
 
 
+def _check_ending(fmt: Format, dest: str, given: str | None) -> None:
+    """Refuse a file ending ``fmt`` does not write, unless the format was named (it wins over
+    the ending) and its writer does not need the ending."""
+    if fmt.read_only or dest.lower().endswith(fmt.write_endings):
+        return
+    if given and not fmt.needs_ending:
+        return
+    reason = f"{fmt.name} files must end with" if given else f"lstmconv writes {fmt.name} as"
+    hint = (
+        f"name it with {fmt.write_endings[0]}, which {fmt.name} itself requires" if given else fmt.write_hint
+    )
+    raise UnsupportedFeatureError(f"{reason} {', '.join(fmt.write_endings)}", where=(dest,), hint=hint)
+
+
 def _check_target(model: Model, fmt: Format, dest: str) -> None:
     """Refuse, before writing, a file ending the format does not write and a layer it cannot hold."""
     if fmt.read_only:
@@ -120,12 +231,6 @@ def _check_target(model: Model, fmt: Format, dest: str) -> None:
             fmt.load_writer()  # refuses, saying what to write instead
         except LstmconvError as error:
             raise error.within(dest) from None
-    if not dest.lower().endswith(fmt.write_endings):
-        raise UnsupportedFeatureError(
-            f"lstmconv writes {fmt.name} as {', '.join(fmt.write_endings)}",
-            where=(dest,),
-            hint=fmt.write_hint,
-        )
     face = fmt.load_face()
     for layer in model:
         try:
@@ -186,6 +291,28 @@ def _cleanup_on_signals() -> Iterator[None]:
 _SIDE_FILE_VARIABLES = ("HOME", "KERAS_HOME", "MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "TMPDIR")
 
 
+#: Set while a batch holds the frameworks' homes for all its conversions (threads share them).
+_SHARED_SIDE_FILES: list[str] = []
+
+
+@contextlib.contextmanager
+def side_files_for_batch(folder: str) -> Iterator[None]:
+    """For a batch converting in threads: one home for every conversion's side files, in a
+    staging folder of ``folder`` (the output folder), removed at the end; each conversion then
+    leaves the process's variables alone (they are process-wide)."""
+    staging = os.path.join(folder, f".lstmconv-{os.urandom(4).hex()}")
+    os.mkdir(staging)
+    try:
+        with _side_files_inside(staging):
+            _SHARED_SIDE_FILES.append(staging)
+            try:
+                yield
+            finally:
+                _SHARED_SIDE_FILES.remove(staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def _side_files_inside(staging: str) -> Iterator[None]:
     """While the output is written and verified, the frameworks' homes (``$HOME``,
@@ -193,6 +320,9 @@ def _side_files_inside(staging: str) -> Iterator[None]:
     staging folder, removed with it: nothing outside the output paths is touched. The variables
     are put back after (they are process-wide: a program running conversions in threads sees
     them change). onnxruntime's telemetry is also turned off where it is imported."""
+    if _SHARED_SIDE_FILES:  # a batch holds them for all its conversions
+        yield
+        return
     home = os.path.join(staging, _SIDE_FILES)
     os.mkdir(home)
     saved = {key: os.environ.get(key) for key in _SIDE_FILE_VARIABLES}
@@ -266,7 +396,8 @@ def _exists(dest: str) -> OutputExistsError:
     return OutputExistsError(
         "the output exists (it appeared while converting)" if os.path.lexists(dest) else "the output exists",
         where=(dest,),
-        hint="pass overwrite=True (--force) to replace it",
+        hint="pass overwrite=True to replace it",
+        cli_hint="pass --force to replace it",
     )
 
 
@@ -327,13 +458,16 @@ def write(
 ) -> str:
     """Write ``model`` (an IR model or anything :func:`read` takes) to ``dest`` atomically: to a
     temporary sibling, reopened and compared with the model, then renamed."""
-    model = read(model)
     dest = os.fspath(dest)
     fmt = for_path(dest, format)
+    check_options(fmt, options, "write")
+    _check_ending(fmt, dest, format)
+    model = read(model)
     _check_destination(dest, overwrite)
 
     def reopen(temporary: str) -> None:
-        _reopen_and_compare(model, temporary, fmt, dest)
+        with _reading_own_output():
+            _reopen_and_compare(model, temporary, fmt, dest)
 
     _staged_write(model, fmt, dest, overwrite, options, reopen)
     return dest
@@ -404,9 +538,18 @@ def verify(
 ) -> verification.Report:
     """Run each recurrent layer of ``a`` and the layer in the same position of ``b``, each as
     given in its own framework, on the same random inputs (several batch sizes and lengths,
-    length 1 among them), and report each layer's largest absolute and relative difference."""
+    length 1 among them), and report each layer's largest absolute and relative difference.
+    ``read_options`` go to each side whose reader takes them; one neither takes is refused."""
     options = dict(read_options or {})
-    model_a, model_b = read(a, format_a, **options), read(b, format_b, **options)
+    formats = [_format_of(a, format_a), _format_of(b, format_b)]
+    takes = [{*COMMON_READ_OPTIONS, *fmt.read_options} for fmt in formats]
+    if not isinstance(a, Model) and not isinstance(b, Model):
+        neither = {name: value for name, value in options.items() if not any(name in t for t in takes)}
+        check_options(formats[0], neither, "read")  # refused, naming what A's reader takes
+    model_a, model_b = (
+        read(x, given, **{k: v for k, v in options.items() if k in t})
+        for x, given, t in ((a, format_a, takes[0]), (b, format_b, takes[1]))
+    )
     shapes = [[(x.input_size, x.output_size) for x in m] for m in (model_a, model_b)]
     if shapes[0] != shapes[1]:
         raise WeightLayoutError(
@@ -428,6 +571,63 @@ def _format_of(source: Any, given: str | None) -> Format:
 
 def _label(source: Any) -> str:
     return verification.label(source)
+
+
+@overload
+def convert(
+    source: Any,
+    dest: str | os.PathLike[str],
+    verify: Literal[True] = ...,
+    overwrite: bool = ...,
+    *,
+    from_format: str | None = ...,
+    to_format: str | None = ...,
+    layers: Sequence[str] | None = ...,
+    atol: float | None = ...,
+    rtol: float | None = ...,
+    dtype: str | None = ...,
+    read_options: Mapping[str, Any] | None = ...,
+    write_options: Mapping[str, Any] | None = ...,
+    progress: Callable[[str], None] | None = ...,
+) -> verification.Report: ...
+
+
+@overload
+def convert(
+    source: Any,
+    dest: str | os.PathLike[str],
+    verify: Literal[False],
+    overwrite: bool = ...,
+    *,
+    from_format: str | None = ...,
+    to_format: str | None = ...,
+    layers: Sequence[str] | None = ...,
+    atol: float | None = ...,
+    rtol: float | None = ...,
+    dtype: str | None = ...,
+    read_options: Mapping[str, Any] | None = ...,
+    write_options: Mapping[str, Any] | None = ...,
+    progress: Callable[[str], None] | None = ...,
+) -> None: ...
+
+
+@overload
+def convert(
+    source: Any,
+    dest: str | os.PathLike[str],
+    verify: bool = ...,
+    overwrite: bool = ...,
+    *,
+    from_format: str | None = ...,
+    to_format: str | None = ...,
+    layers: Sequence[str] | None = ...,
+    atol: float | None = ...,
+    rtol: float | None = ...,
+    dtype: str | None = ...,
+    read_options: Mapping[str, Any] | None = ...,
+    write_options: Mapping[str, Any] | None = ...,
+    progress: Callable[[str], None] | None = ...,
+) -> verification.Report | None: ...
 
 
 def convert(
@@ -456,6 +656,9 @@ def convert(
     ``write_options`` go to the format's writer (ONNX: ``external_data=True``)."""
     dest = os.fspath(dest)
     verification.tolerances([], rtol, atol)  # a bad tolerance is refused before any work
+    fmt = for_path(dest, to_format)
+    check_options(fmt, write_options or {}, "write")
+    _check_ending(fmt, dest, to_format)
     _check_destination(dest, overwrite)  # before a long read, and again before writing
     step = progress or (lambda _phase: None)
     step("reading")
@@ -467,7 +670,6 @@ def convert(
     if cast.dtypes != model.dtypes:
         notes.append(_cast_note(model, cast))
         checked_against, model = cast, cast
-    fmt = for_path(dest, to_format)
     _check_destination(dest, overwrite)
     reports: list[verification.Report] = []
     skipped, parameters = _left_out(model, _format_of(source, from_format).name)
@@ -488,17 +690,18 @@ def convert(
         if not verify:
             return
         step("verifying")
-        report = _verify_written(
-            checked_against,
-            model,
-            temporary,
-            fmt,
-            rtol=rtol,
-            atol=atol,
-            from_format=from_format,
-            labels=(_label(source), dest),
-            notes=notes,
-        )
+        with _reading_own_output():
+            report = _verify_written(
+                checked_against,
+                model,
+                temporary,
+                fmt,
+                rtol=rtol,
+                atol=atol,
+                from_format=from_format,
+                labels=(_label(source), dest),
+                notes=notes,
+            )
         report = dataclasses.replace(report, skipped=tuple(skipped), parameters=parameters)
         if not report.ok:
             error = VerificationError(f"the written model disagrees with the source\n{report}", where=(dest,))
@@ -546,25 +749,41 @@ def _build(framework: str, model: Any) -> Any:
     return FORMATS[framework].load_live(f"to_{framework}()").build(ir)
 
 
-def to_torch(model: Any) -> Any:
+def to_torch(model: Any) -> torch.nn.Module:
     """A runnable ``torch.nn.Module``: input (batch, time, features), layers in order."""
-    return _build("torch", model)
+    built: torch.nn.Module = _build("torch", model)
+    return built
 
 
-def to_keras(model: Any) -> Any:
+def to_keras(model: Any) -> keras.Model:
     """A runnable ``keras.Model``: input (batch, time, features), layers in order."""
-    return _build("keras", model)
+    built: keras.Model = _build("keras", model)
+    return built
 
 
-def to_onnx(model: Any, **options: Any) -> Any:
-    """A runnable ``onnx.ModelProto``: input ``input``, output ``output``, native operators."""
+_BUILD_OPTIONS = ("opset", "input_name", "output_name")
+
+
+def to_onnx(model: Any, **options: Any) -> onnx.ModelProto:
+    """A runnable ``onnx.ModelProto``: input ``input``, output ``output`` (for a model that is
+    one chain of layers; otherwise ``<first layer>_input``/``<last layer>_output`` per chain),
+    native operators. Options: ``opset``, ``input_name``, ``output_name``."""
+    fmt = FORMATS["onnx"]
+    check_options(dataclasses.replace(fmt, write_options=_BUILD_OPTIONS), options, "build")
     ir = read(model)
-    return FORMATS["onnx"].load_live("to_onnx()").build(ir, **options)
+    built: onnx.ModelProto = fmt.load_live("to_onnx()").build(ir, **options)
+    return built
 
 
 def load_into(target: Any, model: Any, mapping: Mapping[str, str] | None = None) -> Any:
     """Fill the recurrent layers of an existing torch module, Keras model or ONNX model with
     ``model``'s layers, in order or by ``mapping`` (target layer name → model layer name)."""
+    if is_path(target):
+        raise UnsupportedFeatureError(
+            "load_into fills a live model; use convert or write for files",
+            where=(os.fspath(target),),
+            hint="pass a torch.nn.Module, a keras.Model or an onnx.ModelProto as the target",
+        )
     fmt = for_object(target)
     return fmt.load_live(f"load_into a {fmt.name} object").load_into(target, read(model), mapping)
 
@@ -591,19 +810,31 @@ def _collecting_warnings() -> Iterator[list[str]]:
         logger.removeHandler(handler)
 
 
-def inspect(source: Any, format: str | None = None, **options: Any) -> dict[str, Any]:
+def inspect(
+    source: Any, format: str | None = None, *, as_framework: str | None = None, **options: Any
+) -> dict[str, Any]:
     """What ``lstmconv inspect --json`` prints: the source's format and each layer's math, its
     tensors as the format stores them and in the canonical layout, and its parameter counts;
     what the reader left out (``skipped``: names, kinds, tensors, parameter counts), the
     parameters carried of the total, and the warnings the read gave (assumptions that change
     the numbers, masks). Reads names and shapes only (``header_only``) unless ``strict`` asks
-    to check the values."""
+    to check the values.
+
+    ``as_framework`` (keras, torch, onnx, tf, tflite) adds each layer as that framework lays it
+    out, whatever the source (``as``: tensors, gate slices, gate orders, the parameter formula,
+    a legend; ``as_error`` where the framework cannot hold the layer) and the model's total in
+    that layout (``as_parameters``)."""
+    if as_framework is not None and as_framework not in inspection.VIEWS:
+        raise UnknownOptionError(
+            f"inspect cannot show the layout of {as_framework!r}",
+            hint=f"as_framework: one of {', '.join(inspection.VIEWS)}",
+        )
     fmt = source_format(source, format)
     with _collecting_warnings() as warnings:
         model = read(source, format, header_only=not options.get("strict"), **options)
     layers = [inspection.describe(layer, fmt.name) for layer in model]
     skipped, parameters = _left_out(model, fmt.name, layers)
-    return {
+    info: dict[str, Any] = {
         "source": _label(source),
         "format": fmt.name,
         "layers": layers,
@@ -611,6 +842,17 @@ def inspect(source: Any, format: str | None = None, **options: Any) -> dict[str,
         "parameters": parameters,
         "warnings": list(dict.fromkeys(warnings)),
     }
+    if as_framework is not None:
+        total = 0
+        for described, layer in zip(layers, model):
+            try:
+                described["as"] = inspection.view(layer, as_framework)
+                total += described["as"]["parameters"]
+            except LstmconvError as error:
+                described["as"], described["as_error"] = None, str(error)
+        info["as"] = as_framework
+        info["as_parameters"] = total
+    return info
 
 
 def _left_out(

@@ -16,12 +16,14 @@ import re
 import sys
 import tempfile
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import __version__, api, dtypes, progress
+from . import __version__, api, dtypes, inspection, progress
 from .errors import (
     LstmconvError,
+    LstmconvWarning,
     PrintableFilter,
     UnsupportedFeatureError,
     VerificationError,
@@ -96,14 +98,39 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument(
         "--from", dest="from_format", choices=FORMATS, help="format of SRC (default: by ending)"
     )
+    inspect.add_argument(
+        "--as",
+        dest="as_framework",
+        choices=("torch", "keras", "onnx", "tf", "tflite"),
+        help="show each layer as this framework lays it out (tensor names, gate slices, parameter "
+        "formula, legend), whatever the source; tf = TensorFlow 1 cells",
+    )
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.set_defaults(handler=_inspect)
 
     convert = commands.add_parser(
-        "convert", parents=[common, reading], help="convert SRC to DST and verify the outputs agree"
+        "convert",
+        parents=[common, reading],
+        help="convert SRC to DST (or many SRC into --out-dir) and verify the outputs agree",
+        usage="lstmconv convert [options] SRC DST\n"
+        "       lstmconv convert [options] SRC... --out-dir DIR --to FORMAT",
     )
-    convert.add_argument("source", metavar="SRC")
-    convert.add_argument("dest", metavar="DST")
+    convert.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="SRC DST; or with --out-dir, any number of SRC: files, globs (quoted or not), or folders "
+        "(every readable file in them)",
+    )
+    convert.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="batch: convert every SRC into DIR (named SRC's stem plus --to's ending), in one process "
+        "with a worker per core; exit 1 if any disagreed, 2 if any failed (the rest still converted)",
+    )
+    convert.add_argument(
+        "--jobs", type=int, metavar="N", help="batch: workers (default: the number of cores)"
+    )
     convert.add_argument(
         "--from", dest="from_format", choices=FORMATS, help="format of SRC (default: by ending)"
     )
@@ -126,6 +153,23 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="PyTorch: write each layer as a single-step cell (nn.LSTMCell/GRUCell/RNNCell keys)",
     )
+    convert.add_argument(
+        "--opset",
+        type=int,
+        metavar="N",
+        help="ONNX: the opset to write (default: the lowest that holds the model)",
+    )
+    convert.add_argument(
+        "--input-name",
+        metavar="NAME",
+        help="ONNX: the graph input's name (default input; refused for a model of several chains, whose "
+        "inputs are <layer>_input)",
+    )
+    convert.add_argument(
+        "--output-name",
+        metavar="NAME",
+        help="ONNX: the graph output's name (default output; <layer>_output per chain otherwise)",
+    )
     convert.add_argument("--force", action="store_true", help="replace DST if it exists")
     convert.add_argument("--no-verify", action="store_true", help="skip the numerical check")
     _tolerance_options(convert)
@@ -137,6 +181,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("a", metavar="A")
     verify.add_argument("b", metavar="B")
+    verify.add_argument(
+        "--from", dest="from_format", choices=FORMATS, help="format of A and B (default: by ending)"
+    )
+    verify.add_argument("--from-a", dest="from_a", choices=FORMATS, help="format of A (overrides --from)")
+    verify.add_argument("--from-b", dest="from_b", choices=FORMATS, help="format of B (overrides --from)")
     _tolerance_options(verify)
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.set_defaults(handler=_verify)
@@ -180,26 +229,37 @@ def _read_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
-def _write_options(args: argparse.Namespace) -> dict[str, Any] | None:
+_ONNX_FLAGS = {
+    "external_data": "--external-data",
+    "opset": "--opset",
+    "input_name": "--input-name",
+    "output_name": "--output-name",
+}
+
+
+def _write_options(args: argparse.Namespace, dest: str | None = None) -> dict[str, Any] | None:
+    dest = args.dest if dest is None else dest
+    cell: dict[str, Any] = {}
     if getattr(args, "as_cell", False):
-        if for_path(args.dest, args.to_format).name not in ("torch", "safetensors"):
+        if for_path(dest, args.to_format).name not in ("torch", "safetensors"):
             raise UnsupportedFeatureError(
-                "--as-cell is for PyTorch outputs (.pt, .safetensors)", where=(args.dest,), hint="drop it"
+                "--as-cell is for PyTorch outputs (.pt, .safetensors)", where=(dest,), hint="drop it"
             )
-        if not args.external_data:
-            return {"as_cell": True}
-    if not args.external_data:
-        return None
-    if for_path(args.dest, args.to_format).name != "onnx":
+        cell = {"as_cell": True}
+    options = {name: getattr(args, name) for name in _ONNX_FLAGS if getattr(args, name) not in (None, False)}
+    if not options:
+        return cell or None
+    if for_path(dest, args.to_format).name != "onnx":
+        flags = ", ".join(_ONNX_FLAGS[name] for name in options)
         raise UnsupportedFeatureError(
-            "--external-data is for ONNX outputs", where=(args.dest,), hint="write .onnx, or drop it"
+            f"{flags}: for ONNX outputs only", where=(dest,), hint="write .onnx (--to onnx), or drop it"
         )
-    return {"external_data": True}
+    return options
 
 
 # -- inspect -------------------------------------------------------------------------------------
 def _inspect(args: argparse.Namespace) -> int:
-    info = api.inspect(args.source, args.from_format, **_read_options(args))
+    info = api.inspect(args.source, args.from_format, as_framework=args.as_framework, **_read_options(args))
     info["source"] = args.source
     if args.json:
         print(json.dumps(info, indent=2))
@@ -207,9 +267,18 @@ def _inspect(args: argparse.Namespace) -> int:
     fmt, described = info["format"], printable_tree(info["layers"])  # JSON escapes by itself
     total = sum(d["parameters"]["stored"] for d in described)
     print(f"{printable(args.source)} ({fmt}): {len(described)} recurrent layer(s), {total:,} parameters")
+    if args.quiet:  # the summary line and each layer's heading line only
+        for d in described:
+            print(_layer_text(d, fmt).splitlines()[0])
+        return EXIT_OK
     for d in described:
         print()
         print(_layer_text(d, fmt))
+        if args.as_framework:
+            print(_view_text(d))
+    if args.as_framework:
+        print()
+        print(f"as {args.as_framework}: {info['as_parameters']:,} parameters stored")
     if info["skipped"]:
         print()
         print(_skipped_text(info["skipped"]))
@@ -265,6 +334,40 @@ def _layer_text(d: dict[str, Any], fmt: str) -> str:
     return "\n".join(lines)
 
 
+def _view_text(d: dict[str, Any]) -> str:
+    """The layer as ``inspect --as`` shows it: tensors, gate slices, formula, legend."""
+    shown = d.get("as")
+    if shown is None:
+        return f"  as requested: {d.get('as_error')}"
+    lines = [f"  as {shown['framework']} (gates {'·'.join(shown['gate_order'])}):"]
+    width = max(len(t["name"]) for t in shown["tensors"])
+    for t in shown["tensors"]:
+        lines.append(f"    {t['name']:<{width}}  {_shape(t['shape'])}")
+        text = inspection.slice_text(t)
+        if text:
+            lines.append(f"      {text}")
+    formula, directions = shown["formula"], shown["directions"]
+    per = shown["parameters"] // directions
+    value = _formula_value(formula, d)
+    check = (
+        f" = {value:,}" if value == per else f"; {per:,} stored (projection, peepholes or clips add to it)"
+    )
+    times = f" per direction, ×{directions} = {shown['parameters']:,}" if directions > 1 else ""
+    sizes = f"I={d['input_size']}, H={d['hidden_size']}"
+    lines.append(f"    parameters: {formula}{check}{times}  ({sizes})")
+    lines.append("    legend: " + "; ".join(shown["legend"]))
+    return "\n".join(lines)
+
+
+def _formula_value(formula: str, d: dict[str, Any]) -> int:
+    i, h = d["input_size"], d["hidden_size"]
+    expression = formula.replace("·", "*").replace("H", str(h)).replace("I", str(i))
+    total = 1
+    for factor in expression.split("*"):
+        total *= sum(int(term) for term in factor.strip("()").split("+"))
+    return total
+
+
 def _canonical_groups(tensors: list[dict[str, Any]]) -> list[tuple[str, str]]:
     """``forward/w_ih/{i,f,g,o}  (16, 8) each`` rows from the per-gate tensor list."""
     groups: dict[str, tuple[list[str], list[int]]] = {}
@@ -287,6 +390,11 @@ def _shape(shape: Sequence[int]) -> str:
 
 # -- convert, verify, formats ----------------------------------------------------------------------
 def _convert(args: argparse.Namespace) -> int:
+    if args.out_dir is not None:
+        from . import batch
+
+        return batch.run(args)
+    args.source, args.dest = args.paths
     shown = not args.quiet and os.isatty(args.stderr_fd)
     display = progress.Display(args.stderr_fd, f"{args.source} → {args.dest}") if shown else None
     with display or contextlib.nullcontext():
@@ -327,7 +435,15 @@ def _run_convert(args: argparse.Namespace, step: progress.Callback) -> Any:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    report = api.verify(args.a, args.b, atol=args.atol, rtol=args.rtol, read_options=_read_options(args))
+    report = api.verify(
+        args.a,
+        args.b,
+        atol=args.atol,
+        rtol=args.rtol,
+        format_a=args.from_a or args.from_format,
+        format_b=args.from_b or args.from_format,
+        read_options=_read_options(args),
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     elif not args.quiet or not report.ok:
@@ -338,7 +454,14 @@ def _verify(args: argparse.Namespace) -> int:
 def _formats(args: argparse.Namespace) -> int:
     rows = [("format", "endings", "read", "write", "run / verify in")]
     for fmt in FORMATS.values():
-        read = "yes" if fmt.available("reader") else f"needs lstmconv[{fmt.extra}]"
+        if fmt.available("reader") and fmt.header_reader and not fmt.available("live"):
+            read = f"yes (legacy non-zip files need lstmconv[{fmt.extra}])"  # .pt without torch
+        elif fmt.available("reader"):
+            read = "yes"
+        elif fmt.header_reader is not None:  # names and shapes without the framework
+            read = f"inspect only (converting needs lstmconv[{fmt.extra}])"
+        else:
+            read = f"needs lstmconv[{fmt.extra}]"
         if fmt.read_only:
             write = "no"
         else:
@@ -356,6 +479,11 @@ def _formats(args: argparse.Namespace) -> int:
         if fmt.folder_holds:
             endings = (endings + " " if endings else "") + f"folder with {fmt.folder_holds}"
         rows.append((fmt.name, endings, read, write, runs))
+    if args.quiet:  # the names of the formats read here, one a line, for scripts
+        for row in rows[1:]:
+            if row[2] == "yes":
+                print(row[0])
+        return EXIT_OK
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -388,15 +516,57 @@ def _without_framework_noise(enabled: bool) -> Iterator[int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.ERROR if args.quiet else logging.WARNING, format="lstmconv: %(message)s"
-    )
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, PrintableFilter) for f in handler.filters):
-            handler.addFilter(PrintableFilter())
-    with _without_framework_noise(not args.debug) as stderr_fd:
+    if args.command == "convert" and args.out_dir is None and len(args.paths) != 2:
+        commands = next(a for a in parser._actions if a.dest == "command")
+        convert: argparse.ArgumentParser = commands.choices["convert"]  # type: ignore[index]
+        convert.error(
+            f"takes SRC DST (found {len(args.paths)} paths); for several sources pass --out-dir DIR"
+        )
+    with _without_framework_noise(not args.debug) as stderr_fd, _warnings_shown(args.quiet, stderr_fd):
         args.stderr_fd = stderr_fd
         return _dispatch(args)
+
+
+@contextlib.contextmanager
+def _warnings_shown(quiet: bool, stderr_fd: int) -> Iterator[None]:
+    """lstmconv's warnings, each once, as they happen, on the real stderr (not held back with
+    the framework noise, so they come before the output they are about). They are logged, and
+    also issued through :mod:`warnings` for Python callers: here only the logged line is shown,
+    unless ``-W`` asked for something of the warnings themselves (``-W error``)."""
+    stream = os.fdopen(os.dup(stderr_fd), "w", buffering=1, errors="replace")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("lstmconv: %(message)s"))
+    handler.addFilter(api.Unmuted())
+    handler.addFilter(_Once())
+    handler.addFilter(PrintableFilter())  # a name with a newline cannot forge a second line
+    logger = logging.getLogger("lstmconv")
+    saved_level = logger.level
+    logger.setLevel(logging.ERROR if quiet else logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            if not sys.warnoptions:
+                warnings.simplefilter("ignore", LstmconvWarning)
+            yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved_level)
+        stream.close()
+
+
+class _Once(logging.Filter):
+    """Each message once (verification reads the source again, and may say the same)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -406,12 +576,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         report = getattr(error, "report", None)
         if getattr(args, "json", False) and report is not None:
             print(json.dumps({"wrote": None, "verification": report.to_dict()}, indent=2))
-        print(f"lstmconv: {error}", file=sys.stderr)
+        print(f"lstmconv: {error.render(cli=True)}", file=sys.stderr)
         return EXIT_DISAGREE
     except LstmconvError as error:
         if args.debug:
             traceback.print_exc()
-        print(f"lstmconv: error: {error}", file=sys.stderr)
+        print(f"lstmconv: error: {error.render(cli=True)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("lstmconv: interrupted", file=sys.stderr)

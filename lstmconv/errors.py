@@ -58,11 +58,21 @@ class PrintableFilter(logging.Filter):
 class LstmconvError(Exception):
     """Root of every error lstmconv raises on purpose."""
 
-    def __init__(self, message: str, *, where: tuple[str, ...] = (), hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: tuple[str, ...] = (),
+        hint: str | None = None,
+        cli_hint: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.where = tuple(part for part in where if part)
         self.hint = hint
+        #: The hint in the command line's words (``--force`` for ``overwrite=True``), where
+        #: they differ from the API's: one message, two renderings.
+        self.cli_hint = cli_hint
 
     def within(self, *outer: str) -> LstmconvError:
         """Prefix the location with outer parts (file, layer…) that are not named yet."""
@@ -74,11 +84,17 @@ class LstmconvError(Exception):
     multiline = False
 
     def __str__(self) -> str:
+        return self.render()
+
+    def render(self, cli: bool = False) -> str:
+        """The message with its location and hint, the hint in the command line's words when
+        ``cli`` and the error has them; every name escaped (:func:`printable`)."""
         text = printable(self.message, keep_newlines=self.multiline)
         if self.where:
             text = " › ".join(printable(part) for part in self.where) + ": " + text
-        if self.hint:
-            text += f" ({printable(self.hint)})"
+        hint = self.cli_hint if cli and self.cli_hint else self.hint
+        if hint:
+            text += f" ({printable(hint)})"
         return text
 
 
@@ -112,6 +128,14 @@ class MissingDependencyError(LstmconvError, ImportError):
     """A framework needed for this step is not installed."""
 
 
+class UnknownOptionError(LstmconvError, TypeError):
+    """A keyword option the format's reader or writer does not take (a misspelling, most often)."""
+
+
+class InputNotFoundError(LstmconvError, FileNotFoundError):
+    """The input file (or folder, or checkpoint prefix) is not there."""
+
+
 class OutputExistsError(LstmconvError, FileExistsError):
     """The output exists and overwriting was not asked for."""
 
@@ -123,6 +147,12 @@ class VerificationError(LstmconvError, ArithmeticError):
     report: Any = None
 
     multiline = True
+
+
+class LstmconvWarning(UserWarning):
+    """What lstmconv warns of (assumptions that change the numbers, NaN weights, masks, what is
+    not carried): issued through :mod:`warnings` as well as logged to the ``lstmconv`` logger,
+    so ``python -W error`` and :func:`warnings.catch_warnings` (filtering on this class) work."""
 
 
 def missing(module: str, extra: str, purpose: str, *, failed: str | None = None) -> MissingDependencyError:

@@ -381,6 +381,15 @@ class Layer:
             return ("forward", "backward")[index]
         return self.direction.value
 
+    def __repr__(self) -> str:
+        """A summary, as inspect's heading line (every weight would be thousands of characters)."""
+        sizes = f"input {self.input_size}, hidden {self.hidden_size}"
+        sizes += f", projection {self.proj_size}" if self.proj_size else ""
+        return (
+            f"<Layer {self.name!r}: {self.kind.value.upper()}, {self.direction.value}; {sizes}, "
+            f"output {self.output_size}; {self.dtype}; {self.parameter_count:,} parameters>"
+        )
+
     def replace(self, **changes: object) -> Layer:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]  # fields vary
 
@@ -456,6 +465,15 @@ class Model:
         duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
             raise WeightLayoutError(f"layer names must be unique, found {duplicates} twice")
+
+    def __repr__(self) -> str:
+        """A summary like inspect's first lines: the source, then one line per layer."""
+        head = (
+            f"<Model {self.source!r}: {len(self.layers)} recurrent layer(s), "
+            f"{self.parameter_count:,} parameters"
+        )
+        head += f", {len(self.skipped)} skipped" if self.skipped else ""
+        return head + "".join(f"\n  {layer!r}" for layer in self.layers) + ">"
 
     def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers)

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
     from .ir import Kind, Layer, Model
 
 
+#: Options every reader is called with: ``strict`` (refuse NaN weights and masks) and
+#: ``header_only`` (names and shapes for inspect).
+COMMON_READ_OPTIONS = ("strict", "header_only")
+
+
 class Declined(Exception):
     """A header reader leaves this file to the format's full reader."""
 
@@ -106,6 +111,13 @@ class Format:
     prefix_holds: str | None = None
     #: Said when a read-only ending of this format is asked to be written.
     write_hint: str | None = None
+    #: The keyword options this format's reader and writer take (beyond :data:`COMMON_READ_OPTIONS`);
+    #: any other is refused, naming these.
+    read_options: tuple[str, ...] = ()
+    write_options: tuple[str, ...] = ()
+    #: Whether the writer needs the path to end with one of ``write_endings`` (Keras saves only
+    #: ``.keras``); otherwise a format named explicitly wins over the path's ending.
+    needs_ending: bool = False
 
     @property
     def read_only(self) -> bool:
@@ -189,6 +201,15 @@ def _import(module: str, needs: tuple[str, ...], extra: str, purpose: str) -> Mo
 
 _KERAS, _TORCH, _ONNX = "lstmconv.formats.keras", "lstmconv.formats.torch", "lstmconv.formats.onnx"
 _TF = "lstmconv.formats.tensorflow"
+_TF_OPTIONS = (
+    "config",
+    "forget_bias",
+    "cell_clip",
+    "proj_clip",
+    "activation",
+    "recurrent_activation",
+    "merge",
+)
 FORMATS: dict[str, Format] = {
     fmt.name: fmt
     for fmt in (
@@ -210,6 +231,8 @@ FORMATS: dict[str, Format] = {
             live_roots=("keras", "tensorflow"),
             runs_in="keras",
             write_hint="legacy Keras .h5 is read-only; write .keras",
+            read_options=("config",),
+            needs_ending=True,
         ),
         Format(
             "torch",
@@ -217,17 +240,17 @@ FORMATS: dict[str, Format] = {
             read_endings=(".pt", ".pth", ".bin", ".jit"),
             write_endings=(".pt", ".pth", ".bin"),
             face=_TORCH,
-            reader=f"{_TORCH}.live",
+            reader=f"{_TORCH}.files",  # torch's zip format without torch; the rest with torch.load
             writer=f"{_TORCH}.live",
             header_reader=f"{_TORCH}.pt_header",
             live=f"{_TORCH}.live",
-            reader_needs=("torch",),
             writer_needs=("torch",),
             live_needs=("torch",),
             extra="torch",
             runtime_extra="torch",
             live_roots=("torch",),
             runs_in="torch",
+            read_options=("nonlinearity",),
         ),
         Format(
             "safetensors",
@@ -238,6 +261,7 @@ FORMATS: dict[str, Format] = {
             reader=f"{_TORCH}.safetensors",
             writer=f"{_TORCH}.safetensors",
             runs_in="torch",
+            read_options=("nonlinearity",),
         ),
         Format(
             "onnx",
@@ -254,6 +278,7 @@ FORMATS: dict[str, Format] = {
             runtime_extra="onnxruntime",
             live_roots=("onnx",),
             runs_in="onnx",
+            write_options=("opset", "external_data", "input_name", "output_name"),
         ),
         Format(
             "tf-checkpoint",
@@ -266,6 +291,7 @@ FORMATS: dict[str, Format] = {
             prefix_holds=".index",
             folder_holds="checkpoint",
             write_hint="TensorFlow checkpoints are read-only here; write .keras, .onnx or .pt",
+            read_options=_TF_OPTIONS,
         ),
         Format(
             "savedmodel",
@@ -276,6 +302,7 @@ FORMATS: dict[str, Format] = {
             reader=f"{_TF}.savedmodel",
             folder_holds="saved_model.pb",
             write_hint="SavedModel folders are read-only here; write .keras, .onnx or .pt",
+            read_options=_TF_OPTIONS,
         ),
         Format(
             "tflite",
@@ -286,6 +313,7 @@ FORMATS: dict[str, Format] = {
             reader="lstmconv.formats.tflite.files",
             write_hint="lstmconv reads .tflite but does not write it; write .keras and convert it with "
             "tf.lite.TFLiteConverter, or .npz, .onnx, .pt",
+            read_options=("drop_clips", "dequantize"),
         ),
         Format(
             "npz",
@@ -330,7 +358,9 @@ def for_path(path: str | os.PathLike[str], given: str | None = None) -> Format:
     raise UnknownFormatError(
         "cannot tell the format from the file name",
         where=(text,),
-        hint=f"name it with one of {', '.join(readable_endings())} or pass --from/--to",
+        hint=f"name it with one of {', '.join(readable_endings())} or pass format= "
+        "(from_format=/to_format= to convert)",
+        cli_hint=f"name it with one of {', '.join(readable_endings())} or pass --from/--to",
     )
 
 

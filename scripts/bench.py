@@ -13,6 +13,12 @@ each as a whole process, the median wall time and peak RSS over --runs runs of:
 - the peer path where one works: torch.onnx.export for .pt -> .onnx, tf2onnx for .keras -> .onnx
   (tf2onnx needs its own environment: --tf2onnx PYTHON);
 - ``lstmconv inspect`` on each file.
+
+``--batch N`` measures instead the batch conversion (issue 17): N small .pt files (a real
+nn.LSTM state_dict each) converted to .onnx with verification, first as a shell loop (one
+``lstmconv convert`` process per file), then as one ``lstmconv convert SRC... --out-dir``
+call with its thread pool, then with a spawn process pool (LSTMCONV_BATCH_POOL=process), in
+the same run; it prints the three times and the speedups.
 It prints a table of ratios, and writes results.json and bench.png (time and memory against
 model size) into --out.
 """
@@ -391,7 +397,63 @@ def main() -> None:
         "--tf2onnx", metavar="PYTHON", help="an interpreter with tensorflow, keras and tf2onnx"
     )
     parser.add_argument("--out", default=str(ROOT / "bench-out"))
-    run(parser.parse_args())
+    parser.add_argument("--batch", type=int, metavar="N", help="measure batch conversion of N small files")
+    args = parser.parse_args()
+    if args.batch:
+        batch(args.batch, Path(args.out))
+        return
+    run(args)
+
+
+# -- batch conversion ---------------------------------------------------------------------------
+def batch(count: int, out: Path) -> dict[str, float]:
+    """The shell loop against one batch call (threads, then spawned processes), same files."""
+    import torch
+
+    folder = out / "batch"
+    shutil.rmtree(folder, ignore_errors=True)
+    sources = folder / "in"
+    sources.mkdir(parents=True)
+    for index in range(count):
+        torch.manual_seed(index)
+        torch.save(torch.nn.LSTM(8, 16, batch_first=True).state_dict(), sources / f"m{index:02d}.pt")
+    files = sorted(str(p) for p in sources.iterdir())
+    times: dict[str, float] = {}
+
+    def fresh(name: str) -> Path:
+        target = folder / name
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir()
+        return target
+
+    target = fresh("loop")
+    loop = (
+        "for f in "
+        + " ".join(files)
+        + f'; do {" ".join(LSTMCONV)} convert "$f" {target}/"$(basename "$f" .pt)".onnx -q || exit 1; done'
+    )
+    start = time.perf_counter()
+    subprocess.run(["bash", "-c", loop], check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    times["shell loop"] = time.perf_counter() - start
+    for label, pool in (
+        ("one batch call (threads)", "thread"),
+        ("one batch call (spawn processes)", "process"),
+    ):
+        target = fresh(pool)
+        start = time.perf_counter()
+        subprocess.run(
+            [*LSTMCONV, "convert", *files, "--out-dir", str(target), "--to", "onnx", "-q"],
+            check=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "LSTMCONV_BATCH_POOL": pool},
+        )
+        times[label] = time.perf_counter() - start
+        assert len(list(target.iterdir())) == count, f"{label}: not every file was written"
+    loop_time = times["shell loop"]
+    print(f"batch: {count} small .pt -> .onnx, verified, {os.cpu_count()} cores")
+    for label, seconds in times.items():
+        print(f"  {label:<34} {seconds:7.2f} s  {seconds / count:5.2f} s/file  {loop_time / seconds:5.1f}x")
+    (out / "batch.json").write_text(json.dumps({"files": count, "seconds": times}, indent=2))
+    return times
 
 
 if __name__ == "__main__":

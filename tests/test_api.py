@@ -171,3 +171,127 @@ def test_finite_weights_whose_sum_overflows_are_not_called_infinite(dtype: str) 
         else:
             api._check_finite(Model((changed,), "m.npz"), strict=True)
         assert api._all_finite(values) is not bad, (dtype, label)
+
+
+# -- issue 17: the API's rough edges -----------------------------------------------------------------
+def test_misspelled_options_are_refused_per_format_naming_the_valid_ones(tmp_path) -> None:
+    source = Path(__file__).resolve().parent.parent / "fixtures" / "tf_keras_weights_only.h5"
+    with pytest.raises(lstmconv.UnknownOptionError, match=r"'confg'.*did you mean 'config'") as caught:
+        lstmconv.read(source, confg="x.json")
+    assert isinstance(caught.value, TypeError)
+    model = _model(np.random.default_rng(1))
+    with pytest.raises(lstmconv.UnknownOptionError, match=r"'externl_data'.*external_data"):
+        lstmconv.write(model, tmp_path / "x.onnx", externl_data=True)
+    with pytest.raises(lstmconv.UnknownOptionError, match=r"npz write options: none"):
+        lstmconv.write(model, tmp_path / "x.npz", external_data=True)
+    with pytest.raises(lstmconv.UnknownOptionError, match="'opset'"):
+        lstmconv.convert(model, tmp_path / "y.npz", write_options={"opset": 17})
+    assert os.listdir(tmp_path) == []
+    lstmconv.write(model, tmp_path / "ok.npz")  # and the right ones still work
+    _same_outputs(lstmconv.read(tmp_path / "ok.npz", strict=True), model)
+
+
+def test_api_errors_use_api_words(tmp_path) -> None:
+    with pytest.raises(lstmconv.UnknownFormatError) as caught:
+        lstmconv.read(tmp_path / "m.txt")
+    assert "format=" in str(caught.value) and "--from" not in str(caught.value)
+    model = _model(np.random.default_rng(2))
+    lstmconv.write(model, tmp_path / "m.npz")
+    with pytest.raises(OutputExistsError) as exists:
+        lstmconv.write(model, tmp_path / "m.npz")
+    assert "overwrite=True" in str(exists.value) and "--force" not in str(exists.value)
+    assert "--force" in exists.value.render(cli=True)
+
+
+def test_format_given_wins_over_the_ending(tmp_path) -> None:
+    model = _model(np.random.default_rng(3))
+    lstmconv.write(model, tmp_path / "weights.bin", format="npz")
+    _same_outputs(lstmconv.read(tmp_path / "weights.bin", "npz"), model)
+
+
+def test_a_missing_input_is_also_a_file_not_found_error(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError) as caught:
+        lstmconv.read(tmp_path / "absent.npz")
+    assert isinstance(caught.value, lstmconv.LstmconvError)
+    assert isinstance(caught.value, lstmconv.InputNotFoundError)
+
+
+def test_load_into_a_path_says_to_use_convert(tmp_path) -> None:
+    with pytest.raises(UnsupportedFeatureError, match="load_into fills a live model; use convert or write"):
+        lstmconv.load_into(str(tmp_path / "rnn.pt"), _model(np.random.default_rng(4)))
+
+
+def test_repr_is_a_summary_not_every_weight() -> None:
+    model = _model(np.random.default_rng(5))
+    text = repr(model)
+    assert len(text) < 600 and text.count("\n") == len(model)
+    assert "3 recurrent layer(s)" in text and f"{model.parameter_count:,} parameters" in text
+    assert "'enc': LSTM, bidirectional; input 4, hidden 6, output 12" in text
+
+
+def test_warnings_are_issued_through_warnings_too(tmp_path) -> None:
+    import warnings
+
+    model = _model(np.random.default_rng(6))
+    layer = model[1]
+    cell = layer.cells[0]
+    bad = {**cell.w_ih, "r": np.full_like(cell.w_ih["r"], np.nan)}
+    broken = Model(
+        (model[0], layer.replace(cells=(type(cell)(bad, cell.w_hh, cell.b_ih, cell.b_hh),)), model[2])
+    )
+    path = lstmconv.write(broken, tmp_path / "nan.npz")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lstmconv.read(path)
+    found = [w for w in caught if issubclass(w.category, lstmconv.LstmconvWarning)]
+    assert len(found) == 1 and 'layer "mid" › forward › w_ih/r' in str(found[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lstmconv.LstmconvWarning)
+        with pytest.raises(lstmconv.LstmconvWarning):
+            lstmconv.read(path)
+
+
+def test_py_typed_and_convert_overloads() -> None:
+    import typing
+
+    assert (Path(lstmconv.__file__).parent / "py.typed").is_file()
+    hints = typing.get_overloads(lstmconv.convert) if hasattr(typing, "get_overloads") else [1, 2, 3]
+    assert len(hints) == 3
+
+
+# -- .pt values without torch ------------------------------------------------------------------------
+def test_pt_values_read_without_torch_equal_torch_loads(tmp_path) -> None:
+    require("torch")
+    import torch
+
+    from lstmconv.formats.torch import live, pt_header
+
+    module = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+    state = module.state_dict()
+    state["extra.view"] = torch.arange(24.0).reshape(4, 6)[:, 1:5]  # strided, offset view: a skipped tensor
+    path = tmp_path / "m.pt"
+    torch.save(state, path)
+    ours, theirs = pt_header.read(path, values=True), live.read(path)
+    assert [layer.name for layer in ours] == [layer.name for layer in theirs]
+    for a, b in zip(ours, theirs):
+        for cell_a, cell_b in zip(a.cells, b.cells):
+            for (name, x), (_, y) in zip(cell_a.tensors(), cell_b.tensors()):
+                np.testing.assert_array_equal(x, y, err_msg=name)
+    assert [s.name for s in ours.skipped] == [s.name for s in theirs.skipped]
+
+
+def test_a_pt_storage_record_past_the_end_is_refused(tmp_path) -> None:
+    require("torch")
+    import zipfile
+
+    import torch
+
+    path = tmp_path / "m.pt"
+    torch.save(torch.nn.LSTM(3, 4).state_dict(), path)
+    with zipfile.ZipFile(path) as archive:
+        last = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.header_offset)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[: last.header_offset + 40] + data[-200:])  # its bytes gone, the directory kept
+    with pytest.raises(lstmconv.FormatError):
+        lstmconv.read(cut)

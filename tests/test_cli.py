@@ -296,8 +296,9 @@ def test_the_console_entry_leaves_without_teardown_but_with_everything_done(tmp_
     """``run`` ends with os._exit: the exit handlers still run (a temporary folder still alive is
     removed, logging flushed) and the standard streams are flushed, with main's exit status."""
     script = (
-        "import logging, sys, tempfile\n"
+        "import logging, sys, tempfile, warnings\n"
         "from lstmconv.cli import _leave\n"
+        "warnings.simplefilter('ignore')\n"  # lstmconv's warnings are also issued as warnings
         "folder = tempfile.TemporaryDirectory()\n"
         "logging.basicConfig(format='%(message)s')\n"
         "logging.getLogger('lstmconv').warning('warned')\n"
@@ -330,3 +331,214 @@ def test_python_m_lstmconv_prints_everything_and_exits_with_the_status(tmp_path,
     else:
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no such file" in result.stderr
     assert sorted(os.listdir(tmp_path)) == (["m.npz"] if command == "convert" else [])
+
+
+# -- issue 17: rough edges, each as a user meets it -------------------------------------------------
+def _nan_npz(tmp_path: Path) -> Path:
+    model = lstmconv.read(KERAS_FILE)
+    layer = model[1]
+    cell = layer.cells[0]
+    broken = {**cell.w_hh, "o": np.full_like(cell.w_hh["o"], np.nan)}
+    replaced = layer.replace(cells=(type(cell)(cell.w_ih, broken, cell.b_ih, cell.b_hh),))
+    return Path(lstmconv.write(lstmconv.Model((model[0], replaced)), tmp_path / "nan.npz"))
+
+
+def test_to_onnx_wins_over_a_txt_ending_with_opset_and_names(tmp_path) -> None:
+    require("onnxruntime")
+    import onnx
+
+    dest = tmp_path / "model.txt"
+    args = ["convert", str(KERAS_FILE), str(dest), "--to", "onnx", "--opset", "17"]
+    assert main([*args, "--input-name", "x", "--output-name", "y", "-q"]) == 0
+    proto = onnx.load(dest)
+    assert [i.name for i in proto.graph.input] == ["x"] and [o.name for o in proto.graph.output] == ["y"]
+    assert [o.version for o in proto.opset_import if o.domain == ""] == [17]
+    _same = lstmconv.read(dest, "onnx")
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 6))
+    np.testing.assert_allclose(
+        lstmconv.reference.run(_same, x), lstmconv.reference.run(lstmconv.read(KERAS_FILE), x), atol=1e-6
+    )
+
+
+def test_unknown_ending_without_to_says_the_cli_flag_and_keras_needs_its_ending(tmp_path, capsys) -> None:
+    assert main(["convert", str(KERAS_FILE), str(tmp_path / "m.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "pass --from/--to" in err and "format=" not in err
+    assert main(["convert", str(KERAS_FILE), str(tmp_path / "m.txt"), "--to", "keras"]) == 2
+    assert "keras files must end with .keras" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_onnx_flags_are_refused_for_other_outputs(tmp_path, capsys) -> None:
+    assert main(["convert", str(KERAS_FILE), str(tmp_path / "m.npz"), "--opset", "17"]) == 2
+    assert "--opset: for ONNX outputs only" in capsys.readouterr().err
+
+
+def test_existing_output_is_refused_in_cli_words(tmp_path, capsys) -> None:
+    dest = tmp_path / "m.npz"
+    dest.write_bytes(b"keep")
+    assert main(["convert", str(KERAS_FILE), str(dest)]) == 2
+    err = capsys.readouterr().err
+    assert "pass --force to replace it" in err and "overwrite=" not in err
+    assert dest.read_bytes() == b"keep"
+
+
+def test_verify_takes_from_for_both_or_each(tmp_path, capsys) -> None:
+    a = Path(lstmconv.write(KERAS_FILE, tmp_path / "a.npz"))
+    b = tmp_path / "b.bin"
+    b.write_bytes(a.read_bytes())
+    assert main(["verify", str(a), str(b), "-q"]) == 0  # .bin is torch's ending, but its bytes say npz
+    capsys.readouterr()
+    assert main(["verify", str(a), str(b), "--from-b", "npz", "-q"]) == 0
+    assert main(["verify", str(b), str(b), "--from", "npz", "-q"]) == 0
+    other = lstmconv.read(a)
+    layer = other[0]
+    cell = layer.cells[0]
+    moved = {**cell.w_ih, "i": cell.w_ih["i"] + 0.5}
+    changed = lstmconv.Model(
+        (
+            layer.replace(cells=(type(cell)(moved, cell.w_hh, cell.b_ih, cell.b_hh), *layer.cells[1:])),
+            other[1],
+        )
+    )
+    c = tmp_path / "c.weights"
+    lstmconv.write(changed, tmp_path / "c.npz")
+    os.rename(tmp_path / "c.npz", c)
+    assert main(["verify", str(a), str(c), "--from-b", "npz", "-q"]) == 1
+
+
+def test_nan_warning_once_before_the_output_never_naming_the_staging_path(tmp_path) -> None:
+    source = _nan_npz(tmp_path)
+    result = _cli("convert", str(source), str(tmp_path / "out.npz"))
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "NaN or infinite" in line]
+    assert len(warned) == 1 and str(source) in warned[0] and ".lstmconv-" not in result.stderr
+    # the warning reached the terminal before the table: written first, on the same stream
+    merged = subprocess.run(
+        [sys.executable, "-m", "lstmconv", "convert", str(source), str(tmp_path / "again.npz")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    ).stdout
+    assert merged.index("NaN or infinite") < merged.index("wrote ")
+
+
+def test_no_config_warning_names_config_the_same_for_h5_and_weights_h5(tmp_path) -> None:
+    legacy = FIXTURES / "tf_keras_weights_only.h5"
+    renamed = tmp_path / "w.weights.h5"
+    renamed.write_bytes(legacy.read_bytes())
+    lines = []
+    for path in (legacy, renamed):
+        result = _cli("inspect", str(path))
+        assert result.returncode == 0, result.stderr
+        lines.append([line.replace(str(path), "F") for line in result.stderr.splitlines()])
+    assert lines[0] == lines[1] and lines[0] and all("--config PATH" in line for line in lines[0])
+
+
+def test_python_w_error_turns_a_warning_into_an_error(tmp_path) -> None:
+    source = _nan_npz(tmp_path)
+    code = "import lstmconv, sys; lstmconv.read(sys.argv[1]); print('read')"
+    plain = subprocess.run([sys.executable, "-c", code, str(source)], capture_output=True, text=True)
+    assert plain.returncode == 0 and "read" in plain.stdout
+    strict = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code, str(source)],
+        capture_output=True,
+        text=True,
+    )
+    assert strict.returncode == 1 and "LstmconvWarning" in strict.stderr and "NaN" in strict.stderr
+
+
+def test_quiet_inspect_and_formats_print_less(capsys) -> None:
+    assert main(["inspect", str(KERAS_FILE)]) == 0
+    full = capsys.readouterr().out.splitlines()
+    assert main(["inspect", str(KERAS_FILE), "-q"]) == 0
+    short = capsys.readouterr().out.splitlines()
+    assert len(short) == 3 and short[0] == full[0] and all(line in full for line in short)
+    assert main(["formats", "-q"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "npz" in names and "onnx" in names and all(name in lstmconv.registry.FORMATS for name in names)
+
+
+def test_formats_says_what_reads_pt_without_torch(tmp_path) -> None:
+    result = _cli("formats", blocked=("torch",))
+    torch_row = next(line for line in result.stdout.splitlines() if line.startswith("torch "))
+    assert "yes (legacy non-zip files need lstmconv[torch])" in torch_row
+    assert "needs lstmconv[torch]" in torch_row  # writing
+    inspected = _cli("inspect", str(FIXTURES / "torch_checkpoint.pt"), "-q", blocked=("torch",))
+    assert inspected.returncode == 0 and "2 recurrent layer(s)" in inspected.stdout
+    dest = tmp_path / "m.npz"
+    converted = _cli("convert", str(FIXTURES / "torch_checkpoint.pt"), str(dest), "-q", blocked=("torch",))
+    assert converted.returncode == 0, converted.stderr
+    with np.load(FIXTURES / "torch_checkpoint.io.npz") as data:
+        y = lstmconv.reference.run(lstmconv.read(dest), data["x"])
+        np.testing.assert_allclose(y, data["y"], rtol=0, atol=2e-6)
+
+
+# -- inspect --as ----------------------------------------------------------------------------------
+def test_inspect_as_torch_of_a_keras_file_gives_slices_formula_and_legend(capsys) -> None:
+    assert main(["inspect", str(KERAS_FILE), "--as", "torch"]) == 0
+    out = capsys.readouterr().out
+    assert "as PyTorch (gates i·f·g·o):" in out
+    assert "weight_ih_l0[0:8, :] = W_i  [8:16, :] = W_f  [16:24, :] = W_g  [24:32, :] = W_o" in out
+    # encoder: I=6, H=8: 4·8·(6+8+2) = 512 per direction
+    assert "parameters: 4·H·(I+H+2) = 512 per direction, ×2 = 1,024  (I=6, H=8)" in out
+
+
+def test_inspect_as_json_slices_cut_the_written_tensors_into_the_canonical_gates(tmp_path, capsys) -> None:
+    """The slices inspect --as onnx names, applied to the W, R and B the ONNX writer wrote, give
+    back the canonical per-gate weights the IR holds (read from a PyTorch checkpoint)."""
+    require("onnx")
+    import onnx
+    from onnx import numpy_helper
+
+    source = FIXTURES / "torch_checkpoint.pt"
+    assert main(["inspect", str(source), "--as", "onnx", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["as"] == "onnx" and info["skipped"][0]["name"] == "head"
+    assert info["as_parameters"] == sum(layer["as"]["parameters"] for layer in info["layers"])
+    first = info["layers"][0]["as"]
+    assert first["gate_order"] == ["i", "o", "f", "c"] and first["canonical_order"] == ["i", "o", "f", "g"]
+    assert any("c = canonical g" in line for line in first["legend"])
+    model = lstmconv.read(source).select(["encoder.lstm.l0"])
+    dest = tmp_path / "m.onnx"
+    lstmconv.write(model, dest)
+    stored = {t.name.rsplit(".", 1)[-1]: numpy_helper.to_array(t) for t in onnx.load(dest).graph.initializer}
+    field = {"W": "w_ih", "R": "w_hh", "Wb": "b_ih", "Rb": "b_hh"}
+    checked = 0
+    for tensor in first["tensors"]:
+        array = stored[tensor["name"]]
+        for s in tensor["slices"]:
+            a, b = s["range"]
+            role = s["role"]
+            for direction, cell in enumerate(model[0].cells):
+                part = np.take(array[direction], range(a, b), axis=s["axis"] - 1)
+                np.testing.assert_array_equal(part, getattr(cell, field[role])[s["gate"]])
+                checked += 1
+    assert checked == 2 * (4 + 4 + 8)
+
+
+def test_inspect_as_a_framework_that_cannot_hold_the_layer_says_why(capsys) -> None:
+    assert main(["inspect", str(FIXTURES / "keras3_gru_rnn.keras"), "--as", "torch", "--json"]) == 0
+    layers = json.loads(capsys.readouterr().out)["layers"]
+    refused = [d for d in layers if d["as"] is None]
+    assert len(refused) == 1 and "reset-before GRU" in refused[0]["as_error"]
+    gru = next(d for d in layers if d["as"] and d["kind"] == "gru")
+    assert gru["as"]["formula"] == "3·H·(I+H+2)"
+    assert gru["as"]["parameters"] == 2 * 3 * 5 * (6 + 5 + 2)
+
+
+def test_the_readme_synopsis_names_every_option_of_each_command() -> None:
+    """The command-line section of the README and ``--help`` say the same options."""
+    import re
+
+    from lstmconv.cli import _parser
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Command line") : readme.index("Also `python -m lstmconv`")]
+    subparsers = next(a for a in _parser()._actions if a.dest == "command").choices
+    for name, parser in subparsers.items():
+        flags = {f for action in parser._actions for f in action.option_strings if f.startswith("--")}
+        flags -= {"--help"}
+        missing = sorted(f for f in flags if not re.search(re.escape(f) + r"\b", section))
+        assert not missing, f"{name}: {missing} not in the README's synopsis"

@@ -23,8 +23,8 @@ TARGETS = [FILES[name].ending for name in writable()]
 _BY_ENDING = {FILES[name].ending: FILES[name] for name in writable()}
 #: (fixture, target ending) -> what the refusal names. These convert nowhere else.
 REFUSED = {
-    ("tf_keras_hard_sigmoid", ".pt"): "PyTorch cannot express activations",
-    ("tf_keras_hard_sigmoid", ".safetensors"): "PyTorch cannot express activations",
+    ("tf_keras_hard_sigmoid", ".pt"): "PyTorch cannot express the activations",
+    ("tf_keras_hard_sigmoid", ".safetensors"): "PyTorch cannot express the activations",
     ("tf_keras_hard_sigmoid", ".keras"): "Keras 3 has no activation computing hard_sigmoid",
     ("keras3_gru_rnn", ".pt"): "PyTorch cannot express the reset-before GRU",
     ("keras3_gru_rnn", ".safetensors"): "PyTorch cannot express the reset-before GRU",
@@ -97,7 +97,10 @@ def test_hard_sigmoid_h5_converts_exactly_to_onnx_and_is_refused_to_torch(tmp_pa
     assert main(["convert", str(source), str(tmp_path / "m.onnx"), "-q"]) == 0
     assert main(["convert", str(source), str(tmp_path / "m.pt")]) == 2
     err = capsys.readouterr().err
-    assert 'layer "lstm_hs": PyTorch cannot express activations (hard_sigmoid(0.2, 0.5), tanh, tanh)' in err
+    assert (
+        'layer "lstm_hs": PyTorch cannot express the activations hard_sigmoid(0.2, 0.5), tanh, tanh (ONNX'
+        in err
+    )
     assert sorted(os.listdir(tmp_path)) == ["m.onnx"]
     layer = lstmconv.read(tmp_path / "m.onnx")["lstm_hs"]
     assert layer.activations[0] == lstmconv.Activation("hard_sigmoid", 0.2, 0.5)

@@ -145,8 +145,8 @@ def test_reader_on_files_the_framework_saved(variant: Variant, framework: str, t
     ("kind", "activations", "target", "message"),
     [
         ("rnn", ("affine", 0.7, -0.1), "keras", "Keras 3 has no activation computing affine"),
-        ("rnn", ("leaky_relu", 0.1, None), "torch", "PyTorch cannot express activations"),
-        ("gru", ("softsign", None, None), "torch", "PyTorch cannot express activations"),
+        ("rnn", ("leaky_relu", 0.1, None), "torch", "PyTorch cannot express the activations"),
+        ("gru", ("softsign", None, None), "torch", "PyTorch cannot express the activations"),
         (
             "gru",
             ("thresholded_relu", 0.3, None),

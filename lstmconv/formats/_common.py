@@ -130,7 +130,7 @@ def require_plain(
         shown = ", ".join(str(a) for a in layer.activations)
         raise unsupported(
             layer,
-            f"activations ({shown})",
+            f"the activations {shown}",
             target,
             "ONNX accepts every activation lstmconv knows",
         )

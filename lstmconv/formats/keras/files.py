@@ -347,14 +347,7 @@ def _tree_without_config(h5: H5, entries: Mapping[str, h5py.Group], keras_major:
             continue
         directions = _tree_weights(h5, group, bidirectional, group.name)
         spec = _spec_from_shapes(name, directions[0], bidirectional)
-        _log.warning(
-            '%s: no model config; layer "%s" read as %s with default activations%s '
-            "(pass the model's config with --config if they are not the defaults)",
-            group.file.filename,
-            name,
-            spec.kind.value,
-            " and merge concat" if bidirectional else "",
-        )
+        _no_config(group.file.filename, name, spec.kind.value, bidirectional)
         found.layers.append(_layer(spec, directions, keras_major))
 
 
@@ -394,7 +387,7 @@ def _read_legacy(
         if not named:
             continue
         used: set[str] = set()
-        for spec, mine in _legacy_specs(config, layer_name, named, old_defaults):
+        for spec, mine in _legacy_specs(config, layer_name, named, old_defaults, h5.handle.filename):
             if spec.subclass:
                 fields = [weight.split("/")[-1].split(":")[0] for weight, _ in mine]
                 expected = ["kernel", "recurrent_kernel", "bias"][: len(fields)]
@@ -426,11 +419,26 @@ def _is_recurrent_weight(name: str) -> bool:
     )
 
 
+def _no_config(path: str, layer: str, kind: str, bidirectional: bool, defaults: str = "") -> None:
+    """The one warning for a weights file read without its model's config (legacy ``.h5`` and
+    ``.weights.h5`` alike)."""
+    _log.warning(
+        '%s: no model config; layer "%s" read as %s with default activations%s%s; if they are not '
+        "the defaults, give the model's config (.keras or JSON): --config PATH, or config= in the API",
+        path,
+        layer,
+        kind,
+        defaults,
+        " and merge concat" if bidirectional else "",
+    )
+
+
 def _legacy_specs(
     config: Mapping[str, Any] | None,
     layer_name: str,
     named: Sequence[tuple[str, np.ndarray]],
     old_defaults: bool = False,
+    filename: str = "",
 ) -> Iterator[tuple[_Spec, list[tuple[str, np.ndarray]]]]:
     """The recurrent layers inside one ``layer_names`` entry, with their weights. Without a
     config, the defaults of the file's Keras version (``old_defaults``: Keras 2.0-2.2's)."""
@@ -449,14 +457,13 @@ def _legacy_specs(
             if inferred.cudnn:  # its activations are fixed: nothing is assumed
                 _log.info('layer "%s" read as a CuDNN %s (its cuDNN bias)', layer_name, inferred.kind.value)
             else:
-                _log.warning(
-                    'no model config; layer "%s" read as %s with default activations%s '
-                    "(pass the model's config with --config if they are not the defaults)",
+                old = old_defaults and inferred.kind is not Kind.RNN
+                _no_config(
+                    filename,
                     layer_name,
                     inferred.kind.value,
-                    " of Keras <= 2.2 (recurrent_activation hard_sigmoid)"
-                    if old_defaults and inferred.kind is not Kind.RNN
-                    else "",
+                    bidirectional,
+                    " of Keras <= 2.2 (recurrent_activation hard_sigmoid)" if old else "",
                 )
             yield inferred, list(named)
         return

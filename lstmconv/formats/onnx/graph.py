@@ -66,10 +66,17 @@ def opset_for(model: Model, opset: int | None) -> int:
     return opset
 
 
-def assemble(model: Model, graph: Graph, opset: int | None) -> onnx.ModelProto:
+def assemble(
+    model: Model,
+    graph: Graph,
+    opset: int | None,
+    input_name: str | None = None,
+    output_name: str | None = None,
+) -> onnx.ModelProto:
     """The model's layers as native nodes. Layers the source links directly are chained; a model
-    that is one chain has input ``input`` and output ``output``; otherwise each chain has its
-    own, named after its first and last layer (``<layer>_input``, ``<layer>_output``)."""
+    that is one chain has input ``input`` and output ``output`` (or ``input_name`` and
+    ``output_name``); otherwise each chain has its own, named after its first and last layer
+    (``<layer>_input``, ``<layer>_output``), and naming them is refused."""
     opset = opset_for(model, opset)
     for layer in model.layers:
         check(layer)
@@ -80,10 +87,19 @@ def assemble(model: Model, graph: Graph, opset: int | None) -> onnx.ModelProto:
         )
     )
     chains = model.chains()
+    if len(chains) > 1 and (input_name or output_name):
+        raise _common.UnsupportedFeatureError(
+            f"the model is {len(chains)} separate chains of layers, each with its own input and output "
+            f"(<layer>_input, <layer>_output): input_name/output_name name a one-chain model's",
+            hint="select one chain of layers (--layer), or leave the names to lstmconv",
+        )
+    if input_name is not None and input_name == output_name:
+        raise _common.UnsupportedFeatureError(f"the input and the output are both named {input_name!r}")
+    single = (input_name or "input", output_name or "output")
     inputs, outputs = [], []
     for chain in chains:
         first, last = prefixes[chain[0].name], prefixes[chain[-1].name]
-        names = ("input", "output") if len(chains) == 1 else (f"{first}_input", f"{last}_output")
+        names = single if len(chains) == 1 else (f"{first}_input", f"{last}_output")
         dtype = chain[0].dtype
         x = graph.node(
             "Transpose",

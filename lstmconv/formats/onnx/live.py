@@ -34,38 +34,54 @@ def read(source: Any, **_: Any) -> Model:
     return onnx_files.read(source)
 
 
-def build(model: Model, *, opset: int | None = None) -> onnx.ModelProto:
+def build(
+    model: Model, *, opset: int | None = None, input_name: str | None = None, output_name: str | None = None
+) -> onnx.ModelProto:
     """A runnable ONNX model of ``model``: input ``input`` (batch, time, features), output
     ``output`` (batch, time, features), native LSTM/GRU/RNN operators, layout 0 (``to_onnx``).
     Checked with ``onnx.checker`` before the weights go in (a model past 2 GiB can be held, not
     serialized: :func:`write` saves it with external data)."""
     graph = Graph()
-    proto = _checked(model, graph, opset)
+    proto = _checked(model, graph, opset, input_name, output_name)
     for tensor in proto.graph.initializer:
         if tensor.name in graph.payload:
             tensor.raw_data = b"".join(dtypes.little_endian_bytes(b) for b in graph.payload[tensor.name])
     return proto
 
 
-def _checked(model: Model, graph: Graph, opset: int | None) -> onnx.ModelProto:
+def _checked(
+    model: Model,
+    graph: Graph,
+    opset: int | None,
+    input_name: str | None = None,
+    output_name: str | None = None,
+) -> onnx.ModelProto:
     """The model assembled with its weights as placeholders, and checked with ``onnx.checker``."""
-    proto = assemble(model, graph, opset)
+    proto = assemble(model, graph, opset, input_name, output_name)
     with tempfile.TemporaryDirectory() as folder:
         stream.check_skeleton(proto, graph.payload, folder)
     return proto
 
 
 def write(
-    model: Model, path: str, *, opset: int | None = None, external_data: bool | None = None, **_: Any
+    model: Model,
+    path: str,
+    *,
+    opset: int | None = None,
+    external_data: bool | None = None,
+    input_name: str | None = None,
+    output_name: str | None = None,
+    **_: Any,
 ) -> None:
     """Save ``to_onnx(model)`` to ``path``, streamed, so no copy of the model is ever made: the
     graph is checked with ``onnx.checker`` with its weights standing in as an empty sparse file,
     then written with each weight's bytes taken gate block by gate block from the IR.
 
     Weights beyond protobuf's 2 GiB (or all of them, with ``external_data=True``) go to
-    ``<name>.data`` beside the model, as ONNX external data."""
+    ``<name>.data`` beside the model, as ONNX external data. ``input_name``/``output_name``
+    name a one-chain model's input and output (default ``input``/``output``)."""
     graph = Graph()
-    proto = _checked(model, graph, opset)
+    proto = _checked(model, graph, opset, input_name, output_name)
     if external_data is None:
         external_data = _past_protobuf(model)
     if external_data:

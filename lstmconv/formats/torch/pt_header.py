@@ -4,9 +4,11 @@ torch's zip format is a pickle (``data.pkl``) that names each tensor's storage, 
 and offset, beside the storages themselves (``data/<key>``). This module reads that pickle with
 an unpickler that knows four kinds of global (``OrderedDict``, torch's tensor and parameter
 rebuilders and the typed storages), each mapped to an inert stand-in; any other global stops
-the read, and the full reader (``torch.load(weights_only=True)``) takes over. No value is read:
-each tensor is a stand-in of its shape and dtype, its storage checked to hold it. The legacy
-(non-zip) format is left to torch too.
+the read, and the full reader (``torch.load(weights_only=True)``) takes over. For ``inspect`` no
+value is read: each tensor is a stand-in of its shape and dtype, its storage checked to hold it.
+With ``values`` (:mod:`.files`, conversions without torch) each tensor is copied out of its
+storage's uncompressed zip record, memory-mapped, within the bounds checked. The legacy
+(non-zip) format and compressed records are left to torch.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import dataclasses
 import io
 import os
 import pickle
+import struct
 import zipfile
 from collections import OrderedDict
 from typing import Any
@@ -70,6 +73,22 @@ class _Tensor:
 
     def stand_in(self) -> np.ndarray:
         return outline.placeholder(self.shape, self.storage.dtype)
+
+    def values(self, path: str, records: dict[str, tuple[int, int]]) -> np.ndarray:
+        """The tensor's values, memory-mapped from its storage's uncompressed zip record (the
+        record's bounds checked against the file, the tensor's extent against the storage when
+        it was unpickled), copied out in C order."""
+        start, size = records[self.storage.key]
+        itemsize = self.storage.dtype.itemsize
+        if self.storage.numel * itemsize > size:
+            raise FormatError("a storage is larger than its record", where=(f"data/{self.storage.key}",))
+        if not self.storage.numel or not all(self.shape):
+            return np.zeros(self.shape, self.storage.dtype)
+        flat = np.memmap(path, dtype=self.storage.dtype, mode="r", offset=start, shape=(self.storage.numel,))
+        view = np.lib.stride_tricks.as_strided(
+            flat[self.offset :], self.shape, tuple(n * itemsize for n in self.stride), writeable=False
+        )
+        return np.array(view, order="C")
 
 
 #: A tensor may declare at most this many elements per element its storage holds: a view that
@@ -199,8 +218,9 @@ class _Unpickler(pickle.Unpickler):
         return storage
 
 
-def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
-    """The layers of a ``.pt`` file in torch's zip format, their values unread (``header_only``).
+def read(source: Any, *, nonlinearity: str | None = None, values: bool = False, **_: Any) -> Model:
+    """The layers of a ``.pt`` file in torch's zip format, their values unread (``header_only``),
+    or with ``values`` read from the storages' zip records (memory-mapped, uncompressed only).
     Raises :class:`~lstmconv.registry.Declined` for what only torch can read."""
     path = os.fspath(source)
     from . import torchscript  # it builds on this module's unpickler
@@ -213,11 +233,15 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
             source=path,
             per_module=None if nonlinearity else nonlinearities,
         )
-    loaded = _unpickle(path)
+    loaded, records = _unpickle(path)
     state = statedict.find_state_dict(loaded, lambda value: isinstance(value, _Tensor))
     if state is None:
         raise statedict.no_state_dict(path, loaded, lambda value: isinstance(value, _Tensor))
-    tensors = {key: value.stand_in() for key, value in state.items() if isinstance(value, _Tensor)}
+    tensors = {
+        key: value.values(path, records) if values else value.stand_in()
+        for key, value in state.items()
+        if isinstance(value, _Tensor)
+    }
     return statedict.read_tensors(
         tensors,
         nonlinearity=nonlinearity,
@@ -260,7 +284,32 @@ def check_file(path: str) -> None:
         _unpickle(path, permissive=True)
 
 
-def _unpickle(path: str, permissive: bool = False) -> Any:
+def _records(archive: zipfile.ZipFile, path: str, root: str) -> dict[str, tuple[int, int]]:
+    """Each storage's (start of its bytes in the file, size), for the uncompressed records;
+    a compressed record is left to torch."""
+    found: dict[str, tuple[int, int]] = {}
+    total = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        for info in archive.infolist():
+            if not info.filename.startswith(f"{root}data/"):
+                continue
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise Declined(f"compressed storage {info.filename}")
+            handle.seek(info.header_offset)
+            header = handle.read(30)
+            if len(header) != 30 or header[:4] != b"PK\x03\x04":
+                raise FormatError("a storage record has no local header", where=(info.filename,))
+            name_length, extra_length = struct.unpack("<HH", header[26:30])
+            start = info.header_offset + 30 + name_length + extra_length
+            if start + info.file_size > total or info.compress_size != info.file_size:
+                raise FormatError("a storage record runs past the end of the file", where=(info.filename,))
+            found[info.filename[len(root) + len("data/") :]] = (start, info.file_size)
+    return found
+
+
+def _unpickle(path: str, permissive: bool = False) -> tuple[Any, dict[str, tuple[int, int]]]:
+    """The pickle's objects, and (unless ``permissive``, the check before torch) where each
+    uncompressed storage's bytes are."""
     refuse_ambiguous(path)
     if not zipfile.is_zipfile(path):
         raise Declined("the legacy pickle format")
@@ -283,10 +332,11 @@ def _unpickle(path: str, permissive: bool = False) -> Any:
                 if info.filename.startswith(f"{root}data/")
             }
             data = archive.read(pickles[0])
+            records = {} if permissive else _records(archive, path, root)
     except (OSError, zipfile.BadZipFile, KeyError) as error:
         raise FormatError(f"not a readable PyTorch file: {error}") from None
     try:
-        return _Unpickler(data, sizes, permissive).load()
+        return _Unpickler(data, sizes, permissive).load(), records
     except (Declined, FormatError):
         raise
     except Exception as error:  # a broken pickle raises many classes
