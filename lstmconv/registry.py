@@ -251,6 +251,7 @@ FORMATS: dict[str, Format] = {
             live_roots=("torch",),
             runs_in="torch",
             read_options=("nonlinearity",),
+            write_options=("as_cell",),
         ),
         Format(
             "safetensors",
@@ -262,6 +263,7 @@ FORMATS: dict[str, Format] = {
             writer=f"{_TORCH}.safetensors",
             runs_in="torch",
             read_options=("nonlinearity",),
+            write_options=("as_cell",),
         ),
         Format(
             "onnx",

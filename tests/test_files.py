@@ -41,8 +41,8 @@ REFUSED = {
     },
     ("tf1_lstm_peephole_proj", ".onnx"): "ONNX cannot express a projection (proj_size=3)",
     # Keras 2.2's defaults: hard_sigmoid 0.2x+0.5, reset-before GRU
-    ("keras22_weights_flat", ".pt"): "PyTorch cannot express activations (hard_sigmoid(0.2, 0.5)",
-    ("keras22_weights_flat", ".safetensors"): "PyTorch cannot express activations (hard_sigmoid(0.2, 0.5)",
+    ("keras22_weights_flat", ".pt"): "PyTorch cannot express the activations hard_sigmoid(0.2, 0.5)",
+    ("keras22_weights_flat", ".safetensors"): "PyTorch cannot express the activations hard_sigmoid(0.2, 0.5)",
     ("keras22_weights_flat", ".keras"): "Keras 3 has no activation computing hard_sigmoid(0.2, 0.5)",
 }
 #: TFLiteConverter sets cell_clip 10 on every Keras LSTM, which only .npz keeps (tests/test_tflite.py

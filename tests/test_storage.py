@@ -188,7 +188,7 @@ def test_cli_external_data_is_for_onnx_only(tmp_path, capsys, ort) -> None:
 
     source = lstmconv.write(_model(10), tmp_path / "m.npz")
     assert main(["convert", source, str(tmp_path / "o.npz"), "--external-data"]) == 2
-    assert "--external-data is for ONNX outputs" in capsys.readouterr().err
+    assert "--external-data: for ONNX outputs only" in capsys.readouterr().err
     assert main(["convert", source, str(tmp_path / "o.onnx"), "--external-data"]) == 0
     assert sorted(os.listdir(tmp_path)) == ["m.npz", "o.onnx", "o.onnx.data"]
 

@@ -226,7 +226,7 @@ def read(source: Any, *, nonlinearity: str | None = None, values: bool = False, 
     from . import torchscript  # it builds on this module's unpickler
 
     if torchscript.is_torchscript(path):  # read as data, its code never loaded
-        tensors, nonlinearities = torchscript.read_state(path, values=False)
+        tensors, nonlinearities = torchscript.read_state(path, values=values)
         return statedict.read_tensors(
             tensors,
             nonlinearity=nonlinearity,
