@@ -353,13 +353,18 @@ def _run_check(
 ) -> Check:
     run_source = _or_reference(run_source, mine, "source", notes)
     run_target = _or_reference(run_target, theirs, "target", notes)
+    return Check(mine.name, theirs.name, *_worst(inputs(mine, seed), run_source, run_target, rtol, atol))
+
+
+def _worst(
+    batches: Sequence[np.ndarray], run_source: Runner, run_target: Runner, rtol: float, atol: float
+) -> tuple[float, float, bool]:
+    """The largest absolute and relative difference over ``batches``, and whether all agree."""
     worst_abs, worst_rel, ok = 0.0, 0.0, True
-    for x in inputs(mine, seed):
-        expected = np.asarray(run_source(x))
-        got = np.asarray(run_target(x))
-        gap, rel, within = differences(got, expected, rtol, atol)
+    for x in batches:
+        gap, rel, within = differences(np.asarray(run_target(x)), np.asarray(run_source(x)), rtol, atol)
         worst_abs, worst_rel, ok = max(worst_abs, gap), max(worst_rel, rel), ok and within
-    return Check(mine.name, theirs.name, worst_abs, worst_rel, ok)
+    return worst_abs, worst_rel, ok
 
 
 def _or_reference(run: Runner, layer: Layer, role: str, notes: list[str] | None) -> Runner:
@@ -383,11 +388,9 @@ def _or_reference(run: Runner, layer: Layer, role: str, notes: list[str] | None)
 def _run_check_whole(
     model: Model, run_source: Runner, run_target: Runner, rtol: float, atol: float, seed: int
 ) -> Check:
-    worst_abs, worst_rel, ok = 0.0, 0.0, True
-    for x in inputs(model, seed):
-        gap, rel, within = differences(np.asarray(run_target(x)), np.asarray(run_source(x)), rtol, atol)
-        worst_abs, worst_rel, ok = max(worst_abs, gap), max(worst_rel, rel), ok and within
-    return Check("(whole model)", "(whole model)", worst_abs, worst_rel, ok)
+    return Check(
+        "(whole model)", "(whole model)", *_worst(inputs(model, seed), run_source, run_target, rtol, atol)
+    )
 
 
 def _tensor_check(mine: Layer, theirs: Layer, rtol: float, atol: float) -> Check:

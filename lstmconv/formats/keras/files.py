@@ -160,22 +160,6 @@ def _shapes(group: h5py.Group) -> list[tuple[str, tuple[int, ...]]]:
     return found
 
 
-def _check_masks(config: Mapping[str, Any] | None, layers: Sequence[Layer], strict: bool, where: str) -> None:
-    """Keras masking (Masking, Embedding(mask_zero=True)) upstream of a recurrent layer: a
-    warning naming the layer, an error with ``strict``."""
-    if config is None:
-        return
-    masked = keras_names.masked_layers(config)
-    for layer in layers:
-        if layer.name in masked:
-            message = keras_names.mask_message(layer.name, masked[layer.name])
-            if strict:
-                raise UnsupportedFeatureError(
-                    message, hint="remove the masking, or drop --strict to convert anyway"
-                )
-            _log.warning("%s: %s", where, message)
-
-
 def _subclass_read(spec: _Spec, unexpected: Sequence[str], strict: bool) -> None:
     """A user's subclass read as its base kind: refused when it holds weights its base has not
     (``unexpected``) or with ``strict``, else a warning naming the class."""
@@ -690,7 +674,7 @@ def _read_path(
                 found = _read_tree(h5, config, given_major or _major(version, 3), strict)
     if not found.layers:
         raise _no_recurrent_layer(config, found, path)
-    _check_masks(config, found.layers, strict, path)
+    keras_names.check_masks(config, found.layers, strict, path)
     return Model(tuple(found.layers), path, skipped=tuple(found.skipped))
 
 

@@ -176,17 +176,8 @@ def _check_masks(source: Any, layers: list[Layer], strict: bool) -> None:
         config = keras.saving.serialize_keras_object(source)
     except Exception:  # a subclassed model may not serialize: nothing to look at
         return
-    if not isinstance(config, Mapping):
-        return
-    masked = keras_names.masked_layers(config)
-    for layer in layers:
-        if layer.name in masked:
-            message = keras_names.mask_message(layer.name, masked[layer.name])
-            if strict:
-                raise UnsupportedFeatureError(
-                    message, hint="remove the masking, or drop --strict to convert anyway"
-                )
-            _log.warning("%s: %s", source.name, message)
+    if isinstance(config, Mapping):
+        keras_names.check_masks(config, layers, strict, source.name)
 
 
 def read(source: Any, *, strict: bool = False, **_: Any) -> Model:

@@ -7,6 +7,7 @@ meaning: Keras 2 (and tf_keras) computes ``clip(0.2·x + 0.5)``, Keras 3 ``clip(
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,8 @@ GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
 }
 #: Keras names the LSTM candidate c and the GRU candidate h.
 _KERAS_GATE_NAMES = {Kind.LSTM: ("i", "f", "c", "o"), Kind.GRU: ("z", "r", "h"), Kind.RNN: ("h",)}
+
+_log = logging.getLogger("lstmconv.formats.keras")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -514,6 +517,23 @@ def masked_layers(entry: Mapping[str, Any], upstream: str | None = None) -> dict
         if layer.get("class_name") in _CONTAINERS:
             found.update(masked_layers(layer, maker))
     return found
+
+
+def check_masks(config: Mapping[str, Any] | None, layers: Sequence[Layer], strict: bool, where: str) -> None:
+    """Keras masking (Masking, Embedding(mask_zero=True)) upstream of a recurrent layer, from the
+    model's config (a file's, or a live model's serialized one): a warning naming the layer, an
+    error with ``strict``."""
+    if config is None:
+        return
+    masked = masked_layers(config)
+    for layer in layers:
+        if layer.name in masked:
+            message = mask_message(layer.name, masked[layer.name])
+            if strict:
+                raise UnsupportedFeatureError(
+                    message, hint="remove the masking, or drop --strict to convert anyway"
+                )
+            _log.warning("%s: %s", where, message)
 
 
 def mask_message(layer: str, maker: str) -> str:

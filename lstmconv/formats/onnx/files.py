@@ -24,23 +24,8 @@ from ...ir import Model
 from .. import _common
 from . import epilogue
 from . import nodes as onnx_nodes
+from .names import DTYPES
 
-#: TensorProto.DataType -> NumPy dtype name (bfloat16 through ml_dtypes).
-DTYPES = {
-    1: "float32",
-    2: "uint8",
-    3: "int8",
-    4: "uint16",
-    5: "int16",
-    6: "int32",
-    7: "int64",
-    9: "bool",
-    10: "float16",
-    11: "float64",
-    12: "uint32",
-    13: "uint64",
-    16: "bfloat16",
-}
 EXTERNAL = 1  # TensorProto.DataLocation
 #: The most nodes a graph may have: each costs a few hundred bytes of memory once decoded.
 MAX_NODES = 300_000

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import FormatError, LstmconvError, UnsafeInputError
+from .names import DTYPES
 
 #: Ops folded when every input is a constant.
 FOLDABLE = frozenset(
@@ -42,21 +43,8 @@ MAX_DEPTH = 64
 #: The least element budget (a small file's weights may be folded from tiny constants).
 MIN_BUDGET = 1 << 20
 
-#: TensorProto.DataType -> NumPy dtype name, for Cast's ``to``.
-_CAST = {
-    1: "float32",
-    2: "uint8",
-    3: "int8",
-    4: "uint16",
-    5: "int16",
-    6: "int32",
-    7: "int64",
-    9: "bool",
-    10: "float16",
-    11: "float64",
-    12: "uint32",
-    13: "uint64",
-}
+#: TensorProto.DataType -> NumPy dtype name, for Cast's ``to`` (bfloat16 is not folded).
+_CAST = {code: name for code, name in DTYPES.items() if name != "bfloat16"}
 
 
 class Budget:

@@ -9,6 +9,22 @@ from ...inspection import Tensor
 from ...ir import Kind, Layer
 from .. import _common
 
+#: TensorProto.DataType -> NumPy dtype name (bfloat16 through ml_dtypes).
+DTYPES = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    4: "uint16",
+    5: "int16",
+    6: "int32",
+    7: "int64",
+    9: "bool",
+    10: "float16",
+    11: "float64",
+    12: "uint32",
+    13: "uint64",
+    16: "bfloat16",
+}
 GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
     Kind.LSTM: ("i", "o", "f", "g"),
     Kind.GRU: ("z", "r", "n"),
