@@ -20,6 +20,7 @@ import numpy as np
 from . import dtypes, steps
 from . import gates as gatelib
 from .errors import LstmconvError, WeightLayoutError
+from .plain import PlainLayer
 
 
 class Kind(str, enum.Enum):
@@ -449,10 +450,17 @@ class Model:
     links: tuple[tuple[str, str], ...] | None = None
     #: What the reader read past (not part of the model's identity: equality ignores it).
     skipped: tuple[Skipped, ...] = dataclasses.field(default=(), compare=False)
+    #: The plain layers around the recurrent ones (:mod:`lstmconv.plain`), carried where the
+    #: target can hold them; equality ignores them, as the recurrent layers are the model's identity.
+    around: tuple[PlainLayer, ...] = dataclasses.field(default=(), compare=False)
+    #: Every layer's name, recurrent and plain, in model order (None: recurrent, then plain).
+    order: tuple[str, ...] | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "skipped", tuple(self.skipped))
+        object.__setattr__(self, "around", tuple(self.around))
+        self._check_order()
         if self.links is not None:
             object.__setattr__(self, "links", tuple((str(a), str(b)) for a, b in self.links))
         if not self.layers:
@@ -461,10 +469,29 @@ class Model:
                 where=(self.source,),
                 hint="lstmconv reads LSTM, GRU and simple RNN layers",
             )
-        counts = collections.Counter(layer.name for layer in self.layers)  # linear: 60,000 layers
+        names = [layer.name for layer in self.layers] + [layer.name for layer in self.around]
+        counts = collections.Counter(names)  # linear: 60,000 layers
         duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
             raise WeightLayoutError(f"layer names must be unique, found {duplicates} twice")
+
+    def _check_order(self) -> None:
+        names = [layer.name for layer in self.layers] + [layer.name for layer in self.around]
+        if self.order is None:
+            object.__setattr__(self, "order", tuple(names))
+            return
+        object.__setattr__(self, "order", tuple(str(name) for name in self.order))
+        if sorted(self.order) != sorted(names):
+            raise WeightLayoutError(
+                f"the model order {list(self.order)} must name every layer once: {sorted(names)}",
+                where=(self.source,),
+            )
+
+    def everything(self) -> tuple[Layer | PlainLayer, ...]:
+        """Every layer, recurrent and plain, in model order."""
+        by_name: dict[str, Layer | PlainLayer] = {layer.name: layer for layer in self.layers}
+        by_name.update((layer.name, layer) for layer in self.around)
+        return tuple(by_name[name] for name in self.order or ())
 
     def __repr__(self) -> str:
         """A summary like inspect's first lines: the source, then one line per layer."""
@@ -472,8 +499,9 @@ class Model:
             f"<Model {self.source!r}: {len(self.layers)} recurrent layer(s), "
             f"{self.parameter_count:,} parameters"
         )
+        head += f", {len(self.around)} plain" if self.around else ""
         head += f", {len(self.skipped)} skipped" if self.skipped else ""
-        return head + "".join(f"\n  {layer!r}" for layer in self.layers) + ">"
+        return head + "".join(f"\n  {layer!r}" for layer in self.everything()) + ">"
 
     def __iter__(self) -> Iterator[Layer]:
         return iter(self.layers)
@@ -516,14 +544,30 @@ class Model:
             if layer.name not in names
         )
         kept = tuple(layer for layer in self.layers if layer.name in names)
+        left += tuple(
+            Skipped.of(layer.name, layer.kind.value, [(n, a.shape) for n, a in layer.items()])
+            for layer in self.around
+        )
         return Model(kept, self.source, self.links, skipped=self.skipped + left)
 
     def astype(self, dtype: np.dtype | str) -> Model:
         """Every layer's weights cast to ``dtype`` (float16, bfloat16, float32 or float64)."""
         wanted = dtypes.resolve(dtype)
         return Model(
-            tuple(layer.astype(wanted) for layer in self.layers), self.source, self.links, self.skipped
+            tuple(layer.astype(wanted) for layer in self.layers),
+            self.source,
+            self.links,
+            self.skipped,
+            tuple(layer.astype(wanted) for layer in self.around),
+            self.order,
         )
+
+    def recurrent_only(self) -> Model:
+        """The model without its plain layers, which are listed as skipped (a target that holds
+        recurrent layers alone)."""
+        if not self.around:
+            return self
+        return self.select([layer.name for layer in self.layers])
 
     @property
     def dtypes(self) -> tuple[np.dtype, ...]:
