@@ -416,6 +416,17 @@ def test_onnx_unrolled_cell_without_recurrent_nodes_says_so(tmp_path) -> None:
         lstmconv.read(g.model(out))
 
 
+def test_onnx_unrolled_gemm_cell_is_named_as_found(tmp_path) -> None:
+    """silero-vad 6.2.3's silero_vad_op18_ifless.onnx steps its LSTM cell as Gemm + Sigmoid/Tanh:
+    the refusal names the Gemm it found, not a MatMul the file does not have."""
+    g = _Graph(13)
+    mm = g.op("Gemm", ["x", g.const(np.ones((F, H), np.float32))])[0]
+    out = g.op("Tanh", [g.op("Sigmoid", [mm])[0]])[0]
+    with pytest.raises(UnsupportedFeatureError, match="unrolled") as caught:
+        lstmconv.read(g.model(out))
+    assert "Gemm" in str(caught.value)
+
+
 def test_onnx_skipped_lists_the_initializers_no_recurrent_node_uses(torch) -> None:
     import onnx
 

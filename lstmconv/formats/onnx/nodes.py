@@ -873,7 +873,7 @@ def refuse_unrolled(graph: Any) -> None:
     recurrent layer unrolled into plain ops (Keras's own ONNX export with the torch backend)."""
     if _computes_a_cell(graph):
         raise _common.UnsupportedFeatureError(
-            "no LSTM/GRU/RNN node, but MatMul with Sigmoid/Tanh: a recurrent layer exported "
+            "no LSTM/GRU/RNN node, but MatMul/Gemm with Sigmoid/Tanh: a recurrent layer exported "
             "unrolled into plain ops, which lstmconv cannot read",
             hint="export it as a native ONNX LSTM/GRU/RNN node (tf2onnx, torch.onnx.export of nn.LSTM)",
         )
