@@ -441,6 +441,18 @@ def test_a_legacy_pickle_bin_is_torch_and_a_ggml_bin_is_named_not_called_a_pickl
         lstmconv.read(tmp_path / "mystery")
 
 
+def test_a_pickle_of_another_librarys_objects_names_the_class(torch, tmp_path) -> None:
+    """madmom 0.16.1's models (beats_blstm_1.pkl) are protocol-2 pickles of
+    madmom.ml.nn.NeuralNetwork: refused unloaded, naming the class, not called a torch file."""
+    from lstmconv.errors import UnsafeInputError
+
+    path = tmp_path / "beats_blstm_1.pkl"  # GLOBAL, EMPTY_TUPLE, NEWOBJ, then BUILD of its dict
+    path.write_bytes(b"\x80\x02cmadmom.ml.nn\nNeuralNetwork\nq\x00)\x81q\x01}q\x02U\x06layersq\x03]q\x04sb.")
+    with pytest.raises(UnsafeInputError, match=r"beyond tensors \(madmom\.ml\.nn\.NeuralNetwork\)") as caught:
+        lstmconv.read(path)
+    assert "not a PyTorch state_dict" in caught.value.render()
+
+
 def test_a_safetensors_bin_is_read_without_torch(tmp_path) -> None:
     import subprocess
     import sys

@@ -7,6 +7,7 @@ The only module of lstmconv that imports torch. Gate orders and key names live i
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -123,6 +124,23 @@ def _skipped(root: nn.Module, recurrent: list[str]) -> tuple[Skipped, ...]:
     )
 
 
+def _pickled_objects(message: str, path: str) -> UnsafeInputError:
+    """The refusal of a pickle holding objects, naming the first class torch would not load (a
+    madmom model file pickles madmom.ml.nn.NeuralNetwork, not a state_dict)."""
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    name = found.group(1) if found else ""
+    hint = "save a plain state_dict with torch.save(module.state_dict(), path)"
+    if name and not name.startswith("torch."):
+        hint = f"it is not a PyTorch state_dict: export the weights with the library of {name}, or " + hint
+    return UnsafeInputError(
+        "refused: the file holds pickled objects beyond tensors"
+        + (f" ({name})" if name else "")
+        + " (loading would run code)",
+        where=(path,),
+        hint=hint,
+    )
+
+
 def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], list[tuple[str, str]]]:
     """The tensors of the file's state_dict, and the RNN nonlinearities lstmconv recorded (or a
     TorchScript archive's modules hold); a TorchScript archive is read as data, never loaded."""
@@ -137,11 +155,7 @@ def _load_state_dict(path: str) -> tuple[dict[str, np.ndarray], dict[str, str], 
         if any(
             sign in str(error) for sign in ("Weights only load failed", "Unsupported global", "weights_only")
         ):
-            raise UnsafeInputError(
-                "refused: the file holds pickled objects beyond tensors (loading would run code)",
-                where=(path,),
-                hint="save a plain state_dict with torch.save(module.state_dict(), path)",
-            ) from None
+            raise _pickled_objects(str(error), path) from None
         raise FormatError(f"not a readable PyTorch file: {reason}", where=(path,)) from None
     state = statedict.find_state_dict(loaded, lambda value: isinstance(value, torch.Tensor))
     if state is None:
