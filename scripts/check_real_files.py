@@ -33,6 +33,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import lstmconv
 from lstmconv import reference
-from lstmconv.errors import LstmconvError, UnsupportedFeatureError
+from lstmconv.errors import LstmconvError, UnsupportedFeatureError, VerificationError
 
 TARGETS = ("onnx", "pt", "safetensors", "keras", "npz")
-RNG = np.random.default_rng(20261203)
+RNG = [np.random.default_rng(20261203)]  # seeded again per file: a file's numbers do not depend on --only
 #: lstmconv's default float32 tolerance: |ours - theirs| <= atol + rtol * |theirs|
 ATOL, RTOL = 1e-5, 1.3e-6
 NOTES: dict[str, str] = {}
@@ -114,7 +115,7 @@ def _cases() -> list[Case]:
             },
         ),
         Case(silero, data + "silero_vad_16k.safetensors", "state_dict"),
-        Case(silero, data + "silero_vad_op18_ifless.onnx", "none"),
+        Case(silero, data + "silero_vad_op18_ifless.onnx", "none", {"expect": "unrolled"}),  # a Gemm cell
         Case("resemblyzer==0.1.4", "resemblyzer/pretrained.pt", "state_dict", {"key": "model_state"}),
         Case("arabic-diacritizer==1.0.0", "diacritize/assets/bilstm_best.pt", "state_dict"),
         Case("ddddocr==1.6.1", "ddddocr/common.onnx", "onnx", {"feeds": ocr}),
@@ -131,7 +132,9 @@ def _cases() -> list[Case]:
             "textgenrnn==2.0.0",
             "textgenrnn-2.0.0/textgenrnn/textgenrnn_weights.hdf5",
             "keras-weights",
-            {"layers": [sig, sig]},
+            # float32 rounding: weights up to 7.7 put its float32 runs 1e-5 to 4e-5 from the exact
+            # outputs (cast to float64, lstmconv's .pt of it agrees with the reference to 4e-14)
+            {"layers": [sig, sig], "atol": 1e-4},
         ),
         *[
             Case("chars2vec==0.1.6", "chars2vec-0.1.6/" + c2v.format(n), "keras-weights", chars)
@@ -200,7 +203,7 @@ def _compare(layer: Any, x: np.ndarray, own: np.ndarray) -> float:
 
 
 def _random(*shape: int) -> np.ndarray:
-    return RNG.uniform(-1, 1, shape).astype(np.float32)
+    return RNG[0].uniform(-1, 1, shape).astype(np.float32)
 
 
 # ---------------------------------------------------------------- Keras
@@ -215,7 +218,7 @@ def _keras_sample(model: Any) -> list[np.ndarray]:
         shape = [3] + [d if d is not None else 7 for d in tensor.shape[1:]]
         if embeddings:
             top = min(la.input_dim for la in embeddings)
-            feeds.append(RNG.integers(1, top, shape).astype(np.float32))
+            feeds.append(RNG[0].integers(1, top, shape).astype(np.float32))
         else:
             feeds.append(_random(*shape))
     return feeds
@@ -274,11 +277,10 @@ def own_keras_weights(case: Case, path: Path, model: Any) -> tuple[list[str], di
     built = tf_keras.Model(inputs, outputs)
     built.load_weights(path, by_name=True)
     errors = {}
-    for index, layer in enumerate(model.layers):
+    for layer in model.layers:
         x = _random(3, 7, layer.input_size)
         y = built.get_layer(layer.name)(x).numpy()
         errors[layer.name] = _compare(layer, x, y)
-        del index
     return recurrent, errors
 
 
@@ -417,7 +419,7 @@ def _feeds(spec: dict[str, tuple[str, Any]]) -> dict[str, np.ndarray]:
         elif how == "int64":
             feeds[name] = np.array(shape, np.int64)
         elif how == "unit":
-            feeds[name] = RNG.uniform(0, 1, shape).astype(np.float32)
+            feeds[name] = RNG[0].uniform(0, 1, shape).astype(np.float32)
         else:
             feeds[name] = _random(*shape)
     return feeds
@@ -571,6 +573,14 @@ def _convert(path: Path, target: str, out: Path) -> str:
             report = lstmconv.convert(str(path), str(out / f"out.{target}"), overwrite=True)
     except UnsupportedFeatureError as error:
         return "refused: " + str(error).split(": ", 1)[-1][:60]
+    except VerificationError as error:  # float32 rounding of large weights, or a real mismatch?
+        first = error.report.max_error
+        try:
+            wider = lstmconv.convert(str(path), str(out / f"out.{target}"), overwrite=True, atol=1e-4)
+        except LstmconvError:
+            return f"DISAGREES {first:.1e}"
+        assert wider is not None
+        return f"DISAGREES {first:.1e} at the default atol 1e-5, ok {wider.max_error:.1e} at 1e-4"
     except LstmconvError as error:
         return "ERROR: " + str(error)[:80]
     assert report is not None
@@ -579,12 +589,14 @@ def _convert(path: Path, target: str, out: Path) -> str:
 
 def check(case: Case, cache: Path, convert: bool) -> dict[str, Any]:
     path = fetch(case, cache)
-    row: dict[str, Any] = {"package": case.package, "file": case.member.rsplit("/", 1)[-1], "kind": case.kind}
+    short = "/".join(case.member.split("/")[-2:])
+    row: dict[str, Any] = {"package": case.package, "file": short, "kind": case.kind}
     SCALE.clear()
+    RNG[0] = np.random.default_rng([20261203, zlib.crc32(case.member.encode())])
     named, error = _inspect(path)
     row["inspect"] = named or error
     if case.kind == "none":
-        row["ok"] = not named and "no recurrent" in error
+        row["ok"] = not named and case.spec.get("expect", "no recurrent") in error
         return row
     model = lstmconv.read(str(path))
     own_names, errors = OWN[case.kind](case, path, model)
@@ -592,7 +604,8 @@ def check(case: Case, cache: Path, convert: bool) -> dict[str, Any]:
     if str(path) in NOTES:
         row["note"] = NOTES[str(path)]
     # the outputs are tanh-bounded (|y| <= 1), so atol + rtol is the loosest the check can be
-    row["ok"] = row["named_all"] and max(errors.values()) <= ATOL + RTOL
+    atol = case.spec.get("atol", ATOL)
+    row.update(atol=atol, ok=row["named_all"] and max(errors.values()) <= atol + RTOL)
     if convert:
         with tempfile.TemporaryDirectory() as out:
             row["convert"] = {t: _convert(path, t, Path(out)) for t in TARGETS}
@@ -611,6 +624,8 @@ def _print(rows: list[dict[str, Any]]) -> None:
         print(f"{row['package']:26} {row['file'][:40]:40} {layers:>6} {err:>9} {out:>7}  {ok}")
         if conv:
             print(f"{'':26} convert: {conv}")
+        if row.get("atol", ATOL) != ATOL:
+            print(f"{'':26} tolerance: atol {row['atol']:.0e} (float32 rounding of large weights)")
         if "note" in row:
             print(f"{'':26} note: {row['note']}")
         if not isinstance(row["inspect"], list) or not row["inspect"]:
@@ -619,7 +634,11 @@ def _print(rows: list[dict[str, Any]]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cache", default=os.path.expanduser("~/.cache/lstmconv-real-files"))
+    parser.add_argument(
+        "--cache",
+        default=os.path.expanduser("~/.cache/lstmconv-real-files"),
+        help="where the packages and their files are kept (default: %(default)s)",
+    )
     parser.add_argument("--only", action="append", default=[], help="check only files whose path has this")
     parser.add_argument("--no-convert", action="store_true", help="skip the conversions")
     parser.add_argument("--json", help="also write the rows as JSON here")
