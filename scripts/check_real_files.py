@@ -118,6 +118,12 @@ def _cases() -> list[Case]:
         Case(silero, data + "silero_vad_op18_ifless.onnx", "none", {"expect": "unrolled"}),  # a Gemm cell
         Case("resemblyzer==0.1.4", "resemblyzer/pretrained.pt", "state_dict", {"key": "model_state"}),
         Case("arabic-diacritizer==1.0.0", "diacritize/assets/bilstm_best.pt", "state_dict"),
+        Case(
+            "arabic-morph-segmenter==0.1.0",
+            "arabic_morph_segmenter/assets/arabic_morph_segmenter_bilstm_crf.pt",
+            "state_dict",
+            {"key": "model_state_dict"},
+        ),
         Case("ddddocr==1.6.1", "ddddocr/common.onnx", "onnx", {"feeds": ocr}),
         Case("ddddocr==1.6.1", "ddddocr/common_old.onnx", "onnx", {"feeds": ocr}),
         *[Case(eth, ethdir + name, "keras") for name in ethnicolr],
