@@ -1,7 +1,9 @@
 """A NumPy forward pass of the IR: the oracle every conversion is checked against.
 
 It computes in float64 whatever the weights' dtype, over input shaped (batch, time, features),
-and returns the last layer's full output sequence (batch, time, features) in float64.
+and returns the last layer's full output sequence (batch, time, features) in float64. ``dtype``
+asks for another precision (float32): verification runs it once to measure how much rounding
+a layer amplifies on its inputs.
 """
 
 from __future__ import annotations
@@ -45,10 +47,11 @@ def activate(activation: Activation, x: Array) -> Array:
     return _FUNCTIONS[activation.name](x, activation.alpha or 0.0, activation.beta or 0.0)
 
 
-def run(model: Model | Layer, x: Array) -> Array:
-    """Run every layer of ``model`` in order on ``x`` (batch, time, features)."""
+def run(model: Model | Layer, x: Array, *, dtype: np.dtype | type = np.float64) -> Array:
+    """Run every layer of ``model`` in order on ``x`` (batch, time, features), computing in
+    ``dtype`` (float64 unless asked)."""
     layers = (model,) if isinstance(model, Layer) else model.layers
-    value = np.asarray(x, dtype=np.float64)
+    value = np.asarray(x, dtype=dtype)
     if value.ndim != 3:
         raise WeightLayoutError(f"expected input shaped (batch, time, features), found {value.shape}")
     if isinstance(model, Model):
@@ -85,18 +88,18 @@ def run_layer(layer: Layer, x: Array) -> Array:
     return (forward + backward_out) / 2.0
 
 
-def _stacked(cell: Cell, gates: tuple[str, ...]) -> tuple[Array, Array, Array, Array]:
-    """(W, R, b_ih, b_hh) in canonical order, float64; zero biases when the layer has none."""
-    w = gatelib.pack(cell.w_ih, gates).astype(np.float64)
-    r = gatelib.pack(cell.w_hh, gates).astype(np.float64)
+def _stacked(cell: Cell, gates: tuple[str, ...], dtype: np.dtype) -> tuple[Array, Array, Array, Array]:
+    """(W, R, b_ih, b_hh) in canonical order, in ``dtype``; zero biases when the layer has none."""
+    w = gatelib.pack(cell.w_ih, gates).astype(dtype)
+    r = gatelib.pack(cell.w_hh, gates).astype(dtype)
     if cell.b_ih is None or cell.b_hh is None:
-        zero = np.zeros(w.shape[0])
+        zero = np.zeros(w.shape[0], dtype)
         return w, r, zero, zero
     return (
         w,
         r,
-        gatelib.pack(cell.b_ih, gates).astype(np.float64),
-        gatelib.pack(cell.b_hh, gates).astype(np.float64),
+        gatelib.pack(cell.b_ih, gates).astype(dtype),
+        gatelib.pack(cell.b_hh, gates).astype(dtype),
     )
 
 
@@ -105,16 +108,16 @@ def _clip(layer: Layer, value: Array) -> Array:
 
 
 def _lstm(layer: Layer, cell: Cell, x: Array) -> Array:
-    w, r, b_ih, b_hh = _stacked(cell, layer.gates)
+    w, r, b_ih, b_hh = _stacked(cell, layer.gates, x.dtype)
     gate_fn, cell_fn, out_fn = layer.activations
     hidden = layer.hidden_size
     batch, steps, _ = x.shape
     projected = x @ w.T + (b_ih + b_hh)
-    peep = {g: cell.peephole[g].astype(np.float64) for g in "ifo"} if cell.peephole else None
-    w_hr = None if cell.w_hr is None else cell.w_hr.astype(np.float64)
-    h = np.zeros((batch, layer.state_size))
-    c = np.zeros((batch, hidden))
-    out = np.empty((batch, steps, layer.state_size))
+    peep = {g: cell.peephole[g].astype(x.dtype) for g in "ifo"} if cell.peephole else None
+    w_hr = None if cell.w_hr is None else cell.w_hr.astype(x.dtype)
+    h = np.zeros((batch, layer.state_size), x.dtype)
+    c = np.zeros((batch, hidden), x.dtype)
+    out = np.empty((batch, steps, layer.state_size), x.dtype)
     for t in range(steps):
         z = projected[:, t] + h @ r.T
         zi, zf, zg, zo = (z[:, k * hidden : (k + 1) * hidden] for k in range(4))
@@ -141,15 +144,15 @@ def _lstm(layer: Layer, cell: Cell, x: Array) -> Array:
 
 
 def _gru(layer: Layer, cell: Cell, x: Array) -> Array:
-    w, r, b_ih, b_hh = _stacked(cell, layer.gates)
+    w, r, b_ih, b_hh = _stacked(cell, layer.gates, x.dtype)
     gate_fn, cand_fn = layer.activations
     hidden = layer.hidden_size
     batch, steps, _ = x.shape
     projected = x @ w.T + b_ih
     r_rz, r_n = r[: 2 * hidden], r[2 * hidden :]
     b_rz, b_n = b_hh[: 2 * hidden], b_hh[2 * hidden :]
-    h = np.zeros((batch, hidden))
-    out = np.empty((batch, steps, hidden))
+    h = np.zeros((batch, hidden), x.dtype)
+    out = np.empty((batch, steps, hidden), x.dtype)
     for t in range(steps):
         xr, xz, xn = (projected[:, t, k * hidden : (k + 1) * hidden] for k in range(3))
         hrz = h @ r_rz.T + b_rz
@@ -165,12 +168,12 @@ def _gru(layer: Layer, cell: Cell, x: Array) -> Array:
 
 
 def _rnn(layer: Layer, cell: Cell, x: Array) -> Array:
-    w, r, b_ih, b_hh = _stacked(cell, layer.gates)
+    w, r, b_ih, b_hh = _stacked(cell, layer.gates, x.dtype)
     (act,) = layer.activations
     batch, steps, _ = x.shape
     projected = x @ w.T + (b_ih + b_hh)
-    h = np.zeros((batch, layer.hidden_size))
-    out = np.empty((batch, steps, layer.hidden_size))
+    h = np.zeros((batch, layer.hidden_size), x.dtype)
+    out = np.empty((batch, steps, layer.hidden_size), x.dtype)
     for t in range(steps):
         h = activate(act, projected[:, t] + h @ r.T)
         out[:, t] = h
