@@ -5,6 +5,7 @@ a stored zip member read in place."""
 from __future__ import annotations
 
 import io
+import math
 import os
 import zipfile
 from collections.abc import Iterator
@@ -61,7 +62,7 @@ class H5:
         if not isinstance(node, h5py.Dataset):
             raise FormatError(f"{key!r} is not a dataset", where=(where,))
         self._require_inside(node, key, where)
-        declared = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
+        declared = math.prod(node.shape) * node.dtype.itemsize  # Python ints: 2**64 must not wrap to 0
         allowed = self.size if node.compression is None else self.budget
         if declared > allowed:
             raise UnsafeInputError(

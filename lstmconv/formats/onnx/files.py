@@ -10,6 +10,7 @@ its size checked before it is mapped.
 from __future__ import annotations
 
 import dataclasses
+import math
 import mmap
 import os
 import struct
@@ -337,7 +338,7 @@ def to_array(tensor: Any, base_dir: str | None) -> np.ndarray:
         shape = tuple(int(n) for n in tensor.dims)
         if any(n < 0 for n in shape):
             raise FormatError(f"negative dims {shape}")
-        count = int(np.prod(shape, dtype=np.int64))
+        count = math.prod(shape)  # Python ints: a product past 2**63 must not wrap
         if tensor.data_location == EXTERNAL:
             return _external_array(tensor, base_dir, dtype, shape)
         raw = _raw(tensor)
@@ -394,7 +395,7 @@ def _external_array(tensor: Any, base_dir: str | None, dtype: np.dtype, shape: t
             f"external data {location!r} lies outside the model's folder",
             hint="keep external data files beside the model",
         )
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize
     try:
         offset = int(info.get("offset", 0) or 0)
         length = int(info.get("length", expected) or expected)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import io
+import math
 import os
 import pickle
 import struct
@@ -237,6 +238,8 @@ def read(source: Any, *, nonlinearity: str | None = None, values: bool = False, 
     state = statedict.find_state_dict(loaded, lambda value: isinstance(value, _Tensor))
     if state is None:
         raise statedict.no_state_dict(path, loaded, lambda value: isinstance(value, _Tensor))
+    if values:
+        _check_total(state, path)
     tensors = {
         key: value.values(path, records) if values else value.stand_in()
         for key, value in state.items()
@@ -249,6 +252,24 @@ def read(source: Any, *, nonlinearity: str | None = None, values: bool = False, 
         per_module=None if nonlinearity else statedict.recorded_nonlinearities(state),
         recorded=statedict.recorded_links(state),
     )
+
+
+def _check_total(state: Any, path: str) -> None:
+    """All the tensors to be copied out together declare at most ``MAX_EXPANSION`` times the
+    file's bytes: one tensor, or one expanded view, named under thousands of keys (the pickle's
+    memo repeats an object for a few bytes) is within the rule for each tensor, not together."""
+    size = os.path.getsize(path)
+    allowed, total = MAX_EXPANSION * size + (1 << 20), 0
+    for key, value in state.items():
+        if isinstance(value, _Tensor):
+            total += math.prod(value.shape) * value.storage.dtype.itemsize
+            if total > allowed:
+                raise UnsafeInputError(
+                    f"the tensors up to {key!r} declare {total} bytes, more than {MAX_EXPANSION}× "
+                    f"the {size} bytes of the file",
+                    where=(str(key),),
+                    hint="a state_dict that names one tensor many times (or expanded views) is refused",
+                )
 
 
 def refuse_ambiguous(path: str) -> None:
