@@ -259,6 +259,35 @@ def test_onnx_dims_whose_product_wraps_int64(tmp_path: Path, rng: np.random.Gene
         _refused(_read_in_child(path, tmp_path), "FormatError", "wrap.onnx", tensor.name)
 
 
+def test_onnx_one_initializer_shared_by_thousands_of_nodes(tmp_path: Path) -> None:
+    """Flatbuffer-style aliasing in a protobuf: 3,000 LSTM nodes (about 40 bytes each) all
+    naming the same 130 kB of initializers: 390 MB of layers to check, verify and write."""
+    onnx = require("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    hidden = 64
+    values = np.random.default_rng(3).uniform(-0.5, 0.5, (8 * hidden * hidden + 8 * hidden,))
+    weights = values.astype(np.float32)
+    w = numpy_helper.from_array(weights[: 4 * hidden * hidden].reshape(1, 4 * hidden, hidden), "W")
+    r = numpy_helper.from_array(weights[4 * hidden * hidden : 8 * hidden * hidden].reshape(w.dims), "R")
+    b = numpy_helper.from_array(weights[8 * hidden * hidden :].reshape(1, 8 * hidden), "B")
+    nodes = [
+        helper.make_node("LSTM", ["X", "W", "R", "B"], [f"Y{i}"], hidden_size=hidden, name=f"l{i}")
+        for i in range(3000)
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shared",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 1, hidden])],
+        [helper.make_tensor_value_info(f"Y{i}", TensorProto.FLOAT, None) for i in range(3000)],
+        [w, r, b],
+    )
+    path = tmp_path / "shared.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), str(path))
+    assert path.stat().st_size < 400_000
+    _refused(_read_in_child(path, tmp_path), "UnsafeInputError", "shared.onnx", "3000 recurrent nodes")
+
+
 def test_pt_shape_whose_product_wraps_int64(tmp_path: Path) -> None:
     """A torch tensor of shape (2**32, 2**32) with strides (0, 0) over a one-element storage:
     its extent is 1 element, its count 2**64."""
@@ -267,6 +296,33 @@ def test_pt_shape_whose_product_wraps_int64(tmp_path: Path) -> None:
     path = tmp_path / "wrap.pt"
     _pt_zip(path, body, {"0": bytes(4)})
     _refused(_read_in_child(path, tmp_path), "UnsafeInputError", "wrap.pt")
+
+
+#: Dims enough that a product in Python's big integers, taken to the end, costs many minutes.
+_MANY_DIMS = 200_000
+
+
+def test_safetensors_shape_of_many_huge_dims(tmp_path: Path) -> None:
+    """A shape of 200,000 dims of 2**62 + 1: refused as the wrong size at once, not after the
+    quadratic cost of multiplying it out."""
+    header = {"w": {"dtype": "F32", "shape": [2**62 + 1] * _MANY_DIMS, "data_offsets": [0, 4]}}
+    text = json.dumps(header).encode()
+    path = tmp_path / "rank.safetensors"
+    path.write_bytes(struct.pack("<Q", len(text)) + text + bytes(4))
+    done = _run(["-c", _READ, str(path)], tmp_path, memory=SMALL_MEMORY, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _refused(json.loads(done.stdout.strip().splitlines()[-1]), "FormatError", "rank.safetensors")
+
+
+def test_pt_shape_of_many_huge_dims(tmp_path: Path) -> None:
+    body = b"\x80\x02" + _global("collections", "OrderedDict") + b")R("
+    huge = (2**31 - 1,) * _MANY_DIMS
+    body += _text("rnn.weight_ih_l0") + _tensor_pickle("0", 1, huge, (0,) * _MANY_DIMS) + b"u."
+    path = tmp_path / "rank.pt"
+    _pt_zip(path, body, {"0": bytes(4)})
+    done = _run(["-c", _READ, str(path)], tmp_path, memory=SMALL_MEMORY, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _refused(json.loads(done.stdout.strip().splitlines()[-1]), "UnsafeInputError", "rank.pt")
 
 
 # == hangs: walks that repeat, files that never end ===============================================

@@ -8,7 +8,6 @@ Keys are ``<layer>/<direction>/<field>/<gate>`` (``w_ih``, ``w_hh``, ``b_ih``, `
 from __future__ import annotations
 
 import json
-import math
 import os
 import zipfile
 from typing import Any
@@ -19,7 +18,7 @@ from .. import outline
 from ..errors import FormatError, LstmconvError, UnsafeInputError
 from ..inspection import Tensor, canonical
 from ..ir import GATES, Layer, Model
-from ._common import check_zip_budget
+from ._common import check_zip_budget, elements
 
 NAME = "npz"
 GATE_ORDER = GATES
@@ -67,7 +66,7 @@ def _check_declared(listing: zipfile.ZipFile) -> None:
                 else np.lib.format.read_array_header_2_0
             )
             shape, _fortran, dtype = read_header(member)
-        declared = math.prod(shape) * dtype.itemsize
+        declared = elements(shape) * dtype.itemsize
         if declared > info.file_size:
             raise UnsafeInputError(
                 f"declares {dtype} {shape} ({declared} bytes) but stores {info.file_size} bytes",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import io
-import math
 import os
 import pickle
 import struct
@@ -30,6 +29,7 @@ from ... import dtypes, outline
 from ...errors import FormatError, UnsafeInputError
 from ...ir import Model
 from ...registry import Declined
+from .._common import ELEMENTS_CAP, elements
 from . import statedict
 
 #: A state_dict's pickle holds names and shapes only; anything larger is not one.
@@ -108,6 +108,8 @@ def check_extent(
         raise FormatError(
             f"a tensor of shape {shape}, strides {strides} at offset {offset} is malformed", where=(where,)
         )
+    if any(n > ELEMENTS_CAP for n in (*shape, *strides)):  # a dim of a million digits is no size
+        raise FormatError(f"a tensor's size or stride is past 2**64: {str(shape)[:80]}", where=(where,))
     if any(s < 0 for s in strides):
         raise FormatError(
             f"a tensor of shape {shape} has negative strides {strides}: refused", where=(where,)
@@ -119,10 +121,10 @@ def check_extent(
             f"{offset + extent} of a storage of {numel}",
             where=(where,),
         )
-    elements = int(np.prod(shape, dtype=object))
-    if elements > MAX_EXPANSION * max(numel, 1):
+    count = elements(shape)  # capped: a million huge dims are not hours of big-integer products
+    if count > MAX_EXPANSION * max(numel, 1):
         raise UnsafeInputError(
-            f"a tensor of shape {shape} (strides {strides}) declares {elements} elements from a storage "
+            f"a tensor of shape {shape} (strides {strides}) declares {count} elements from a storage "
             f"of {numel}: more than {MAX_EXPANSION}× what is stored",
             where=(where,),
             hint="save the tensor itself (tensor.contiguous()), not an expanded view",
@@ -262,7 +264,7 @@ def _check_total(state: Any, path: str) -> None:
     allowed, total = MAX_EXPANSION * size + (1 << 20), 0
     for key, value in state.items():
         if isinstance(value, _Tensor):
-            total += math.prod(value.shape) * value.storage.dtype.itemsize
+            total += elements(value.shape) * value.storage.dtype.itemsize
             if total > allowed:
                 raise UnsafeInputError(
                     f"the tensors up to {key!r} declare {total} bytes, more than {MAX_EXPANSION}× "
