@@ -7,6 +7,7 @@ tensor), not merely survival."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -137,7 +138,9 @@ def _global(module: str, name: str) -> bytes:
     return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
 
 
-def _tensor_pickle(key: str, numel: int, shape: tuple[int, ...], stride: tuple[int, ...]) -> bytes:
+def _tensor_pickle(
+    key: str, numel: int, shape: tuple[int, ...], stride: tuple[int, ...], offset: int = 0
+) -> bytes:
     storage = b"(" + _text("storage") + _global("torch", "FloatStorage") + _text(key) + _text("cpu")
     storage += _int(numel) + b"tQ"
     hooks = _global("collections", "OrderedDict") + b")R"
@@ -145,7 +148,7 @@ def _tensor_pickle(key: str, numel: int, shape: tuple[int, ...], stride: tuple[i
         _global("torch._utils", "_rebuild_tensor_v2")
         + b"("
         + storage
-        + _int(0)
+        + _int(offset)
         + _ints(shape)
         + _ints(stride)
         + b"\x89"
@@ -323,6 +326,31 @@ def test_pt_shape_of_many_huge_dims(tmp_path: Path) -> None:
     done = _run(["-c", _READ, str(path)], tmp_path, memory=SMALL_MEMORY, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     _refused(json.loads(done.stdout.strip().splitlines()[-1]), "UnsafeInputError", "rank.pt")
+
+
+def test_pt_storage_record_is_a_zip_bomb(tmp_path: Path) -> None:
+    """A torch zip whose one storage record is deflated: 300 MB of zeros in 300 kB, the LSTM's
+    tensors views into it. Compressed records go to torch, which would inflate all of it."""
+    body = b"\x80\x02" + _global("collections", "OrderedDict") + b")R("
+    numel, offset = 75 << 20, 0
+    for name, shape in _LSTM_SHAPES.items():
+        strides = (shape[1], 1) if len(shape) == 2 else (1,)
+        body += _text(f"rnn.{name}") + _tensor_pickle("0", numel, shape, strides, offset)
+        offset += int(np.prod(shape))
+    body += b"u."
+    path = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("archive/data.pkl", body)
+        archive.writestr("archive/byteorder", "little")
+        info = zipfile.ZipInfo("archive/data/0")
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with archive.open(info, "w", force_zip64=True) as member:
+            chunk = bytes(1 << 22)
+            for _ in range(numel * 4 // len(chunk)):
+                member.write(chunk)
+        archive.writestr("archive/version", "3\n")
+    assert path.stat().st_size < 1_000_000
+    _refused(_read_in_child(path, tmp_path, memory=None), "UnsafeInputError", "bomb.pt", "zip bomb")
 
 
 # == hangs: walks that repeat, files that never end ===============================================
@@ -629,3 +657,190 @@ def test_safetensors_key_with_escapes_in_an_error(tmp_path: Path) -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lstmconv: error:"), done.stderr
     assert "\x1b" not in done.stderr and "\x07" not in done.stderr and "\\x1b" in done.stderr
+
+
+# == deep nesting =================================================================================
+def _deep_json(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_keras_config_nested_past_the_recursion_limit(tmp_path: Path, rng) -> None:
+    """A ``.keras`` archive (a valid weights file) whose config.json nests 100,000 lists deep
+    inside a layer's config: one error naming the file, whatever JSON's recursion limit does."""
+    h5py = require("h5py")
+    weights = io.BytesIO()
+    with h5py.File(weights, "w") as handle:
+        variables = handle.create_group("layers/lstm/cell/vars")
+        for index, shape in enumerate(((3, 16), (4, 16), (16,))):
+            variables.create_dataset(str(index), data=rng.uniform(-1, 1, shape).astype(np.float32))
+    config = '{"class_name": "Sequential", "config": {"name": "s", "layers": [{"class_name": "LSTM", '
+    config += '"config": {"name": "lstm", "units": 4, "deep": ' + _deep_json(100_000) + "}}]}}"
+    path = tmp_path / "deep.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", config)
+        archive.writestr("metadata.json", '{"keras_version": "3.5.0"}')
+        archive.writestr("model.weights.h5", weights.getvalue())
+    found = _read_in_child(path, tmp_path)
+    assert "error" in found and "deep.keras" in str(found["message"]), found
+
+
+def test_npz_metadata_nested_past_the_recursion_limit(tmp_path: Path, rng) -> None:
+    path = tmp_path / "deep.npz"
+    lstmconv.write(_model(rng), path)
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.array('{"version": 1, "layers": ' + _deep_json(100_000) + "}"))
+    members["__lstmconv__.npy"] = buffer.getvalue()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    found = _read_in_child(path, tmp_path)
+    assert "error" in found and "deep.npz" in str(found["message"]), found
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    key, length, out = (number << 3) | 2, len(payload), bytearray()
+    for value in (key, length):
+        while value > 0x7F:
+            out.append((value & 0x7F) | 0x80)
+            value >>= 7
+        out.append(value)
+    return bytes(out) + payload
+
+
+def test_onnx_if_nested_thousands_deep(tmp_path: Path) -> None:
+    """A ModelProto whose graph holds an If whose then_branch holds an If… 5,000 deep, written
+    byte by byte (no onnx package): a recursive decoder or walk would overflow the stack."""
+    graph = _field(1, _field(4, b"Relu") + _field(1, b"x") + _field(2, b"y"))
+    for level in range(5000):
+        attribute = _field(1, b"then_branch") + _field(6, graph) + b"\xa0\x01\x05"  # type GRAPH
+        node = _field(1, b"c") + _field(2, f"o{level}".encode()) + _field(4, b"If") + _field(5, attribute)
+        graph = _field(1, node)
+    model = b"\x08\x08" + _field(7, graph) + _field(8, b"\x10\x0f")
+    path = tmp_path / "deep.onnx"
+    path.write_bytes(model)
+    found = _read_in_child(path, tmp_path)
+    _refused(found, "FormatError", "deep.onnx")
+
+
+# == more bytes from elsewhere ====================================================================
+def test_keras_weights_member_flagged_as_a_symlink(tmp_path: Path, rng) -> None:
+    """A ``.keras`` whose ``model.weights.h5`` member carries Unix symlink mode bits and the
+    text of a path to a real weights file outside: an extractor that honours the bits would
+    read that file. The member is its own bytes (a path, not HDF5): refused, never followed."""
+    h5py = require("h5py")
+    outside = tmp_path / "outside.weights.h5"
+    with h5py.File(outside, "w") as handle:
+        variables = handle.create_group("layers/lstm/cell/vars")
+        for index, shape in enumerate(((3, 16), (4, 16), (16,))):
+            variables.create_dataset(str(index), data=rng.uniform(-1, 1, shape).astype(np.float32))
+    path = tmp_path / "link.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", '{"class_name": "Sequential", "config": {"layers": []}}')
+        archive.writestr("metadata.json", '{"keras_version": "3.5.0"}')
+        info = zipfile.ZipInfo("model.weights.h5")
+        info.create_system = 3
+        info.external_attr = (0o120777 << 16) | 0x20  # S_IFLNK
+        archive.writestr(info, str(outside))
+    found = _read_in_child(path, tmp_path)
+    assert found.get("error") == "FormatError" and "link.keras" in str(found["message"]), found
+
+
+def test_hdf5_virtual_dataset_mapping_its_own_file(tmp_path: Path) -> None:
+    """A virtual dataset whose source is ``.`` (the same file, HDF5's own shorthand): mapped
+    storage all the same, refused naming the dataset."""
+    h5py = require("h5py")
+    path = tmp_path / "self.weights.h5"
+    with h5py.File(path, "w", libver="latest") as handle:
+        handle.create_dataset("stash", data=np.ones((3, 16), np.float32))
+        variables = handle.create_group("layers/lstm/cell/vars")
+        layout = h5py.VirtualLayout(shape=(3, 16), dtype="f4")
+        layout[:] = h5py.VirtualSource(".", "stash", shape=(3, 16))
+        variables.create_virtual_dataset("0", layout)
+        variables.create_dataset("1", data=np.ones((4, 16), np.float32))
+        variables.create_dataset("2", data=np.ones(16, np.float32))
+    _refused(_read_in_child(path, tmp_path), "UnsafeInputError", "virtual dataset", "'0'")
+
+
+# == flatbuffer offsets ===========================================================================
+def test_tflite_offsets_pointing_anywhere(tmp_path: Path) -> None:
+    """The LSTM fixture with, one at a time: the root offset past the end; the Model table's
+    vtable offset pointing at the table itself; the buffers vector claiming 2**30 entries; a
+    buffer's data offset wrapped to point before the file."""
+    from lstmconv.formats.tflite.flat import Flat
+
+    data = (FIXTURES / "tflite_lstm.tflite").read_bytes()
+    model = Flat(data).root()
+    buffers, _count = model.vector(4, 4, "buffers")
+    patches = {
+        "root": (0, 0xFFFFFFF0),
+        "vtable": (model.position, 0),
+        "buffers": (buffers - 4, 1 << 30),
+        "buffer0": (buffers, 0xFFFFFFFF - buffers),
+    }
+    for name, (position, value) in patches.items():
+        broken = bytearray(data)
+        broken[position : position + 4] = struct.pack("<I", value)
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(bytes(broken))
+        _refused(_read_in_child(path, tmp_path), "FormatError", f"{name}.tflite")
+
+
+# == pickles and TorchScript that would run ======================================================
+def test_protocol_0_text_pickle_named_pt(tmp_path: Path) -> None:
+    """A protocol-0 (text) pickle, which no sniffing of ``\\x80`` sees, named ``.pt``: GLOBAL
+    ``posix system`` and REDUCE. torch's ``weights_only`` refuses it; nothing runs."""
+    require("torch")
+    marker = tmp_path / "ran"
+    (tmp_path / "text.pt").write_bytes(f"cposix\nsystem\n(Vtouch {marker}\ntR.".encode())
+    found = _read_in_child(tmp_path / "text.pt", tmp_path, memory=None)
+    assert not marker.exists()
+    _refused(found, "UnsafeInputError", "text.pt")
+
+
+def test_torchscript_code_and_constants_never_run(tmp_path: Path) -> None:
+    """A ``torch.jit.save`` archive of an LSTM whose code files gain a line writing a file at
+    import, and whose ``constants.pkl`` becomes ``posix.system(...)``: reading and converting
+    it (verification included) runs neither."""
+    require("torch")
+    marker = tmp_path / "ran"
+    build = textwrap.dedent(
+        """
+        import torch
+        torch.manual_seed(0)
+        torch.jit.save(torch.jit.script(torch.nn.LSTM(3, 4)), "plain.pt")
+        """
+    )
+    made = _run(["-c", build], tmp_path)
+    assert made.returncode == 0, made.stderr[-2000:]
+    payload = f"__import__('pathlib').Path({str(marker)!r}).write_text('ran')\n"
+    evil = f"cposix\nsystem\n(Vtouch {marker}\ntR.".encode()
+    with zipfile.ZipFile(tmp_path / "plain.pt") as archive:
+        members = [(info, archive.read(info)) for info in archive.infolist()]
+    with zipfile.ZipFile(tmp_path / "script.pt", "w") as archive:
+        for info, data in members:
+            if info.filename.endswith(".py"):
+                data = payload.encode() + data
+            elif info.filename.endswith("constants.pkl"):
+                data = evil
+            archive.writestr(info, data)
+    done = _cli("convert", "script.pt", "out.onnx", tmp=tmp_path)
+    assert not marker.exists(), "code from the archive ran"
+    assert done.returncode in (0, 2) and "internal error" not in done.stderr, done.stderr[-2000:]
+
+
+# == output through a symlinked folder ============================================================
+def test_force_onto_a_symlink_to_a_directory(tmp_path: Path, rng) -> None:
+    """DST is a symlink to a directory elsewhere: with ``--force``, nothing is written into
+    that directory and nothing in it is removed."""
+    lstmconv.write(_model(rng), tmp_path / "m.npz")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("keep")
+    (tmp_path / "out.onnx").symlink_to(elsewhere)
+    done = _cli("convert", "m.npz", "out.onnx", "--force", tmp=tmp_path)
+    assert done.returncode in (0, 2) and "internal error" not in done.stderr, done.stderr
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]
+    assert (elsewhere / "keep.txt").read_text() == "keep"

@@ -29,7 +29,7 @@ from ... import dtypes, outline
 from ...errors import FormatError, UnsafeInputError
 from ...ir import Model
 from ...registry import Declined
-from .._common import ELEMENTS_CAP, elements
+from .._common import ELEMENTS_CAP, check_zip_budget, elements
 from . import statedict
 
 #: A state_dict's pickle holds names and shapes only; anything larger is not one.
@@ -277,7 +277,8 @@ def _check_total(state: Any, path: str) -> None:
 def refuse_ambiguous(path: str) -> None:
     """Refuse a file whose kind torch and zipfile would tell apart differently: duplicate zip
     member names (each picks another), or a legacy pickle that is also a zip (zipfile finds the
-    zip from the end, torch reads the pickle from the start)."""
+    zip from the end, torch reads the pickle from the start); and a zip whose records expand
+    past the one compression budget (:func:`.._common.check_zip_budget`)."""
     with open(path, "rb") as handle:
         head = handle.read(4)
     if not zipfile.is_zipfile(path):
@@ -289,6 +290,7 @@ def refuse_ambiguous(path: str) -> None:
         )
     with zipfile.ZipFile(path) as archive:
         names = [info.filename for info in archive.infolist()]
+        check_zip_budget(archive.infolist(), os.path.getsize(path))  # torch inflates deflated records
     if len(set(names)) != len(names):
         twice = sorted(name for name, count in collections.Counter(names).items() if count > 1)
         raise UnsafeInputError(
