@@ -844,3 +844,25 @@ def test_force_onto_a_symlink_to_a_directory(tmp_path: Path, rng) -> None:
     assert done.returncode in (0, 2) and "internal error" not in done.stderr, done.stderr
     assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt"]
     assert (elsewhere / "keep.txt").read_text() == "keep"
+
+
+def test_legacy_pt_one_tensor_for_many_modules(tmp_path: Path) -> None:
+    """A legacy (non-zip) ``.pt``, read by torch: one nn.LSTM(256, 256)'s four tensors under
+    300 module names (the pickle stores each tensor once, its memo names it 300 times): 300
+    layers, 630 MB of weights to check, verify and write, from 2 MB."""
+    require("torch")
+    build = textwrap.dedent(
+        """
+        import collections, torch
+        lstm = torch.nn.LSTM(256, 256)
+        state = collections.OrderedDict(
+            (f"m{i}.{key}", value) for i in range(300) for key, value in lstm.state_dict().items()
+        )
+        torch.save(state, "shared.pt", _use_new_zipfile_serialization=False)
+        """
+    )
+    made = _run(["-c", build], tmp_path)
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert (tmp_path / "shared.pt").stat().st_size < 3_000_000
+    found = _read_in_child(tmp_path / "shared.pt", tmp_path, memory=None)
+    _refused(found, "UnsafeInputError", "shared.pt", "300 layers")
