@@ -866,3 +866,36 @@ def test_legacy_pt_one_tensor_for_many_modules(tmp_path: Path) -> None:
     assert (tmp_path / "shared.pt").stat().st_size < 3_000_000
     found = _read_in_child(tmp_path / "shared.pt", tmp_path, memory=None)
     _refused(found, "UnsafeInputError", "shared.pt", "300 layers")
+
+
+def test_external_data_sidecar_that_is_a_symlink_to_a_victim(tmp_path: Path, rng) -> None:
+    """DST's own name is free, but the ``.data`` file ONNX external data will be published as
+    is a symlink to a file of someone else's: refused without ``--force``; with it, the link is
+    replaced, never written through."""
+    require("onnx")
+    lstmconv.write(_model(rng), tmp_path / "m.npz")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "out.onnx.data").symlink_to(victim)
+    refused = _cli("convert", "m.npz", "out.onnx", "--external-data", "--no-verify", tmp=tmp_path)
+    assert refused.returncode == 2 and "exists" in refused.stderr, refused.stderr
+    assert not (tmp_path / "out.onnx").exists() and victim.read_text() == "precious"
+    done = _cli("convert", "m.npz", "out.onnx", "--external-data", "--no-verify", "--force", tmp=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert victim.read_text() == "precious" and not (tmp_path / "out.onnx.data").is_symlink()
+    assert _same(tmp_path / "out.onnx", tmp_path / "m.npz")
+
+
+def test_force_onto_the_memory_mapped_input_itself(tmp_path: Path, rng) -> None:
+    """``convert m.onnx m.onnx --external-data --force`` (and a safetensors onto itself): the
+    reader's weights are memory maps of the very files being replaced. Publishing by rename
+    leaves the mapped inodes whole; writing into them would read back garbage."""
+    require("onnx")
+    lstmconv.write(_model(rng), tmp_path / "m.npz")
+    lstmconv.write(lstmconv.read(tmp_path / "m.npz"), tmp_path / "m.onnx", external_data=True)
+    lstmconv.write(lstmconv.read(tmp_path / "m.npz"), tmp_path / "m.safetensors")
+    for name, extra in (("m.onnx", ["--external-data"]), ("m.safetensors", [])):
+        done = _cli("convert", name, name, *extra, "--force", tmp=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert _same(tmp_path / name, tmp_path / "m.npz")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".lstmconv-")]
