@@ -899,3 +899,21 @@ def test_force_onto_the_memory_mapped_input_itself(tmp_path: Path, rng) -> None:
         assert done.returncode == 0, done.stderr
         assert _same(tmp_path / name, tmp_path / "m.npz")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".lstmconv-")]
+
+
+def test_batch_summary_escapes_file_names_from_a_folder(tmp_path: Path, rng) -> None:
+    """A batch over a downloaded folder, one of whose files is named with an OSC escape, a BEL
+    and a newline forging a line: the summary table and its error lines show them escaped."""
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    forged = "evil\x1b]0;pwned\x07\nlstmconv: wrote forged"
+    lstmconv.write(_model(rng), folder / f"{forged}.npz")
+    (folder / f"{forged}-broken.npz").write_bytes(b"PK\x05\x06" + bytes(18))
+    (tmp_path / "out").mkdir()
+    batch = ("convert", "downloads", "--out-dir", "out", "--to", "safetensors", "--no-verify")
+    done = _cli(*batch, tmp=tmp_path)
+    everything = done.stdout + done.stderr
+    assert done.returncode == 2, everything
+    assert "\x1b" not in everything and "\x07" not in everything, everything
+    assert not any(line.startswith("lstmconv: wrote forged") for line in everything.splitlines())
+    assert "\\x1b]0;pwned\\x07\\n" in done.stdout
