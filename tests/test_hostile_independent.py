@@ -356,18 +356,20 @@ def test_pt_storage_record_is_a_zip_bomb(tmp_path: Path) -> None:
 # == hangs: walks that repeat, files that never end ===============================================
 def test_hdf5_hard_links_that_double_at_every_level(tmp_path: Path) -> None:
     """40 nested Keras ``layers`` groups, each holding two hard links to the next: 41 groups,
-    2**40 paths. A walk that follows each path hangs; the read must end with an error."""
+    2**40 paths. A walk that follows each path runs into the time limit; each group is walked
+    once, and the read says what the file holds (no recurrent layer)."""
     h5py = require("h5py")
     path = tmp_path / "diamond.weights.h5"
     with h5py.File(path, "w") as handle:
-        groups = [handle.create_group(f"g{level}") for level in range(41)]
-        handle["layers"] = groups[0]
+        containers = [handle.create_group("layers")]
+        containers += [handle.create_group(f"c{level}") for level in range(1, 41)]
         for level in range(40):
-            inner = groups[level].create_group("layers")
-            inner["a"] = groups[level + 1]
-            inner["b"] = groups[level + 1]
+            entry = handle.create_group(f"e{level}")
+            entry["layers"] = containers[level + 1]
+            containers[level]["a"] = entry
+            containers[level]["b"] = entry
     found = _read_in_child(path, tmp_path)
-    assert "error" in found and "diamond.weights.h5" in str(found["message"]), found
+    _refused(found, "WeightLayoutError", "diamond.weights.h5", "no recurrent layer")
 
 
 def test_hdf5_hard_link_cycle(tmp_path: Path) -> None:
@@ -917,3 +919,33 @@ def test_batch_summary_escapes_file_names_from_a_folder(tmp_path: Path, rng) -> 
     assert "\x1b" not in everything and "\x07" not in everything, everything
     assert not any(line.startswith("lstmconv: wrote forged") for line in everything.splitlines())
     assert "\\x1b]0;pwned\\x07\\n" in done.stdout
+
+
+def test_keras3_config_naming_a_foreign_class_never_runs(tmp_path: Path) -> None:
+    """A ``.keras`` whose Dense (after the LSTM, not carried) has ``subprocess.Popen`` as its
+    kernel initializer, with arguments that write a file: Keras's safe mode, loading the source
+    for verification, must refuse to import it."""
+    require("tensorflow")
+    keras = require("keras")
+    marker = tmp_path / "ran"
+    inputs = keras.Input((5, 3))
+    outputs = keras.layers.Dense(2)(keras.layers.LSTM(4, return_sequences=True)(inputs))
+    keras.Model(inputs, outputs).save(tmp_path / "m.keras")
+    with zipfile.ZipFile(tmp_path / "m.keras") as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    config = json.loads(members["config.json"])
+    for layer in config["config"]["layers"]:
+        if layer["class_name"] == "Dense":
+            layer["config"]["kernel_initializer"] = {
+                "module": "subprocess",
+                "class_name": "Popen",
+                "config": {"args": ["touch", str(marker)]},
+                "registered_name": None,
+            }
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "m.keras", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    done = _cli("convert", "m.keras", "out.onnx", tmp=tmp_path)
+    assert not marker.exists(), "a class named by the config ran"
+    assert done.returncode == 0 and "not carried: dense" in done.stdout, done.stdout + done.stderr
