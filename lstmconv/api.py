@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
+from numpy.lib.array_utils import byte_bounds
 
 from . import dtypes, inspection, reference, verification
 from .errors import (
@@ -29,12 +30,13 @@ from .errors import (
     LstmconvWarning,
     OutputExistsError,
     UnknownOptionError,
+    UnsafeInputError,
     UnsupportedFeatureError,
     UsageError,
     VerificationError,
     WeightLayoutError,
 )
-from .formats._common import require_regular_file
+from .formats._common import MAX_RATIO, RATIO_SLACK, require_regular_file
 from .ir import Model
 from .registry import (
     COMMON_READ_OPTIONS,
@@ -143,6 +145,7 @@ def read(source: Any, format: str | None = None, *, strict: bool = False, **opti
         return source
     model = _read(source, format, strict=strict, **options)
     if not options.get("header_only"):
+        _check_shared(model)
         _check_finite(model, strict)
     return model
 
@@ -154,6 +157,30 @@ def _all_finite(array: np.ndarray) -> bool:
     with np.errstate(over="ignore", invalid="ignore"):  # the overflow and inf - inf are the answer
         total = np.add.reduce(array, axis=None, dtype=np.float64 if array.dtype.itemsize > 4 else np.float32)
     return bool(np.isfinite(total)) or bool(np.isfinite(array).all())
+
+
+def _check_shared(model: Model) -> None:
+    """Refuse layers that are views of the same few bytes many times over: one stored tensor
+    named by thousands of layers (a pickle's memo, ONNX initializers, flatbuffer offsets) makes
+    work, verification and output without end from the bytes of one. The weights' bytes,
+    counted per layer, may be at most ``MAX_RATIO`` times the distinct memory under them."""
+    spans, used = [], 0
+    for layer in model:
+        for cell in layer.cells:
+            for _name, array in cell.tensors():
+                used += array.nbytes
+                spans.append(byte_bounds(array))
+    distinct, end = 0, 0
+    for low, high in sorted(spans):
+        distinct += max(0, high - max(low, end))
+        end = max(end, high)
+    if used > MAX_RATIO * distinct + RATIO_SLACK:
+        raise UnsafeInputError(
+            f"{len(model.layers)} layers hold {used} bytes of weights that are views of {distinct} "
+            f"distinct bytes: more than {MAX_RATIO}× (one tensor shared by many layers)",
+            where=(model.source,),
+            hint="a file naming one tensor for many layers is a bomb, not a model",
+        )
 
 
 def _check_finite(model: Model, strict: bool) -> None:

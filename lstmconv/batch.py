@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from . import api
-from .errors import LstmconvError, UnknownFormatError, VerificationError
+from .errors import LstmconvError, UnknownFormatError, VerificationError, printable
 from .registry import FORMATS, for_path
 
 EXIT_OK, EXIT_DISAGREE, EXIT_ERROR = 0, 1, 2
@@ -183,17 +183,18 @@ class _Progress:
 
 
 def summary(records: list[dict[str, Any]]) -> str:
-    """One table for the batch, then the count of each status."""
+    """One table for the batch, then the count of each status; file names escaped (a folder's
+    file may be named with a newline or a terminal escape)."""
     rows = [("source", "output", "status", "max |a-b|", "seconds")]
     for r in records:
         report = r["verification"]
         error = "" if report is None or report["max_abs"] is None else f"{report['max_abs']:.3e}"
-        rows.append((r["source"], r["dest"], r["status"], error, f"{r['seconds']:.2f}"))
+        rows.append((printable(r["source"]), printable(r["dest"]), r["status"], error, f"{r['seconds']:.2f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     for r in records:
         if r["error"] and r["status"] != "skipped":
-            lines.append(f"{r['source']}: {r['error']}")
+            lines.append(f"{printable(r['source'])}: {printable(r['error'])}")
     counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "disagree", "error", "skipped")}
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" of {len(records)}")
     return "\n".join(lines)

@@ -593,7 +593,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.debug:
             raise
         print(
-            f"lstmconv: internal error ({type(error).__name__}: {error}); rerun with --debug and report it",
+            f"lstmconv: internal error ({type(error).__name__}: {printable(error)}); rerun with --debug "
+            "and report it",
             file=sys.stderr,
         )
         return EXIT_ERROR

@@ -52,6 +52,26 @@ def require_regular_file(path: str, *, folder_ok: bool = False) -> None:
         raise FormatError(f"{_kind_of(mode)}, not a regular file: refused", where=(path,))
 
 
+#: A shape's element count stops growing here: past it, every shape is refused anyway.
+ELEMENTS_CAP = 1 << 64
+
+
+def elements(shape: Iterable[int]) -> int:
+    """The element count of ``shape`` (non-negative dims) in Python ints, so a product past
+    2**63 does not wrap in int64 (to 0, or to what a few stored bytes hold); it stops at
+    ``ELEMENTS_CAP`` + 1, so a million huge dims cost a million steps, not hours of big-integer
+    arithmetic."""
+    dims = [int(n) for n in shape]
+    if 0 in dims:
+        return 0
+    total = 1
+    for n in dims:
+        total *= n
+        if total > ELEMENTS_CAP:
+            return ELEMENTS_CAP + 1
+    return total
+
+
 #: Compressed data may expand at most this many times the bytes the outermost file stores: one
 #: budget for a zip member, and for compression nested inside it (HDF5 inside ``.keras``).
 MAX_RATIO = 200

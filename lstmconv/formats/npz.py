@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from .. import outline
-from ..errors import FormatError, LstmconvError
+from ..errors import FormatError, LstmconvError, UnsafeInputError
 from ..inspection import Tensor, canonical
 from ..ir import GATES, Layer, Model
-from ._common import check_zip_budget
+from ._common import check_zip_budget, elements
 
 NAME = "npz"
 GATE_ORDER = GATES
@@ -54,11 +54,33 @@ def write(model: Model, path: str, **_: Any) -> None:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
 
 
+def _check_declared(listing: zipfile.ZipFile) -> None:
+    """Each member's ``.npy`` header against the bytes the member holds, before NumPy reads it:
+    NumPy allocates the declared array first (16 stored bytes may declare 512 GB)."""
+    for info in listing.infolist():
+        with listing.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _fortran, dtype = read_header(member)
+        declared = elements(shape) * dtype.itemsize
+        if declared > info.file_size:
+            raise UnsafeInputError(
+                f"declares {dtype} {shape} ({declared} bytes) but stores {info.file_size} bytes",
+                where=(info.filename.removesuffix(".npy"),),
+                hint="the file's sizes are inconsistent; refusing to allocate",
+            )
+
+
 def read(source: Any, **_: Any) -> Model:
     path = os.fspath(source)
     try:
         with zipfile.ZipFile(path) as listing:  # sizes checked before numpy inflates anything
             check_zip_budget(listing.infolist(), os.path.getsize(path))
+            _check_declared(listing)
         with np.load(path, allow_pickle=False) as archive:
             if META_KEY not in archive.files:
                 raise FormatError(f"no {META_KEY} entry: not an lstmconv .npz", where=(path,))

@@ -318,10 +318,17 @@ def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int, stric
     return found
 
 
-def _tree_without_config(h5: H5, entries: Mapping[str, h5py.Group], keras_major: int, found: _Found) -> None:
+def _tree_without_config(
+    h5: H5, entries: Mapping[str, h5py.Group], keras_major: int, found: _Found, seen: set[Any] | None = None
+) -> None:
+    """``seen``: the ``layers`` groups walked already (hard links can make n groups 2^n paths)."""
+    seen = set() if seen is None else seen
     for name, group in entries.items():
         if "layers" in group:
-            _tree_without_config(h5, _named_entries(group["layers"]), keras_major, found)
+            inner = group["layers"]
+            if inner.id not in seen:
+                seen.add(inner.id)
+                _tree_without_config(h5, _named_entries(inner), keras_major, found, seen)
             continue
         bidirectional = "forward_layer" in group
         if not bidirectional and "cell" not in group:

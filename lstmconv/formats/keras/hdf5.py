@@ -15,7 +15,7 @@ import numpy as np
 
 from ... import dtypes
 from ...errors import FormatError, UnsafeInputError
-from .._common import MAX_RATIO
+from .._common import MAX_RATIO, elements
 
 #: A compressed HDF5 dataset may expand at most this many times the file's size.
 MAX_HDF5_RATIO = MAX_RATIO
@@ -61,7 +61,7 @@ class H5:
         if not isinstance(node, h5py.Dataset):
             raise FormatError(f"{key!r} is not a dataset", where=(where,))
         self._require_inside(node, key, where)
-        declared = int(np.prod(node.shape, dtype=np.int64)) * node.dtype.itemsize
+        declared = elements(node.shape) * node.dtype.itemsize  # no int64 wrap: 2**64 is not 0
         allowed = self.size if node.compression is None else self.budget
         if declared > allowed:
             raise UnsafeInputError(

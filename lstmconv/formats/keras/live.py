@@ -415,7 +415,16 @@ def _load_as_given(path: str | os.PathLike[str]) -> tuple[str, Any]:
             raise UnsupportedFeatureError(
                 "a Keras 2 file, and tf_keras (which computes as Keras 2) is not installed", where=(text,)
             ) from None
-        return "tf_keras", tf_keras.models.load_model(text, compile=False)
+        # tf_keras's load_model has no safe mode for .h5 (it would unmarshal and call a Lambda's
+        # bytecode): its own scope turns it on, and without that scope the file is not loaded.
+        try:
+            from tf_keras.src.saving.serialization_lib import SafeModeScope
+        except ImportError:
+            raise UnsupportedFeatureError(
+                "a Keras 2 file, and this tf_keras has no safe mode to load it with", where=(text,)
+            ) from None
+        with SafeModeScope(True):
+            return "tf_keras", tf_keras.models.load_model(text, compile=False)
     return "keras", keras.saving.load_model(text, compile=False, safe_mode=True)
 
 

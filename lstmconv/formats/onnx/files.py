@@ -337,7 +337,7 @@ def to_array(tensor: Any, base_dir: str | None) -> np.ndarray:
         shape = tuple(int(n) for n in tensor.dims)
         if any(n < 0 for n in shape):
             raise FormatError(f"negative dims {shape}")
-        count = int(np.prod(shape, dtype=np.int64))
+        count = _common.elements(shape)  # no int64 wrap
         if tensor.data_location == EXTERNAL:
             return _external_array(tensor, base_dir, dtype, shape)
         raw = _raw(tensor)
@@ -394,7 +394,7 @@ def _external_array(tensor: Any, base_dir: str | None, dtype: np.dtype, shape: t
             f"external data {location!r} lies outside the model's folder",
             hint="keep external data files beside the model",
         )
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = _common.elements(shape) * dtype.itemsize
     try:
         offset = int(info.get("offset", 0) or 0)
         length = int(info.get("length", expected) or expected)
@@ -431,6 +431,29 @@ def read(source: Any, **_: Any) -> Model:
     return read_graph(load(path), os.path.dirname(os.path.abspath(path)), path, size=os.path.getsize(path))
 
 
+def _refuse_shared_weights(found: list[Any]) -> None:
+    """The weights the recurrent nodes use, counted per use, at most ``MAX_RATIO`` times the
+    distinct weights stored (plus slack): one stored initializer named by 20,000 nodes is 20,000
+    layers to check, verify and write, from the bytes of one."""
+    used, stored = 0, dict[tuple[int, str], int]()
+    for item in found:
+        for name in item.node.input:
+            value = item.constants.get(name)
+            if value is not None:
+                used += value.nbytes
+                scope = item.constants  # the scope defining the name: one stored tensor, one key
+                while name not in scope.local and scope.outer is not None:
+                    scope = scope.outer
+                stored[(id(scope), name)] = value.nbytes
+        if used > _common.MAX_RATIO * sum(stored.values()) + _common.RATIO_SLACK:
+            raise UnsafeInputError(
+                f"{len(found)} recurrent nodes use {used} bytes of weights (up to node "
+                f"{item.node.name!r}) from {sum(stored.values())} bytes stored: more than "
+                f"{_common.MAX_RATIO}× what is stored",
+                hint="nodes sharing one initializer this often are a bomb, not a model",
+            )
+
+
 def read_graph(graph: Any, base_dir: str | None, label: str, size: int = 0) -> Model:
     """IR of every LSTM/GRU/RNN node of a graph (of this module's messages or onnx's), those of
     its If/Loop/Scan subgraphs named by their path. ``size`` (the file's bytes) caps the
@@ -443,6 +466,7 @@ def read_graph(graph: Any, base_dir: str | None, label: str, size: int = 0) -> M
     layers = []
     try:
         found = onnx_nodes.found_nodes(graph, constants)
+        _refuse_shared_weights(found)
         names = _common.unique_names(f.name for f in found)
         onnx_nodes.refuse_control_flow(graph, bool(found))
         if not found:

@@ -22,6 +22,7 @@ import struct
 import numpy as np
 
 from ...errors import FormatError, LstmconvError, UnsafeInputError, UnsupportedFeatureError
+from .._common import require_regular_file
 from . import crc32c, slices, wire
 
 MAGIC = 0xDB4775248B80FB57
@@ -202,6 +203,8 @@ class Bundle:
     def __init__(self, prefix: str):
         self.prefix = prefix
         index_path = prefix + ".index"
+        if os.path.lexists(index_path):  # a FIFO would block the open, /dev/zero never end
+            require_regular_file(index_path)
         try:
             with open(index_path, "rb") as file:
                 index = file.read()
@@ -242,6 +245,8 @@ class Bundle:
             )
         if entry.shard_id not in self._shards:
             path = self.shard_path(entry.shard_id)
+            if os.path.lexists(path):  # a FIFO would block the open, /dev/zero never end
+                require_regular_file(path)
             try:
                 with open(path, "rb") as file:
                     size = os.fstat(file.fileno()).st_size

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import FormatError, LstmconvError, UnsupportedFeatureError
+from ...errors import FormatError, LstmconvError, UnsafeInputError, UnsupportedFeatureError
 from ...ir import Layer, Model
+from .._common import require_regular_file
 from . import bundle, names, objects
 
 _log = logging.getLogger(__name__)
@@ -157,6 +158,8 @@ def latest(folder: str) -> str:
     """The prefix a training folder's ``checkpoint`` file (a text ``CheckpointState``) names as
     ``model_checkpoint_path``: what ``tf.train.latest_checkpoint`` reads."""
     state = os.path.join(folder, STATE_FILE)
+    if os.path.lexists(state):  # a FIFO would block the open
+        require_regular_file(state)
     try:
         with open(state, encoding="utf-8") as file:
             text = file.read(1 << 20)
@@ -166,7 +169,15 @@ def latest(folder: str) -> str:
     if not match:
         raise FormatError("the checkpoint state file names no model_checkpoint_path", where=(state,))
     name = match[1].encode("latin-1", "backslashreplace").decode("unicode_escape")
-    return name if os.path.isabs(name) else os.path.join(folder, name)
+    prefix = name if os.path.isabs(name) else os.path.join(folder, name)
+    root = os.path.realpath(folder)
+    if os.path.commonpath([root, os.path.realpath(prefix)]) != root:  # absolute, "..", or a symlink out
+        raise UnsafeInputError(
+            f"the checkpoint state file names {name!r}, outside the folder: refused",
+            where=(state,),
+            hint="pass that checkpoint's prefix itself to read it",
+        )
+    return prefix
 
 
 def _given_config(config: Any) -> tuple[dict[str, dict[str, Any]], int]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ...errors import FormatError
 from ...ir import Model
+from .._common import require_regular_file
 from . import checkpoint, objects, wire
 
 SAVED_MODEL = "saved_model.pb"
@@ -32,6 +33,7 @@ def _read_file(path: str, what: str) -> bytes:
         size = os.path.getsize(path)
     except FileNotFoundError:
         raise FormatError(f"the SavedModel has no {what}", where=(path,)) from None
+    require_regular_file(path)  # a FIFO would block the read, /dev/zero never end
     if size >= MAX_PROTO:
         raise FormatError(f"{what} of {size} bytes is past protobuf's 2 GiB", where=(path,))
     with open(path, "rb") as file:
@@ -80,7 +82,7 @@ def read(source: Any, **options: Any) -> Model:
     if not wire.blobs(wire.message(saved_model, SAVED_MODEL), 2, SAVED_MODEL):
         raise FormatError("saved_model.pb holds no MetaGraphDef: not a SavedModel")
     prefix = os.path.join(folder, "variables", "variables")
-    if not os.path.isfile(prefix + ".index"):
+    if not os.path.lexists(prefix + ".index"):  # a FIFO or device there is refused by the bundle
         raise FormatError("the SavedModel has no variables/variables.index: it holds no weights")
     keras_pb = os.path.join(folder, KERAS_METADATA)
     if os.path.isfile(keras_pb):

@@ -29,6 +29,7 @@ from ... import dtypes, outline
 from ...errors import FormatError, UnsafeInputError
 from ...ir import Model
 from ...registry import Declined
+from .._common import ELEMENTS_CAP, check_zip_budget, elements
 from . import statedict
 
 #: A state_dict's pickle holds names and shapes only; anything larger is not one.
@@ -107,6 +108,8 @@ def check_extent(
         raise FormatError(
             f"a tensor of shape {shape}, strides {strides} at offset {offset} is malformed", where=(where,)
         )
+    if any(n > ELEMENTS_CAP for n in (*shape, *strides)):  # a dim of a million digits is no size
+        raise FormatError(f"a tensor's size or stride is past 2**64: {str(shape)[:80]}", where=(where,))
     if any(s < 0 for s in strides):
         raise FormatError(
             f"a tensor of shape {shape} has negative strides {strides}: refused", where=(where,)
@@ -118,10 +121,10 @@ def check_extent(
             f"{offset + extent} of a storage of {numel}",
             where=(where,),
         )
-    elements = int(np.prod(shape, dtype=object))
-    if elements > MAX_EXPANSION * max(numel, 1):
+    count = elements(shape)  # capped: a million huge dims are not hours of big-integer products
+    if count > MAX_EXPANSION * max(numel, 1):
         raise UnsafeInputError(
-            f"a tensor of shape {shape} (strides {strides}) declares {elements} elements from a storage "
+            f"a tensor of shape {shape} (strides {strides}) declares {count} elements from a storage "
             f"of {numel}: more than {MAX_EXPANSION}× what is stored",
             where=(where,),
             hint="save the tensor itself (tensor.contiguous()), not an expanded view",
@@ -237,6 +240,8 @@ def read(source: Any, *, nonlinearity: str | None = None, values: bool = False, 
     state = statedict.find_state_dict(loaded, lambda value: isinstance(value, _Tensor))
     if state is None:
         raise statedict.no_state_dict(path, loaded, lambda value: isinstance(value, _Tensor))
+    if values:
+        _check_total(state, path)
     tensors = {
         key: value.values(path, records) if values else value.stand_in()
         for key, value in state.items()
@@ -251,10 +256,29 @@ def read(source: Any, *, nonlinearity: str | None = None, values: bool = False, 
     )
 
 
+def _check_total(state: Any, path: str) -> None:
+    """All the tensors to be copied out together declare at most ``MAX_EXPANSION`` times the
+    file's bytes: one tensor, or one expanded view, named under thousands of keys (the pickle's
+    memo repeats an object for a few bytes) is within the rule for each tensor, not together."""
+    size = os.path.getsize(path)
+    allowed, total = MAX_EXPANSION * size + (1 << 20), 0
+    for key, value in state.items():
+        if isinstance(value, _Tensor):
+            total += elements(value.shape) * value.storage.dtype.itemsize
+            if total > allowed:
+                raise UnsafeInputError(
+                    f"the tensors up to {key!r} declare {total} bytes, more than {MAX_EXPANSION}× "
+                    f"the {size} bytes of the file",
+                    where=(str(key),),
+                    hint="a state_dict that names one tensor many times (or expanded views) is refused",
+                )
+
+
 def refuse_ambiguous(path: str) -> None:
     """Refuse a file whose kind torch and zipfile would tell apart differently: duplicate zip
     member names (each picks another), or a legacy pickle that is also a zip (zipfile finds the
-    zip from the end, torch reads the pickle from the start)."""
+    zip from the end, torch reads the pickle from the start); and a zip whose records expand
+    past the one compression budget (:func:`.._common.check_zip_budget`)."""
     with open(path, "rb") as handle:
         head = handle.read(4)
     if not zipfile.is_zipfile(path):
@@ -266,6 +290,7 @@ def refuse_ambiguous(path: str) -> None:
         )
     with zipfile.ZipFile(path) as archive:
         names = [info.filename for info in archive.infolist()]
+        check_zip_budget(archive.infolist(), os.path.getsize(path))  # torch inflates deflated records
     if len(set(names)) != len(names):
         twice = sorted(name for name, count in collections.Counter(names).items() if count > 1)
         raise UnsafeInputError(

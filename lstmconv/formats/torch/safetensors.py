@@ -20,6 +20,7 @@ import numpy as np
 from ... import dtypes
 from ...errors import FormatError, LstmconvError
 from ...ir import Model
+from .._common import elements
 from . import statedict
 
 _DTYPES: dict[str, np.dtype] = {
@@ -107,7 +108,7 @@ def _tensors(path: str, header: dict[str, Any], start: int, data_length: int) ->
             raise FormatError(
                 f"not a readable safetensors file: bad header entry ({error})", where=(key,)
             ) from None
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        expected = elements(shape) * dtype.itemsize  # no int64 wrap
         if any(n < 0 for n in shape) or not 0 <= begin <= end <= data_length or end - begin != expected:
             raise FormatError(
                 f"not a readable safetensors file: offsets {begin}..{end} for {entry['dtype']} {shape} "

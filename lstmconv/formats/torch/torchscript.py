@@ -21,6 +21,7 @@ import numpy as np
 
 from ...errors import FormatError, UnsafeInputError
 from ...registry import Declined
+from .._common import check_zip_budget
 from . import pt_header
 
 #: The one line of torch that exports a TorchScript archive's state_dict (when it is refused).
@@ -97,6 +98,7 @@ def read_state(path: str, *, values: bool = True) -> tuple[dict[str, np.ndarray]
     path = os.fspath(path)
     try:
         with zipfile.ZipFile(path) as archive:
+            check_zip_budget(archive.infolist(), os.path.getsize(path))
             root = _root(archive)
             if root is None:
                 raise FormatError("not a TorchScript archive: no data.pkl beside constants.pkl or code/")
