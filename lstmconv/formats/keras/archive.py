@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import tempfile
 import zipfile
 from collections.abc import Mapping
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ... import gates as gatelib
-from ... import steps
+from ... import progress, steps
 from ...ir import Cell, Direction, Kind, Layer, Model
 from .. import _common
 from .names import BY_KIND, GATE_ORDER, activation_to_keras, check
@@ -54,8 +53,10 @@ def write(model: Model, path: str, **options: Any) -> None:
     metadata = json.dumps({"keras_version": KERAS_VERSION, "date_saved": DATE_SAVED})
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as scratch:
         weights = os.path.join(scratch, "model.weights.h5")
-        write_weights(plan, weights)
-        zip_archive(path, metadata, config, weights)
+        with progress.counting(_weight_bytes(model)):  # the weights, then the archive
+            write_weights(plan, weights)
+        with progress.counting(os.path.getsize(weights)):
+            zip_archive(path, metadata, config, weights)
 
 
 def zip_archive(path: str, metadata: str, config: str, weights: str) -> None:
@@ -65,8 +66,15 @@ def zip_archive(path: str, metadata: str, config: str, weights: str) -> None:
         archive.writestr(_member("metadata.json"), metadata)
         archive.writestr(_member("config.json"), config)
         member = archive.open(_member("model.weights.h5"), "w", force_zip64=True)
-        with open(weights, "rb") as source, member:
-            shutil.copyfileobj(source, member, 16 << 20)
+        buffer = memoryview(bytearray(_COPY_BLOCK))  # one block in memory, reused
+        with open(weights, "rb", buffering=0) as source, member:
+            while count := source.readinto(buffer):
+                member.write(buffer[:count])
+                progress.advance(count)
+
+
+#: The weights go into the archive this many bytes at a time.
+_COPY_BLOCK = 4 << 20
 
 
 def _member(name: str) -> zipfile.ZipInfo:
@@ -79,11 +87,14 @@ def cell_weights(layer: Layer, cell: Cell) -> list[np.ndarray]:
     (summed, or the GRU reset-after's two rows)."""
     order = GATE_ORDER[layer.kind]
     weights = [gatelib.pack_transposed(cell.w_ih, order), gatelib.pack_transposed(cell.w_hh, order)]
-    if layer.has_bias:
-        b_ih, b_hh = cell.stacked("b_ih", order), cell.stacked("b_hh", order)
-        two_rows = layer.kind is Kind.GRU and layer.reset_after
-        weights.append(steps.stack_bias_rows(b_ih, b_hh) if two_rows else steps.merge_bias(b_ih, b_hh))
-    return weights
+    return weights + ([_bias(layer, cell)] if layer.has_bias else [])
+
+
+def _bias(layer: Layer, cell: Cell) -> np.ndarray:
+    order = GATE_ORDER[layer.kind]
+    b_ih, b_hh = cell.stacked("b_ih", order), cell.stacked("b_hh", order)
+    two_rows = layer.kind is Kind.GRU and layer.reset_after
+    return steps.stack_bias_rows(b_ih, b_hh) if two_rows else steps.merge_bias(b_ih, b_hh)
 
 
 def write_weights(plan: list[_Entry], path: str) -> None:
@@ -106,21 +117,56 @@ def write_weights(plan: list[_Entry], path: str) -> None:
                 _cell(handle, f"{entry.group}/cell", entry.layer, 0)
 
 
+def _weight_bytes(model: Model) -> int:
+    """The bytes of the Keras variables: kernels, and the bias (one, or the GRU's two rows)."""
+    total = 0
+    for layer in model:
+        for cell in layer.cells:
+            total += sum(a.nbytes for a in (*cell.w_ih.values(), *cell.w_hh.values()))
+            two_rows = layer.kind is Kind.GRU and layer.reset_after
+            biases = (*(cell.b_ih or {}).values(), *((cell.b_hh or {}).values() if two_rows else ()))
+            total += sum(a.nbytes for a in biases)
+    return total
+
+
 def _named(group: Any, name: str) -> None:
     group.attrs["name"] = name
 
 
 def _cell(handle: Any, path: str, layer: Layer, index: int) -> None:
+    """A cell's variables: the kernels packed a block of rows at a time (one block in memory,
+    the file's bytes the same as a whole array's), the bias whole."""
     group = handle.create_group(path).create_group("vars")
     _named(group, _snake(BY_KIND[layer.kind].cell))
-    for position, value in enumerate(cell_weights(layer, layer.cells[index])):
-        key = str(position)
-        if value.dtype.name == "bfloat16":  # as Keras marks it
-            dataset = group.create_dataset(key, data=value)
-            dataset.attrs["dtype"] = "bfloat16"
+    cell, order = layer.cells[index], GATE_ORDER[layer.kind]
+    for position, per_gate in enumerate((cell.w_ih, cell.w_hh)):
+        first = per_gate[order[0]]
+        height, width = first.shape
+        if first.dtype.name == "bfloat16":  # as Keras writes it: whole, then marked
+            _mark(group.create_dataset(str(position), data=gatelib.pack_transposed(per_gate, order)), first)
+            progress.advance(first.nbytes * len(order))
+            continue
+        # as h5py's group[key] = array does it: written anonymous, then linked
+        dataset = group.create_dataset(None, (width, height * len(order)), first.dtype)
+        rows = max(1, _COPY_BLOCK // (height * len(order) * first.dtype.itemsize))
+        for start in range(0, width, rows):
+            block = {gate: per_gate[gate][:, start : start + rows] for gate in order}
+            dataset[start : start + rows] = gatelib.pack_transposed(block, order)
+            progress.advance(sum(b.nbytes for b in block.values()))
+        group[str(position)] = dataset
+    if layer.has_bias:
+        bias = _bias(layer, cell)
+        if bias.dtype.name == "bfloat16":
+            _mark(group.create_dataset("2", data=bias), bias)
         else:
-            group[key] = value
-        del value
+            group["2"] = bias
+        progress.advance(bias.nbytes)
+
+
+def _mark(dataset: Any, value: np.ndarray) -> None:
+    """Keras marks a bfloat16 variable's dataset (HDF5 has no such type)."""
+    if value.dtype.name == "bfloat16":
+        dataset.attrs["dtype"] = "bfloat16"
 
 
 # -- the model's plan: Keras's layer order, names and groups ------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ... import dtypes
+from ... import dtypes, progress
 from ...ir import Model
 from . import proto
 from .graph import Graph, assemble
@@ -45,11 +45,13 @@ def write(
     model_proto = assemble(model, graph, opset, input_name, output_name)
     if external_data is None:
         external_data = past_protobuf(model)
-    if external_data:
-        write_external(model_proto, graph.payload, path)
-        return
-    with open(path, "wb") as handle:
-        serialize(model_proto, graph.payload, handle)
+    total = sum(block.nbytes for blocks in graph.payload.values() for block in blocks)
+    with progress.counting(total):
+        if external_data:
+            write_external(model_proto, graph.payload, path)
+            return
+        with open(path, "wb") as handle:
+            serialize(model_proto, graph.payload, handle)
 
 
 def past_protobuf(model: Model) -> bool:
@@ -108,3 +110,4 @@ def serialize(model: proto.ModelProto, payload: Payload, handle: Any) -> None:
 def _write_blocks(handle: Any, blocks: list[np.ndarray]) -> None:
     for block in blocks:
         handle.write(dtypes.little_endian_bytes(block))
+        progress.advance(block.nbytes)

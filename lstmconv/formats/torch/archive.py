@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ... import dtypes
+from ... import dtypes, progress
 from ...ir import Model
 from . import statedict
 
@@ -46,16 +46,17 @@ def write(model: Model, path: str, *, as_cell: bool = False, **_: Any) -> None:
     if links:
         metadata[""] = {statedict.LINKS_KEY: links}
     pickled = _pickle(parts, metadata)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+    total = sum(block.nbytes for blocks in parts.values() for block in blocks)
+    with progress.counting(total), zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
         _record(archive, "archive/data.pkl", [np.frombuffer(pickled, np.uint8)])
         for name, value in _SMALL_RECORDS:
             _record(archive, f"archive/{name}", [np.frombuffer(value, np.uint8)])
         for index, blocks in enumerate(parts.values()):
-            _record(archive, f"archive/data/{index}", blocks)
+            _record(archive, f"archive/data/{index}", blocks, counted=True)
         _record(archive, "archive/version", [np.frombuffer(b"3\n", np.uint8)])
 
 
-def _record(archive: zipfile.ZipFile, name: str, blocks: list[np.ndarray]) -> None:
+def _record(archive: zipfile.ZipFile, name: str, blocks: list[np.ndarray], counted: bool = False) -> None:
     """One stored record whose data starts on a 64-byte boundary (padded, as torch pads, in an
     extra field ``FB``), its bytes written block by block."""
     size = sum(block.nbytes for block in blocks)
@@ -69,6 +70,8 @@ def _record(archive: zipfile.ZipFile, name: str, blocks: list[np.ndarray]) -> No
     with archive.open(info, "w", force_zip64=large) as member:
         for block in blocks:
             member.write(dtypes.little_endian_bytes(block))
+            if counted:  # the weights, for the progress line
+                progress.advance(block.nbytes)
 
 
 # -- the pickle, opcode by opcode (protocol 2) --------------------------------------------------------
