@@ -1,8 +1,9 @@
 """ONNX live: ``ModelProto`` objects read, runnable models built from the IR, written and run.
 
-With :mod:`.graph` and :mod:`.stream`, the only modules of lstmconv that import onnx (and, to run
-a model, onnxruntime). Building the graph lives in ``graph``, writing it in ``stream``. Files are
-read by :mod:`.files` and graphs by :mod:`.nodes`, which need no onnx package.
+With :mod:`.cut`, the only modules of lstmconv that import onnx (and, to run a model,
+onnxruntime). Building the graph lives in ``graph``, writing it in ``stream`` (encoded by
+``proto``); files are read by :mod:`.files` and graphs by :mod:`.nodes`: none needs the onnx
+package. Here ``onnx.checker`` checks a written file in verification (:func:`check_written`).
 """
 
 from __future__ import annotations
