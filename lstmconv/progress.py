@@ -19,17 +19,18 @@ Callback = Callable[[str], None]
 class _Count:
     """Bytes done of an expected total, since ``start``."""
 
-    def __init__(self, total: int) -> None:
-        self.total, self.done, self.start = total, 0, time.monotonic()
+    def __init__(self, total: int, what: str = "") -> None:
+        self.total, self.done, self.start, self.what = total, 0, time.monotonic(), what
 
 
 #: The count of each thread that is writing (a batch converts in several threads at once).
 _COUNTS: dict[int, _Count] = {}
 
 
-def expect(total: int) -> None:
-    """A writer in this thread is about to write ``total`` bytes (a new count)."""
-    _COUNTS[threading.get_ident()] = _Count(total)
+def expect(total: int, what: str = "") -> None:
+    """A writer in this thread is about to write ``total`` bytes (a new count; ``what``, if
+    given, says which part of the writing it is)."""
+    _COUNTS[threading.get_ident()] = _Count(total, what)
 
 
 def advance(done: int) -> None:
@@ -45,9 +46,9 @@ def finish() -> None:
 
 
 @contextlib.contextmanager
-def counting(total: int) -> Iterator[None]:
+def counting(total: int, what: str = "") -> Iterator[None]:
     """:func:`expect` ``total`` bytes for the block, :func:`finish` after it."""
-    expect(total)
+    expect(total, what)
     try:
         yield
     finally:
@@ -60,7 +61,9 @@ def counted(thread: int) -> str:
     if count is None or count.total <= 0:
         return ""
     unit, scale = ("MiB", 2**20) if count.total >= 2**20 else ("KiB", 2**10)
-    text = f" {count.done / scale:.0f}/{count.total / scale:.0f} {unit}"
+    text = f" {count.done / scale:.0f}/{count.total / scale:.0f} {unit}" + (
+        f" {count.what}" if count.what else ""
+    )
     elapsed = time.monotonic() - count.start
     if 0 < count.done < count.total and elapsed > 0.2:
         left = (count.total - count.done) * elapsed / count.done

@@ -23,6 +23,11 @@ def test_the_count_shows_bytes_done_and_the_time_left(monkeypatch) -> None:
     finally:
         progress.finish()
     assert progress.counted(progress.threading.get_ident()) == ""
+    progress.expect(3 << 10, "into the archive")
+    try:
+        assert progress.counted(progress.threading.get_ident()) == " 0/3 KiB into the archive"
+    finally:
+        progress.finish()
 
 
 @pytest.mark.parametrize("ending", [".onnx", ".pt", ".keras"])
@@ -35,7 +40,7 @@ def test_each_streaming_writer_counts_every_weight_byte(tmp_path, monkeypatch, e
         )
     )
     expected, done = [], [0]
-    monkeypatch.setattr(progress, "expect", lambda total: expected.append(total))
+    monkeypatch.setattr(progress, "expect", lambda total, what="": expected.append(total))
     monkeypatch.setattr(progress, "advance", lambda n: done.__setitem__(0, done[0] + n))
     lstmconv.write(model, tmp_path / f"m{ending}")
     assert expected and done[0] == sum(expected)  # every byte announced is counted, no more

@@ -55,7 +55,7 @@ def write(model: Model, path: str, **options: Any) -> None:
         weights = os.path.join(scratch, "model.weights.h5")
         with progress.counting(_weight_bytes(model)):  # the weights, then the archive
             write_weights(plan, weights)
-        with progress.counting(os.path.getsize(weights)):
+        with progress.counting(os.path.getsize(weights), "into the archive"):
             zip_archive(path, metadata, config, weights)
 
 
