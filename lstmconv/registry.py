@@ -70,6 +70,7 @@ class Runtime(Protocol):
     def load_into(self, target: Any, model: Model, mapping: Mapping[str, str] | None = None) -> Any: ...
     def is_runnable(self, obj: Any) -> bool: ...
     def load_written(self, path: str) -> Any: ...
+    def check_written(self, path: str) -> None: ...
     def runnable(self, model: Model) -> Any: ...
     def running_note(self, model: Model) -> str | None: ...
     def layer_runners(self, source: Any, model: Model) -> tuple[str, Mapping[str, Any], Any]: ...
@@ -220,10 +221,10 @@ FORMATS: dict[str, Format] = {
             write_endings=(".keras",),
             face=_KERAS,
             reader=f"{_KERAS}.files",
-            writer=f"{_KERAS}.live",
+            writer=f"{_KERAS}.archive",  # without Keras; plain layers through live, with it
             live=f"{_KERAS}.live",
             reader_needs=("h5py",),
-            writer_needs=("keras",),
+            writer_needs=("h5py",),
             live_needs=("keras",),
             extra="keras",
             runtime=("tensorflow",),
@@ -241,10 +242,9 @@ FORMATS: dict[str, Format] = {
             write_endings=(".pt", ".pth", ".bin"),
             face=_TORCH,
             reader=f"{_TORCH}.files",  # torch's zip format without torch; the rest with torch.load
-            writer=f"{_TORCH}.live",
+            writer=f"{_TORCH}.archive",  # torch's zip format without torch
             header_reader=f"{_TORCH}.pt_header",
             live=f"{_TORCH}.live",
-            writer_needs=("torch",),
             live_needs=("torch",),
             extra="torch",
             runtime_extra="torch",
@@ -272,9 +272,8 @@ FORMATS: dict[str, Format] = {
             write_endings=(".onnx",),
             face=_ONNX,
             reader=f"{_ONNX}.files",
-            writer=f"{_ONNX}.live",
+            writer=f"{_ONNX}.stream",  # without onnx; onnx.checker runs in verification
             live=f"{_ONNX}.live",
-            writer_needs=("onnx",),
             live_needs=("onnx",),
             runtime=("onnxruntime",),
             runtime_extra="onnxruntime",

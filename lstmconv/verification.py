@@ -260,6 +260,8 @@ def side_runners(role: str, source: Any, model: Model, fmt: Format, *, written: 
         return Runners(Side(role, "reference", "reference", _missing_runtime(framework)), {})
     module = FORMATS[framework].load_live(f"running {fmt.name}")
     how = "written file" if written else ("original file" if is_path(source) else "object")
+    if written:
+        module.check_written(source)  # the framework's own validator (onnx.checker): raises
     try:
         ran_by, found, whole = module.layer_runners(source, model)
         runners = dict(found)

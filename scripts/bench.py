@@ -2,10 +2,11 @@
 
     .venv/bin/python scripts/bench.py [--sizes tiny,small,medium,large,huge] [--runs 3]
                                       [--tf2onnx PYTHON] [--pairs a-b,...] [--out bench-out]
+                                      [--all-pairs] [--no-verified]
 
-For each size it generates a stacked bidirectional LSTM (large is 1 GiB of float32 weights,
-huge 2.2 GiB, past protobuf's limit, so its ONNX form uses external data) as .pt (a real
-nn.LSTM state_dict), .safetensors, .onnx and .keras, then measures,
+For each size it generates a stacked bidirectional LSTM (medium is 64 MiB of float32 weights,
+256m 256 MiB, large 1 GiB, huge 2.2 GiB, past protobuf's limit, so its ONNX form uses external
+data) as .pt (a real nn.LSTM state_dict), .safetensors, .onnx, .keras and .npz, then measures,
 each as a whole process, the median wall time and peak RSS over --runs runs of:
 - ``lstmconv convert`` for the main pairs, with --no-verify and with verification;
 - the I/O floor: a plain script reading the same tensors from the source (h5py, safetensors,
@@ -13,6 +14,11 @@ each as a whole process, the median wall time and peak RSS over --runs runs of:
 - the peer path where one works: torch.onnx.export for .pt -> .onnx, tf2onnx for .keras -> .onnx
   (tf2onnx needs its own environment: --tf2onnx PYTHON);
 - ``lstmconv inspect`` on each file.
+
+``--all-pairs`` measures every pair among .keras, .pt, .safetensors, .onnx and .npz (20) instead
+of the main ones, and prints each against issue 17's targets: ``--no-verify`` within 1.3× the
+floor, peak RSS within 1.2× the model above the interpreter's baseline. ``--no-verified`` skips
+the verified runs and the peers (the targets are about ``--no-verify``).
 
 ``--batch N`` measures instead the batch conversion (issue 17): N small .pt files (a real
 nn.LSTM state_dict each) converted to .onnx with verification, first as a shell loop (one
@@ -43,7 +49,8 @@ LSTMCONV = [PYTHON, "-m", "lstmconv"]
 SIZES = {
     "tiny": (1, 8, 16),
     "small": (2, 64, 128),
-    "medium": (3, 512, 512),
+    "medium": (3, 512, 512),  # 64 MiB
+    "256m": (3, 1024, 1024),  # 256 MiB
     "large": (3, 2048, 2048),
     "huge": (3, 2048, 3072),  # 2.2 GiB: past protobuf's 2 GiB, so ONNX needs external data
 }
@@ -55,13 +62,19 @@ PAIRS = [
     ("safetensors", "onnx"),
     ("pt", "onnx"),
 ]
-ENDINGS = {"keras": ".keras", "pt": ".pt", "onnx": ".onnx", "safetensors": ".safetensors"}
+ENDINGS = {"keras": ".keras", "pt": ".pt", "onnx": ".onnx", "safetensors": ".safetensors", "npz": ".npz"}
+#: Every pair among the formats that need no framework (issue 17), for --all-pairs.
+ALL_PAIRS = [(a, b) for a in ENDINGS for b in ENDINGS if a != b]
+#: Issue 17's targets for --no-verify conversions from 64 MiB up: time against the floor, and
+#: peak RSS above the interpreter's baseline against the model's size.
+FLOOR_TARGET, MEMORY_TARGET = 1.3, 1.2
 #: What verification imports to run each kind of file (its runtime).
 RUNTIMES = {
     "keras": "import tensorflow, keras",
     "pt": "import torch",
     "safetensors": "import torch, safetensors",
     "onnx": "import onnx, onnxruntime",
+    "npz": "import numpy",
 }
 
 
@@ -141,7 +154,7 @@ def generate(name: str, folder: Path) -> dict[str, Path]:
                 torch.from_numpy(rng.uniform(-0.05, 0.05, tuple(parameter.shape)).astype("float32"))
             )
     torch.save(module.state_dict(), files["pt"])
-    for kind in ("safetensors", "onnx", "keras"):
+    for kind in ("safetensors", "onnx", "keras", "npz"):
         subprocess.run(
             [*LSTMCONV, "convert", str(files["pt"]), str(files[kind]), "--no-verify", "--force", "-q"],
             check=True,
@@ -180,6 +193,9 @@ def floor(source: Path, dest: Path) -> None:
         from onnx import numpy_helper
 
         arrays = [numpy_helper.to_array(t) for t in onnx.load(source).graph.initializer]
+    elif source.suffix == ".npz":
+        with np.load(source) as archive:
+            arrays = [archive[key] for key in archive.files]
     else:
         import torch
 
@@ -236,8 +252,8 @@ def run(args: argparse.Namespace) -> None:
     rows: list[dict] = []
     failed_peers: dict[tuple[str, str], str] = {}
     print(f"interpreter baseline (lstmconv --version): {baseline[0]:.3f} s, {baseline[1] / 2**20:.0f} MiB")
-    imports = {}
-    for kind, code in RUNTIMES.items():
+    imports = dict.fromkeys(RUNTIMES, 0.0)
+    for kind, code in () if args.no_verified else RUNTIMES.items():
         imports[kind] = median_of([PYTHON, "-c", code], args.runs)[0] - baseline[0]
         print(f"  importing the {kind} runtime ({code[7:]}): {imports[kind]:.2f} s")
     for size in args.sizes.split(","):
@@ -250,7 +266,7 @@ def run(args: argparse.Namespace) -> None:
                 dict(size=size, bytes=model_bytes, what="inspect", source=kind, seconds=seconds, rss=rss)
             )
             print(f"  inspect {kind:<12} {seconds:7.3f} s {rss / 2**20:8.0f} MiB")
-        for source, target in PAIRS:
+        for source, target in ALL_PAIRS if args.all_pairs else PAIRS:
             if args.pairs and f"{source}-{target}" not in args.pairs.split(","):
                 continue
             src, dest = files[source], out / f"out-{size}{ENDINGS[target]}"
@@ -260,8 +276,14 @@ def run(args: argparse.Namespace) -> None:
                 (floor_time, floor_rss), fast = alternated(
                     [(floor_command, out / "floor.bin"), (fast_command, dest)], args.runs
                 )
-                checked = median_of(
-                    [*LSTMCONV, "convert", str(src), str(dest), "--force", "-q"], max(1, args.runs // 2), dest
+                checked = (
+                    (float("nan"), 0)
+                    if args.no_verified
+                    else median_of(
+                        [*LSTMCONV, "convert", str(src), str(dest), "--force", "-q"],
+                        max(1, args.runs // 2),
+                        dest,
+                    )
                 )
             except (RuntimeError, subprocess.TimeoutExpired) as error:  # a finding, not the end of the run
                 print(f"  {source} -> {target}: lstmconv FAILED: {_last_error_line(str(error))}")
@@ -284,9 +306,13 @@ def run(args: argparse.Namespace) -> None:
                 floor_rss=floor_rss,
             )
             try:
+                if args.no_verified:
+                    raise _NotRun
                 if (source, target) in failed_peers:  # it only grows from there: not run again
                     raise RuntimeError(f"failed on the smaller {failed_peers[source, target]} model")
                 peer = _peer(source, target, src, out / f"peer-{size}", args)
+            except _NotRun:
+                peer = None
             except (RuntimeError, TimeoutError, subprocess.TimeoutExpired) as error:
                 peer, row["peer_failed"] = None, _last_error_line(str(error))
                 failed_peers.setdefault((source, target), size)
@@ -298,6 +324,10 @@ def run(args: argparse.Namespace) -> None:
     _save(out, baseline, rows)
     plot(rows, out / "bench.png")
     print(f"\nwrote {out / 'results.json'} and {out / 'bench.png'}")
+
+
+class _NotRun(Exception):
+    """The peer is not run (--no-verified)."""
 
 
 def _save(out: Path, baseline: tuple[float, int], rows: list[dict]) -> None:
@@ -334,10 +364,16 @@ def _row_text(row: dict, baseline_rss: int) -> str:
     text = (
         f"  {row['source']:>11} -> {row['target']:<11} {row['seconds']:7.3f} s "
         f"(floor {row['floor_seconds']:.3f} s, x{floor_ratio:.2f}); "
-        f"verified {row['verified_seconds']:.2f} s (verification {row['verify_seconds']:.2f} s, "
-        f"allowed {row['verify_allowed']:.2f} s); "
-        f"RSS {row['rss'] / 2**20:.0f} MiB = {memory_ratio:.2f}x model above baseline"
+        + (
+            ""
+            if row["verified_seconds"] != row["verified_seconds"]  # NaN: not run
+            else f"verified {row['verified_seconds']:.2f} s (verification {row['verify_seconds']:.2f} s, "
+            f"allowed {row['verify_allowed']:.2f} s); "
+        )
+        + f"RSS {row['rss'] / 2**20:.0f} MiB = {memory_ratio:.2f}x model above baseline"
     )
+    met = floor_ratio <= FLOOR_TARGET and memory_ratio <= MEMORY_TARGET
+    text += f"  [{'targets met' if met else 'MISSES the targets'}]" if row["bytes"] >= 64 << 20 else ""
     if "peer_failed" in row:
         text += f"; peer failed: {row['peer_failed']}"
     if "peer_seconds" in row:
@@ -356,7 +392,7 @@ def plot(rows: list[dict], path: Path) -> None:
         return
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(13, 5))
     converts = [r for r in rows if r["what"] == "convert"]
-    for source, target in PAIRS:
+    for source, target in ALL_PAIRS:
         series = sorted(
             (r for r in converts if (r["source"], r["target"]) == (source, target)), key=lambda r: r["bytes"]
         )
@@ -397,6 +433,8 @@ def main() -> None:
         "--tf2onnx", metavar="PYTHON", help="an interpreter with tensorflow, keras and tf2onnx"
     )
     parser.add_argument("--out", default=str(ROOT / "bench-out"))
+    parser.add_argument("--all-pairs", action="store_true", help="every pair among the five formats")
+    parser.add_argument("--no-verified", action="store_true", help="skip the verified runs and the peers")
     parser.add_argument("--batch", type=int, metavar="N", help="measure batch conversion of N small files")
     args = parser.parse_args()
     if args.batch:

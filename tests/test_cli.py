@@ -134,10 +134,16 @@ def test_exit_2_for_bad_usage() -> None:
 
 
 def test_exit_2_for_a_missing_dependency_says_how_to_fix(tmp_path) -> None:
-    result = _cli("convert", str(KERAS_FILE), str(tmp_path / "m.pt"), blocked=("torch",))
+    """A legacy (non-zip) .pt file is read by torch.load alone."""
+    torch = require("torch")
+    legacy = tmp_path / "legacy.pt"
+    torch.save(torch.nn.GRU(3, 4).state_dict(), legacy, _use_new_zipfile_serialization=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    result = _cli("convert", str(legacy), str(out / "m.onnx"), blocked=("torch",))
     assert result.returncode == 2
     assert "needs torch, which is not installed (pip install 'lstmconv[torch]')" in result.stderr
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(out) == []
 
 
 BLOCKED = ("tensorflow", "keras", "torch", "tf_keras")
@@ -199,7 +205,10 @@ def test_convert_without_frameworks_no_verify(tmp_path) -> None:
 def test_formats_names_what_is_missing() -> None:
     result = _cli("formats", blocked=BLOCKED)
     assert result.returncode == 0
-    assert "needs lstmconv[torch]" in result.stdout and "needs lstmconv[keras]" in result.stdout
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert "reference (lstmconv[torch] for torch)" in rows["torch"]
+    assert "reference (lstmconv[keras] for keras)" in rows["keras"]
+    assert all("needs" not in rows[name] for name in ("keras", "safetensors", "onnx", "npz"))  # read, write
 
 
 def test_tensorflow_log_noise_stays_off_stderr(tmp_path) -> None:
@@ -464,7 +473,7 @@ def test_formats_says_what_reads_pt_without_torch(tmp_path) -> None:
     result = _cli("formats", blocked=("torch",))
     torch_row = next(line for line in result.stdout.splitlines() if line.startswith("torch "))
     assert "yes (legacy non-zip files need lstmconv[torch])" in torch_row
-    assert "needs lstmconv[torch]" in torch_row  # writing
+    assert "yes (.pt .pth .bin)" in torch_row  # writing, without torch too
     inspected = _cli("inspect", str(FIXTURES / "torch_checkpoint.pt"), "-q", blocked=("torch",))
     assert inspected.returncode == 0 and "2 recurrent layer(s)" in inspected.stdout
     dest = tmp_path / "m.npz"

@@ -38,6 +38,7 @@ HOOKS = {
         "load_into",
         "is_runnable",
         "load_written",
+        "check_written",
         "runnable",
         "running_note",
     ),

@@ -10,21 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
-import zipfile
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import keras
 import numpy as np
 
-from ... import gates as gatelib
-from ... import steps
 from ...errors import UnsupportedFeatureError
 from ...ir import Direction, Kind, Layer, Model, Skipped
 from .. import _common
-from . import links
+from . import archive, links
 from . import names as keras_names
 from .names import GATE_ORDER, KINDS, activation_to_keras, check, layer_from_weights
 
@@ -204,13 +200,7 @@ def _links(source: Any, layers: list[Layer]) -> tuple[tuple[str, str], ...] | No
 
 
 def _weights(layer: Layer, cell: Any) -> list[np.ndarray]:
-    order = GATE_ORDER[layer.kind]
-    weights = [gatelib.pack_transposed(cell.w_ih, order), gatelib.pack_transposed(cell.w_hh, order)]
-    if layer.has_bias:
-        b_ih, b_hh = cell.stacked("b_ih", order), cell.stacked("b_hh", order)
-        two_rows = layer.kind is Kind.GRU and layer.reset_after
-        weights.append(steps.stack_bias_rows(b_ih, b_hh) if two_rows else steps.merge_bias(b_ih, b_hh))
-    return weights
+    return archive.cell_weights(layer, cell)
 
 
 #: The weights are set as soon as a layer is built, so its initial values are never used:
@@ -321,24 +311,11 @@ def write(model: Model, path: str, **_: Any) -> None:
     ``model.save`` copies a model over 512 MiB 8 KiB at a time (or holds a copy in memory)."""
     built = build(model)
     config = json.dumps(keras.saving.serialize_keras_object(built))
-    metadata = json.dumps({"keras_version": keras.__version__, "date_saved": _DATE_SAVED})
+    metadata = json.dumps({"keras_version": keras.__version__, "date_saved": archive.DATE_SAVED})
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as scratch:
         weights = os.path.join(scratch, "model.weights.h5")
         built.save_weights(weights)
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-            archive.writestr(_member("metadata.json"), metadata)
-            archive.writestr(_member("config.json"), config)
-            member = archive.open(_member("model.weights.h5"), "w", force_zip64=True)
-            with open(weights, "rb") as source, member:
-                shutil.copyfileobj(source, member, 16 << 20)
-
-
-#: The date in a written archive (its members and ``metadata.json``), as in ``.npz``: fixed.
-_DATE_SAVED = "1980-01-01@00:00:00"
-
-
-def _member(name: str) -> zipfile.ZipInfo:
-    return zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        archive.zip_archive(path, metadata, config, weights)
 
 
 def load_into(target: Any, model: Model, mapping: Mapping[str, str] | None = None) -> Any:
@@ -372,6 +349,10 @@ def _structure(layer: Layer) -> dict[str, object]:
 def load_written(path: str) -> Any:
     """Open a ``.keras`` file lstmconv wrote (safe mode: no lambdas)."""
     return keras.saving.load_model(path, safe_mode=True)
+
+
+def check_written(path: str) -> None:
+    """Nothing beyond what loading the file for verification checks (Keras's own loader)."""
 
 
 def runnable(model: Model) -> Any:

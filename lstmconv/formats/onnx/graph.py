@@ -8,12 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
 
 from ... import __version__, steps
 from ...ir import DEFAULT_ACTIVATIONS, Kind, Layer, Model
 from .. import _common
+from . import proto
 from .names import (
     BFLOAT16_OPSET,
     DEFAULT_OPSET,
@@ -31,24 +30,21 @@ class Graph:
     stay as the IR's per-gate blocks (``payload``) until the model is written or filled."""
 
     def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[TensorProto] = []
+        self.nodes: list[proto.Node] = []
+        self.initializers: list[proto.Tensor] = []
         self.payload: dict[str, list[np.ndarray]] = {}
 
     def constant(self, name: str, value: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        self.initializers.append(proto.from_array(value, name))
         return name
 
     def weight(self, name: str, shape: tuple[int, ...], blocks: list[np.ndarray]) -> str:
-        tensor = TensorProto(
-            name=name, dims=shape, data_type=helper.np_dtype_to_tensor_dtype(blocks[0].dtype)
-        )
-        self.initializers.append(tensor)
+        self.initializers.append(proto.Tensor(name, tuple(shape), proto.dtype_code(blocks[0].dtype)))
         self.payload[name] = blocks
         return name
 
     def node(self, op: str, inputs: Sequence[str], output: str, name: str | None = None, **attrs: Any) -> str:
-        self.nodes.append(helper.make_node(op, list(inputs), [output], name=name or output, **attrs))
+        self.nodes.append(proto.Node(op, list(inputs), [output], name or output, attrs))
         return output
 
 
@@ -72,12 +68,13 @@ def assemble(
     opset: int | None,
     input_name: str | None = None,
     output_name: str | None = None,
-) -> onnx.ModelProto:
+) -> proto.ModelProto:
     """The model's layers as native nodes. Layers the source links directly are chained; a model
     that is one chain has input ``input`` and output ``output`` (or ``input_name`` and
     ``output_name``); otherwise each chain has its own, named after its first and last layer
     (``<layer>_input``, ``<layer>_output``), and naming them is refused."""
     opset = opset_for(model, opset)
+    proto.ir_version(opset)  # an opset lstmconv does not know is refused before anything is written
     for layer in model.layers:
         check(layer)
     prefixes = dict(
@@ -110,25 +107,14 @@ def assemble(
         for layer in chain:
             prefix = prefixes[layer.name]
             if layer.dtype != dtype:
-                x = graph.node("Cast", [x], f"{prefix}/cast", to=helper.np_dtype_to_tensor_dtype(layer.dtype))
+                x = graph.node("Cast", [x], f"{prefix}/cast", to=proto.dtype_code(layer.dtype))
             x = _add_layer(graph, prefix, layer, x, opset)
             dtype = layer.dtype
         graph.node("Transpose", [x], names[1], perm=[1, 0, 2])
-        elem_in = helper.np_dtype_to_tensor_dtype(chain[0].dtype)
-        elem_out = helper.np_dtype_to_tensor_dtype(chain[-1].dtype)
-        inputs.append(
-            helper.make_tensor_value_info(names[0], elem_in, ["batch", "time", chain[0].input_size])
-        )
-        outputs.append(
-            helper.make_tensor_value_info(names[1], elem_out, ["batch", "time", chain[-1].output_size])
-        )
-    proto = helper.make_model_gen_version(
-        helper.make_graph(graph.nodes, "lstmconv", inputs, outputs, graph.initializers),
-        opset_imports=[helper.make_opsetid("", opset)],
-        producer_name="lstmconv",
-        producer_version=__version__,
-    )
-    return proto
+        elem_in, elem_out = proto.dtype_code(chain[0].dtype), proto.dtype_code(chain[-1].dtype)
+        inputs.append(proto.value_info(names[0], elem_in, ["batch", "time", chain[0].input_size]))
+        outputs.append(proto.value_info(names[1], elem_out, ["batch", "time", chain[-1].output_size]))
+    return proto.ModelProto(graph.nodes, graph.initializers, inputs, outputs, opset, __version__)
 
 
 def node_blocks(layer: Layer) -> dict[int, tuple[tuple[int, ...], list[np.ndarray]]]:

@@ -1,12 +1,14 @@
 """ONNX live: ``ModelProto`` objects read, runnable models built from the IR, written and run.
 
-With :mod:`.graph` and :mod:`.stream`, the only modules of lstmconv that import onnx (and, to run
-a model, onnxruntime). Building the graph lives in ``graph``, writing it in ``stream``. Files are
-read by :mod:`.files` and graphs by :mod:`.nodes`, which need no onnx package.
+With :mod:`.cut`, the only modules of lstmconv that import onnx (and, to run a model,
+onnxruntime). Building the graph lives in ``graph``, writing it in ``stream`` (encoded by
+``proto``); files are read by :mod:`.files` and graphs by :mod:`.nodes`: none needs the onnx
+package. Here ``onnx.checker`` checks a written file in verification (:func:`check_written`).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from collections.abc import Mapping
@@ -17,10 +19,11 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from ... import dtypes
-from ...errors import missing
+from ...errors import FormatError, VerificationError, missing
 from ...ir import Layer, Model
 from .. import _common
 from . import files as onnx_files
+from . import proto as proto_messages
 from . import stream
 from .graph import Graph, assemble, node_tensors
 from .names import WEIGHT_INPUTS, check
@@ -42,66 +45,59 @@ def build(
     Checked with ``onnx.checker`` before the weights go in (a model past 2 GiB can be held, not
     serialized: :func:`write` saves it with external data)."""
     graph = Graph()
-    proto = _checked(model, graph, opset, input_name, output_name)
+    skeleton = assemble(model, graph, opset, input_name, output_name)
+    with tempfile.TemporaryDirectory() as folder:
+        check_skeleton(skeleton, graph.payload, folder)
+    proto = onnx.ModelProto.FromString(skeleton.encode())
     for tensor in proto.graph.initializer:
         if tensor.name in graph.payload:
             tensor.raw_data = b"".join(dtypes.little_endian_bytes(b) for b in graph.payload[tensor.name])
     return proto
 
 
-def _checked(
-    model: Model,
-    graph: Graph,
-    opset: int | None,
-    input_name: str | None = None,
-    output_name: str | None = None,
-) -> onnx.ModelProto:
-    """The model assembled with its weights as placeholders, and checked with ``onnx.checker``."""
-    proto = assemble(model, graph, opset, input_name, output_name)
-    with tempfile.TemporaryDirectory() as folder:
-        stream.check_skeleton(proto, graph.payload, folder)
-    return proto
-
-
-def write(
-    model: Model,
-    path: str,
-    *,
-    opset: int | None = None,
-    external_data: bool | None = None,
-    input_name: str | None = None,
-    output_name: str | None = None,
-    **_: Any,
-) -> None:
-    """Save ``to_onnx(model)`` to ``path``, streamed, so no copy of the model is ever made: the
-    graph is checked with ``onnx.checker`` with its weights standing in as an empty sparse file,
-    then written with each weight's bytes taken gate block by gate block from the IR.
-
-    Weights beyond protobuf's 2 GiB (or all of them, with ``external_data=True``) go to
-    ``<name>.data`` beside the model, as ONNX external data. ``input_name``/``output_name``
-    name a one-chain model's input and output (default ``input``/``output``)."""
-    graph = Graph()
-    proto = _checked(model, graph, opset, input_name, output_name)
-    if external_data is None:
-        external_data = _past_protobuf(model)
-    if external_data:
-        stream.write_external(proto, graph.payload, path)
-        return
+def check_skeleton(skeleton: proto_messages.ModelProto, payload: stream.Payload, folder: str) -> None:
+    """``onnx.checker`` on the model with its weights standing in as an empty sparse file."""
+    pointed = copy.deepcopy(skeleton)
+    offsets = stream.point_external(pointed, payload, "weights.bin")
+    end = max((offsets[name] + sum(b.nbytes for b in payload[name]) for name in offsets), default=0)
+    with open(os.path.join(folder, "weights.bin"), "wb") as handle:
+        handle.truncate(end)
+    path = os.path.join(folder, "skeleton.onnx")
     with open(path, "wb") as handle:
-        stream.serialize(proto, graph.payload, handle)
+        handle.write(pointed.encode())
+    onnx.checker.check_model(path)
 
 
-def _past_protobuf(model: Model) -> bool:
-    """Whether the model's weights (every one becomes an initializer) outgrow protobuf's 2 GiB."""
-    size = sum(array.nbytes for layer in model for cell in layer.cells for _, array in cell.tensors())
-    return size > stream.EXTERNAL_THRESHOLD
+def check_written(path: str) -> None:
+    """``onnx.checker`` on a written file (its external data beside it): part of verification.
+    A model past protobuf's 2 GiB is checked by path, its weights not read."""
+    try:
+        onnx.checker.check_model(path)
+    except onnx.checker.ValidationError as error:
+        raise VerificationError(f"onnx.checker refuses the written model: {error}", where=(path,)) from None
+
+
+def write(model: Model, path: str, **options: Any) -> None:
+    """:func:`.stream.write` (which needs no onnx package), then ``onnx.checker`` on the file."""
+    stream.write(model, path, **options)
+    check_written(path)
+
+
+def load(path: str) -> onnx.ModelProto:
+    """Parse an ``.onnx`` file without following its external data (read later, checked)."""
+    try:
+        return onnx.load(path, load_external_data=False)
+    except Exception as error:
+        raise FormatError(
+            f"not a readable ONNX model: {type(error).__name__}: {error}", where=(path,)
+        ) from None
 
 
 def runnable(model: Model) -> onnx.ModelProto | Written:
     """What verification runs for ``model``: :func:`build`'s model, or past protobuf's 2 GiB
     (which onnxruntime cannot take as bytes) the model written with external data into a
     temporary folder, removed with the returned object."""
-    if not _past_protobuf(model):
+    if not stream.past_protobuf(model):
         return build(model)
     folder = tempfile.TemporaryDirectory(prefix="lstmconv-")
     path = os.path.join(folder.name, "model.onnx")
@@ -116,7 +112,7 @@ class Written:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.proto = stream.load(path)
+        self.proto = load(path)
         self.session: Any = None  # made on the first run, kept for the next ones
         self.folder: Any = None  # a temporary folder holding the file, removed with this object
 

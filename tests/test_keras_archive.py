@@ -1,0 +1,235 @@
+"""``.keras`` written without Keras (formats/keras/archive.py): Keras loads it (safe mode), it
+computes as the reference for every variant Keras holds, and it is byte for byte what the
+Keras-built path (formats/keras/live.py ``write``) writes; writing it imports no framework."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import random_layer
+
+import lstmconv
+from lstmconv.formats.keras import archive
+from lstmconv.ir import Activation, Direction, Kind, Model
+from lstmconv.plain import PlainKind, PlainLayer
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+ATOL = 2e-5
+BI = Direction.BIDIRECTIONAL
+
+
+def _reversed(layer):
+    return dataclasses.replace(layer, reversed_output=True)
+
+
+def _variants() -> dict[str, Model]:
+    rng = np.random.default_rng(17)
+
+    def layer(kind, inputs, hidden, **options):
+        reset_after = options.pop("reset_after", True)
+        made = random_layer(rng, kind, inputs, hidden, **options)
+        return dataclasses.replace(made, reset_after=reset_after) if kind is Kind.GRU else made
+
+    hard, elu = Activation("hard_sigmoid", 1.0 / 6.0, 0.5), Activation("elu", 1.0)
+    variants = {
+        f"{kind.value}-{direction.value}": Model((layer(kind, 4, 5, direction=direction, name="x"),))
+        for kind in Kind
+        for direction in (Direction.FORWARD, BI)
+    }
+    variants |= {
+        f"bidirectional-{merge}": Model(
+            (dataclasses.replace(layer(Kind.LSTM, 4, 5, direction=BI, name="x"), merge=merge),)
+        )
+        for merge in ("sum", "mul", "ave")
+    }
+    variants |= {
+        f"go_backwards-{kind.value}": Model(
+            (_reversed(layer(kind, 4, 3, direction=Direction.REVERSE, name="back")),)
+        )
+        for kind in Kind
+    }
+    variants |= {
+        "gru-reset-before": Model((layer(Kind.GRU, 4, 5, reset_after=False, name="g"),)),
+        "gru-reset-before-bidirectional": Model(
+            (layer(Kind.GRU, 4, 5, reset_after=False, direction=BI, name="g"),)
+        ),
+        "no-bias": Model((layer(Kind.LSTM, 4, 3, bias=False, name="a"), layer(Kind.GRU, 3, 2, bias=False))),
+        "activations": Model(
+            (
+                layer(Kind.LSTM, 4, 3, name="a", activations=(hard, Activation("relu"), Activation("relu"))),
+                layer(Kind.GRU, 3, 3, name="b", activations=(Activation("sigmoid"), Activation("softsign"))),
+                layer(Kind.RNN, 3, 3, name="c", activations=(Activation("leaky_relu", 0.2),)),
+                layer(Kind.RNN, 3, 2, name="d", activations=(Activation("affine", 1.0, 0.0),)),
+                layer(Kind.LSTM, 2, 2, name="e", activations=(Activation("softplus"), elu, elu)),
+            )
+        ),
+        "stacked": Model(
+            (
+                layer(Kind.LSTM, 4, 6, direction=BI, name="enc"),
+                layer(Kind.GRU, 12, 5, reset_after=False, name="dec"),
+                layer(Kind.RNN, 5, 3, name="out.layer"),
+            )
+        ),
+        "separate-chains": Model(
+            (
+                layer(Kind.GRU, 4, 3, name="a"),
+                layer(Kind.LSTM, 3, 2, direction=BI, name="b"),
+                layer(Kind.RNN, 7, 2, name="c"),
+                layer(Kind.LSTM, 2, 2, name="d"),
+            ),
+            links=(("a", "b"),),
+        ),
+        "same-names": Model((layer(Kind.LSTM, 4, 3, name="x/1"), layer(Kind.LSTM, 3, 3, name="x.1"))),
+    }
+    #: Keras lists a deeper chain's layers first: this model reads back reordered (as Keras
+    #: writes it), so it is checked for its bytes only.
+    variants["chains-reordered"] = Model(
+        (layer(Kind.RNN, 7, 2, name="c"), layer(Kind.GRU, 4, 3, name="a"), layer(Kind.LSTM, 3, 2, name="b")),
+        links=(("a", "b"),),
+    )
+    variants["stacked-float16"] = variants["stacked"].astype("float16")
+    variants["stacked-float64"] = variants["stacked"].astype("float64")
+    return variants
+
+
+VARIANTS = _variants()
+
+
+@pytest.mark.parametrize("name", [name for name in VARIANTS if name != "chains-reordered"])
+def test_keras_loads_the_archive_and_it_computes_as_the_reference(tmp_path, keras, name: str) -> None:
+    model = VARIANTS[name]
+    path = str(tmp_path / "m.keras")
+    archive.write(model, path)  # lstmconv.write's read-back check runs one chain only
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    chains = model.chains()
+    rng = np.random.default_rng(3)
+    xs = [rng.standard_normal((2, 6, chain[0].input_size)) for chain in chains]
+    dtype = str(model.layers[0].dtype)
+    outputs = loaded([x.astype(dtype) for x in xs] if len(chains) > 1 else xs[0].astype(dtype))
+    outputs = outputs if len(chains) > 1 else [outputs]
+    atol = 4e-3 if dtype == "float16" else ATOL
+    assert len(outputs) == len(chains)
+    for chain, x, out in zip(chains, xs, outputs, strict=True):
+        expected = lstmconv.reference.run(Model(chain), x.astype(dtype))
+        np.testing.assert_allclose(np.asarray(out, dtype=np.float64), expected, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("name", [*VARIANTS, "stacked-bfloat16"])
+def test_the_archive_is_byte_for_byte_what_keras_writes(tmp_path, keras, name: str) -> None:
+    from lstmconv.formats.keras import live
+
+    model = VARIANTS[name] if name in VARIANTS else VARIANTS["stacked"].astype("bfloat16")
+    ours = tmp_path / "ours.keras"
+    archive.write(model, str(ours))
+    live.write(model, str(tmp_path / "keras.keras"))
+    if keras.__version__ == archive.KERAS_VERSION:
+        assert ours.read_bytes() == (tmp_path / "keras.keras").read_bytes()
+    else:  # another Keras: its own version in metadata.json, the same config and weights
+        with zipfile.ZipFile(ours) as a, zipfile.ZipFile(tmp_path / "keras.keras") as b:
+            assert a.read("config.json") == b.read("config.json")
+            assert a.read("model.weights.h5") == b.read("model.weights.h5")
+    archive.write(model, str(tmp_path / "again.keras"))
+    assert (tmp_path / "again.keras").read_bytes() == ours.read_bytes()
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "keras3_stacked_bidir.keras",
+        "keras3_gru_rnn.keras",
+        "torch_export_lstm.onnx",
+        "torch_checkpoint.pt",
+        "torch_export_gru.onnx",
+        "torch_safetensors.safetensors",
+        "lstmconv_npz.npz",
+    ],
+)
+def test_the_fixtures_written_both_ways_have_the_same_hash(tmp_path, keras, fixture: str) -> None:
+    from lstmconv.formats.keras import live
+
+    model = lstmconv.read(FIXTURES / fixture)
+    archive.write(model, str(tmp_path / "ours.keras"))
+    live.write(model, str(tmp_path / "keras.keras"))
+    if keras.__version__ == archive.KERAS_VERSION:
+        assert _digest(tmp_path / "ours.keras") == _digest(tmp_path / "keras.keras")
+    else:  # another Keras names itself in metadata.json: the config and the weights the same
+        with zipfile.ZipFile(tmp_path / "ours.keras") as a, zipfile.ZipFile(tmp_path / "keras.keras") as b:
+            for member in ("config.json", "model.weights.h5"):
+                assert hashlib.sha256(a.read(member)).digest() == hashlib.sha256(b.read(member)).digest()
+
+
+def test_the_config_is_what_serialize_keras_object_gives(keras) -> None:
+    from lstmconv.formats.keras import live
+
+    model = VARIANTS["separate-chains"]
+    plan, ends = archive._plan(model)
+    ours = archive._functional(plan, ends)
+    theirs = keras.saving.serialize_keras_object(live.build(model))
+    assert json.loads(json.dumps(ours)) == json.loads(json.dumps(theirs))
+
+
+def test_plain_layers_go_through_keras(tmp_path, monkeypatch) -> None:
+    """What the writer does not cover (plain layers around the recurrent ones) is Keras's."""
+    from lstmconv import registry
+
+    rng = np.random.default_rng(4)
+    dense = PlainLayer(PlainKind.DENSE, "head", {"weight": rng.standard_normal((2, 5)).astype("float32")})
+    model = Model((random_layer(rng, Kind.LSTM, 4, 5, name="x"),), around=(dense,))
+    assert not archive.covers(model) and archive.covers(Model(model.layers))
+    called = []
+    fake = type("Live", (), {"write": staticmethod(lambda m, p, **o: called.append((m, p)))})
+    monkeypatch.setattr(registry.Format, "load_live", lambda self, purpose="": fake)
+    archive.write(model, str(tmp_path / "m.keras"))
+    assert called == [(model, str(tmp_path / "m.keras"))]
+    assert not (tmp_path / "m.keras").exists()
+
+
+_NO_FRAMEWORK = """
+import sys
+from lstmconv.cli import main
+code = main(sys.argv[1:])
+loaded = sorted(n for n in ("keras", "tensorflow", "torch", "onnx", "tf_keras") if n in sys.modules)
+print("LOADED", loaded)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    "fixture",
+    ["keras3_stacked_bidir.keras", "torch_checkpoint.pt", "torch_export_gru.onnx", "lstmconv_npz.npz"],
+)
+def test_writing_keras_imports_neither_keras_nor_tensorflow(tmp_path, fixture: str) -> None:
+    dest = tmp_path / "out.keras"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [
+        sys.executable,
+        "-c",
+        _NO_FRAMEWORK,
+        "convert",
+        str(FIXTURES / fixture),
+        str(dest),
+        "--no-verify",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "LOADED []" in result.stdout
+    again = lstmconv.read(dest)
+    x = np.random.default_rng(5).standard_normal((2, 4, again.input_size))
+    np.testing.assert_allclose(
+        lstmconv.reference.run(again, x),
+        lstmconv.reference.run(lstmconv.read(FIXTURES / fixture), x),
+        atol=1e-5,
+    )
