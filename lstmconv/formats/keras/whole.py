@@ -85,7 +85,11 @@ def port_into(target: Any, source: Model, pairs: Sequence[tuple[str, str]]) -> A
 
 def run_whole(obj: Any, x: np.ndarray) -> np.ndarray:
     """Run a Keras 3 or tf_keras model end to end on ``x``: float (batch, time, features), or
-    integer ids (batch, time) for a model that starts with an Embedding, cast to its input's dtype."""
+    integer ids (batch, time) for a model that starts with an Embedding, cast to its input's dtype.
+    A path is loaded as given: a ``.keras`` or Keras 3 ``.h5`` by Keras (``safe_mode``), a Keras 2
+    ``.h5`` by tf_keras."""
+    if isinstance(obj, (str, os.PathLike)):
+        obj = live._load_as_given(obj)[1]
     inputs = getattr(obj, "inputs", None) or []
     if len(inputs) > 1:
         raise UnsupportedFeatureError(
@@ -133,6 +137,9 @@ def one_chain(model: Model) -> bool:
     """Whether every layer, recurrent and plain, feeds the next in model order (an Embedding
     only first): what :func:`build_whole` can build."""
     layers = model.everything()
+    for before, after in zip(layers, layers[1:]):
+        if isinstance(before, Layer) and isinstance(after, Layer) and not model.linked(before, after):
+            return False  # the source says one does not feed the other (states passed, branches)
     width: int | None = None
     for index, layer in enumerate(layers):
         if isinstance(layer, PlainLayer) and layer.kind is PlainKind.EMBEDDING:
