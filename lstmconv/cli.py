@@ -315,6 +315,9 @@ def _inspect(args: argparse.Namespace) -> int:
         print(_layer_text(d, fmt))
         if args.as_framework:
             print(_view_text(d))
+    if info.get("plain"):
+        print()
+        print(_plain_text(printable_tree(info["plain"]), printable_tree(info.get("order") or [])))
     if args.as_framework:
         print()
         print(f"as {args.as_framework}: {info['as_parameters']:,} parameters stored")
@@ -324,6 +327,26 @@ def _inspect(args: argparse.Namespace) -> int:
         counts = info["parameters"]
         print(f"carried {counts['carried']:,} of {counts['total']:,} parameters")
     return EXIT_OK
+
+
+def _plain_text(plain: list[dict[str, Any]], order: list[str]) -> str:
+    """The plain layers around the recurrent ones, in model order, one line each: kind, sizes,
+    the options that change the numbers, the tensors as stored."""
+    lines = [f"plain layers (model order: {', '.join(order)}):" if order else "plain layers:"]
+    for d in plain:
+        sizes = f" {d['input_size']} → {d['output_size']}" if d["output_size"] else ""
+        options = ", ".join(
+            f"{key} {value}"
+            for key, value in d["options"].items()
+            if key in ("epsilon", "activation", "padding", "stride", "dilation", "rate") and value != "linear"
+        )
+        tensors = ", ".join(f"{t['name']} {_shape(t['shape'])}" for t in d["stored"]) or "no tensors"
+        lines.append(
+            f'  layer "{d["name"]}": {d["kind"]}{sizes}'
+            + (f"; {options}" if options else "")
+            + f"; {tensors}; {d['parameters']['stored']:,} parameters"
+        )
+    return "\n".join(lines)
 
 
 def _skipped_text(skipped: list[dict[str, Any]]) -> str:

@@ -410,3 +410,44 @@ def test_torch_module_into_a_keras_model_by_port(keras, torch) -> None:
     gap = np.abs(np.asarray(target.predict(x, verbose=0)) - _run(torch, source, x)).max()
     print(f"torch → Keras port end to end: max |error| {gap:.3g}")
     assert gap <= TOLERANCE
+
+
+def test_to_torch_runs_keras_style_plain_layers_as_numpy_does(torch) -> None:
+    """A causal dilated Conv1D, a BatchNorm without its scale and a Dense with softmax (as a
+    Keras model holds them) built by to_torch, against the same arithmetic in NumPy."""
+    from lstmconv.plain import PlainLayer
+
+    rng = np.random.default_rng(30)
+
+    def draw(*shape: int) -> np.ndarray:
+        return rng.uniform(-1, 1, shape).astype(np.float32)
+
+    rnn = lstmconv.read(_randomized(torch.nn.LSTM(4, 3, batch_first=True), 30))
+    bn = PlainLayer(
+        PlainKind.BATCH_NORM,
+        "bn",
+        {"bias": draw(2), "mean": draw(2), "var": draw(2) + 1.5},
+        {"epsilon": 1e-3},
+    )
+    conv = PlainLayer(
+        PlainKind.CONV1D,
+        "conv",
+        {"weight": draw(4, 2, 3), "bias": draw(4)},
+        {"padding": "causal", "dilation": 2},
+    )
+    dense = PlainLayer(PlainKind.DENSE, "dense", {"weight": draw(5, 3)}, {"activation": "softmax"})
+    order = ("bn", "conv", rnn.layers[0].name, "dense")
+    model = lstmconv.Model(rnn.layers, "m", around=(bn, conv, dense), order=order)
+    x = draw(2, 9, 2)
+    normed = (x - bn.tensors["mean"]) / np.sqrt(bn.tensors["var"] + 1e-3) + bn.tensors["bias"]
+    padded = np.concatenate([np.zeros((2, 4, 2), np.float32), normed], axis=1)  # (3 - 1) · 2 zeros before
+    w = conv.tensors["weight"]
+    conved = np.stack([sum(padded[:, t + 2 * k] @ w[:, :, k].T for k in range(3)) for t in range(9)], 1)
+    h = lstmconv.reference.run(lstmconv.Model(rnn.layers, "r"), conved + conv.tensors["bias"])
+    logits = h @ dense.tensors["weight"].T
+    expected = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    built = lstmconv.to_torch(model)
+    gap = np.abs(lstmconv.formats.torch.live.run(built, x) - expected).max()
+    assert gap <= TOLERANCE
+    assert [layer.name for layer in lstmconv.read(built).around] == ["bn", "conv", "dense"]
+    assert lstmconv.read(built).around[2].options["activation"] == "softmax"

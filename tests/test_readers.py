@@ -695,7 +695,8 @@ def test_torch_rnn_state_dict_assumed_tanh_warns_every_time(torch, tmp_path, cap
     with torch.no_grad():
         expected = net.rnn(torch.from_numpy(x))[0].numpy()
     np.testing.assert_allclose(lstmconv.reference.run(told, x), expected, rtol=0, atol=ATOL)
-    assert {s.name: s.parameters for s in told.skipped} == {"head": H * 2 + 2}
+    assert not told.skipped  # its nn.Linear "head" (weight and bias) is read as a plain layer
+    assert [(p.name, p.kind.value, p.parameter_count) for p in told.around] == [("head", "dense", H * 2 + 2)]
 
 
 def test_torch_live_rnn_knows_its_nonlinearity_and_lists_the_rest(torch, caplog) -> None:
@@ -704,7 +705,8 @@ def test_torch_live_rnn_knows_its_nonlinearity_and_lists_the_rest(torch, caplog)
         model = lstmconv.read(net)
     assert model[0].activations[0].name == "relu"
     assert not caplog.messages
-    assert [(s.name, s.kind, s.parameters) for s in model.skipped] == [("head", "Linear", H * 2 + 2)]
+    assert not model.skipped
+    assert [(p.name, p.kind.value, p.parameter_count) for p in model.around] == [("head", "dense", H * 2 + 2)]
 
 
 def test_cli_inspect_prints_what_is_not_carried(torch, tmp_path, capsys) -> None:
@@ -712,15 +714,20 @@ def test_cli_inspect_prints_what_is_not_carried(torch, tmp_path, capsys) -> None
 
     net = _rnn_state(torch, "tanh")
     path = str(tmp_path / "rnn.pt")
-    torch.save(net.state_dict(), path)
+    state = net.state_dict()
+    state["extra.weight"] = torch.zeros(3, 4)  # a lone 2-D weight: an Embedding or a bias-less Linear
+    torch.save(state, path)
     assert main(["inspect", path]) == 0
     out = capsys.readouterr().out
-    rnn = H * (F + H + 2)
-    assert "not carried:" in out and "head" in out
-    assert f"carried {rnn:,} of {rnn + 2 * H + 2:,} parameters" in out
+    rnn, head = H * (F + H + 2), 2 * H + 2  # the head, an nn.Linear, is carried
+    assert (
+        "not carried:" in out
+        and "extra (Embedding or Linear(bias=False) (unknown kind))  12 parameters" in out
+    )
+    assert f"carried {rnn + head:,} of {rnn + head + 12:,} parameters" in out
     assert main(["inspect", path, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["parameters"] == {"carried": rnn, "total": rnn + 2 * H + 2}
+    assert info["parameters"] == {"carried": rnn + head, "total": rnn + head + 12}
     assert any("assumed tanh" in w for w in info["warnings"])
 
 

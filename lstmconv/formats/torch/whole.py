@@ -47,10 +47,10 @@ class Dense(nn.Linear):
     def __init__(self, layer: PlainLayer, dtype: torch.dtype):
         out, inputs = layer.tensors["weight"].shape
         super().__init__(inputs, out, bias="bias" in layer.tensors, dtype=dtype)
-        self.activation = _activation(layer)
+        self.lstmconv_activation = _activation(layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _ACTIVATIONS[self.activation](super().forward(x))
+        return _ACTIVATIONS[self.lstmconv_activation](super().forward(x))
 
 
 class SeqConv1d(nn.Conv1d):
@@ -60,7 +60,7 @@ class SeqConv1d(nn.Conv1d):
         out, per_group, kernel = layer.tensors["weight"].shape
         options = layer.options
         padding = options["padding"]
-        self.causal = padding == "causal"
+        self.lstmconv_causal = padding == "causal"
         super().__init__(
             per_group * options["groups"],
             out,
@@ -72,13 +72,13 @@ class SeqConv1d(nn.Conv1d):
             bias="bias" in layer.tensors,
             dtype=dtype,
         )
-        self.activation = _activation(layer)
+        self.lstmconv_activation = _activation(layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.transpose(1, 2)
-        if self.causal:
+        if self.lstmconv_causal:
             x = nn.functional.pad(x, (self.dilation[0] * (self.kernel_size[0] - 1), 0))
-        return _ACTIVATIONS[self.activation](super().forward(x).transpose(1, 2))
+        return _ACTIVATIONS[self.lstmconv_activation](super().forward(x).transpose(1, 2))
 
 
 class SeqBatchNorm1d(nn.BatchNorm1d):
@@ -142,9 +142,8 @@ def new_module(layer: PlainLayer, dtype: torch.dtype) -> nn.Module:
         if affine and "bias" not in layer.tensors:
             module = nn.LayerNorm(layer.width or 1, eps=options["epsilon"], bias=False, dtype=dtype)
     elif layer.kind is PlainKind.BATCH_NORM:
-        module = SeqBatchNorm1d(
-            layer.width or 1, eps=options["epsilon"], affine="weight" in layer.tensors, dtype=dtype
-        )
+        affine = "weight" in layer.tensors or "bias" in layer.tensors  # the other one filled
+        module = SeqBatchNorm1d(layer.width or 1, eps=options["epsilon"], affine=affine, dtype=dtype)
     elif layer.kind is PlainKind.DROPOUT:
         module = nn.Dropout(float(options["rate"]))
     else:
@@ -211,16 +210,16 @@ def read_plain(path: str, module: nn.Module) -> PlainLayer | Skipped:
             PlainKind.DENSE,
             path,
             _tensors(module, weights),
-            {"activation": getattr(module, "activation", "linear")},
+            {"activation": getattr(module, "lstmconv_activation", "linear")},
         )
     if isinstance(module, nn.Conv1d):
         padding = module.padding if isinstance(module.padding, str) else int(module.padding[0])
         options = {
             "stride": int(module.stride[0]),
-            "padding": "causal" if getattr(module, "causal", False) else padding,
+            "padding": "causal" if getattr(module, "lstmconv_causal", False) else padding,
             "dilation": int(module.dilation[0]),
             "groups": int(module.groups),
-            "activation": getattr(module, "activation", "linear"),
+            "activation": getattr(module, "lstmconv_activation", "linear"),
         }
         return PlainLayer(PlainKind.CONV1D, path, _tensors(module, weights), options)
     if isinstance(module, nn.LayerNorm):
