@@ -718,8 +718,6 @@ def convert(
     model = read(source, from_format, **dict(read_options or {}))
     if layers:
         model = model.select(layers)
-    if not holds_plain(fmt):
-        model = model.recurrent_only()
     checked_against, notes = source, []
     cast = model.astype(dtype) if dtype is not None else model
     if cast.dtypes != model.dtypes:
@@ -727,24 +725,13 @@ def convert(
         checked_against, model = cast, cast
     _check_destination(dest, overwrite)
     reports: list[verification.Report] = []
-    skipped, parameters = _left_out(model, _format_of(source, from_format).name)
-    held = sum(layer.parameter_count for layer in model.around)
-    parameters = {"carried": parameters["carried"] + held, "total": parameters["total"] + held}
-    if skipped and not verify:  # a verified conversion's report lists them
-        names = ", ".join(
-            f"{entry['name']} ({entry['kind']}, {entry['parameters']:,})" for entry in skipped[:6]
-        )
-        more = f" and {len(skipped) - 6} more" if len(skipped) > 6 else ""
-        _log.warning(
-            "not carried: %s%s; carried %s of %s parameters",
-            names,
-            more,
-            f"{parameters['carried']:,}",
-            f"{parameters['total']:,}",
-        )
+    source_name = _format_of(source, from_format).name
 
     def check_written(temporary: str) -> None:
+        # the writer is imported by now (inside the staging folder, with its side files)
+        skipped, parameters = _carried_counts(_carried(model, fmt.load_writer()), source_name)
         if not verify:
+            _warn_not_carried(skipped, parameters)
             return
         step("verifying")
         with _reading_own_output():
@@ -787,6 +774,29 @@ def _verify_written(
     target_side = verification.side_runners("target", written, written_model, fmt, written=True)
     return verification.check(
         *labels, source_side, target_side, model, written_model, rtol=rtol, atol=atol, notes=notes
+    )
+
+
+def _carried_counts(model: Model, fmt: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """What the written model leaves out, and the parameters carried of the total (plain layers
+    it holds counted as carried)."""
+    skipped, parameters = _left_out(model, fmt)
+    held = sum(layer.parameter_count for layer in model.around)
+    return skipped, {"carried": parameters["carried"] + held, "total": parameters["total"] + held}
+
+
+def _warn_not_carried(skipped: list[dict[str, Any]], parameters: dict[str, int]) -> None:
+    """An unverified conversion says what it did not carry (a verified one's report lists it)."""
+    if not skipped:
+        return
+    names = ", ".join(f"{entry['name']} ({entry['kind']}, {entry['parameters']:,})" for entry in skipped[:6])
+    more = f" and {len(skipped) - 6} more" if len(skipped) > 6 else ""
+    _log.warning(
+        "not carried: %s%s; carried %s of %s parameters",
+        names,
+        more,
+        f"{parameters['carried']:,}",
+        f"{parameters['total']:,}",
     )
 
 

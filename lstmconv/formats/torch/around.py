@@ -141,6 +141,7 @@ def read_all(
     tensors: Mapping[str, np.ndarray],
     taken: set[str],
     recurrent: Sequence[tuple[str, Sequence[Layer]]],
+    starts: Mapping[str, int],
     *,
     like: Model | None = None,
     like_names: Mapping[str, str] | None = None,
@@ -149,18 +150,16 @@ def read_all(
     ordered: bool = True,
 ) -> tuple[list[PlainLayer], list[Skipped], list[str]]:
     """The plain layers of a state_dict, what was skipped among its plain-looking modules, and
-    every layer's name in key order. ``recurrent``: (key prefix, its IR layers) per module.
+    every layer's name in key order. ``recurrent``: (key prefix, its IR layers) per module, and
+    ``starts`` the index of each one's first key.
     Where the keys are not in model order (``ordered`` false: a ``.safetensors`` header is
     sorted), each layer takes the first free layer of ``like`` its kind and shapes fit, and the
     order is ``like``'s."""
     from ... import porting
 
     found = groups(tensors, taken)
-    position = {}
+    position: dict[str, int] = dict(starts)  # each recurrent module's first key, by prefix
     for index, key in enumerate(tensors):
-        for prefix, _names in recurrent:
-            if key.startswith(prefix) and prefix not in position:
-                position[prefix] = index
         module = key.rpartition(".")[0]
         if module in found and module not in position:
             position[module] = index

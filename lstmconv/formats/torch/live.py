@@ -114,16 +114,16 @@ def _read_module(source: nn.Module) -> Model:
     plain: list[PlainLayer] = []
     order: list[str] = []
     unread: list[Skipped] = []
-    taken: list[str] = []  # the paths of modules read (or skipped as a whole)
+    taken: set[str] = set()  # the paths of modules read (or skipped as a whole)
     for path, module in source.named_modules():
-        if any(path == done or path.startswith(done + ".") for done in taken if done):
+        if _inside(path, taken):
             continue
         kind = _kind_of(module)
         if kind is not None:
             found = _layers_of(path, module, kind)
             layers += found
             order += [layer.name for layer in found]
-            taken.append(path)
+            taken.add(path)
         elif whole.is_plain(module) and path:
             read_ = whole.read_plain(path, module)
             if isinstance(read_, PlainLayer):
@@ -131,7 +131,7 @@ def _read_module(source: nn.Module) -> Model:
                 order.append(read_.name)
             else:
                 unread.append(read_)
-            taken.append(path)
+            taken.add(path)
     if isinstance(source, Stack):  # nn.LSTM always concatenates; the Stack knows the merge
         layers = [layer.replace(merge=merge or "concat") for layer, merge in zip(layers, source.merges)]
         chained = tuple(zip((x.name for x in layers), (x.name for x in layers[1:])))
@@ -148,12 +148,19 @@ def _read_module(source: nn.Module) -> Model:
     )
 
 
-def _skipped(root: nn.Module, taken: list[str]) -> tuple[Skipped, ...]:
+def _inside(path: str, taken: set[str]) -> bool:
+    """Whether ``path`` is one of the non-root module paths ``taken`` or inside one (by its
+    ancestors: linear in the depth, not in the number of modules)."""
+    parts = path.split(".")
+    return bool(parts[0]) and any(".".join(parts[:end]) in taken for end in range(1, len(parts) + 1))
+
+
+def _skipped(root: nn.Module, done: set[str]) -> tuple[Skipped, ...]:
     """The parameters and floating-point buffers outside the modules read, by module."""
     groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
     for key, tensor in [*root.named_parameters(), *root.named_buffers()]:
         owner = key.rpartition(".")[0]
-        if any(path == "" or owner == path or owner.startswith(path + ".") for path in taken):
+        if "" in done or _inside(owner, done):
             continue
         if not tensor.is_floating_point():
             continue

@@ -372,6 +372,7 @@ def read_tensors(
         tensors,
         taken,
         modules,
+        _starts(tensors, cells),
         like=like,
         like_names=like_names,
         epsilon=epsilon,
@@ -388,6 +389,16 @@ def read_tensors(
         around=tuple(plain),
         order=tuple(order),
     )
+
+
+def _starts(tensors: Mapping[str, Any], cells: set[str]) -> dict[str, int]:
+    """The index of each recurrent module's first key, by prefix (one pass)."""
+    found: dict[str, int] = {}
+    for index, key in enumerate(tensors):
+        match = _KEY.match(key) or _CELL_KEY.match(key)
+        if match is not None and (match.re is _KEY or match["prefix"] in cells):
+            found.setdefault(match["prefix"], index)
+    return found
 
 
 def _is_recurrent_key(key: str, cells: set[str]) -> bool:
