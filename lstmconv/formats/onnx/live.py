@@ -30,7 +30,8 @@ from .nodes import Constants, found_nodes, layer_from_node, recurrent_nodes
 def read(source: Any, **_: Any) -> Model:
     """IR of every LSTM/GRU/RNN node of a ``ModelProto`` or an ``.onnx`` file, in graph order."""
     if isinstance(source, onnx.ModelProto):
-        return onnx_files.read_graph(source.graph, None, source.graph.name or "onnx model")
+        opset = next((o.version for o in source.opset_import if o.domain in ("", "ai.onnx")), None)
+        return onnx_files.read_graph(source.graph, None, source.graph.name or "onnx model", opset=opset)
     return onnx_files.read(source)
 
 

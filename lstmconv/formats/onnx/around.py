@@ -1,0 +1,375 @@
+"""The plain layers around the recurrent nodes of an ONNX graph, read without the onnx package.
+
+The graph is walked from its one data input along the values the model computes, in graph
+order: shape-only ops pass (Identity, Cast, Transpose, Reshape, Squeeze, Unsqueeze, Flatten,
+Dropout); a recurrent node's layer is passed from its input to the end of its epilogue
+(:mod:`.epilogue`); and these ops are read as layers (:mod:`lstmconv.plain`, PyTorch's
+orientation):
+
+- ``Gather`` of a float initializer by the ids = Embedding (index arithmetic on the ids alone
+  before it, tf2onnx's wrap of negative ids, passes: for ids in range it changes nothing);
+- ``MatMul`` by a 2-D initializer (+ ``Add`` of a bias), ``Gemm`` (``transB``; alpha = beta = 1)
+  = Dense, weight turned to (out, in); a ``Relu``/``Tanh``/``Sigmoid``/``Softmax`` (over the
+  last axis) that alone consumes it is its activation;
+- ``Conv`` with a 1-D kernel = Conv1D (pads, strides, dilations, group);
+- ``LayerNormalization`` (over the last axis; epsilon as written, ONNX's default 1e-5 where
+  absent) and ``BatchNormalization`` (inference; epsilon).
+
+The first op the walk does not understand, or a value used twice, ends the model's plain
+part: what lies past it is left to :func:`.nodes.skipped`, never guessed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ...errors import LstmconvError
+from ...plain import PlainKind, PlainLayer
+from . import epilogue
+from .nodes import Constants, attribute_value
+
+#: Ops passed on the way: they move or rename values, computing nothing a layer holds.
+_GLUE = {"Identity", "Cast", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Dropout"}
+#: Ops that read only their input's shape (the exporters' zero states are built from them).
+_SHAPE_READERS = {"Shape", "Size"}
+#: Integer arithmetic on ids before an embedding's Gather (tf2onnx wraps negative ids).
+_INDEX_OPS = {"Cast", "Add", "Sub", "Mul", "Less", "Greater", "Not", "Where", "Equal", "Mod", "And", "Or"}
+_ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax"}
+#: The first opset whose Softmax works over one axis (-1 by default) rather than flattening.
+_SOFTMAX_ONE_AXIS = 13
+
+
+@dataclasses.dataclass
+class Read:
+    """What the walk found: plain layers and every layer's name in model order, and the
+    initializers the plain layers hold (so that they are not listed as skipped)."""
+
+    around: list[PlainLayer] = dataclasses.field(default_factory=list)
+    order: list[str] = dataclasses.field(default_factory=list)
+    used: set[str] = dataclasses.field(default_factory=set)
+    nodes: dict[str, Any] = dataclasses.field(default_factory=dict)  # plain layer name -> its node
+
+
+@dataclasses.dataclass
+class _Walk:
+    graph: epilogue.Graph
+    constants: Constants
+    opset: int | None
+    recurrent: dict[int, str]  # id(node) -> layer name
+    starts: dict[str, Any]  # value where a recurrent node's layer begins -> node
+    taken: set[str]
+
+
+def read_around(
+    graph: Any, constants: Constants, recurrent: Sequence[tuple[str, Any]], opset: int | None
+) -> Read:
+    """The plain layers of ``graph`` along its one chain; ``recurrent``: (layer name, node) of
+    the recurrent nodes in the main graph, read already."""
+    view = epilogue.Graph(graph)
+    starts = {}
+    for _name, node in recurrent:
+        layout = epilogue.attribute(node, "layout", 0)
+        starts[epilogue.input_boundary(view, node, "tb" if layout == 0 else "bt")[0]] = node
+    walk = _Walk(view, constants, opset, {id(node): name for name, node in recurrent}, starts, set())
+    found = Read()
+    data = [info.name for info in graph.input if info.name not in view.initializers]
+    if len(data) == 1:
+        _walk(walk, data[0], found)
+    return found
+
+
+def _walk(walk: _Walk, value: str, found: Read) -> None:
+    for _ in range(len(walk.graph.nodes) + 1):
+        if value in walk.starts and id(walk.starts[value]) in walk.recurrent:
+            node = walk.starts.pop(value)
+            found.order.append(walk.recurrent[id(node)])
+            value = epilogue.output_end(walk.graph, node)
+            continue
+        consumers = _data_consumers(walk, value)
+        if len(consumers) != 1 or value in walk.graph.outputs:
+            start = len(consumers) > 1 and not found.order
+            gather = _embedding_past_index_ops(walk, value) if start else None
+            if gather is None:
+                return
+            consumers, value = [gather], gather.input[1]
+        node = consumers[0]
+        if node.op_type in _GLUE and node.input[0] == value and _rest_constant(walk, node):
+            value = node.output[0]
+            continue
+        read = _layer(walk, node, value)
+        if read is None:
+            return
+        layer, value, used = read
+        found.around.append(layer)
+        found.order.append(layer.name)
+        found.used.update(used)
+        found.nodes[layer.name] = node
+
+
+def _data_consumers(walk: _Walk, value: str) -> list[Any]:
+    return [c for c in walk.graph.consumers.get(value, []) if c.op_type not in _SHAPE_READERS]
+
+
+def _rest_constant(walk: _Walk, node: Any) -> bool:
+    return all(walk.graph.is_constant(name) for name in node.input[1:])
+
+
+def _embedding_past_index_ops(walk: _Walk, ids: str) -> Any | None:
+    """The one Gather of a float table whose indices are computed from ``ids`` (and constants)
+    by integer index arithmetic alone, every use of ``ids`` lying on that computation."""
+    pending, seen, gathers = [ids], set[str](), []
+    while pending and len(seen) < 256:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for consumer in _data_consumers(walk, name):
+            if consumer.op_type == "Gather" and consumer.input[1] == name:
+                gathers.append(consumer)
+            elif consumer.op_type in _INDEX_OPS and all(
+                _depends_only_on(walk, part, ids) for part in consumer.input
+            ):
+                pending.extend(consumer.output)
+            else:
+                return None
+    return gathers[0] if len({id(g) for g in gathers}) == 1 else None
+
+
+def _depends_only_on(walk: _Walk, name: str, ids: str, depth: int = 0) -> bool:
+    if name == ids or walk.graph.is_constant(name):
+        return True
+    producer = walk.graph.producers.get(name)
+    if producer is None or producer.op_type not in _INDEX_OPS or depth > 32:
+        return False
+    return all(_depends_only_on(walk, part, ids, depth + 1) for part in producer.input)
+
+
+def _attrs(node: Any) -> dict[str, Any]:
+    values = {}
+    for item in node.attribute:
+        value = attribute_value(item)
+        values[item.name] = value.decode() if isinstance(value, bytes) else value
+    return values
+
+
+def _const(walk: _Walk, name: str) -> np.ndarray | None:
+    if not name or not walk.graph.is_constant(name):
+        return None
+    value = walk.constants.get(name)
+    return None if value is None or value.dtype.kind != "f" else np.asarray(value)
+
+
+def _sources(walk: _Walk, names: Sequence[str]) -> set[str]:
+    """The initializers the named constants are made from."""
+    found, pending = set(), [n for n in names if n]
+    while pending:
+        name = pending.pop()
+        if name in walk.graph.initializers:
+            found.add(name)
+            continue
+        producer = walk.graph.producers.get(name)
+        if producer is not None:
+            pending.extend(n for n in producer.input if n)
+    return found
+
+
+Result = tuple[PlainLayer, str, set[str]]
+
+
+def _layer(walk: _Walk, node: Any, value: str) -> Result | None:
+    """The layer ``node`` starts, the value after it, and the initializers it holds; None when
+    ``node`` is not (exactly) one of the layers this module reads."""
+    if node.domain not in ("", "ai.onnx"):
+        return None
+    reader = _READERS.get(node.op_type)
+    if reader is None:
+        return None
+    try:
+        return reader(walk, node, value)
+    except LstmconvError as error:
+        raise error.within(f'{node.op_type} node "{node.name}"') from None
+
+
+def _name(walk: _Walk, node: Any, weights: Sequence[str]) -> str:
+    """A layer's name: its weights' module path where the exporter kept it (``fc.weight``:
+    ``fc``), else its node's name without the op's part (``/fc/MatMul``: ``fc``)."""
+    for weight in weights:
+        for suffix in (".weight", ".bias", ".scale", ".running_mean"):
+            if weight.endswith(suffix) and len(weight) > len(suffix):
+                return _unique(walk, weight[: -len(suffix)])
+    label = node.name.strip("/") or node.output[0]
+    parts = label.split("/")
+    return _unique(walk, "/".join(parts[:-1]) if len(parts) > 1 else label)
+
+
+def _unique(walk: _Walk, name: str) -> str:
+    candidate, count = name, 0
+    while candidate in walk.taken or candidate in walk.recurrent.values():
+        count += 1
+        candidate = f"{name}_{count}"
+    walk.taken.add(candidate)
+    return candidate
+
+
+def _embedding(walk: _Walk, node: Any, value: str) -> Result | None:
+    table = _const(walk, node.input[0])
+    if node.input[1] != value or table is None or table.ndim != 2 or _attrs(node).get("axis", 0) != 0:
+        return None
+    layer = PlainLayer(PlainKind.EMBEDDING, _name(walk, node, node.input[:1]), {"weight": table})
+    return layer, node.output[0], _sources(walk, node.input[:1])
+
+
+def _matmul(walk: _Walk, node: Any, value: str) -> Result | None:
+    kernel = _const(walk, node.input[1])
+    if node.input[0] != value or kernel is None or kernel.ndim != 2:
+        return None
+    tensors, out, names = {"weight": np.ascontiguousarray(kernel.T)}, node.output[0], [node.input[1]]
+    add = _only(walk, out, "Add")
+    if add is not None:
+        other = add.input[1] if add.input[0] == out else add.input[0]
+        bias = _const(walk, other)
+        if bias is not None and bias.size == kernel.shape[1] and bias.shape[-1] == kernel.shape[1]:
+            tensors["bias"], out = bias.reshape(-1), add.output[0]
+            names.append(other)
+    return _dense(walk, node, tensors, out, names)
+
+
+def _gemm(walk: _Walk, node: Any, value: str) -> Result | None:
+    attrs = _attrs(node)
+    b = _const(walk, node.input[1])
+    c = _const(walk, node.input[2]) if len(node.input) > 2 else None
+    if (
+        node.input[0] != value
+        or b is None
+        or b.ndim != 2
+        or attrs.get("transA", 0)
+        or attrs.get("alpha", 1.0) != 1.0
+        or (c is not None and attrs.get("beta", 1.0) != 1.0)
+    ):
+        return None
+    weight = b if attrs.get("transB", 0) else b.T
+    tensors, names = {"weight": np.ascontiguousarray(weight)}, list(node.input[1:3])
+    if c is not None:
+        if c.size != weight.shape[0]:
+            return None
+        tensors["bias"] = c.reshape(-1)
+    elif len(node.input) > 2 and node.input[2]:
+        return None  # a bias computed at run time
+    return _dense(walk, node, tensors, node.output[0], names)
+
+
+def _dense(walk: _Walk, node: Any, tensors: dict[str, np.ndarray], out: str, names: list[str]) -> Result:
+    activation, out = _activation(walk, out, softmax=True)
+    layer = PlainLayer(PlainKind.DENSE, _name(walk, node, names), tensors, {"activation": activation})
+    return layer, out, _sources(walk, names)
+
+
+def _only(walk: _Walk, value: str, op: str) -> Any | None:
+    consumer = walk.graph.only_consumer(value)
+    return consumer if consumer is not None and consumer.op_type == op else None
+
+
+def _activation(walk: _Walk, value: str, *, softmax: bool) -> tuple[str, str]:
+    """The activation applied to ``value`` alone (Softmax only over the last axis), and the
+    value after it."""
+    consumer = walk.graph.only_consumer(value)
+    if consumer is None or consumer.op_type not in _ACTIVATIONS or consumer.domain not in ("", "ai.onnx"):
+        return "linear", value
+    if consumer.op_type == "Softmax":
+        axis = _attrs(consumer).get("axis")
+        default_last = walk.opset is not None and walk.opset >= _SOFTMAX_ONE_AXIS
+        if not softmax or not (axis == -1 or (axis is None and default_last)):
+            return "linear", value
+    return _ACTIVATIONS[consumer.op_type], consumer.output[0]
+
+
+def _conv(walk: _Walk, node: Any, value: str) -> Result | None:
+    weight = _const(walk, node.input[1])
+    bias = _const(walk, node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if node.input[0] != value or weight is None or weight.ndim != 3:
+        return None
+    if len(node.input) > 2 and node.input[2] and bias is None:
+        return None
+    attrs = _attrs(node)
+    kernel, (stride,), (dilation,) = weight.shape[2], attrs.get("strides", [1]), attrs.get("dilations", [1])
+    padding = _padding(attrs, kernel, dilation)
+    if padding is None:
+        return None
+    tensors = {"weight": weight} if bias is None else {"weight": weight, "bias": bias}
+    activation, out = _activation(walk, node.output[0], softmax=False)
+    options = {
+        "stride": int(stride),
+        "dilation": int(dilation),
+        "groups": int(attrs.get("group", 1)),
+        "padding": padding,
+        "activation": activation,
+    }
+    names = [n for n in node.input[1:3] if n]
+    return (
+        PlainLayer(PlainKind.CONV1D, _name(walk, node, names), tensors, options),
+        out,
+        _sources(walk, names),
+    )
+
+
+def _padding(attrs: dict[str, Any], kernel: int, dilation: int) -> str | int | None:
+    """ONNX pads as the IR's padding: valid (none), a number of zeros each side, causal (all on
+    the left); None for what the IR cannot say (uneven pads, auto_pad SAME)."""
+    auto = attrs.get("auto_pad", "NOTSET")
+    if auto == "VALID":
+        return "valid"
+    if auto != "NOTSET":
+        return None
+    left, right = attrs.get("pads", [0, 0])
+    if left == right:
+        return "valid" if left == 0 else int(left)
+    if right == 0 and left == (kernel - 1) * dilation:
+        return "causal"
+    return None
+
+
+def _float32(value: float) -> float:
+    return float(np.format_float_positional(np.float32(value), unique=True))
+
+
+def _layer_norm(walk: _Walk, node: Any, value: str) -> Result | None:
+    attrs = _attrs(node)
+    scale = _const(walk, node.input[1])
+    bias = _const(walk, node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if node.input[0] != value or scale is None or scale.ndim != 1 or attrs.get("axis", -1) != -1:
+        return None
+    if (len(node.input) > 2 and node.input[2] and bias is None) or len([o for o in node.output if o]) > 1:
+        return None
+    tensors = {"weight": scale} if bias is None else {"weight": scale, "bias": bias}
+    options = {"epsilon": _float32(attrs.get("epsilon", 1e-5)), "axis": -1}
+    names = [n for n in node.input[1:3] if n]
+    layer = PlainLayer(PlainKind.LAYER_NORM, _name(walk, node, names), tensors, options)
+    return layer, node.output[0], _sources(walk, names)
+
+
+def _batch_norm(walk: _Walk, node: Any, value: str) -> Result | None:
+    attrs = _attrs(node)
+    parts = [_const(walk, name) for name in node.input[1:5]]
+    if node.input[0] != value or len(parts) != 4 or any(p is None or p.ndim != 1 for p in parts):
+        return None
+    if attrs.get("training_mode", 0) or len([o for o in node.output if o]) > 1:
+        return None
+    tensors = {key: part for key, part in zip(("weight", "bias", "mean", "var"), parts) if part is not None}
+    options = {"epsilon": _float32(attrs.get("epsilon", 1e-5)), "axis": 1}
+    names = list(node.input[1:5])
+    layer = PlainLayer(PlainKind.BATCH_NORM, _name(walk, node, names), tensors, options)
+    return layer, node.output[0], _sources(walk, names)
+
+
+_READERS = {
+    "Gather": _embedding,
+    "MatMul": _matmul,
+    "Gemm": _gemm,
+    "Conv": _conv,
+    "LayerNormalization": _layer_norm,
+    "BatchNormalization": _batch_norm,
+}
