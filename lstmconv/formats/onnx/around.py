@@ -43,6 +43,9 @@ _ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax":
 _SOFTMAX_ONE_AXIS = 13
 
 
+Slot = tuple[Any, int, bool]
+
+
 @dataclasses.dataclass
 class Read:
     """What the walk found: plain layers and every layer's name in model order, and the
@@ -51,7 +54,9 @@ class Read:
     around: list[PlainLayer] = dataclasses.field(default_factory=list)
     order: list[str] = dataclasses.field(default_factory=list)
     used: set[str] = dataclasses.field(default_factory=set)
-    nodes: dict[str, Any] = dataclasses.field(default_factory=dict)  # plain layer name -> its node
+    #: Per plain layer, where each tensor sits: (node, input position, transposed (a MatMul's
+    #: or Gemm's (in, out) kernel)); what :func:`.live.port_into` overwrites.
+    slots: dict[str, dict[str, Slot]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -62,6 +67,7 @@ class _Walk:
     recurrent: dict[int, str]  # id(node) -> layer name
     starts: dict[str, Any]  # value where a recurrent node's layer begins -> node
     taken: set[str]
+    slots: dict[str, Slot] = dataclasses.field(default_factory=dict)  # the layer being read's
 
 
 def read_around(
@@ -107,7 +113,8 @@ def _walk(walk: _Walk, value: str, found: Read) -> None:
         found.around.append(layer)
         found.order.append(layer.name)
         found.used.update(used)
-        found.nodes[layer.name] = node
+        found.slots[layer.name] = walk.slots
+        walk.slots = {}
 
 
 def _data_consumers(walk: _Walk, value: str) -> list[Any]:
@@ -220,6 +227,7 @@ def _embedding(walk: _Walk, node: Any, value: str) -> Result | None:
     if node.input[1] != value or table is None or table.ndim != 2 or _attrs(node).get("axis", 0) != 0:
         return None
     layer = PlainLayer(PlainKind.EMBEDDING, _name(walk, node, node.input[:1]), {"weight": table})
+    walk.slots = {"weight": (node, 0, False)}
     return layer, node.output[0], _sources(walk, node.input[:1])
 
 
@@ -228,6 +236,7 @@ def _matmul(walk: _Walk, node: Any, value: str) -> Result | None:
     if node.input[0] != value or kernel is None or kernel.ndim != 2:
         return None
     tensors, out, names = {"weight": np.ascontiguousarray(kernel.T)}, node.output[0], [node.input[1]]
+    walk.slots = {"weight": (node, 1, True)}
     add = _only(walk, out, "Add")
     if add is not None:
         other = add.input[1] if add.input[0] == out else add.input[0]
@@ -235,6 +244,7 @@ def _matmul(walk: _Walk, node: Any, value: str) -> Result | None:
         if bias is not None and bias.size == kernel.shape[1] and bias.shape[-1] == kernel.shape[1]:
             tensors["bias"], out = bias.reshape(-1), add.output[0]
             names.append(other)
+            walk.slots["bias"] = (add, list(add.input).index(other), False)
     return _dense(walk, node, tensors, out, names)
 
 
@@ -253,6 +263,7 @@ def _gemm(walk: _Walk, node: Any, value: str) -> Result | None:
         return None
     weight = b if attrs.get("transB", 0) else b.T
     tensors, names = {"weight": np.ascontiguousarray(weight)}, list(node.input[1:3])
+    walk.slots = {"weight": (node, 1, not attrs.get("transB", 0)), "bias": (node, 2, False)}
     if c is not None:
         if c.size != weight.shape[0]:
             return None
@@ -300,6 +311,7 @@ def _conv(walk: _Walk, node: Any, value: str) -> Result | None:
     if padding is None:
         return None
     tensors = {"weight": weight} if bias is None else {"weight": weight, "bias": bias}
+    walk.slots = {"weight": (node, 1, False), "bias": (node, 2, False)}
     activation, out = _activation(walk, node.output[0], softmax=False)
     options = {
         "stride": int(stride),
@@ -345,6 +357,7 @@ def _layer_norm(walk: _Walk, node: Any, value: str) -> Result | None:
     if (len(node.input) > 2 and node.input[2] and bias is None) or len([o for o in node.output if o]) > 1:
         return None
     tensors = {"weight": scale} if bias is None else {"weight": scale, "bias": bias}
+    walk.slots = {"weight": (node, 1, False), "bias": (node, 2, False)}
     options = {"epsilon": _float32(attrs.get("epsilon", 1e-5)), "axis": -1}
     names = [n for n in node.input[1:3] if n]
     layer = PlainLayer(PlainKind.LAYER_NORM, _name(walk, node, names), tensors, options)
@@ -359,6 +372,7 @@ def _batch_norm(walk: _Walk, node: Any, value: str) -> Result | None:
     if attrs.get("training_mode", 0) or len([o for o in node.output if o]) > 1:
         return None
     tensors = {key: part for key, part in zip(("weight", "bias", "mean", "var"), parts) if part is not None}
+    walk.slots = {key: (node, 1 + i, False) for i, key in enumerate(("weight", "bias", "mean", "var"))}
     options = {"epsilon": _float32(attrs.get("epsilon", 1e-5)), "axis": 1}
     names = list(node.input[1:5])
     layer = PlainLayer(PlainKind.BATCH_NORM, _name(walk, node, names), tensors, options)

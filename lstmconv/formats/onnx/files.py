@@ -22,7 +22,7 @@ from ... import dtypes
 from ...errors import FormatError, LstmconvError, UnsafeInputError
 from ...ir import Model
 from .. import _common
-from . import epilogue
+from . import around, epilogue
 from . import nodes as onnx_nodes
 from .names import DTYPES
 
@@ -451,23 +451,16 @@ def read_graph(
     its If/Loop/Scan subgraphs named by their path, and of the plain layers along its one chain
     (:mod:`.around`). ``size`` (the file's bytes) caps the elements constant folding may make;
     ``opset`` (the model's, where known) says what an op's defaults are."""
-    from . import around, fold
+    from . import fold
 
     constants = onnx_nodes.Constants(
         graph, lambda tensor: to_array(tensor, base_dir), budget=fold.Budget(size)
     )
     layers = []
     try:
-        found = onnx_nodes.found_nodes(graph, constants)
-        names = _common.unique_names(f.name for f in found)
-        onnx_nodes.refuse_control_flow(graph, bool(found))
-        if not found:
-            onnx_nodes.refuse_unrolled(graph)
-            raise onnx_nodes.no_recurrent_node(graph)
+        found, names, plain = read_nodes(graph, constants, opset)
         for name, item in zip(names, found):
             layers.append(onnx_nodes.layer_from_node(item.node, item.constants, name))
-        main = [(name, f.node) for name, f in zip(names, found) if not f.scopes]
-        plain = around.read_around(graph, constants, main, opset if opset is not None else graph_opset(graph))
     except LstmconvError as error:
         raise error.within(label) from None
     left = onnx_nodes.skipped(
@@ -485,8 +478,19 @@ def read_graph(
     return Model(tuple(layers), label, tuple(links), skipped=left, around=tuple(plain.around), order=order)
 
 
-def graph_opset(graph: Any) -> int | None:
-    return getattr(graph, "opset", None)
+def read_nodes(
+    graph: Any, constants: onnx_nodes.Constants, opset: int | None
+) -> tuple[list[onnx_nodes.Found], list[str], around.Read]:
+    """The recurrent nodes (with their layer names) and the plain layers of a graph."""
+    found = onnx_nodes.found_nodes(graph, constants)
+    names = _common.unique_names(f.name for f in found)
+    onnx_nodes.refuse_control_flow(graph, bool(found))
+    if not found:
+        onnx_nodes.refuse_unrolled(graph)
+        raise onnx_nodes.no_recurrent_node(graph)
+    main = [(name, f.node) for name, f in zip(names, found) if not f.scopes]
+    opset = opset if opset is not None else getattr(graph, "opset", None)
+    return found, names, around.read_around(graph, constants, main, opset)
 
 
 def _model_order(walked: list[str], recurrent: list[str]) -> tuple[str, ...]:

@@ -108,8 +108,8 @@ def _conv(graph: Any, prefix: str, layer: PlainLayer, tensors: dict[str, np.ndar
         group=int(options["groups"]),
         pads=pads,
     )
-    y = graph.node("Transpose", [y], f"{prefix}/channels_last", perm=[0, 2, 1])
-    return _activation(graph, prefix, layer, y)
+    y = _activation(graph, prefix, layer, y)  # elementwise: before the Transpose, as exporters write it
+    return graph.node("Transpose", [y], f"{prefix}/channels_last", perm=[0, 2, 1])
 
 
 def _layer_norm(

@@ -1,0 +1,263 @@
+"""ONNX graphs as the whole model (#16): the plain layers around the recurrent nodes read from
+torch.onnx.export's graphs (both exporters) and tf2onnx's, written by to_onnx, and a source
+ported into an exported graph (port_into, run_whole, write_like), each run in onnxruntime
+against the framework's own forward pass."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pytest
+
+import lstmconv
+from lstmconv import porting
+from lstmconv.errors import PortMismatchError
+from lstmconv.plain import PlainKind, PlainLayer
+
+ATOL = 2e-5
+VOCAB, STEPS, BATCH = 50, 7, 3
+
+
+def _net(torch, *, eps: float = 1e-5, norm_name: str = "norm", seed: int = 0):
+    """Embedding → 2-layer bidirectional LSTM → LayerNorm → Linear (softmax), weights random
+    per tensor (the norm's too, so that a wrong scale shows)."""
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(VOCAB, 8)
+            self.lstm = torch.nn.LSTM(8, 6, num_layers=2, bidirectional=True, batch_first=True)
+            setattr(self, norm_name, torch.nn.LayerNorm(12, eps=eps))
+            self.fc = torch.nn.Linear(12, 5)
+
+        def forward(self, ids):
+            y, _ = self.lstm(self.emb(ids))
+            return torch.softmax(self.fc(getattr(self, norm_name)(y)), dim=-1)
+
+    torch.manual_seed(seed)
+    net = Net().eval()
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.uniform_(-0.8, 0.8)
+    return net
+
+
+def _export(torch, module, x, dynamo: bool):
+    import onnx
+
+    if dynamo:
+        from conftest import require
+
+        require("onnxscript")
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exported = torch.onnx.export(
+            module,
+            (torch.from_numpy(x),),
+            f=None if dynamo else buffer,
+            dynamo=dynamo,
+            input_names=["ids"],
+            dynamic_axes=None if dynamo else {"ids": {0: "batch", 1: "time"}},
+        )
+    return exported.model_proto if dynamo else onnx.load_from_string(buffer.getvalue())
+
+
+def _ids(seed: int = 0, batch: int = BATCH) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, VOCAB, (batch, STEPS)).astype(np.int64)
+
+
+def _torch_out(torch, module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return module(torch.from_numpy(x)).numpy()
+
+
+def _gap(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_torch_export_reads_its_plain_layers_in_model_order(torch, ort, dynamo: bool) -> None:
+    net = _net(torch)
+    model = lstmconv.read(_export(torch, net, _ids(), dynamo))
+    kinds = [getattr(layer.kind, "value", layer.kind) for layer in model.everything()]
+    assert kinds == ["embedding", "lstm", "lstm", "layer_norm", "dense"]
+    emb, norm, fc = model.around
+    assert (emb.name, norm.name, fc.name) == ("emb", "norm", "fc")
+    np.testing.assert_array_equal(emb.tensors["weight"], net.emb.weight.detach().numpy())
+    np.testing.assert_array_equal(fc.tensors["weight"], net.fc.weight.detach().numpy())  # (out, in)
+    np.testing.assert_array_equal(fc.tensors["bias"], net.fc.bias.detach().numpy())
+    np.testing.assert_array_equal(norm.tensors["weight"], net.norm.weight.detach().numpy())
+    assert norm.options["epsilon"] == 1e-5 and fc.options["activation"] == "softmax"
+    assert model.skipped == ()
+    # to_onnx writes the whole chain: it runs like the torch module
+    x = _ids(1)
+    gap = _gap(lstmconv.formats.onnx.live.run_whole(lstmconv.to_onnx(model), x), _torch_out(torch, net, x))
+    print(f"to_onnx of the read model against torch: {gap:.2e}")
+    assert gap < ATOL
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_onnx_source_ported_into_a_fresh_export_runs_like_it(torch, ort, dynamo: bool) -> None:
+    from lstmconv.formats.onnx import live
+
+    source_net, target_net = _net(torch, seed=0), _net(torch, seed=1)
+    source = _export(torch, source_net, _ids(), dynamo)
+    target = _export(torch, target_net, _ids(), dynamo)
+    x = _ids(2, batch=BATCH if dynamo else 4)
+    before = _gap(live.run_whole(target, x), live.run_whole(source, x))
+    assert before > 1e-2  # the two exports differ before the port
+    pairs = porting.pair(lstmconv.read(source), lstmconv.read(target))
+    assert len(pairs) == 5
+    live.port_into(target, lstmconv.read(source), pairs)
+    gap = _gap(live.run_whole(target, x), live.run_whole(source, x))
+    to_torch = _gap(live.run_whole(target, x), _torch_out(torch, source_net, x))
+    print(
+        f"ported ONNX against the source ONNX: {gap:.2e}, against torch: {to_torch:.2e} (before: {before:.2e})"
+    )
+    assert gap < ATOL and to_torch < ATOL
+
+
+def test_write_like_fills_an_onnx_template_keeping_its_layout(torch, ort, tmp_path) -> None:
+    import onnx
+
+    from lstmconv.formats.onnx import live
+
+    source_net = _net(torch, seed=0)
+    source = lstmconv.read(_export(torch, source_net, _ids(), False))
+    template = tmp_path / "template.onnx"
+    onnx.save_model(
+        _export(torch, _net(torch, seed=3), _ids(), False),
+        str(template),
+        save_as_external_data=True,
+        location="template.onnx.data",
+        size_threshold=0,
+    )
+    dest = tmp_path / "out" / "ported.onnx"
+    dest.parent.mkdir()
+    live.write_like(source, str(template), porting.pair(source, lstmconv.read(str(template))), str(dest))
+    x = _ids(4)
+    gap = _gap(live.run_whole(str(dest), x), _torch_out(torch, source_net, x))
+    print(f"write_like's .onnx against torch: {gap:.2e}")
+    assert gap < ATOL
+    written, kept = onnx.load(str(dest)), onnx.load(str(template))
+    shapes = [(t.name, tuple(t.dims), t.data_type) for t in written.graph.initializer]
+    assert shapes == [(t.name, tuple(t.dims), t.data_type) for t in kept.graph.initializer]
+    assert [n.op_type for n in written.graph.node] == [n.op_type for n in kept.graph.node]
+    assert (dest.parent / "ported.onnx.data").exists()
+    assert sorted(p.name for p in dest.parent.iterdir()) == ["ported.onnx", "ported.onnx.data"]
+
+
+def test_a_mismatch_names_both_layers(torch) -> None:
+    source = lstmconv.read(_export(torch, _net(torch), _ids(), False))
+    target = lstmconv.read(_export(torch, _net(torch, eps=1e-3, norm_name="ln"), _ids(), False))
+    with pytest.raises(PortMismatchError, match=r"epsilon") as raised:
+        porting.pair(source, target)
+    assert '"ln"' in str(raised.value) and '"norm"' in str(raised.value)
+
+    class NoNorm(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(VOCAB, 8)
+            self.lstm = torch.nn.LSTM(8, 6, num_layers=2, bidirectional=True, batch_first=True)
+            self.head = torch.nn.Linear(12, 5)
+
+        def forward(self, ids):
+            return self.head(self.lstm(self.emb(ids))[0])
+
+    missing = lstmconv.read(_export(torch, NoNorm().eval(), _ids(), False))
+    with pytest.raises(PortMismatchError) as raised:
+        porting.pair(source, missing)
+    text = str(raised.value)
+    assert "norm" in text and "head" in text and "fc" in text
+
+
+def test_conv_and_batch_norm_written_and_read_back_run_like_torch(torch, ort, tmp_path) -> None:
+    """Both torch exporters fold an eval BatchNorm1d into the Conv before it; lstmconv writes it
+    as a BatchNormalization node, reads it back, and the whole chain runs like torch's."""
+    from lstmconv.formats.onnx import live
+
+    class ConvNet(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv1d(4, 6, 3, padding=2, dilation=2)
+            self.bn = torch.nn.BatchNorm1d(6, eps=1e-3)
+            self.lstm = torch.nn.LSTM(6, 5, batch_first=True)
+            self.fc = torch.nn.Linear(5, 3)
+
+        def forward(self, x):
+            y = self.bn(torch.relu(self.conv(x.transpose(1, 2)))).transpose(1, 2)
+            return torch.tanh(self.fc(self.lstm(y)[0]))
+
+    torch.manual_seed(5)
+    net = ConvNet().eval()
+    with torch.no_grad():
+        for tensor in [*net.parameters(), *net.buffers()]:
+            if tensor.dtype.is_floating_point:
+                tensor.uniform_(0.2, 0.9)
+    x = np.random.default_rng(6).uniform(-1, 1, (3, 9, 4)).astype(np.float32)
+    exported = lstmconv.read(_export_float(torch, net, x))
+    conv = exported.around[0]
+    assert conv.kind is PlainKind.CONV1D and conv.options["padding"] == 2 and conv.options["dilation"] == 2
+    assert conv.options["activation"] == "relu"
+    state = {k: v.numpy() for k, v in net.state_dict().items()}
+    bn = PlainLayer(
+        PlainKind.BATCH_NORM,
+        "bn",
+        {
+            "weight": state["bn.weight"],
+            "bias": state["bn.bias"],
+            "mean": state["bn.running_mean"],
+            "var": state["bn.running_var"],
+        },
+        {"epsilon": 1e-3, "axis": 1},
+    )
+    fc = exported.around[-1]
+    assert fc.options["activation"] == "tanh"
+    conv_raw = conv.replace(tensors={"weight": state["conv.weight"], "bias": state["conv.bias"]})
+    model = lstmconv.Model(
+        exported.layers,
+        around=(conv_raw, bn, fc),
+        order=(conv.name, "bn", exported.layers[0].name, fc.name),
+        links=exported.links,
+    )
+    path = tmp_path / "convnet.onnx"
+    lstmconv.write(model, str(path))
+    gap = _gap(live.run_whole(str(path), x), _torch_out(torch, net, x))
+    print(f"Conv1D + BatchNorm + LSTM + Dense written by lstmconv against torch: {gap:.2e}")
+    assert gap < ATOL
+    back = lstmconv.read(str(path))
+    assert [layer.name for layer in back.everything()] == list(model.order)
+    read_bn = back.around[1]
+    assert read_bn.kind is PlainKind.BATCH_NORM and read_bn.options["epsilon"] == 1e-3
+    np.testing.assert_array_equal(read_bn.tensors["var"], state["bn.running_var"])
+
+
+def _export_float(torch, module, x):
+    import onnx
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.from_numpy(x),), buffer, dynamo=False)
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def test_an_unknown_op_ends_the_plain_part_and_what_follows_is_skipped(torch) -> None:
+    class Odd(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(VOCAB, 8)
+            self.lstm = torch.nn.LSTM(8, 6, batch_first=True)
+            self.fc = torch.nn.Linear(6, 4)
+
+        def forward(self, ids):
+            y = self.lstm(self.emb(ids))[0]
+            return self.fc(torch.cumsum(y, dim=1))  # an op lstmconv does not read as a layer
+
+    model = lstmconv.read(_export(torch, Odd().eval(), _ids(), False))
+    assert [layer.name for layer in model.around] == ["emb"]
+    skipped = {tensor for item in model.skipped for tensor, _ in item.tensors}
+    assert "fc.bias" in skipped
