@@ -115,7 +115,7 @@ def test_onnx_source_ported_into_a_fresh_export_runs_like_it(torch, ort, dynamo:
     gap = _gap(live.run_whole(target, x), live.run_whole(source, x))
     to_torch = _gap(live.run_whole(target, x), _torch_out(torch, source_net, x))
     print(
-        f"ported ONNX against the source ONNX: {gap:.2e}, against torch: {to_torch:.2e} (before: {before:.2e})"
+        f"ported ONNX against the source: {gap:.2e}, against torch: {to_torch:.2e} (before: {before:.2e})"
     )
     assert gap < ATOL and to_torch < ATOL
 
