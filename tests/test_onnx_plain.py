@@ -114,9 +114,7 @@ def test_onnx_source_ported_into_a_fresh_export_runs_like_it(torch, ort, dynamo:
     live.port_into(target, lstmconv.read(source), pairs)
     gap = _gap(live.run_whole(target, x), live.run_whole(source, x))
     to_torch = _gap(live.run_whole(target, x), _torch_out(torch, source_net, x))
-    print(
-        f"ported ONNX against the source: {gap:.2e}, against torch: {to_torch:.2e} (before: {before:.2e})"
-    )
+    print(f"ported ONNX against the source: {gap:.2e}, against torch: {to_torch:.2e} (before: {before:.2e})")
     assert gap < ATOL and to_torch < ATOL
 
 
@@ -261,3 +259,27 @@ def test_an_unknown_op_ends_the_plain_part_and_what_follows_is_skipped(torch) ->
     assert [layer.name for layer in model.around] == ["emb"]
     skipped = {tensor for item in model.skipped for tensor, _ in item.tensors}
     assert "fc.bias" in skipped
+
+
+def test_tf2onnx_embedding_lstm_dense_reads_like_keras(ort) -> None:
+    """tf2onnx's Keras Embedding → LSTM → Dense(softmax) (fixtures/tf2onnx/plain.onnx, made by
+    scripts/make_tf2onnx_plain.py): the Gather behind tf2onnx's wrap of negative ids is the
+    Embedding, MatMul + Add + Softmax the Dense; the read model, written by to_onnx, gives Keras's
+    outputs at the last step (the Keras LSTM returns the last step only)."""
+    from pathlib import Path
+
+    from lstmconv.formats.onnx import live
+
+    folder = Path(__file__).resolve().parent.parent / "fixtures" / "tf2onnx"
+    stored = np.load(folder / "plain.io.npz")
+    model = lstmconv.read(str(folder / "plain.onnx"))
+    emb, fc = model.around
+    assert [layer.name for layer in model.everything()] == [emb.name, model.layers[0].name, fc.name]
+    np.testing.assert_array_equal(emb.tensors["weight"], stored["embedding"])
+    np.testing.assert_array_equal(fc.tensors["weight"], stored["kernel"].T)
+    np.testing.assert_array_equal(fc.tensors["bias"], stored["bias"])
+    assert fc.options["activation"] == "softmax" and model.skipped == ()
+    original = _gap(live.run_whole(str(folder / "plain.onnx"), stored["x"]), stored["y"])
+    written = _gap(live.run_whole(lstmconv.to_onnx(model), stored["x"])[:, -1], stored["y"])
+    print(f"tf2onnx graph against Keras: {original:.2e}; lstmconv's to_onnx at the last step: {written:.2e}")
+    assert original < ATOL and written < ATOL
