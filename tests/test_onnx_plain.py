@@ -5,6 +5,7 @@ against the framework's own forward pass."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import warnings
 
@@ -275,11 +276,78 @@ def test_tf2onnx_embedding_lstm_dense_reads_like_keras(ort) -> None:
     model = lstmconv.read(str(folder / "plain.onnx"))
     emb, fc = model.around
     assert [layer.name for layer in model.everything()] == [emb.name, model.layers[0].name, fc.name]
-    np.testing.assert_array_equal(emb.tensors["weight"], stored["embedding"])
-    np.testing.assert_array_equal(fc.tensors["weight"], stored["kernel"].T)
-    np.testing.assert_array_equal(fc.tensors["bias"], stored["bias"])
+    np.testing.assert_array_equal(emb.tensors["weight"], stored["emb.0"])
+    np.testing.assert_array_equal(fc.tensors["weight"], stored["fc.0"].T)
+    np.testing.assert_array_equal(fc.tensors["bias"], stored["fc.1"])
     assert fc.options["activation"] == "softmax" and model.skipped == ()
     original = _gap(live.run_whole(str(folder / "plain.onnx"), stored["x"]), stored["y"])
     written = _gap(live.run_whole(lstmconv.to_onnx(model), stored["x"])[:, -1], stored["y"])
     print(f"tf2onnx graph against Keras: {original:.2e}; lstmconv's to_onnx at the last step: {written:.2e}")
     assert original < ATOL and written < ATOL
+
+
+def test_tf2onnx_layer_norm_as_elementary_ops_reads_and_takes_a_port(ort) -> None:
+    """tf2onnx writes a Keras LayerNormalization as GlobalAveragePool, Sub, Mul, Sqrt,
+    Reciprocal... (fixtures/tf2onnx/plain_norm.onnx) and a Dense on a sequence as Tensordot's
+    Reshape → MatMul → Reshape: both read as one layer, with Keras's weights and epsilon, and
+    other weights ported into that graph run like lstmconv's own graph of them."""
+    from pathlib import Path
+
+    import onnx
+
+    from lstmconv.formats.onnx import live
+
+    folder = Path(__file__).resolve().parent.parent / "fixtures" / "tf2onnx"
+    stored = np.load(folder / "plain_norm.io.npz")
+    model = lstmconv.read(str(folder / "plain_norm.onnx"))
+    kinds = [getattr(layer.kind, "value", layer.kind) for layer in model.everything()]
+    assert kinds == ["embedding", "lstm", "layer_norm", "dense"] and model.skipped == ()
+    _, norm, fc = model.around
+    assert norm.options["epsilon"] == 1e-3 and fc.options["activation"] == "relu"
+    np.testing.assert_array_equal(norm.tensors["weight"], stored["norm.0"])
+    np.testing.assert_array_equal(norm.tensors["bias"], stored["norm.1"])
+    np.testing.assert_array_equal(fc.tensors["weight"], stored["fc.0"].T)
+    read_gap = _gap(live.run_whole(lstmconv.to_onnx(model), stored["x"]), stored["y"])
+    rng = np.random.default_rng(11)
+    other = dataclasses.replace(
+        model,
+        around=tuple(
+            layer.replace(
+                tensors={k: rng.uniform(0.3, 1.2, v.shape).astype(v.dtype) for k, v in layer.items()}
+            )
+            for layer in model.around
+        ),
+    )
+    target = onnx.load(str(folder / "plain_norm.onnx"))
+    live.port_into(target, other, porting.pair(other, lstmconv.read(target)))
+    ported = live.run_whole(target, stored["x"])
+    port_gap = _gap(ported, live.run_whole(lstmconv.to_onnx(other), stored["x"]))
+    print(
+        f"tf2onnx LayerNorm model read, against Keras: {read_gap:.2e}; ported into its graph: {port_gap:.2e}"
+    )
+    assert read_gap < ATOL and port_gap < ATOL
+    assert _gap(ported, stored["y"]) > 1e-2  # the port changed the numbers
+
+
+def test_torch_layer_norm_below_opset_17_reads_as_one_layer(torch, ort) -> None:
+    import onnx
+
+    from lstmconv.formats.onnx import live
+
+    net = _net(torch, eps=1e-3)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.from_numpy(_ids()),), buffer, dynamo=False, opset_version=16)
+    target = onnx.load_from_string(buffer.getvalue())
+    assert "LayerNormalization" not in {node.op_type for node in target.graph.node}
+    model = lstmconv.read(target)
+    assert [layer.name for layer in model.around] == ["emb", "norm", "fc"]
+    assert model.around[1].options["epsilon"] == 1e-3 and model.skipped == ()
+    source_net = _net(torch, eps=1e-3, seed=7)
+    source = lstmconv.read(_export(torch, source_net, _ids(), False))
+    live.port_into(target, source, porting.pair(source, model))
+    x = _ids(9, batch=BATCH)
+    gap = _gap(live.run_whole(target, x), _torch_out(torch, source_net, x))
+    print(f"opset 16 export ported from an opset 17 one, against torch: {gap:.2e}")
+    assert gap < ATOL

@@ -96,6 +96,13 @@ def _walk(walk: _Walk, value: str, found: Read) -> None:
             value = epilogue.output_end(walk.graph, node)
             continue
         consumers = _data_consumers(walk, value)
+        if len(consumers) > 1 and value not in walk.graph.outputs:
+            decomposed = _decomposed_layer_norm(walk, value)
+            if decomposed is not None:
+                consumers = []
+                layer, value, used = decomposed
+                _take(walk, found, layer, used)
+                continue
         if len(consumers) != 1 or value in walk.graph.outputs:
             start = len(consumers) > 1 and not found.order
             gather = _embedding_past_index_ops(walk, value) if start else None
@@ -103,26 +110,45 @@ def _walk(walk: _Walk, value: str, found: Read) -> None:
                 return
             consumers, value = [gather], gather.input[1]
         node = consumers[0]
-        if node.op_type in _GLUE and node.input[0] == value and _rest_constant(walk, node):
+        if _passes(walk, node, value):
             value = node.output[0]
             continue
         read = _layer(walk, node, value)
         if read is None:
             return
         layer, value, used = read
-        found.around.append(layer)
-        found.order.append(layer.name)
-        found.used.update(used)
-        found.slots[layer.name] = walk.slots
-        walk.slots = {}
+        _take(walk, found, layer, used)
+
+
+def _take(walk: _Walk, found: Read, layer: PlainLayer, used: set[str]) -> None:
+    found.around.append(layer)
+    found.order.append(layer.name)
+    found.used.update(used)
+    found.slots[layer.name] = walk.slots
+    walk.slots = {}
 
 
 def _data_consumers(walk: _Walk, value: str) -> list[Any]:
     return [c for c in walk.graph.consumers.get(value, []) if c.op_type not in _SHAPE_READERS]
 
 
-def _rest_constant(walk: _Walk, node: Any) -> bool:
-    return all(walk.graph.is_constant(name) for name in node.input[1:])
+def _passes(walk: _Walk, node: Any, value: str) -> bool:
+    """Whether ``node`` is glue on ``value``: a shape-only op whose other inputs are constants
+    or computed from shapes alone (tf2onnx's Tensordot reshapes back to the input's shape)."""
+    if node.op_type not in _GLUE or node.input[0] != value:
+        return False
+    return all(walk.graph.is_constant(name) or _from_shapes(walk, name) for name in node.input[1:])
+
+
+def _from_shapes(walk: _Walk, name: str, depth: int = 0) -> bool:
+    producer = walk.graph.producers.get(name)
+    if producer is None or depth > 16:
+        return walk.graph.is_constant(name)
+    if producer.op_type in _SHAPE_READERS:
+        return True
+    if producer.op_type not in {"Gather", "Concat", "Cast", "Slice", "Unsqueeze", "Squeeze", "Reshape"}:
+        return False
+    return all(_from_shapes(walk, part, depth + 1) for part in producer.input if part)
 
 
 def _embedding_past_index_ops(walk: _Walk, ids: str) -> Any | None:
@@ -237,6 +263,9 @@ def _matmul(walk: _Walk, node: Any, value: str) -> Result | None:
         return None
     tensors, out, names = {"weight": np.ascontiguousarray(kernel.T)}, node.output[0], [node.input[1]]
     walk.slots = {"weight": (node, 1, True)}
+    after = walk.graph.only_consumer(out)
+    if after is not None and after.op_type == "Reshape" and _passes(walk, after, out):
+        out = after.output[0]  # tf2onnx's Tensordot: the steps flattened, then their shape back
     add = _only(walk, out, "Add")
     if add is not None:
         other = add.input[1] if add.input[0] == out else add.input[0]
@@ -387,3 +416,49 @@ _READERS = {
     "LayerNormalization": _layer_norm,
     "BatchNormalization": _batch_norm,
 }
+
+
+def _decomposed_layer_norm(walk: _Walk, value: str) -> Result | None:
+    """A layer normalization written as elementary ops (see :mod:`.decomposed`)."""
+    from . import decomposed
+
+    form = decomposed.match(
+        walk.graph, lambda name: _any_const(walk, name), lambda name: _rank(walk, name), value
+    )
+    if form is None or form.epsilon is None or form.weight is None:
+        return None
+    weight, node, index = form.weight
+    tensors = {"weight": weight.reshape(-1)}
+    walk.slots = {"weight": (node, index, False)}
+    names = [node.input[index]]
+    if form.bias is not None:
+        bias, bias_node, bias_index = form.bias
+        if bias.size != weight.size:
+            return None
+        tensors["bias"] = bias.reshape(-1)
+        walk.slots["bias"] = (bias_node, bias_index, False)
+        names.append(bias_node.input[bias_index])
+    if any(array.dtype.kind != "f" for array in tensors.values()):
+        return None
+    options = {"epsilon": _float32(form.epsilon), "axis": -1}
+    layer = PlainLayer(PlainKind.LAYER_NORM, _name(walk, node, names), tensors, options)
+    return layer, form.out, _sources(walk, names)
+
+
+def _any_const(walk: _Walk, name: str) -> np.ndarray | None:
+    if not name or not walk.graph.is_constant(name):
+        return None
+    value = walk.constants.get(name)
+    return None if value is None else np.asarray(value)
+
+
+def _rank(walk: _Walk, name: str) -> int | None:
+    """The rank of a value where the graph says it: its declared dims, or a Transpose's perm."""
+    dims = walk.constants.dims.get(name)
+    if dims is not None:
+        return len(dims)
+    producer = walk.graph.producers.get(name)
+    if producer is not None and producer.op_type == "Transpose":
+        perm = epilogue.attribute(producer, "perm", None)
+        return len(perm) if perm is not None else None
+    return None
