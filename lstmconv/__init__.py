@@ -7,7 +7,7 @@ through one canonical per-gate representation, and prove each conversion numeric
 __version__ = "0.1.0"
 
 from . import reference
-from .api import convert, inspect, load_into, read, to_keras, to_onnx, to_torch, verify, write
+from .api import convert, inspect, load_into, port, read, to_keras, to_onnx, to_torch, verify, write
 from .errors import (
     FormatError,
     InputNotFoundError,
@@ -51,6 +51,7 @@ __all__ = [
     "convert",
     "inspect",
     "load_into",
+    "port",
     "read",
     "reference",
     "to_keras",

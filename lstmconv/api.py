@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
-from . import dtypes, inspection, reference, verification
+from . import dtypes, inspection, ports, reference, verification
 from .errors import (
     FormatError,
     InputNotFoundError,
@@ -481,16 +481,22 @@ def _staged_write(
     options: Mapping[str, Any],
     check_written: Callable[[str], None],
     step: Callable[[str], None] = lambda _phase: None,
+    *,
+    write_with: Callable[[str], None] | None = None,
 ) -> None:
-    """Write ``model`` into a temporary sibling of ``dest``, let ``check_written`` look at it
-    (reopen, verify: it raises to stop), then publish it. Nothing is left behind on failure."""
+    """Write ``model`` into a temporary sibling of ``dest`` (by the format's writer, or by
+    ``write_with``: a template's layout), let ``check_written`` look at it (reopen, verify: it
+    raises to stop), then publish it. Nothing is left behind on failure."""
     _check_target(model, fmt, dest)
     try:
         with _cleanup_on_signals(), _temporary_sibling(dest) as temporary:
             with _side_files_inside(os.path.dirname(temporary)):
                 writer = fmt.load_writer()  # importing a framework may write its side files
                 step("writing")
-                writer.write(model, temporary, **options)
+                if write_with is not None:
+                    write_with(temporary)
+                else:
+                    writer.write(_carried(model, writer), temporary, **options)
                 check_written(temporary)
             step("finishing")
             _publish(temporary, dest, overwrite)
@@ -505,6 +511,23 @@ def _staged_write(
             if error.errno in (errno.ENOSPC, errno.EDQUOT)
             else None,
         ) from None
+
+
+def _holds(writer: Any) -> bool:
+    """Whether ``writer`` carries plain layers: it says so (``HOLDS_PLAIN``), else a family that
+    ports whole models (one with ``write_like``) does."""
+    return bool(getattr(writer, "HOLDS_PLAIN", hasattr(writer, "write_like")))
+
+
+def _carried(model: Model, writer: Any) -> Model:
+    """The model as ``writer`` can hold it: one that holds no plain layers gets the recurrent
+    layers alone, the plain ones listed as skipped (:meth:`Model.recurrent_only`), never dropped."""
+    return model if _holds(writer) else model.recurrent_only()
+
+
+def holds_plain(fmt: Format) -> bool:
+    """Whether ``fmt``'s writer carries the plain layers."""
+    return not fmt.read_only and _holds(fmt.load_writer())
 
 
 def _reopen_and_compare(model: Model, written: str, fmt: Format, dest: str) -> None:
@@ -645,6 +668,8 @@ def convert(
     read_options: Mapping[str, Any] | None = None,
     write_options: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    like: str | os.PathLike[str] | None = None,
+    mapping: Mapping[str, str] | None = None,
 ) -> verification.Report | None:
     """Read ``source``, write ``dest``, and (by default) prove they compute the same outputs
     before ``dest`` is kept: each recurrent layer of the source, run as given in its own
@@ -653,9 +678,31 @@ def convert(
 
     The weights keep their dtype unless ``dtype`` asks for a cast; a cast model is verified
     against its cast weights, and the report says how far the cast itself moved the outputs.
-    ``write_options`` go to the format's writer (ONNX: ``external_data=True``)."""
+    ``write_options`` go to the format's writer (ONNX: ``external_data=True``).
+
+    ``like``: a template saved from the target model (``torch.save(net.state_dict())``, a
+    ``.safetensors`` of it, an untrained ``.keras``, an ``.onnx`` graph): ``dest`` is written in
+    its exact layout, every layer with weights paired as :func:`port` pairs them (``mapping``:
+    {template layer: source layer})."""
     dest = os.fspath(dest)
     verification.tolerances([], rtol, atol)  # a bad tolerance is refused before any work
+    if like is not None:
+        if layers or dtype or write_options:
+            raise UsageError(
+                "like= writes the template's layout: layers, dtype and write options do not apply"
+            )
+        return ports.convert_like(
+            source,
+            dest,
+            like,
+            mapping=mapping,
+            verify=verify,
+            overwrite=overwrite,
+            from_format=from_format,
+            rtol=rtol,
+            atol=atol,
+            read_options=read_options,
+        )
     fmt = for_path(dest, to_format)
     check_options(fmt, write_options or {}, "write")
     _check_ending(fmt, dest, to_format)
@@ -665,6 +712,8 @@ def convert(
     model = read(source, from_format, **dict(read_options or {}))
     if layers:
         model = model.select(layers)
+    if not holds_plain(fmt):
+        model = model.recurrent_only()
     checked_against, notes = source, []
     cast = model.astype(dtype) if dtype is not None else model
     if cast.dtypes != model.dtypes:
@@ -673,6 +722,8 @@ def convert(
     _check_destination(dest, overwrite)
     reports: list[verification.Report] = []
     skipped, parameters = _left_out(model, _format_of(source, from_format).name)
+    held = sum(layer.parameter_count for layer in model.around)
+    parameters = {"carried": parameters["carried"] + held, "total": parameters["total"] + held}
     if skipped and not verify:  # a verified conversion's report lists them
         names = ", ".join(
             f"{entry['name']} ({entry['kind']}, {entry['parameters']:,})" for entry in skipped[:6]
@@ -773,6 +824,9 @@ def to_onnx(model: Any, **options: Any) -> onnx.ModelProto:
     ir = read(model)
     built: onnx.ModelProto = fmt.load_live("to_onnx()").build(ir, **options)
     return built
+
+
+port = ports.port
 
 
 def load_into(target: Any, model: Any, mapping: Mapping[str, str] | None = None) -> Any:

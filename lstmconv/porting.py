@@ -68,6 +68,27 @@ def pair(
     return tuple(pairs)
 
 
+def counterparts(
+    names: Sequence[str], like: Model, like_names: Mapping[str, str] | None = None
+) -> dict[str, AnyLayer]:
+    """For each of one side's layer ``names`` (in order, no-ops left out), the layer of ``like``
+    it would pair with: as ``like_names`` (name → like's name) says, else by place among the
+    rest when both sides have as many; a name without one is left out (then :func:`pair` says why)."""
+    others = weighted(like)
+    by_name = {layer.name: layer for layer in others}
+    chosen = {
+        name: by_name[other]
+        for name, other in (like_names or {}).items()
+        if other in by_name and name in names
+    }
+    rest = [name for name in names if name not in chosen]
+    used = {layer.name for layer in chosen.values()}
+    free = [layer for layer in others if layer.name not in used]
+    if len(rest) == len(free):
+        chosen.update(zip(rest, free))
+    return chosen
+
+
 def _by_mapping(
     targets: Sequence[AnyLayer], sources: Sequence[AnyLayer], mapping: Mapping[str, str]
 ) -> dict[str, str]:

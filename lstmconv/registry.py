@@ -210,6 +210,9 @@ _TF_OPTIONS = (
     "recurrent_activation",
     "merge",
 )
+#: A state_dict's readers: ``epsilon`` of its norms, ``like``/``like_names`` a model whose layers
+#: decide what its keys cannot say (formats/torch/around.py).
+_STATE_DICT_OPTIONS = ("nonlinearity", "epsilon", "like", "like_names")
 FORMATS: dict[str, Format] = {
     fmt.name: fmt
     for fmt in (
@@ -250,7 +253,7 @@ FORMATS: dict[str, Format] = {
             runtime_extra="torch",
             live_roots=("torch",),
             runs_in="torch",
-            read_options=("nonlinearity",),
+            read_options=_STATE_DICT_OPTIONS,
             write_options=("as_cell",),
         ),
         Format(
@@ -262,7 +265,7 @@ FORMATS: dict[str, Format] = {
             reader=f"{_TORCH}.safetensors",
             writer=f"{_TORCH}.safetensors",
             runs_in="torch",
-            read_options=("nonlinearity",),
+            read_options=_STATE_DICT_OPTIONS,
             write_options=("as_cell",),
         ),
         Format(
