@@ -14,7 +14,7 @@ import pytest
 
 import lstmconv
 from lstmconv import porting
-from lstmconv.errors import PortMismatchError
+from lstmconv.errors import LstmconvWarning, PortMismatchError
 from lstmconv.plain import PlainKind, PlainLayer
 
 ATOL = 2e-5
@@ -61,6 +61,7 @@ def _export(torch, module, x, dynamo: bool):
             f=None if dynamo else buffer,
             dynamo=dynamo,
             input_names=["ids"],
+            # dynamo's graphs keep the traced sizes: lstmconv does not read its dynamic-shape merge
             dynamic_axes=None if dynamo else {"ids": {0: "batch", 1: "time"}},
         )
     return exported.model_proto if dynamo else onnx.load_from_string(buffer.getvalue())
@@ -350,4 +351,56 @@ def test_torch_layer_norm_below_opset_17_reads_as_one_layer(torch, ort) -> None:
     x = _ids(9, batch=BATCH)
     gap = _gap(live.run_whole(target, x), _torch_out(torch, source_net, x))
     print(f"opset 16 export ported from an opset 17 one, against torch: {gap:.2e}")
+    assert gap < ATOL
+
+
+# -- across families: lstmconv.port and convert(like=) with an ONNX side ---------------------------
+def test_port_a_torch_module_into_an_onnx_export(torch, ort) -> None:
+    from lstmconv.formats.onnx import live
+
+    source_net = _net(torch, seed=0)
+    target = _export(torch, _net(torch, seed=1), _ids(), False)
+    with pytest.warns(
+        LstmconvWarning, match=r'target layer "fc" .* and source layer "fc" .* differ in activation'
+    ):
+        report = lstmconv.port(source_net, target)  # torch applies the softmax in its forward
+    whole = [row for row in report.checks if row.layer == "(whole model)"]
+    assert report.ok and whole, report
+    x = _ids(12)
+    gap = _gap(live.run_whole(target, x), _torch_out(torch, source_net, x))
+    print(f"torch module ported into an ONNX export: {gap:.2e}; report's whole row {whole[0].max_abs:.2e}")
+    assert gap < ATOL
+
+
+def test_port_an_onnx_file_into_a_torch_module(torch, ort, tmp_path) -> None:
+    import onnx
+
+    source_net = _net(torch, seed=2)
+    path = tmp_path / "source.onnx"
+    onnx.save_model(_export(torch, source_net, _ids(), False), str(path))
+    target_net = _net(torch, seed=4)
+    with pytest.warns(LstmconvWarning, match="differ in activation: linear against softmax"):
+        report = lstmconv.port(str(path), target_net)
+    assert report.ok and any(row.layer == "(whole model)" for row in report.checks), report
+    x = _ids(13)
+    gap = _gap(_torch_out(torch, target_net, x), _torch_out(torch, source_net, x))
+    print(f".onnx file ported into a torch module: {gap:.2e}")
+    assert gap < ATOL
+
+
+def test_convert_like_an_onnx_template(torch, ort, tmp_path) -> None:
+    import onnx
+
+    from lstmconv.formats.onnx import live
+
+    source_net = _net(torch, seed=5)
+    template = tmp_path / "template.onnx"
+    onnx.save_model(_export(torch, _net(torch, seed=6), _ids(), False), str(template))
+    dest = tmp_path / "ported.onnx"
+    with pytest.warns(LstmconvWarning, match="differ in activation: softmax against linear"):
+        report = lstmconv.convert(source_net, str(dest), like=str(template))
+    assert report is not None and report.ok, report
+    x = _ids(14)
+    gap = _gap(live.run_whole(str(dest), x), _torch_out(torch, source_net, x))
+    print(f"convert(torch module, like=.onnx): {gap:.2e}")
     assert gap < ATOL
