@@ -443,9 +443,9 @@ def _set_input(graph: onnx.GraphProto, node: onnx.NodeProto, index: int, value: 
 
 
 def run_whole(obj: Any, x: np.ndarray) -> np.ndarray:
-    """Run an ``onnx.ModelProto`` (or an ``.onnx`` file, or :class:`Written`) end to end in onnxruntime: ``x`` goes
-    to its one data input, cast to that input's type (int64 ids for an Embedding); its first
-    output comes back."""
+    """Run an ``onnx.ModelProto`` (an ``.onnx`` file, a :class:`Written`) end to end in
+    onnxruntime: ``x`` goes to its one data input, cast to that input's type (int64 ids for an
+    Embedding); its first output comes back."""
     if isinstance(obj, Written):
         obj = obj.path
     proto = obj if isinstance(obj, onnx.ModelProto) else stream.load(os.fspath(obj))
