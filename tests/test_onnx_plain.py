@@ -404,3 +404,20 @@ def test_convert_like_an_onnx_template(torch, ort, tmp_path) -> None:
     gap = _gap(live.run_whole(str(dest), x), _torch_out(torch, source_net, x))
     print(f"convert(torch module, like=.onnx): {gap:.2e}")
     assert gap < ATOL
+
+
+def test_plain_layers_of_a_model_that_is_no_one_chain_are_named_as_not_written(ort) -> None:
+    from helpers import random_layer
+
+    from lstmconv import Kind, Model
+
+    rng = np.random.default_rng(21)
+    first, second = random_layer(rng, Kind.LSTM, 3, 4, name="a"), random_layer(rng, Kind.GRU, 4, 5, name="b")
+    head = PlainLayer(PlainKind.DENSE, "head", {"weight": rng.standard_normal((2, 5)).astype(np.float32)})
+    model = Model((first, second), links=(), around=(head,), order=("a", "b", "head"))
+    with pytest.warns(
+        LstmconvWarning, match=r'plain layers "head" are not written \(recurrent layers "a" and "b"'
+    ):
+        proto = lstmconv.to_onnx(model)
+    assert {node.op_type for node in proto.graph.node} >= {"LSTM", "GRU"}
+    assert "MatMul" not in {node.op_type for node in proto.graph.node}
