@@ -421,3 +421,15 @@ def test_plain_layers_of_a_model_that_is_no_one_chain_are_named_as_not_written(o
         proto = lstmconv.to_onnx(model)
     assert {node.op_type for node in proto.graph.node} >= {"LSTM", "GRU"}
     assert "MatMul" not in {node.op_type for node in proto.graph.node}
+
+
+def test_an_onnx_export_through_npz_keeps_its_plain_layers(torch, ort, tmp_path) -> None:
+    net = _net(torch, seed=8)
+    path = tmp_path / "model.npz"
+    lstmconv.write(lstmconv.read(_export(torch, net, _ids(), False)), str(path))
+    back = lstmconv.read(str(path))
+    assert [layer.name for layer in back.around] == ["emb", "norm", "fc"]
+    x = _ids(15)
+    gap = _gap(lstmconv.formats.onnx.live.run_whole(lstmconv.to_onnx(back), x), _torch_out(torch, net, x))
+    print(f"ONNX export → .npz → to_onnx against torch: {gap:.2e}")
+    assert gap < ATOL
