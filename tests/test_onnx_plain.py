@@ -433,3 +433,35 @@ def test_an_onnx_export_through_npz_keeps_its_plain_layers(torch, ort, tmp_path)
     gap = _gap(lstmconv.formats.onnx.live.run_whole(lstmconv.to_onnx(back), x), _torch_out(torch, net, x))
     print(f"ONNX export → .npz → to_onnx against torch: {gap:.2e}")
     assert gap < ATOL
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_a_last_step_classifier_reads_its_head_and_takes_a_port(torch, ort, dynamo: bool) -> None:
+    """``fc(y[:, -1])``: the step selection (a Gather off the feature axis) passes, the Gemm
+    after it is the Dense."""
+    from lstmconv.formats.onnx import live
+
+    class Last(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(VOCAB, 4)
+            self.lstm = torch.nn.LSTM(4, 6, batch_first=True)
+            self.fc = torch.nn.Linear(6, 2)
+
+        def forward(self, ids):
+            return self.fc(self.lstm(self.emb(ids))[0][:, -1])
+
+    def made(seed: int):
+        torch.manual_seed(seed)
+        return Last().eval()
+
+    source_net, target = made(0), _export(torch, made(1), _ids(), dynamo)
+    model = lstmconv.read(target)
+    assert [layer.name for layer in model.around] == ["emb", "fc"] and model.skipped == ()
+    assert model.around[1].kind is PlainKind.DENSE
+    source = lstmconv.read(_export(torch, source_net, _ids(), dynamo))
+    live.port_into(target, source, porting.pair(source, model))
+    x = _ids(16)
+    gap = _gap(live.run_whole(target, x), _torch_out(torch, source_net, x))
+    print(f"last-step classifier ported: {gap:.2e}")
+    assert gap < ATOL

@@ -134,10 +134,30 @@ def _data_consumers(walk: _Walk, value: str) -> list[Any]:
 
 def _passes(walk: _Walk, node: Any, value: str) -> bool:
     """Whether ``node`` is glue on ``value``: a shape-only op whose other inputs are constants
-    or computed from shapes alone (tf2onnx's Tensordot reshapes back to the input's shape)."""
+    or computed from shapes alone (tf2onnx's Tensordot reshapes back to the input's shape), or
+    a selection of steps (``y[:, -1]``: a Gather or Slice by constants off the feature axis)."""
+    if node.op_type in ("Gather", "Slice") and node.input[0] == value:
+        return _selects_steps(walk, node, value)
     if node.op_type not in _GLUE or node.input[0] != value:
         return False
     return all(walk.graph.is_constant(name) or _from_shapes(walk, name) for name in node.input[1:])
+
+
+def _selects_steps(walk: _Walk, node: Any, value: str) -> bool:
+    """A Gather or Slice of ``value`` by constants along axes other than its last (features)."""
+    rank = _rank(walk, value)
+    if rank is None or not all(walk.graph.is_constant(name) for name in node.input[1:] if name):
+        return False
+    if node.op_type == "Gather":
+        axes = [int(_attrs(node).get("axis", 0))]
+    elif len(node.input) > 3 and node.input[3]:
+        found = _any_const(walk, node.input[3])
+        if found is None:
+            return False
+        axes = [int(a) for a in np.ravel(found)]
+    else:
+        axes = list(range(rank))  # every axis: the features too
+    return all(-rank <= axis < rank and axis % rank != rank - 1 for axis in axes)
 
 
 def _from_shapes(walk: _Walk, name: str, depth: int = 0) -> bool:
