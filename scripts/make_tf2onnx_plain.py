@@ -7,7 +7,10 @@ weights in ``<name>.io.npz``:
   Softmax;
 - ``plain_norm.onnx``: ``Embedding → LSTM (sequences) → LayerNormalization(epsilon=1e-3) →
   Dense(relu)``; tf2onnx writes the normalization as elementary ops (GlobalAveragePool, Sub,
-  Mul, Sqrt, Reciprocal...).
+  Mul, Sqrt, Reciprocal...);
+- ``plain_conv.onnx``: ``Conv1D(5, 3, strides=2, relu) → LSTM (sequences) → Dense`` on float
+  steps; tf2onnx writes the Conv1D as a 2-D Conv with a one-row kernel between an Unsqueeze and
+  a Squeeze, its bias added after.
 
 Run as ``scripts/make_tf2onnx_cases.py`` says (tf2onnx on the path, no dependencies)."""
 
@@ -40,22 +43,34 @@ def _plain_norm(ids):
     return keras.layers.Dense(4, activation="relu", name="fc")(x)
 
 
+def _plain_conv(x):
+    x = keras.layers.Conv1D(5, 3, strides=2, activation="relu", name="conv")(x)
+    x = keras.layers.LSTM(4, return_sequences=True, name="lstm")(x)
+    return keras.layers.Dense(3, name="fc")(x)
+
+
+CASES = (("plain", _plain, "ids"), ("plain_norm", _plain_norm, "ids"), ("plain_conv", _plain_conv, "steps"))
+
+
 def main() -> None:
     FOLDER.mkdir(parents=True, exist_ok=True)
-    for offset, (name, build) in enumerate((("plain", _plain), ("plain_norm", _plain_norm))):
+    for offset, (name, build, feed) in enumerate(CASES):
         rng = np.random.default_rng(SEED + offset)
-        ids = keras.Input((None,), dtype="int32", name="ids")
-        model = keras.Model(ids, build(ids))
+        shape, dtype = ((None,), "int32") if feed == "ids" else ((None, 4), "float32")
+        inputs = keras.Input(shape, dtype=dtype, name="x")
+        model = keras.Model(inputs, build(inputs))
         for layer in model.layers:
             layer.set_weights(
                 [rng.uniform(-0.6, 0.6, w.shape).astype("float32") for w in layer.get_weights()]
             )
-        function = tf.function(
-            lambda t, m=model: m(t), input_signature=[tf.TensorSpec((None, None), tf.int32, name="ids")]
-        )
+        spec = tf.TensorSpec((None, *shape), dtype, name="x")
+        function = tf.function(lambda t, m=model: m(t), input_signature=[spec])
         proto, _ = tf2onnx.convert.from_function(function, input_signature=function.input_signature, opset=17)
         (FOLDER / f"{name}.onnx").write_bytes(proto.SerializeToString())
-        x_ids = rng.integers(0, 30, (3, 6)).astype("int32")
+        if feed == "ids":
+            x_ids = rng.integers(0, 30, (3, 6)).astype("int32")
+        else:
+            x_ids = rng.uniform(-1, 1, (3, 9, 4)).astype("float32")
         weights = {
             f"{layer.name}.{index}": value
             for layer in model.layers

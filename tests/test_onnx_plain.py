@@ -465,3 +465,44 @@ def test_a_last_step_classifier_reads_its_head_and_takes_a_port(torch, ort, dyna
     gap = _gap(live.run_whole(target, x), _torch_out(torch, source_net, x))
     print(f"last-step classifier ported: {gap:.2e}")
     assert gap < ATOL
+
+
+def test_tf2onnx_conv1d_as_a_one_row_conv_reads_and_takes_a_port(ort) -> None:
+    """tf2onnx writes a Keras Conv1D as Unsqueeze → 2-D Conv with a (out, in, 1, k) kernel →
+    Squeeze → Add of a (1, out, 1) bias (fixtures/tf2onnx/plain_conv.onnx): read as one
+    Conv1D with Keras's (k, in, out) kernel in (out, in, k), its stride and activation."""
+    from pathlib import Path
+
+    import onnx
+
+    from lstmconv.formats.onnx import live
+
+    folder = Path(__file__).resolve().parent.parent / "fixtures" / "tf2onnx"
+    stored = np.load(folder / "plain_conv.io.npz")
+    model = lstmconv.read(str(folder / "plain_conv.onnx"))
+    conv, fc = model.around
+    assert conv.kind is PlainKind.CONV1D and model.skipped == ()
+    assert (conv.options["stride"], conv.options["padding"], conv.options["activation"]) == (
+        2,
+        "valid",
+        "relu",
+    )
+    np.testing.assert_array_equal(conv.tensors["weight"], stored["conv.0"].transpose(2, 1, 0))
+    np.testing.assert_array_equal(conv.tensors["bias"], stored["conv.1"])
+    np.testing.assert_array_equal(fc.tensors["weight"], stored["fc.0"].T)
+    read_gap = _gap(live.run_whole(lstmconv.to_onnx(model), stored["x"]), stored["y"])
+    rng = np.random.default_rng(12)
+    other = dataclasses.replace(
+        model,
+        around=tuple(
+            layer.replace(tensors={k: rng.uniform(-1, 1, v.shape).astype(v.dtype) for k, v in layer.items()})
+            for layer in model.around
+        ),
+    )
+    target = onnx.load(str(folder / "plain_conv.onnx"))
+    live.port_into(target, other, porting.pair(other, lstmconv.read(target)))
+    ported = live.run_whole(target, stored["x"])
+    port_gap = _gap(ported, live.run_whole(lstmconv.to_onnx(other), stored["x"]))
+    print(f"tf2onnx Conv1D model read, against Keras: {read_gap:.2e}; ported into its graph: {port_gap:.2e}")
+    assert read_gap < ATOL and port_gap < ATOL
+    assert _gap(ported, stored["y"]) > 1e-2

@@ -348,20 +348,37 @@ def _activation(walk: _Walk, value: str, *, softmax: bool) -> tuple[str, str]:
 
 
 def _conv(walk: _Walk, node: Any, value: str) -> Result | None:
+    """A Conv with a 1-D kernel, or tf2onnx's form of a Keras Conv1D: a 2-D Conv whose kernel
+    is one row high (``(out, in, 1, k)``), then a Squeeze of that row and the bias added."""
     weight = _const(walk, node.input[1])
     bias = _const(walk, node.input[2]) if len(node.input) > 2 and node.input[2] else None
-    if node.input[0] != value or weight is None or weight.ndim != 3:
+    if node.input[0] != value or weight is None or (len(node.input) > 2 and node.input[2] and bias is None):
         return None
-    if len(node.input) > 2 and node.input[2] and bias is None:
+    attrs, out = _attrs(node), node.output[0]
+    if weight.ndim == 4 and weight.shape[2] == 1:
+        row = _one_row(attrs)
+        squeeze = walk.graph.only_consumer(out)
+        if row is None or squeeze is None or not _squeezes_row(walk, squeeze, out):
+            return None
+        attrs, weight, out = row, weight[:, :, 0, :], squeeze.output[0]
+    elif weight.ndim != 3:
         return None
-    attrs = _attrs(node)
+    tensors = {"weight": weight} if bias is None else {"weight": weight, "bias": bias}
+    walk.slots = {"weight": (node, 1, False), "bias": (node, 2, False)}
+    names = [node.input[1]] if bias is None else [node.input[1], node.input[2]]
+    add = _only(walk, out, "Add") if bias is None else None
+    if add is not None:  # tf2onnx's bias, shaped (1, out, 1) to add to (batch, out, time)
+        other = add.input[1] if add.input[0] == out else add.input[0]
+        added = _const(walk, other)
+        if added is not None and added.ndim >= 2 and added.size == weight.shape[0] and added.shape[-1] == 1:
+            tensors["bias"], out = added.reshape(-1), add.output[0]
+            walk.slots["bias"] = (add, list(add.input).index(other), False)
+            names.append(other)
     kernel, (stride,), (dilation,) = weight.shape[2], attrs.get("strides", [1]), attrs.get("dilations", [1])
     padding = _padding(attrs, kernel, dilation)
     if padding is None:
         return None
-    tensors = {"weight": weight} if bias is None else {"weight": weight, "bias": bias}
-    walk.slots = {"weight": (node, 1, False), "bias": (node, 2, False)}
-    activation, out = _activation(walk, node.output[0], softmax=False)
+    activation, out = _activation(walk, out, softmax=False)
     options = {
         "stride": int(stride),
         "dilation": int(dilation),
@@ -369,12 +386,33 @@ def _conv(walk: _Walk, node: Any, value: str) -> Result | None:
         "padding": padding,
         "activation": activation,
     }
-    names = [n for n in node.input[1:3] if n]
     return (
         PlainLayer(PlainKind.CONV1D, _name(walk, node, names), tensors, options),
         out,
         _sources(walk, names),
     )
+
+
+def _one_row(attrs: dict[str, Any]) -> dict[str, Any] | None:
+    """A 2-D Conv's attributes as the 1-D ones of its one-row kernel; None unless the row
+    axis is left alone (stride and dilation 1, no pads)."""
+    strides, dilations = attrs.get("strides", [1, 1]), attrs.get("dilations", [1, 1])
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    if len(strides) != 2 or len(dilations) != 2 or len(pads) != 4 or strides[0] != 1 or dilations[0] != 1:
+        return None
+    if pads[0] or pads[2]:
+        return None
+    return {**attrs, "strides": [strides[1]], "dilations": [dilations[1]], "pads": [pads[1], pads[3]]}
+
+
+def _squeezes_row(walk: _Walk, node: Any, value: str) -> bool:
+    if node.op_type != "Squeeze" or node.input[0] != value:
+        return False
+    axes = _attrs(node).get("axes")
+    if axes is None and len(node.input) > 1:
+        found = _any_const(walk, node.input[1])
+        axes = None if found is None else [int(a) for a in np.ravel(found)]
+    return axes in ([2], [-2])
 
 
 def _padding(attrs: dict[str, Any], kernel: int, dilation: int) -> str | int | None:
