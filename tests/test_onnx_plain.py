@@ -506,3 +506,38 @@ def test_tf2onnx_conv1d_as_a_one_row_conv_reads_and_takes_a_port(ort) -> None:
     print(f"tf2onnx Conv1D model read, against Keras: {read_gap:.2e}; ported into its graph: {port_gap:.2e}")
     assert read_gap < ATOL and port_gap < ATOL
     assert _gap(ported, stored["y"]) > 1e-2
+
+
+def test_index_arithmetic_doubling_into_an_embedding_is_walked_once_per_value() -> None:
+    """ids → Add(a, a) forty times → Gather: 2^40 paths through 40 values; each value is
+    looked at once (a hostile graph must not make the walk exponential). The indices are not
+    the ids (ids · 2^40), so the table is no Embedding of them: it is left as skipped."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lstmconv.formats.onnx import live
+
+    rng = np.random.default_rng(40)
+    nodes, value = [helper.make_node("Add", ["ids", "ids"], ["a0"])], "a0"
+    for index in range(1, 40):
+        nodes.append(helper.make_node("Add", [value, value], [f"a{index}"]))
+        value = f"a{index}"
+    nodes.append(helper.make_node("Cast", ["ids"], ["ids_float"], to=TensorProto.FLOAT))
+    nodes.append(helper.make_node("Gather", ["table", value], ["embedded"]))
+    nodes.append(helper.make_node("Transpose", ["embedded"], ["steps"], perm=[1, 0, 2]))
+    nodes.append(helper.make_node("LSTM", ["steps", "W", "R"], ["y"], hidden_size=2))
+    weights = [
+        numpy_helper.from_array(rng.standard_normal((9, 3)).astype(np.float32), "table"),
+        numpy_helper.from_array(rng.standard_normal((1, 8, 3)).astype(np.float32), "W"),
+        numpy_helper.from_array(rng.standard_normal((1, 8, 2)).astype(np.float32), "R"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "doubling",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        weights,
+    )
+    model = live.read(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    assert len(model.layers) == 1
+    assert model.around == ()
+    assert [tensor for item in model.skipped for tensor, _ in item.tensors] == ["table"]

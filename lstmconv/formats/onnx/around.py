@@ -7,7 +7,8 @@ Dropout); a recurrent node's layer is passed from its input to the end of its ep
 orientation):
 
 - ``Gather`` of a float initializer by the ids = Embedding (index arithmetic on the ids alone
-  before it, tf2onnx's wrap of negative ids, passes: for ids in range it changes nothing);
+  before it, tf2onnx's wrap of negative ids, passes where, run on every id in range, it gives
+  each back unchanged);
 - ``MatMul`` by a 2-D initializer (+ ``Add`` of a bias), ``Gemm`` (``transB``; alpha = beta = 1)
   = Dense, weight turned to (out, in); a ``Relu``/``Tanh``/``Sigmoid``/``Softmax`` (over the
   last axis) that alone consumes it is its activation;
@@ -37,7 +38,7 @@ _GLUE = {"Identity", "Cast", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Fl
 #: Ops that read only their input's shape (the exporters' zero states are built from them).
 _SHAPE_READERS = {"Shape", "Size"}
 #: Integer arithmetic on ids before an embedding's Gather (tf2onnx wraps negative ids).
-_INDEX_OPS = {"Cast", "Add", "Sub", "Mul", "Less", "Greater", "Not", "Where", "Equal", "Mod", "And", "Or"}
+_INDEX_OPS = {"Cast", "Add", "Sub", "Mul", "Less", "Greater", "Not", "Where", "Equal", "And", "Or"}
 _ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax"}
 #: The first opset whose Softmax works over one axis (-1 by default) rather than flattening.
 _SOFTMAX_ONE_AXIS = 13
@@ -160,15 +161,23 @@ def _selects_steps(walk: _Walk, node: Any, value: str) -> bool:
     return all(-rank <= axis < rank and axis % rank != rank - 1 for axis in axes)
 
 
-def _from_shapes(walk: _Walk, name: str, depth: int = 0) -> bool:
-    producer = walk.graph.producers.get(name)
-    if producer is None or depth > 16:
-        return walk.graph.is_constant(name)
-    if producer.op_type in _SHAPE_READERS:
-        return True
-    if producer.op_type not in {"Gather", "Concat", "Cast", "Slice", "Unsqueeze", "Squeeze", "Reshape"}:
-        return False
-    return all(_from_shapes(walk, part, depth + 1) for part in producer.input if part)
+def _from_shapes(walk: _Walk, name: str) -> bool:
+    """Whether ``name`` is computed from values' shapes (and constants) alone."""
+    pending, seen = [name], set[str]()
+    while pending:
+        current = pending.pop()
+        if current in seen or walk.graph.is_constant(current):
+            continue
+        seen.add(current)
+        producer = walk.graph.producers.get(current)
+        if producer is None or len(seen) > 256:
+            return False
+        if producer.op_type in _SHAPE_READERS:
+            continue
+        if producer.op_type not in {"Gather", "Concat", "Cast", "Slice", "Unsqueeze", "Squeeze", "Reshape"}:
+            return False
+        pending.extend(part for part in producer.input if part)
+    return True
 
 
 def _embedding_past_index_ops(walk: _Walk, ids: str) -> Any | None:
@@ -189,16 +198,70 @@ def _embedding_past_index_ops(walk: _Walk, ids: str) -> Any | None:
                 pending.extend(consumer.output)
             else:
                 return None
-    return gathers[0] if len({id(g) for g in gathers}) == 1 else None
+    if len({id(g) for g in gathers}) != 1:
+        return None
+    return gathers[0] if _identity_on_ids(walk, ids, gathers[0]) else None
 
 
-def _depends_only_on(walk: _Walk, name: str, ids: str, depth: int = 0) -> bool:
-    if name == ids or walk.graph.is_constant(name):
-        return True
-    producer = walk.graph.producers.get(name)
-    if producer is None or producer.op_type not in _INDEX_OPS or depth > 32:
+_ARITHMETIC: dict[str, Any] = {
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
+    "Less": np.less,
+    "Greater": np.greater,
+    "Equal": np.equal,
+    "And": np.logical_and,
+    "Or": np.logical_or,
+}
+
+
+def _identity_on_ids(walk: _Walk, ids: str, gather: Any) -> bool:
+    """Whether the index arithmetic between ``ids`` and ``gather`` gives every id in
+    [0, rows) back unchanged (tf2onnx's wrap of negative ids does): run on those ids."""
+    table = _const(walk, gather.input[0])
+    if table is None or table.ndim != 2:
         return False
-    return all(_depends_only_on(walk, part, ids, depth + 1) for part in producer.input)
+    values: dict[str, np.ndarray] = {ids: np.arange(table.shape[0], dtype=np.int64)}
+    for node in walk.graph.nodes:  # graph order: each value computed before it is used
+        if node.output[0] in values or not any(part in values for part in node.input):
+            continue
+        parts = [values.get(part, _any_const(walk, part)) for part in node.input]
+        if any(part is None for part in parts) or node.op_type not in {*_ARITHMETIC, "Cast", "Not", "Where"}:
+            continue  # not on the index path (checked by the caller), or run-time values
+        try:
+            values[node.output[0]] = _evaluate(node, parts)
+        except (TypeError, ValueError):
+            return False
+    result = values.get(gather.input[1])
+    return result is not None and np.array_equal(result, values[ids])
+
+
+def _evaluate(node: Any, parts: list[Any]) -> np.ndarray:
+    from .names import DTYPES
+
+    if node.op_type == "Cast":
+        to = DTYPES.get(int(_attrs(node).get("to", 0)))
+        return parts[0].astype(to if to not in (None, "bfloat16") else np.float32)
+    if node.op_type == "Not":
+        return np.logical_not(parts[0])
+    if node.op_type == "Where":
+        return np.where(parts[0], parts[1], parts[2])
+    return np.asarray(_ARITHMETIC[node.op_type](parts[0], parts[1]))
+
+
+def _depends_only_on(walk: _Walk, name: str, ids: str) -> bool:
+    """Whether ``name`` is computed from ``ids`` and constants by index arithmetic alone."""
+    pending, seen = [name], set[str]()
+    while pending:
+        current = pending.pop()
+        if current in seen or current == ids or walk.graph.is_constant(current):
+            continue
+        seen.add(current)
+        producer = walk.graph.producers.get(current)
+        if producer is None or producer.op_type not in _INDEX_OPS or len(seen) > 256:
+            return False
+        pending.extend(producer.input)
+    return True
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -218,9 +281,12 @@ def _const(walk: _Walk, name: str) -> np.ndarray | None:
 
 def _sources(walk: _Walk, names: Sequence[str]) -> set[str]:
     """The initializers the named constants are made from."""
-    found, pending = set(), [n for n in names if n]
+    found, pending, seen = set(), [n for n in names if n], set[str]()
     while pending:
         name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
         if name in walk.graph.initializers:
             found.add(name)
             continue
