@@ -541,3 +541,42 @@ def test_index_arithmetic_doubling_into_an_embedding_is_walked_once_per_value() 
     assert len(model.layers) == 1
     assert model.around == ()
     assert [tensor for item in model.skipped for tensor, _ in item.tensors] == ["table"]
+
+
+@pytest.mark.parametrize(
+    "activation",
+    [
+        "relu",
+        "tanh",
+        "sigmoid",
+        "softmax",
+        "log_softmax",
+        "elu",
+        "selu",
+        "softplus",
+        "softsign",
+        "exponential",
+        "leaky_relu",
+        "silu",
+    ],
+)
+def test_a_dense_activation_is_written_as_keras_computes_it(keras, ort, activation: str) -> None:
+    from helpers import random_layer
+
+    from lstmconv import Kind, Model
+    from lstmconv.formats.onnx import live
+
+    rng = np.random.default_rng(50)
+    lstm = random_layer(rng, Kind.LSTM, 3, 4, name="lstm")
+    kernel = rng.uniform(-1.5, 1.5, (4, 5)).astype(np.float32)
+    bias = rng.uniform(-0.5, 0.5, 5).astype(np.float32)
+    head = PlainLayer(PlainKind.DENSE, "head", {"weight": kernel.T, "bias": bias}, {"activation": activation})
+    model = Model((lstm,), around=(head,), order=("lstm", "head"))
+    x = rng.uniform(-1, 1, (2, 6, 3)).astype(np.float32)
+    dense = keras.layers.Dense(5, activation=activation)
+    dense.build((None, 6, 4))
+    dense.set_weights([kernel, bias])
+    expected = np.asarray(dense(lstmconv.reference.run(Model((lstm,)), x).astype(np.float32)))
+    gap = _gap(live.run_whole(lstmconv.to_onnx(model), x), expected)
+    print(f"{activation}: {gap:.2e}")
+    assert gap < ATOL

@@ -18,7 +18,21 @@ from ...errors import UnsupportedFeatureError
 from ...ir import Layer, Model
 from ...plain import NO_OPS, PlainKind, PlainLayer
 
-_ACTIVATION_OPS = {"relu": "Relu", "tanh": "Tanh", "sigmoid": "Sigmoid", "softmax": "Softmax"}
+#: Keras activation names as one ONNX op (with the attributes that make it Keras's: Keras 3's
+#: leaky_relu has slope 0.2, ONNX's LeakyRelu 0.01 by default).
+_ACTIVATION_OPS: dict[str, tuple[str, dict[str, Any]]] = {
+    "relu": ("Relu", {}),
+    "tanh": ("Tanh", {}),
+    "sigmoid": ("Sigmoid", {}),
+    "softmax": ("Softmax", {"axis": -1}),
+    "log_softmax": ("LogSoftmax", {"axis": -1}),
+    "elu": ("Elu", {"alpha": 1.0}),
+    "selu": ("Selu", {}),
+    "softplus": ("Softplus", {}),
+    "softsign": ("Softsign", {}),
+    "exponential": ("Exp", {}),
+    "leaky_relu": ("LeakyRelu", {"alpha": 0.2}),
+}
 LAYER_NORM_OPSET = 17
 
 
@@ -67,15 +81,18 @@ def _activation(graph: Any, prefix: str, layer: PlainLayer, y: str) -> str:
     activation = layer.options["activation"]
     if activation == "linear":
         return y
-    op = _ACTIVATION_OPS.get(activation)
-    if op is None:
+    if activation in ("silu", "swish"):  # x · sigmoid(x)
+        gate = graph.node("Sigmoid", [y], f"{prefix}/{activation}_gate")
+        return graph.node("Mul", [y, gate], f"{prefix}/{activation}")
+    found = _ACTIVATION_OPS.get(activation)
+    if found is None:
         raise UnsupportedFeatureError(
-            f"activation {activation!r} is not one lstmconv writes as an ONNX op",
+            f"activation {activation!r} is not one lstmconv writes as ONNX ops",
             where=(f'layer "{layer.name}"',),
-            hint="relu, tanh, sigmoid and softmax are",
+            hint=f"these are: {', '.join(sorted([*_ACTIVATION_OPS, 'silu', 'swish']))}",
         )
-    extra = {"axis": -1} if op == "Softmax" else {}
-    return graph.node(op, [y], f"{prefix}/{activation}", **extra)
+    op, attrs = found
+    return graph.node(op, [y], f"{prefix}/{activation}", **attrs)
 
 
 def _conv(graph: Any, prefix: str, layer: PlainLayer, tensors: dict[str, np.ndarray], x: str) -> str:
