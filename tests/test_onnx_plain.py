@@ -221,7 +221,7 @@ def test_conv_and_batch_norm_written_and_read_back_run_like_torch(torch, ort, tm
         exported.layers,
         around=(conv_raw, bn, fc),
         order=(conv.name, "bn", exported.layers[0].name, fc.name),
-        links=exported.links,
+        links=((conv.name, "bn"), ("bn", exported.layers[0].name), (exported.layers[0].name, fc.name)),
     )
     path = tmp_path / "convnet.onnx"
     lstmconv.write(model, str(path))
@@ -406,6 +406,24 @@ def test_convert_like_an_onnx_template(torch, ort, tmp_path) -> None:
     assert gap < ATOL
 
 
+def test_plain_layers_the_source_does_not_link_are_named_as_not_written() -> None:
+    """A state_dict's keys do not say how its plain layers connect (the Model's links name
+    none): to_onnx writes the recurrent layers alone and names the plain ones."""
+    from helpers import random_layer
+
+    from lstmconv import Kind, Model
+
+    rng = np.random.default_rng(22)
+    lstm = random_layer(rng, Kind.LSTM, 3, 4, name="lstm")
+    head = PlainLayer(PlainKind.DENSE, "head", {"weight": rng.standard_normal((2, 4)).astype(np.float32)})
+    model = Model((lstm,), links=(), around=(head,), order=("lstm", "head"))
+    with pytest.warns(
+        LstmconvWarning, match=r'"head" are not written \(the source does not say that "lstm" feeds'
+    ):
+        proto = lstmconv.to_onnx(model)
+    assert "MatMul" not in {node.op_type for node in proto.graph.node}
+
+
 def test_plain_layers_of_a_model_that_is_no_one_chain_are_named_as_not_written(ort) -> None:
     from helpers import random_layer
 
@@ -571,7 +589,7 @@ def test_a_dense_activation_is_written_as_keras_computes_it(keras, ort, activati
     kernel = rng.uniform(-1.5, 1.5, (4, 5)).astype(np.float32)
     bias = rng.uniform(-0.5, 0.5, 5).astype(np.float32)
     head = PlainLayer(PlainKind.DENSE, "head", {"weight": kernel.T, "bias": bias}, {"activation": activation})
-    model = Model((lstm,), around=(head,), order=("lstm", "head"))
+    model = Model((lstm,), around=(head,), order=("lstm", "head"), links=(("lstm", "head"),))
     x = rng.uniform(-1, 1, (2, 6, 3)).astype(np.float32)
     dense = keras.layers.Dense(5, activation=activation)
     dense.build((None, 6, 4))
@@ -580,3 +598,47 @@ def test_a_dense_activation_is_written_as_keras_computes_it(keras, ort, activati
     gap = _gap(live.run_whole(lstmconv.to_onnx(model), x), expected)
     print(f"{activation}: {gap:.2e}")
     assert gap < ATOL
+
+
+@pytest.mark.parametrize("activation", ["log_softmax", "elu", "selu", "softplus", "leaky_relu", "silu"])
+def test_a_written_dense_activation_reads_back(activation: str) -> None:
+    from helpers import random_layer
+
+    from lstmconv import Kind, Model
+
+    rng = np.random.default_rng(51)
+    lstm = random_layer(rng, Kind.LSTM, 3, 4, name="lstm")
+    head = PlainLayer(
+        PlainKind.DENSE,
+        "head",
+        {"weight": rng.standard_normal((5, 4)).astype(np.float32)},
+        {"activation": activation},
+    )
+    back = lstmconv.read(
+        lstmconv.to_onnx(Model((lstm,), around=(head,), order=("lstm", "head"), links=(("lstm", "head"),)))
+    )
+    assert [(layer.name, layer.options["activation"]) for layer in back.around] == [("head", activation)]
+
+
+def test_an_activation_other_than_keras_s_is_not_read_as_it() -> None:
+    """ONNX's LeakyRelu defaults to slope 0.01, Keras's leaky_relu to 0.2: a graph with 0.01
+    holds no Keras leaky_relu, so the Dense is linear and the LeakyRelu ends the plain part."""
+    from helpers import random_layer
+
+    from lstmconv import Kind, Model
+
+    rng = np.random.default_rng(52)
+    lstm = random_layer(rng, Kind.LSTM, 3, 4, name="lstm")
+    head = PlainLayer(
+        PlainKind.DENSE,
+        "head",
+        {"weight": rng.standard_normal((5, 4)).astype(np.float32)},
+        {"activation": "leaky_relu"},
+    )
+    proto = lstmconv.to_onnx(
+        Model((lstm,), around=(head,), order=("lstm", "head"), links=(("lstm", "head"),))
+    )
+    (leaky,) = [node for node in proto.graph.node if node.op_type == "LeakyRelu"]
+    del leaky.attribute[:]  # ONNX's default slope
+    back = lstmconv.read(proto)
+    assert [(layer.name, layer.options["activation"]) for layer in back.around] == [("head", "linear")]

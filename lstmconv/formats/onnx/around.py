@@ -39,7 +39,29 @@ _GLUE = {"Identity", "Cast", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Fl
 _SHAPE_READERS = {"Shape", "Size"}
 #: Integer arithmetic on ids before an embedding's Gather (tf2onnx wraps negative ids).
 _INDEX_OPS = {"Cast", "Add", "Sub", "Mul", "Less", "Greater", "Not", "Where", "Equal", "And", "Or"}
-_ACTIVATIONS = {"Relu": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "Softmax": "softmax"}
+_ACTIVATIONS = {
+    "Relu": "relu",
+    "Tanh": "tanh",
+    "Sigmoid": "sigmoid",
+    "Softmax": "softmax",
+    "LogSoftmax": "log_softmax",
+    "Elu": "elu",
+    "Selu": "selu",
+    "Softplus": "softplus",
+    "Softsign": "softsign",
+    "Exp": "exponential",
+    "LeakyRelu": "leaky_relu",
+}
+#: Attributes an activation op must have to be Keras's (ONNX default, Keras's value).
+_KERAS_ATTRIBUTES: dict[str, dict[str, tuple[float, float]]] = {
+    "Elu": {"alpha": (1.0, 1.0)},
+    "LeakyRelu": {"alpha": (0.01, 0.2)},
+    "Selu": {
+        "alpha": (1.6732632423543772, 1.6732632423543772),
+        "gamma": (1.0507009873554805, 1.0507009873554805),
+    },
+}
+_OVER_AN_AXIS = {"Softmax", "LogSoftmax"}
 #: The first opset whose Softmax works over one axis (-1 by default) rather than flattening.
 _SOFTMAX_ONE_AXIS = 13
 
@@ -400,17 +422,39 @@ def _only(walk: _Walk, value: str, op: str) -> Any | None:
 
 
 def _activation(walk: _Walk, value: str, *, softmax: bool) -> tuple[str, str]:
-    """The activation applied to ``value`` alone (Softmax only over the last axis), and the
-    value after it."""
+    """The Keras activation applied to ``value`` alone (a softmax only over the last axis, and
+    only where ``softmax``: not on a convolution's channels-first output), and the value after."""
+    silu = _silu(walk, value)
+    if silu is not None:
+        return "silu", silu
     consumer = walk.graph.only_consumer(value)
     if consumer is None or consumer.op_type not in _ACTIVATIONS or consumer.domain not in ("", "ai.onnx"):
         return "linear", value
-    if consumer.op_type == "Softmax":
-        axis = _attrs(consumer).get("axis")
+    attrs = _attrs(consumer)
+    if consumer.op_type in _OVER_AN_AXIS:
         default_last = walk.opset is not None and walk.opset >= _SOFTMAX_ONE_AXIS
-        if not softmax or not (axis == -1 or (axis is None and default_last)):
+        if not softmax or not (attrs.get("axis") == -1 or ("axis" not in attrs and default_last)):
+            return "linear", value
+    for name, (default, wanted) in _KERAS_ATTRIBUTES.get(consumer.op_type, {}).items():
+        if _float32(attrs.get(name, default)) != _float32(wanted):
             return "linear", value
     return _ACTIVATIONS[consumer.op_type], consumer.output[0]
+
+
+def _silu(walk: _Walk, value: str) -> str | None:
+    """``value · Sigmoid(value)`` (Keras silu/swish), the value after it, or None."""
+    uses = list({id(node): node for node in walk.graph.consumers.get(value, [])}.values())
+    if len(uses) != 2 or value in walk.graph.outputs:
+        return None
+    gates = [node for node in uses if node.op_type == "Sigmoid"]
+    products = [node for node in uses if node.op_type == "Mul"]
+    if len(gates) != 1 or len(products) != 1:
+        return None
+    gate, product = gates[0], products[0]
+    after: str = product.output[0]
+    if sorted(product.input) != sorted([value, gate.output[0]]):
+        return None
+    return after if walk.graph.only_consumer(gate.output[0]) is product else None
 
 
 def _conv(walk: _Walk, node: Any, value: str) -> Result | None:

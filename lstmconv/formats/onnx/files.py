@@ -474,6 +474,10 @@ def read_graph(
     for scope in {id(f.graph): f.graph for f in found}.values():
         here = [(name, f.node) for name, f in zip(names, found) if f.graph is scope]
         links.extend(epilogue.links(scope, here))
+    # the walk passes only ops that move values between two layers next to each other in it
+    for before, after in zip(plain.order, plain.order[1:]):
+        if plain.slots.keys() & {before, after}:
+            links.append((before, after))
     order = _model_order(plain.order, names)
     return Model(tuple(layers), label, tuple(links), skipped=left, around=tuple(plain.around), order=order)
 

@@ -38,16 +38,22 @@ LAYER_NORM_OPSET = 17
 
 def not_carried(model: Model) -> str | None:
     """Why ``model``'s plain layers cannot be written with its recurrent ones as one chain
-    (input → every layer in model order → output), or None when they can."""
-    weighted = [
-        layer for layer in model.everything() if not (isinstance(layer, PlainLayer) and layer.kind in NO_OPS)
-    ]
+    (input → every layer in model order → output), or None when they can. Every two layers
+    next to each other must be linked (``Model.links``): a reader that cannot say how its plain
+    layers connect (a state_dict's keys) leaves them out of the links, and they are not written
+    as if it did."""
+    everything = model.everything()
+    for before, after in zip(everything, everything[1:]):
+        if isinstance(before, Layer) and isinstance(after, Layer):
+            if not model.linked(before, after):
+                return f'recurrent layers "{before.name}" and "{after.name}" are not linked'
+        elif model.links is None or (before.name, after.name) not in set(model.links):
+            return f'the source does not say that "{before.name}" feeds "{after.name}"'
+    weighted = [layer for layer in everything if not (isinstance(layer, PlainLayer) and layer.kind in NO_OPS)]
     for index, layer in enumerate(weighted):
         if isinstance(layer, PlainLayer) and layer.kind is PlainKind.EMBEDDING and index:
             return f'embedding "{layer.name}" is not the first layer'
     for before, after in zip(weighted, weighted[1:]):
-        if isinstance(before, Layer) and isinstance(after, Layer) and not model.linked(before, after):
-            return f'recurrent layers "{before.name}" and "{after.name}" are not linked'
         gives, takes = before.output_size, after.input_size
         if gives is not None and takes is not None and gives != takes:
             return f'layer "{after.name}" takes {takes} features but "{before.name}" gives {gives}'
