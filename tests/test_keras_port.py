@@ -274,3 +274,127 @@ def test_a_channels_first_conv1d_is_listed_as_not_carried(keras, caplog) -> None
         model = lstmconv.read(keras.Model(inputs, x))
     assert [s.name for s in model.skipped] == ["conv"] and model.around == ()
     assert any('layer "conv" (Conv1D) is not carried: data_format' in m for m in caplog.messages)
+
+
+# -- whole models across frameworks with one call (lstmconv.port, convert like=) ---------------
+def _torch_issue_net(torch: ModuleType) -> Any:
+    """The issue model written by hand in PyTorch: the last LSTM's last step feeds the Linear."""
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(VOCAB, 8)
+            self.encoder = torch.nn.LSTM(8, 6, batch_first=True, bidirectional=True)
+            self.decoder = torch.nn.LSTM(12, 5, batch_first=True)
+            self.fc = torch.nn.Linear(5, 4)
+
+        def forward(self, x: Any) -> Any:
+            y, _ = self.encoder(self.emb(x))
+            y, _ = self.decoder(y)
+            return self.fc(y[:, -1])
+
+    return Net()
+
+
+def _trained(keras: ModuleType) -> Any:
+    """The issue's Keras model, trained a few steps (so no weight is its initial value)."""
+    keras.utils.set_random_seed(12)
+    model = issue_model(keras)
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    rng = np.random.default_rng(12)
+    x, y = rng.integers(0, VOCAB, size=(16, T)), rng.normal(size=(16, 4)).astype(np.float32)
+    model.fit(x, y, epochs=3, batch_size=8, verbose=0)
+    return model
+
+
+def _torch_out(torch: ModuleType, net: Any) -> np.ndarray:
+    with torch.no_grad():
+        return net(torch.from_numpy(ids())).numpy()
+
+
+def test_a_trained_keras_model_is_ported_into_a_torch_module_and_a_state_dict(keras, torch, tmp_path) -> None:
+    trained = _trained(keras)
+    path = str(tmp_path / "trained.keras")
+    trained.save(path)
+    expected = run(trained)
+    net = _torch_issue_net(torch)
+    report = lstmconv.port(path, net)
+    assert report.ok and report.whole is not None and report.whole.ok
+    error = float(np.abs(_torch_out(torch, net) - expected).max())
+    print(f"trained .keras into a torch module: end-to-end max abs error {error:.3g}")
+    assert error < TOLERANCE
+    template, dest = str(tmp_path / "init.pt"), str(tmp_path / "ported.pt")
+    torch.save(_torch_issue_net(torch).state_dict(), template)
+    lstmconv.convert(path, dest, like=template)
+    again = _torch_issue_net(torch)
+    again.load_state_dict(torch.load(dest), strict=True)
+    error = float(np.abs(_torch_out(torch, again) - expected).max())
+    print(f"trained .keras into a state_dict like init.pt: end-to-end max abs error {error:.3g}")
+    assert error < TOLERANCE
+
+
+def _torch_stack(torch: ModuleType) -> Any:
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(VOCAB, 8)
+            self.rnn = torch.nn.LSTM(8, 6, num_layers=2, bidirectional=True, batch_first=True)
+            self.norm = torch.nn.LayerNorm(12)
+            self.fc = torch.nn.Linear(12, 4)
+
+        def forward(self, x: Any) -> Any:
+            return self.fc(self.norm(self.rnn(self.emb(x))[0]))
+
+    torch.manual_seed(13)
+    net = Net()
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.normal_(0.0, 0.4)
+    return net
+
+
+def _keras_stack(keras: ModuleType, epsilon: float = 1e-5) -> Any:
+    L = keras.layers
+    inputs = keras.Input((None,), dtype="int32")
+    x = L.Embedding(VOCAB, 8)(inputs)
+    x = L.Bidirectional(L.LSTM(6, return_sequences=True))(x)
+    x = L.Bidirectional(L.LSTM(6, return_sequences=True))(x)
+    x = L.LayerNormalization(epsilon=epsilon)(x)
+    return keras.Model(inputs, L.Dense(4)(x))
+
+
+def test_a_torch_module_is_ported_into_a_keras_model_and_a_keras_template(keras, torch, tmp_path) -> None:
+    net = _torch_stack(torch)
+    expected = _torch_out(torch, net)
+    target = randomized(_keras_stack(keras), seed=14)
+    report = lstmconv.port(net, target)
+    assert report.ok and report.whole is not None and report.whole.ok
+    error = float(np.abs(run(target) - expected).max())
+    print(f"torch module into a Keras model: end-to-end max abs error {error:.3g}")
+    assert error < TOLERANCE
+    template, dest = str(tmp_path / "init.keras"), str(tmp_path / "ported.keras")
+    _keras_stack(keras).save(template)
+    lstmconv.convert(net, dest, like=template)
+    error = float(np.abs(run(keras.saving.load_model(dest, safe_mode=True)) - expected).max())
+    print(f"torch module into a .keras template: end-to-end max abs error {error:.3g}")
+    assert error < TOLERANCE
+
+
+def test_a_keras_layer_norm_epsilon_differing_from_torch_is_refused_naming_both(keras, torch) -> None:
+    target = _keras_stack(keras, epsilon=1e-3)  # Keras's default; the torch LayerNorm's is 1e-5
+    with pytest.raises(
+        PortMismatchError, match=r'"layer_normalization.*"norm".*epsilon: 0.001 against 1e-05'
+    ):
+        lstmconv.port(_torch_stack(torch), target)
+
+
+def test_port_from_keras_into_tf_keras_reports_the_whole_model(keras, tf_keras, tmp_path) -> None:
+    original = randomized(every_kind(keras), seed=15)
+    path = str(tmp_path / "model.keras")
+    original.save(path)
+    target = randomized(every_kind(tf_keras, names="t_"), seed=16)
+    report = lstmconv.port(path, target)
+    assert report.ok and report.whole is not None and report.whole.ok
+    error = float(np.abs(run(target) - run(original)).max())
+    print(f"every kind from .keras into tf_keras by port: end-to-end max abs error {error:.3g}")
+    assert error < TOLERANCE

@@ -419,8 +419,9 @@ def _structure(layer: Layer) -> dict[str, object]:
 
 
 def load_written(path: str) -> Any:
-    """Open a ``.keras`` file lstmconv wrote (safe mode: no lambdas)."""
-    return keras.saving.load_model(path, safe_mode=True)
+    """Open a Keras file as given: a ``.keras`` (lstmconv's own output, or a source) or Keras 3
+    ``.h5`` by Keras (safe mode: no lambdas), a Keras 2 ``.h5`` by tf_keras."""
+    return _load_as_given(path)[1]
 
 
 def runnable(model: Model) -> Any:
