@@ -612,6 +612,8 @@ def convert(
     read_options: Mapping[str, Any] | None = ...,
     write_options: Mapping[str, Any] | None = ...,
     progress: Callable[[str], None] | None = ...,
+    like: str | os.PathLike[str] | None = ...,
+    mapping: Mapping[str, str] | None = ...,
 ) -> verification.Report: ...
 
 
@@ -631,6 +633,8 @@ def convert(
     read_options: Mapping[str, Any] | None = ...,
     write_options: Mapping[str, Any] | None = ...,
     progress: Callable[[str], None] | None = ...,
+    like: str | os.PathLike[str] | None = ...,
+    mapping: Mapping[str, str] | None = ...,
 ) -> None: ...
 
 
@@ -650,6 +654,8 @@ def convert(
     read_options: Mapping[str, Any] | None = ...,
     write_options: Mapping[str, Any] | None = ...,
     progress: Callable[[str], None] | None = ...,
+    like: str | os.PathLike[str] | None = ...,
+    mapping: Mapping[str, str] | None = ...,
 ) -> verification.Report | None: ...
 
 

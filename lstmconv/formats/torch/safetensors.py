@@ -21,7 +21,7 @@ import numpy as np
 from ... import dtypes
 from ...errors import FormatError, LstmconvError
 from ...ir import Model
-from . import around, statedict
+from . import keys, statedict
 from . import template as template_
 
 _DTYPES: dict[str, np.dtype] = {
@@ -170,17 +170,19 @@ def read(source: Any, *, nonlinearity: str | None = None, **options: Any) -> Mod
         raise error.within(path) from None
 
 
-def write(model: Model, path: str, *, as_cell: bool = False, **_: Any) -> None:
+def write(model: Model, path: str, *, as_cell: bool = False, **options: Any) -> None:
     """Header first (keys sorted, so the same model gives the same bytes), then each tensor's
     gate blocks in turn, streamed: no stacked copy of the model is ever made. ``as_cell``:
-    every layer as a single-step cell (``nn.LSTMCell`` keys)."""
-    parts = statedict.blocks(model, as_cell=as_cell)
-    around.warn_unheld(model, path)
-    nonlinearity = statedict.nonlinearities(model, as_cell=as_cell)
+    every layer as a single-step cell (``nn.LSTMCell`` keys); ``rename``/``prefix``: the keys
+    renamed (:mod:`.keys`)."""
+    ready = keys.prepared(
+        model, path, as_cell=as_cell, rename=options.get("rename"), prefix=options.get("prefix")
+    )
+    parts = ready.blocks
     order = list(dict.fromkeys(key.rpartition(".")[0] for key in parts))
-    recorded: dict[str, Any] = {"nonlinearity": nonlinearity, "order": order}
-    if statedict.written_links(model, as_cell=as_cell):
-        recorded["links"] = statedict.written_links(model, as_cell=as_cell)
+    recorded: dict[str, Any] = {"nonlinearity": ready.nonlinearities, "order": order}
+    if ready.links:
+        recorded["links"] = ready.links
     meta = json.dumps(recorded, sort_keys=True)
     header: dict[str, Any] = {"__metadata__": {"format": "pt", "lstmconv": meta}}
     offset = 0
