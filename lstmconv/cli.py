@@ -318,12 +318,30 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.as_framework:
         print()
         print(f"as {args.as_framework}: {info['as_parameters']:,} parameters stored")
+    if info.get("plain"):
+        print()
+        print(_plain_text(printable_tree(info["plain"]), info.get("order") or []))
     if info["skipped"]:
         print()
         print(_skipped_text(info["skipped"]))
         counts = info["parameters"]
         print(f"carried {counts['carried']:,} of {counts['total']:,} parameters")
     return EXIT_OK
+
+
+def _plain_text(plain: list[dict[str, Any]], order: list[str]) -> str:
+    """The plain layers (Embedding, Dense, ...), one line each, and the whole model's order."""
+    lines = [f"plain layers (model order: {' → '.join(order)}):"]
+    width = max(len(entry["name"]) for entry in plain)
+    for entry in plain:
+        sizes = (
+            f"{entry['input_size'] or 'ids'} → {entry['output_size']}" if entry["output_size"] else "no-op"
+        )
+        options = ", ".join(f"{key} {value}" for key, value in entry["options"].items())
+        shapes = ", ".join(f"{t['name']} {_shape(t['shape'])}" for t in entry["stored"])
+        text = "  ".join(part for part in (sizes, shapes, f"({options})" if options else "") if part)
+        lines.append(f"  {entry['name']:<{width}}  {entry['kind']:<10}  {text}")
+    return "\n".join(lines)
 
 
 def _skipped_text(skipped: list[dict[str, Any]]) -> str:

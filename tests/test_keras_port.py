@@ -398,3 +398,28 @@ def test_port_from_keras_into_tf_keras_reports_the_whole_model(keras, tf_keras, 
     error = float(np.abs(run(target) - run(original)).max())
     print(f"every kind from .keras into tf_keras by port: end-to-end max abs error {error:.3g}")
     assert error < TOLERANCE
+
+
+def test_to_keras_builds_a_torch_module_with_its_plain_layers(keras, torch) -> None:
+    net = _torch_stack(torch)
+    built = lstmconv.to_keras(net)
+    error = float(np.abs(run(built) - _torch_out(torch, net)).max())
+    print(f"to_keras of a torch module with plain layers: end-to-end max abs error {error:.3g}")
+    assert error < TOLERANCE
+    norm = next(layer for layer in built.layers if type(layer).__name__ == "LayerNormalization")
+    assert norm.epsilon == pytest.approx(1e-5)  # PyTorch's, carried, not Keras's 1e-3
+
+
+def test_inspect_shows_the_plain_layers_in_model_order(keras, tmp_path, capsys) -> None:
+    from lstmconv.cli import main
+
+    path = str(tmp_path / "model.keras")
+    every_kind(keras).save(path)
+    assert main(["inspect", path]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "model order: embedding → bidirectional → dropout → gru → norm → batch → conv → steps → head" in out
+    )
+    # Keras's own names and shapes (kernel (k, in, out)), with the options that change the numbers
+    assert "conv1d      5 → 4  kernel (3, 5, 4), bias (4,)  (stride 1, padding causal, dilation 2" in out
+    assert "layer_norm  5 → 5  gamma (5,), beta (5,)  (epsilon 0.0001, axis -1)" in out
