@@ -423,3 +423,26 @@ def test_inspect_shows_the_plain_layers_in_model_order(keras, tmp_path, capsys) 
     # Keras's own names and shapes (kernel (k, in, out)), with the options that change the numbers
     assert "conv1d      5 → 4  kernel (3, 5, 4), bias (4,)  (stride 1, padding causal, dilation 2" in out
     assert "layer_norm  5 → 5  gamma (5,), beta (5,)  (epsilon 0.0001, axis -1)" in out
+
+
+def test_a_live_dense_with_weights_lstmconv_does_not_know_is_listed_not_carried(
+    keras, tmp_path, caplog
+) -> None:
+    L = keras.layers
+    inputs = keras.Input((None, 4))
+    x = L.LSTM(6, return_sequences=True, name="lstm")(inputs)
+    model = randomized(keras.Model(inputs, L.Dense(3, lora_rank=2, name="lora")(x)), seed=17)
+    with caplog.at_level(logging.WARNING, logger="lstmconv"):
+        read = lstmconv.read(model)  # live: kernel, bias and the two LoRA factors
+    assert [s.name for s in read.skipped] == ["lora"] and read.around == ()
+    assert any('layer "lora" (Dense) is not carried: a Keras Dense holds 2' in m for m in caplog.messages)
+    path = str(tmp_path / "lora.keras")
+    model.save(path)  # Keras saves the LoRA factors merged into the kernel: a plain Dense
+    saved = lstmconv.read(path)
+    plain = keras.Model(inputs, L.Dense(3, name="dense")(L.LSTM(6, return_sequences=True)(inputs)))
+    x = np.random.default_rng(17).normal(size=(BATCH, T, 4)).astype(np.float32)
+    from lstmconv.formats.keras import live
+
+    ported = live.port_into(plain, saved, pair(saved, lstmconv.read(plain)))
+    error = float(np.abs(live.run_whole(ported, x) - live.run_whole(model, x)).max())
+    assert error < TOLERANCE

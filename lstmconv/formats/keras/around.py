@@ -57,19 +57,19 @@ def is_plain(entry: Mapping[str, Any]) -> bool:
 def from_entry(entry: Mapping[str, Any], weights: Sequence[np.ndarray]) -> PlainLayer | None:
     """The plain layer a config entry ``{"class_name", "config"}`` with these weights (in
     Keras's order) is; None for a class that is not one (or a user's subclass). A known class
-    with options the IR cannot hold logs a warning naming it and gives None, so the caller
-    lists it as skipped."""
+    whose options or weights the IR cannot hold (a channels-first Conv1D, a LoRA or quantized
+    Dense's extra or integer weights) logs a warning naming it and why, and gives None, so the
+    caller lists it as skipped, as every layer lstmconv does not carry is."""
     if not is_plain(entry):
         return None
     config = entry.get("config") or {}
     name = str(config.get("name", ""))
     try:
         return _from_entry(str(entry["class_name"]), config, list(weights), name)
-    except NotCarried as reason:
-        _log.warning('layer "%s" (%s) is not carried: %s', name, entry["class_name"], reason)
+    except (NotCarried, LstmconvError) as reason:
+        text = reason.render() if isinstance(reason, LstmconvError) else str(reason)
+        _log.warning('layer "%s" (%s) is not carried: %s', name, entry["class_name"], text)
         return None
-    except LstmconvError as error:
-        raise error.within(f'layer "{name}"') from None
 
 
 def _from_entry(cls: str, config: Mapping[str, Any], weights: list[np.ndarray], name: str) -> PlainLayer:

@@ -155,13 +155,6 @@ def _walk(root: Any, found: list[Any], skipped: list[Skipped], plain: list[Plain
         _refuse_subclass(root)
         found.append(root)
         return
-    entry = tf_keras_live.entry(root)
-    if plain is not None and around.is_plain(entry):
-        read_plain = around.from_entry(entry, [np.asarray(w) for w in root.get_weights()])
-        if read_plain is not None:
-            plain.append(read_plain)
-            found.append(read_plain)
-            return
     inner = getattr(root, "layer", None)  # TimeDistributed and other wrappers
     if inner is not None and _looks_recurrent(inner):
         raise UnsupportedFeatureError(
@@ -170,6 +163,13 @@ def _walk(root: Any, found: list[Any], skipped: list[Skipped], plain: list[Plain
             where=(f'layer "{root.name}"',),
             hint="lstmconv reads recurrent layers alone or in Bidirectional",
         )
+    entry = tf_keras_live.entry(root)
+    if plain is not None and around.is_plain(entry):
+        read_plain = around.from_entry(entry, [np.asarray(w) for w in root.get_weights()])
+        if read_plain is not None:
+            plain.append(read_plain)
+            found.append(read_plain)
+            return
     children = getattr(root, "layers", None)
     if children is not None:
         for child in children:
