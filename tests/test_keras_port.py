@@ -446,3 +446,19 @@ def test_a_live_dense_with_weights_lstmconv_does_not_know_is_listed_not_carried(
     ported = live.port_into(plain, saved, pair(saved, lstmconv.read(plain)))
     error = float(np.abs(live.run_whole(ported, x) - live.run_whole(model, x)).max())
     assert error < TOLERANCE
+
+
+def test_recurrent_activations_that_differ_are_refused_naming_both_layers(keras, tf_keras) -> None:
+    def gru(K: ModuleType, activation: str) -> Any:
+        inputs = K.Input((None, 4))
+        return K.Model(inputs, K.layers.GRU(3, recurrent_activation=activation, name="gru")(inputs))
+
+    source = lstmconv.read(randomized(gru(keras, "hard_sigmoid"), seed=18))  # Keras 3's: x/6 + 0.5
+    target = gru(tf_keras, "hard_sigmoid")  # tf_keras's: 0.2·x + 0.5, another function
+    with pytest.raises(
+        PortMismatchError, match=r'target layer "gru" and source layer "gru" differ: activations'
+    ):
+        port(target, source)
+    relu = gru(keras, "relu")
+    with pytest.raises(PortMismatchError, match=r"activations relu, tanh against hard_sigmoid"):
+        port(relu, source)

@@ -102,7 +102,7 @@ def _from_entry(cls: str, config: Mapping[str, Any], weights: list[np.ndarray], 
         tensors = _named(
             weights, [("weight", config.get("scale", True)), ("bias", config.get("center", True))], cls
         )
-        options = {"epsilon": float(config["epsilon"]), "axis": _axis(config.get("axis", -1))}
+        options = {"epsilon": _epsilon(config), "axis": _axis(config.get("axis", -1))}
         return PlainLayer(PlainKind.LAYER_NORM, name, tensors, options)
     if cls == "BatchNormalization":
         if config.get("renorm"):
@@ -113,7 +113,7 @@ def _from_entry(cls: str, config: Mapping[str, Any], weights: list[np.ndarray], 
             ("mean", True),
             ("var", True),
         ]
-        options = {"epsilon": float(config["epsilon"]), "axis": _axis(config.get("axis", -1))}
+        options = {"epsilon": _epsilon(config), "axis": _axis(config.get("axis", -1))}
         return PlainLayer(PlainKind.BATCH_NORM, name, _named(weights, wanted, cls), options)
     raise NotCarried(f"class {cls}")  # pragma: no cover - CLASSES lists every class above
 
@@ -161,6 +161,14 @@ def _named(weights: list[np.ndarray], wanted: Sequence[tuple[str, Any]], cls: st
     present = [tensor for tensor, held in wanted if held]
     _expect(weights, len(present), cls)
     return dict(zip(present, weights))
+
+
+def _epsilon(config: Mapping[str, Any]) -> float:
+    """A normalization's epsilon, as its config says: never defaulted."""
+    value = config.get("epsilon")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise NotCarried(f"its config gives no epsilon (found {value!r}), and lstmconv never assumes one")
+    return float(value)
 
 
 def _single(value: Any) -> int:
