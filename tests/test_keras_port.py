@@ -462,3 +462,23 @@ def test_recurrent_activations_that_differ_are_refused_naming_both_layers(keras,
     relu = gru(keras, "relu")
     with pytest.raises(PortMismatchError, match=r"activations relu, tanh against hard_sigmoid"):
         port(relu, source)
+
+
+def test_weights_only_files_read_their_plain_layers_with_the_config_given(keras, tf_keras, tmp_path) -> None:
+    for K, ending in ((keras, ".weights.h5"), (tf_keras, ".h5")):
+        original = randomized(every_kind(K), seed=19)
+        weights, config = str(tmp_path / f"w{ending}"), str(tmp_path / f"{K.__name__}.json")
+        original.save_weights(weights)
+        with open(config, "w") as handle:
+            handle.write(original.to_json())
+        model = lstmconv.read(weights, config=config)
+        live = lstmconv.read(original)
+        assert model.order == live.order
+        for ours, theirs in zip(model.around, live.around):
+            assert (ours.name, ours.kind, dict(ours.options)) == (
+                theirs.name,
+                theirs.kind,
+                dict(theirs.options),
+            )
+            for name, array in ours.items():
+                np.testing.assert_array_equal(array, theirs.tensors[name])
