@@ -165,6 +165,7 @@ def read(source: Any, *, nonlinearity: str | None = None, **options: Any) -> Mod
             per_module=None if nonlinearity else recorded,
             recorded=statedict.checked_links(recorded_meta.get("links")),
             **{key: options[key] for key in ("like", "like_names", "epsilon") if key in options},
+            ordered=bool(order),  # else the header's sorted keys: no model order
         )
     except LstmconvError as error:
         raise error.within(path) from None
@@ -214,7 +215,10 @@ def write_like(model: Model, template: str, pairs: Sequence[tuple[str, str]], de
     ``template``: its keys in its order, its dtypes, its integer entries and metadata kept."""
     header, start, data_length = _header(template)
     tensors = _tensors(template, header, start, data_length)
-    present = statedict.read_tensors(tensors, source=template, like=model, like_names=dict(pairs))
+    recorded = json.loads((header.get("__metadata__") or {}).get("lstmconv", "{}"))
+    present = statedict.read_tensors(
+        tensors, source=template, like=model, like_names=dict(pairs), ordered=bool(recorded.get("order"))
+    )
     values = template_.values(model, present, pairs, tensors, template)
     written: dict[str, Any] = {}
     offset = 0
