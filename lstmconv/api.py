@@ -612,6 +612,8 @@ def convert(
     read_options: Mapping[str, Any] | None = ...,
     write_options: Mapping[str, Any] | None = ...,
     progress: Callable[[str], None] | None = ...,
+    like: str | os.PathLike[str] | None = ...,
+    mapping: Mapping[str, str] | None = ...,
 ) -> verification.Report: ...
 
 
@@ -631,6 +633,8 @@ def convert(
     read_options: Mapping[str, Any] | None = ...,
     write_options: Mapping[str, Any] | None = ...,
     progress: Callable[[str], None] | None = ...,
+    like: str | os.PathLike[str] | None = ...,
+    mapping: Mapping[str, str] | None = ...,
 ) -> None: ...
 
 
@@ -650,6 +654,8 @@ def convert(
     read_options: Mapping[str, Any] | None = ...,
     write_options: Mapping[str, Any] | None = ...,
     progress: Callable[[str], None] | None = ...,
+    like: str | os.PathLike[str] | None = ...,
+    mapping: Mapping[str, str] | None = ...,
 ) -> verification.Report | None: ...
 
 
@@ -888,10 +894,15 @@ def inspect(
         model = read(source, format, header_only=not options.get("strict"), **options)
     layers = [inspection.describe(layer, fmt.name) for layer in model]
     skipped, parameters = _left_out(model, fmt.name, layers)
+    plain = [inspection.describe_plain(layer, fmt.name) for layer in model.around]
+    held = sum(layer["parameters"]["stored"] for layer in plain)
+    parameters = {"carried": parameters["carried"] + held, "total": parameters["total"] + held}
     info: dict[str, Any] = {
         "source": _label(source),
         "format": fmt.name,
         "layers": layers,
+        "plain": plain,
+        "order": list(model.order or ()),
         "skipped": skipped,
         "parameters": parameters,
         "warnings": list(dict.fromkeys(warnings)),

@@ -108,6 +108,17 @@ def outline(model: Model) -> dict[str, Any]:
     }
     if model.skipped:  # only where there is something: a model without keeps its outline
         described["skipped"] = [dataclasses.asdict(entry) for entry in model.skipped]
+    if model.around:  # the plain layers, likewise only where there are some
+        described["around"] = [
+            {
+                "name": layer.name,
+                "kind": layer.kind.value,
+                "options": dict(layer.options),
+                "tensors": {key: [list(array.shape), array.dtype.name] for key, array in layer.items()},
+            }
+            for layer in model.around
+        ]
+        described["order"] = list(model.order or ())
     return described
 
 
@@ -119,7 +130,25 @@ def placeholders(outlined: Mapping[str, Any], source: str) -> Model:
         Skipped.of(entry["name"], entry["kind"], [(name, shape) for name, shape in entry["tensors"]])
         for entry in outlined.get("skipped", [])
     )
-    return Model(tuple(layer(entry, arrays) for entry in outlined["layers"]), source, skipped=skipped)
+    plain = tuple(
+        PlainLayer(
+            PlainKind(entry["kind"]),
+            entry["name"],
+            {
+                key: placeholder(tuple(shape), dtypes.resolve(dtype))
+                for key, (shape, dtype) in entry["tensors"].items()
+            },
+            entry["options"],
+        )
+        for entry in outlined.get("around", [])
+    )
+    return Model(
+        tuple(layer(entry, arrays) for entry in outlined["layers"]),
+        source,
+        skipped=skipped,
+        around=plain,
+        order=tuple(outlined["order"]) if plain else None,
+    )
 
 
 def placeholder(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

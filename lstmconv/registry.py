@@ -231,7 +231,7 @@ FORMATS: dict[str, Format] = {
             extra="keras",
             runtime=("tensorflow",),
             runtime_extra="keras",
-            live_roots=("keras", "tensorflow"),
+            live_roots=("keras", "tf_keras", "tensorflow"),
             runs_in="keras",
             write_hint="legacy Keras .h5 is read-only; write .keras",
             read_options=("config",),
@@ -254,7 +254,7 @@ FORMATS: dict[str, Format] = {
             live_roots=("torch",),
             runs_in="torch",
             read_options=_STATE_DICT_OPTIONS,
-            write_options=("as_cell",),
+            write_options=("as_cell", "rename", "prefix"),
         ),
         Format(
             "safetensors",
@@ -266,7 +266,7 @@ FORMATS: dict[str, Format] = {
             writer=f"{_TORCH}.safetensors",
             runs_in="torch",
             read_options=_STATE_DICT_OPTIONS,
-            write_options=("as_cell",),
+            write_options=("as_cell", "rename", "prefix"),
         ),
         Format(
             "onnx",

@@ -634,26 +634,28 @@ def test_keras_timedistributed_recurrent_is_refused(keras) -> None:
         lstmconv.read(model)
 
 
-def test_keras_skipped_layers_are_listed_and_inspect_counts_them(keras, tmp_path) -> None:
+def test_keras_plain_layers_are_read_and_the_rest_listed_and_inspect_counts_them(keras, tmp_path) -> None:
     inputs = keras.Input((T,))
     x = keras.layers.Embedding(10, F, name="embed")(inputs)
     x = keras.layers.LSTM(H, return_sequences=True, name="lstm")(x)
     x = keras.layers.LayerNormalization(name="norm")(x)
+    x = keras.layers.PReLU(name="prelu")(x)  # weights of a kind lstmconv does not carry
     model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
     path = str(tmp_path / "mixed.keras")
     model.save(path)
-    expected = {
-        "embed": ("Embedding", 10 * F),
-        "norm": ("LayerNormalization", 2 * H),
-        "head": ("Dense", H * 2 + 2),
-    }
+    plain = {"embed": ("embedding", 10 * F), "norm": ("layer_norm", 2 * H), "head": ("dense", H * 2 + 2)}
     for source in (model, path):
         read = lstmconv.read(source)
-        assert {s.name: (s.kind, s.parameters) for s in read.skipped} == expected
+        assert {p.name: (p.kind.value, p.parameter_count) for p in read.around} == plain
+        assert read.order == ("embed", "lstm", "norm", "head")
+        assert [(s.name, s.kind, s.parameters) for s in read.skipped] == [("prelu", "PReLU", T * H)]
     info = lstmconv.inspect(path)
     lstm = 4 * H * (F + H + 1)
-    assert info["parameters"] == {"carried": lstm, "total": lstm + sum(p for _, p in expected.values())}
-    assert {entry["name"] for entry in info["skipped"]} == set(expected)
+    held = sum(p for _, p in plain.values())
+    assert info["parameters"] == {"carried": lstm + held, "total": lstm + held + T * H}
+    assert [entry["name"] for entry in info["plain"]] == ["embed", "norm", "head"]
+    assert info["order"] == ["embed", "lstm", "norm", "head"]
+    assert {entry["name"] for entry in info["skipped"]} == {"prelu"}
 
 
 def test_keras_configless_weights_warn_in_inspect_too(keras, tmp_path, caplog) -> None:

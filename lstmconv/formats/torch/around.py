@@ -27,7 +27,7 @@ import numpy as np
 
 from ... import dtypes
 from ...errors import LstmconvError
-from ...ir import Model, Skipped
+from ...ir import Layer, Model, Skipped
 from ...plain import NO_OPS, PlainKind, PlainLayer
 
 _log = logging.getLogger(__name__)
@@ -140,15 +140,19 @@ def read_layer(
 def read_all(
     tensors: Mapping[str, np.ndarray],
     taken: set[str],
-    recurrent: Sequence[tuple[str, Sequence[str]]],
+    recurrent: Sequence[tuple[str, Sequence[Layer]]],
     *,
     like: Model | None = None,
     like_names: Mapping[str, str] | None = None,
     epsilon: float | None = None,
     source: str = "",
+    ordered: bool = True,
 ) -> tuple[list[PlainLayer], list[Skipped], list[str]]:
     """The plain layers of a state_dict, what was skipped among its plain-looking modules, and
-    every layer's name in key order. ``recurrent``: (key prefix, its IR layer names) per module."""
+    every layer's name in key order. ``recurrent``: (key prefix, its IR layers) per module.
+    Where the keys are not in model order (``ordered`` false: a ``.safetensors`` header is
+    sorted), each layer takes the first free layer of ``like`` its kind and shapes fit, and the
+    order is ``like``'s."""
     from ... import porting
 
     found = groups(tensors, taken)
@@ -161,7 +165,7 @@ def read_all(
         if module in found and module not in position:
             position[module] = index
     entries: list[tuple[int, list[str], str | None]] = [
-        (position.get(prefix, 0), list(names), None) for prefix, names in recurrent
+        (position.get(prefix, 0), [layer.name for layer in layers], None) for prefix, layers in recurrent
     ]
     entries += [(position[module], [module], module) for module in found]
     entries.sort(key=lambda entry: entry[0])
@@ -173,6 +177,11 @@ def read_all(
     ]
     plain = [module for _, _, module in entries if module is not None]
     counterparts = porting.counterparts(names, like, like_names) if like is not None else {}
+    if like is not None and not ordered:
+        own = {layer.name: layer for _, layers in recurrent for layer in layers}
+        counterparts = _by_shape(names, {**own, **found}, like, like_names)
+        place = {layer.name: index for index, layer in enumerate(like.everything())}
+        names.sort(key=lambda name: place.get(getattr(counterparts.get(name), "name", ""), len(place)))
     around: list[PlainLayer] = []
     skipped: list[Skipped] = []
     for module in plain:
@@ -183,6 +192,39 @@ def read_all(
             skipped.append(read)
     kept = {layer.name for layer in around}
     return around, skipped, [name for name in names if name in kept or name not in found]
+
+
+def _by_shape(
+    names: Sequence[str], own: Mapping[str, Any], like: Model, like_names: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """For each name, the layer of ``like`` named for it in ``like_names``, else the first free
+    one whose kind and shapes fit (a recurrent level: its kind, sizes and direction)."""
+    from ... import porting
+
+    free = list(porting.weighted(like))
+    by_name = {layer.name: layer for layer in free}
+    chosen = {name: by_name[other] for name, other in (like_names or {}).items() if other in by_name}
+    taken = {layer.name for layer in chosen.values()}  # by name: layers compare by their arrays
+    for name in names:
+        if name in chosen:
+            continue
+        fit = next((x for x in free if x.name not in taken and _fits(own[name], x)), None)
+        if fit is not None:
+            chosen[name] = fit
+            taken.add(fit.name)
+    return chosen
+
+
+def _fits(mine: Any, other: Any) -> bool:
+    if isinstance(mine, Layer):
+        return isinstance(other, Layer) and all(
+            getattr(mine, field) == getattr(other, field)
+            for field in ("kind", "input_size", "hidden_size", "direction", "proj_size")
+        )
+    if not isinstance(other, PlainLayer) or other.kind not in candidates(mine):
+        return False
+    shapes = {FIELDS[field]: tuple(value.shape) for field, value in mine.items() if field in FIELDS}
+    return shapes == {name: tuple(array.shape) for name, array in other.items()}
 
 
 def state_entries(layer: PlainLayer) -> dict[str, np.ndarray]:

@@ -21,7 +21,7 @@ from ...errors import FormatError, UnsafeInputError, UnsupportedFeatureError
 from ...ir import Direction, Kind, Layer, Model, Skipped
 from ...plain import PlainLayer
 from .. import _common
-from . import around, pt_header, statedict, torchscript, whole
+from . import keys, pt_header, statedict, torchscript, whole
 from .statedict import GATE_ORDER, check
 
 #: The writer carries the plain layers (Embedding, Linear, Conv1d, norms) as nn keys.
@@ -206,21 +206,24 @@ def _is_zip(path: str) -> bool:
         return handle.read(4) == b"PK\x03\x04"
 
 
-def write(model: Model, path: str, *, as_cell: bool = False, **_: Any) -> None:
+def write(model: Model, path: str, *, as_cell: bool = False, **options: Any) -> None:
     """Save the state_dict of ``model``'s modules (:func:`statedict.modules`: a multi-layer
-    module under its own keys, a cell as a cell) to ``path``; ``as_cell``: every layer as a
-    single-step cell. A state_dict's shapes cannot say whether an RNN is tanh or relu, so that is
+    module under its own keys, a cell as a cell) and plain layers to ``path``; ``as_cell``: every
+    layer as a single-step cell; ``rename`` ({OLD: NEW}, prefix match) and ``prefix``: the keys
+    renamed. A state_dict's shapes cannot say whether an RNN is tanh or relu, so that is
     recorded in its ``_metadata``, as PyTorch records module versions."""
-    state = statedict.state_dict(model, as_cell=as_cell)
-    around.warn_unheld(model, path)
-    tensors = OrderedDict((key, _tensor(value)) for key, value in state.items())
-    tensors._metadata = OrderedDict(  # type: ignore[attr-defined]  # PyTorch's own convention
-        (key, {statedict.META_KEY: name})
-        for key, name in statedict.nonlinearities(model, as_cell=as_cell).items()
+    ready = keys.prepared(
+        model, path, as_cell=as_cell, rename=options.get("rename"), prefix=options.get("prefix")
     )
-    links = statedict.written_links(model, as_cell=as_cell)
-    if links:  # which modules feed which: a state_dict cannot say
-        tensors._metadata[""] = {statedict.LINKS_KEY: links}  # type: ignore[attr-defined]
+    tensors = OrderedDict(
+        (key, _tensor(np.concatenate(parts) if len(parts) > 1 else parts[0]))
+        for key, parts in ready.blocks.items()
+    )
+    tensors._metadata = OrderedDict(  # type: ignore[attr-defined]  # PyTorch's own convention
+        (key, {statedict.META_KEY: name}) for key, name in ready.nonlinearities.items()
+    )
+    if ready.links:  # which modules feed which: a state_dict cannot say
+        tensors._metadata[""] = {statedict.LINKS_KEY: ready.links}  # type: ignore[attr-defined]
     with open(path, "wb") as handle:  # a handle, so the archive's folder is not named after the file
         torch.save(tensors, handle)
 

@@ -21,7 +21,7 @@ import numpy as np
 from ... import dtypes
 from ...errors import FormatError, LstmconvError
 from ...ir import Model
-from . import around, statedict
+from . import keys, statedict
 from . import template as template_
 
 _DTYPES: dict[str, np.dtype] = {
@@ -165,22 +165,25 @@ def read(source: Any, *, nonlinearity: str | None = None, **options: Any) -> Mod
             per_module=None if nonlinearity else recorded,
             recorded=statedict.checked_links(recorded_meta.get("links")),
             **{key: options[key] for key in ("like", "like_names", "epsilon") if key in options},
+            ordered=bool(order),  # else the header's sorted keys: no model order
         )
     except LstmconvError as error:
         raise error.within(path) from None
 
 
-def write(model: Model, path: str, *, as_cell: bool = False, **_: Any) -> None:
+def write(model: Model, path: str, *, as_cell: bool = False, **options: Any) -> None:
     """Header first (keys sorted, so the same model gives the same bytes), then each tensor's
     gate blocks in turn, streamed: no stacked copy of the model is ever made. ``as_cell``:
-    every layer as a single-step cell (``nn.LSTMCell`` keys)."""
-    parts = statedict.blocks(model, as_cell=as_cell)
-    around.warn_unheld(model, path)
-    nonlinearity = statedict.nonlinearities(model, as_cell=as_cell)
+    every layer as a single-step cell (``nn.LSTMCell`` keys); ``rename``/``prefix``: the keys
+    renamed (:mod:`.keys`)."""
+    ready = keys.prepared(
+        model, path, as_cell=as_cell, rename=options.get("rename"), prefix=options.get("prefix")
+    )
+    parts = ready.blocks
     order = list(dict.fromkeys(key.rpartition(".")[0] for key in parts))
-    recorded: dict[str, Any] = {"nonlinearity": nonlinearity, "order": order}
-    if statedict.written_links(model, as_cell=as_cell):
-        recorded["links"] = statedict.written_links(model, as_cell=as_cell)
+    recorded: dict[str, Any] = {"nonlinearity": ready.nonlinearities, "order": order}
+    if ready.links:
+        recorded["links"] = ready.links
     meta = json.dumps(recorded, sort_keys=True)
     header: dict[str, Any] = {"__metadata__": {"format": "pt", "lstmconv": meta}}
     offset = 0
@@ -212,7 +215,10 @@ def write_like(model: Model, template: str, pairs: Sequence[tuple[str, str]], de
     ``template``: its keys in its order, its dtypes, its integer entries and metadata kept."""
     header, start, data_length = _header(template)
     tensors = _tensors(template, header, start, data_length)
-    present = statedict.read_tensors(tensors, source=template, like=model, like_names=dict(pairs))
+    recorded = json.loads((header.get("__metadata__") or {}).get("lstmconv", "{}"))
+    present = statedict.read_tensors(
+        tensors, source=template, like=model, like_names=dict(pairs), ordered=bool(recorded.get("order"))
+    )
     values = template_.values(model, present, pairs, tensors, template)
     written: dict[str, Any] = {}
     offset = 0

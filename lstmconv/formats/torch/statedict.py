@@ -318,6 +318,7 @@ def read_tensors(
     like: Model | None = None,
     like_names: Mapping[str, str] | None = None,
     epsilon: float | None = None,
+    ordered: bool = True,
 ) -> Model:
     """Every recurrent module found in a state_dict of NumPy arrays, and the plain layers
     around them (:mod:`.around`: ``like``, ``like_names`` and ``epsilon`` decide what the keys
@@ -330,7 +331,7 @@ def read_tensors(
     layers: list[Layer] = []
     groups = recurrent_groups(tensors)
     cells = cell_prefixes(tensors)
-    modules: list[tuple[str, list[str]]] = []
+    modules: list[tuple[str, list[Layer]]] = []
     for prefix, group in groups.items():
         kind = infer_kind(group, prefix)
         chosen = (per_module or {}).get(prefix.rstrip("."), nonlinearity)
@@ -356,7 +357,7 @@ def read_tensors(
                 kind.value.upper(),
             )
         layers.extend(found)
-        modules.append((prefix, [layer.name for layer in found]))
+        modules.append((prefix, found))
     if not layers:
         raise WeightLayoutError(
             "no recurrent layer found: no key ends in weight_ih_l0 / weight_hh_l0"
@@ -368,7 +369,14 @@ def read_tensors(
     known = [pair for pair in recorded if pair[0] in names and pair[1] in names]
     taken = {key for key in tensors if _is_recurrent_key(key, cells)}
     plain, unread, order = around.read_all(
-        tensors, taken, modules, like=like, like_names=like_names, epsilon=epsilon, source=source
+        tensors,
+        taken,
+        modules,
+        like=like,
+        like_names=like_names,
+        epsilon=epsilon,
+        source=source,
+        ordered=ordered,
     )
     handled = set(around.groups(tensors, taken))
     others = tuple(entry for entry in skipped_keys(tensors) if entry.name not in handled)

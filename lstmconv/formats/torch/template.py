@@ -44,6 +44,8 @@ def values(
         produced.update(_rooted(statedict.state_dict(renamed), template))
     values = {}
     for key, array in template.items():
+        if around.is_counter(key, array):
+            continue  # the template's own count (num_batches_tracked), kept
         if key in produced:
             if tuple(produced[key].shape) != tuple(array.shape):
                 raise PortMismatchError(
@@ -51,13 +53,13 @@ def values(
                     where=(where, key),
                 )
             values[key] = np.asarray(produced[key]).astype(array.dtype)
-        elif not around.is_counter(key, array):
+        else:
             raise PortMismatchError(
                 "no layer of the model fills this template tensor",
                 where=(where, key),
                 hint="the template's layer is not one lstmconv reads, or pass a mapping",
             )
-    extra = sorted(set(produced) - set(values) - set(template))
+    extra = sorted(set(produced) - set(template))
     if extra:
         raise PortMismatchError(
             f"the model gives tensors the template lacks: {', '.join(extra)}", where=(where,)
