@@ -642,3 +642,64 @@ def test_an_activation_other_than_keras_s_is_not_read_as_it() -> None:
     del leaky.attribute[:]  # ONNX's default slope
     back = lstmconv.read(proto)
     assert [(layer.name, layer.options["activation"]) for layer in back.around] == [("head", "linear")]
+
+
+# -- Keras ↔ ONNX (both families' plain layers) -------------------------------------------------
+def _keras_net(keras, seed: int):
+    """Keras Embedding → Bidirectional(LSTM) → LSTM → LayerNormalization(1e-5) → Dense."""
+    ids = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(VOCAB, 8, name="emb")(ids)
+    x = keras.layers.Bidirectional(keras.layers.LSTM(6, return_sequences=True), name="bi")(x)
+    x = keras.layers.LSTM(6, return_sequences=True, name="l2")(x)
+    x = keras.layers.LayerNormalization(epsilon=1e-5, name="norm")(x)
+    model = keras.Model(ids, keras.layers.Dense(5, name="fc")(x))
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        layer.set_weights([rng.uniform(-0.6, 0.6, w.shape).astype("float32") for w in layer.get_weights()])
+    return model
+
+
+def _torch_like_keras(torch):
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(VOCAB, 8)
+            self.bi = torch.nn.LSTM(8, 6, bidirectional=True, batch_first=True)
+            self.l2 = torch.nn.LSTM(12, 6, batch_first=True)
+            self.norm = torch.nn.LayerNorm(6)
+            self.fc = torch.nn.Linear(6, 5)
+
+        def forward(self, ids):
+            return self.fc(self.norm(self.l2(self.bi(self.emb(ids))[0])[0]))
+
+    return Net().eval()
+
+
+def test_port_a_keras_model_into_an_onnx_export_and_back(torch, keras, ort) -> None:
+    from lstmconv.formats.onnx import live
+
+    source = _keras_net(keras, seed=0)
+    target = _export(torch, _torch_like_keras(torch), _ids(), False)
+    report = lstmconv.port(source, target)
+    assert report.ok and any(row.layer == "(whole model)" for row in report.checks), report
+    x = _ids(17)
+    expected = np.asarray(source(x.astype("int32")))
+    gap = _gap(live.run_whole(target, x), expected)
+    back = _keras_net(keras, seed=1)
+    assert _gap(np.asarray(back(x.astype("int32"))), expected) > 1e-2
+    report_back = lstmconv.port(target, back)
+    assert report_back.ok, report_back
+    gap_back = _gap(np.asarray(back(x.astype("int32"))), expected)
+    print(f"Keras → ONNX export: {gap:.2e}; that ONNX → a fresh Keras model: {gap_back:.2e}")
+    assert gap < ATOL and gap_back < ATOL
+
+
+def test_a_keras_norm_epsilon_differing_from_the_onnx_export_is_refused_naming_both(torch, keras) -> None:
+    source = _keras_net(keras, seed=0)
+    keras_default = keras.layers.LayerNormalization()  # Keras's default epsilon, 1e-3
+    swapped = keras.Model(source.input, source.get_layer("fc")(keras_default(source.get_layer("l2").output)))
+    keras_default.set_weights(source.get_layer("norm").get_weights())
+    target = _export(torch, _torch_like_keras(torch), _ids(), False)
+    with pytest.raises(PortMismatchError, match=r"epsilon: 1e-05 against 0\.001") as raised:
+        lstmconv.port(swapped, target)
+    assert f'"{keras_default.name}"' in str(raised.value) and '"norm"' in str(raised.value)
