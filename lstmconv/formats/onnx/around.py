@@ -31,14 +31,20 @@ import numpy as np
 from ...errors import LstmconvError
 from ...plain import PlainKind, PlainLayer
 from . import epilogue
-from .nodes import Constants, attribute_value
+from .nodes import Constants
+from .walk import (
+    Slot,
+    Walk,
+    any_const,
+    attrs_of,
+    data_consumers,
+    embedding_past_index_ops,
+    float_const,
+    passes,
+    rank_of,
+    sources,
+)
 
-#: Ops passed on the way: they move or rename values, computing nothing a layer holds.
-_GLUE = {"Identity", "Cast", "Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Dropout"}
-#: Ops that read only their input's shape (the exporters' zero states are built from them).
-_SHAPE_READERS = {"Shape", "Size"}
-#: Integer arithmetic on ids before an embedding's Gather (tf2onnx wraps negative ids).
-_INDEX_OPS = {"Cast", "Add", "Sub", "Mul", "Less", "Greater", "Not", "Where", "Equal", "And", "Or"}
 _ACTIVATIONS = {
     "Relu": "relu",
     "Tanh": "tanh",
@@ -66,9 +72,6 @@ _OVER_AN_AXIS = {"Softmax", "LogSoftmax"}
 _SOFTMAX_ONE_AXIS = 13
 
 
-Slot = tuple[Any, int, bool]
-
-
 @dataclasses.dataclass
 class Read:
     """What the walk found: plain layers and every layer's name in model order, and the
@@ -82,17 +85,6 @@ class Read:
     slots: dict[str, dict[str, Slot]] = dataclasses.field(default_factory=dict)
 
 
-@dataclasses.dataclass
-class _Walk:
-    graph: epilogue.Graph
-    constants: Constants
-    opset: int | None
-    recurrent: dict[int, str]  # id(node) -> layer name
-    starts: dict[str, Any]  # value where a recurrent node's layer begins -> node
-    taken: set[str]
-    slots: dict[str, Slot] = dataclasses.field(default_factory=dict)  # the layer being read's
-
-
 def read_around(
     graph: Any, constants: Constants, recurrent: Sequence[tuple[str, Any]], opset: int | None
 ) -> Read:
@@ -103,7 +95,7 @@ def read_around(
     for _name, node in recurrent:
         layout = epilogue.attribute(node, "layout", 0)
         starts[epilogue.input_boundary(view, node, "tb" if layout == 0 else "bt")[0]] = node
-    walk = _Walk(view, constants, opset, {id(node): name for name, node in recurrent}, starts, set())
+    walk = Walk(view, constants, opset, {id(node): name for name, node in recurrent}, starts, set())
     found = Read()
     data = [info.name for info in graph.input if info.name not in view.initializers]
     if len(data) == 1:
@@ -111,14 +103,14 @@ def read_around(
     return found
 
 
-def _walk(walk: _Walk, value: str, found: Read) -> None:
+def _walk(walk: Walk, value: str, found: Read) -> None:
     for _ in range(len(walk.graph.nodes) + 1):
         if value in walk.starts and id(walk.starts[value]) in walk.recurrent:
             node = walk.starts.pop(value)
             found.order.append(walk.recurrent[id(node)])
             value = epilogue.output_end(walk.graph, node)
             continue
-        consumers = _data_consumers(walk, value)
+        consumers = data_consumers(walk, value)
         if len(consumers) > 1 and value not in walk.graph.outputs:
             decomposed = _decomposed_layer_norm(walk, value)
             if decomposed is not None:
@@ -128,12 +120,12 @@ def _walk(walk: _Walk, value: str, found: Read) -> None:
                 continue
         if len(consumers) != 1 or value in walk.graph.outputs:
             start = len(consumers) > 1 and not found.order
-            gather = _embedding_past_index_ops(walk, value) if start else None
+            gather = embedding_past_index_ops(walk, value) if start else None
             if gather is None:
                 return
             consumers, value = [gather], gather.input[1]
         node = consumers[0]
-        if _passes(walk, node, value):
+        if passes(walk, node, value):
             value = node.output[0]
             continue
         read = _layer(walk, node, value)
@@ -143,7 +135,7 @@ def _walk(walk: _Walk, value: str, found: Read) -> None:
         _take(walk, found, layer, used)
 
 
-def _take(walk: _Walk, found: Read, layer: PlainLayer, used: set[str]) -> None:
+def _take(walk: Walk, found: Read, layer: PlainLayer, used: set[str]) -> None:
     found.around.append(layer)
     found.order.append(layer.name)
     found.used.update(used)
@@ -151,177 +143,10 @@ def _take(walk: _Walk, found: Read, layer: PlainLayer, used: set[str]) -> None:
     walk.slots = {}
 
 
-def _data_consumers(walk: _Walk, value: str) -> list[Any]:
-    return [c for c in walk.graph.consumers.get(value, []) if c.op_type not in _SHAPE_READERS]
-
-
-def _passes(walk: _Walk, node: Any, value: str) -> bool:
-    """Whether ``node`` is glue on ``value``: a shape-only op whose other inputs are constants
-    or computed from shapes alone (tf2onnx's Tensordot reshapes back to the input's shape), or
-    a selection of steps (``y[:, -1]``: a Gather or Slice by constants off the feature axis)."""
-    if node.op_type in ("Gather", "Slice") and node.input[0] == value:
-        return _selects_steps(walk, node, value)
-    if node.op_type not in _GLUE or node.input[0] != value:
-        return False
-    return all(walk.graph.is_constant(name) or _from_shapes(walk, name) for name in node.input[1:])
-
-
-def _selects_steps(walk: _Walk, node: Any, value: str) -> bool:
-    """A Gather or Slice of ``value`` by constants along axes other than its last (features)."""
-    rank = _rank(walk, value)
-    if rank is None or not all(walk.graph.is_constant(name) for name in node.input[1:] if name):
-        return False
-    if node.op_type == "Gather":
-        axes = [int(_attrs(node).get("axis", 0))]
-    elif len(node.input) > 3 and node.input[3]:
-        found = _any_const(walk, node.input[3])
-        if found is None:
-            return False
-        axes = [int(a) for a in np.ravel(found)]
-    else:
-        axes = list(range(rank))  # every axis: the features too
-    return all(-rank <= axis < rank and axis % rank != rank - 1 for axis in axes)
-
-
-def _from_shapes(walk: _Walk, name: str) -> bool:
-    """Whether ``name`` is computed from values' shapes (and constants) alone."""
-    pending, seen = [name], set[str]()
-    while pending:
-        current = pending.pop()
-        if current in seen or walk.graph.is_constant(current):
-            continue
-        seen.add(current)
-        producer = walk.graph.producers.get(current)
-        if producer is None or len(seen) > 256:
-            return False
-        if producer.op_type in _SHAPE_READERS:
-            continue
-        if producer.op_type not in {"Gather", "Concat", "Cast", "Slice", "Unsqueeze", "Squeeze", "Reshape"}:
-            return False
-        pending.extend(part for part in producer.input if part)
-    return True
-
-
-def _embedding_past_index_ops(walk: _Walk, ids: str) -> Any | None:
-    """The one Gather of a float table whose indices are computed from ``ids`` (and constants)
-    by integer index arithmetic alone, every use of ``ids`` lying on that computation."""
-    pending, seen, gathers = [ids], set[str](), []
-    while pending and len(seen) < 256:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        for consumer in _data_consumers(walk, name):
-            if consumer.op_type == "Gather" and consumer.input[1] == name:
-                gathers.append(consumer)
-            elif consumer.op_type in _INDEX_OPS and all(
-                _depends_only_on(walk, part, ids) for part in consumer.input
-            ):
-                pending.extend(consumer.output)
-            else:
-                return None
-    if len({id(g) for g in gathers}) != 1:
-        return None
-    return gathers[0] if _identity_on_ids(walk, ids, gathers[0]) else None
-
-
-_ARITHMETIC: dict[str, Any] = {
-    "Add": np.add,
-    "Sub": np.subtract,
-    "Mul": np.multiply,
-    "Less": np.less,
-    "Greater": np.greater,
-    "Equal": np.equal,
-    "And": np.logical_and,
-    "Or": np.logical_or,
-}
-
-
-def _identity_on_ids(walk: _Walk, ids: str, gather: Any) -> bool:
-    """Whether the index arithmetic between ``ids`` and ``gather`` gives every id in
-    [0, rows) back unchanged (tf2onnx's wrap of negative ids does): run on those ids."""
-    table = _const(walk, gather.input[0])
-    if table is None or table.ndim != 2:
-        return False
-    values: dict[str, np.ndarray] = {ids: np.arange(table.shape[0], dtype=np.int64)}
-    for node in walk.graph.nodes:  # graph order: each value computed before it is used
-        if node.output[0] in values or not any(part in values for part in node.input):
-            continue
-        parts = [values.get(part, _any_const(walk, part)) for part in node.input]
-        if any(part is None for part in parts) or node.op_type not in {*_ARITHMETIC, "Cast", "Not", "Where"}:
-            continue  # not on the index path (checked by the caller), or run-time values
-        try:
-            values[node.output[0]] = _evaluate(node, parts)
-        except (TypeError, ValueError):
-            return False
-    result = values.get(gather.input[1])
-    return result is not None and np.array_equal(result, values[ids])
-
-
-def _evaluate(node: Any, parts: list[Any]) -> np.ndarray:
-    from .names import DTYPES
-
-    if node.op_type == "Cast":
-        to = DTYPES.get(int(_attrs(node).get("to", 0)))
-        return parts[0].astype(to if to not in (None, "bfloat16") else np.float32)
-    if node.op_type == "Not":
-        return np.logical_not(parts[0])
-    if node.op_type == "Where":
-        return np.where(parts[0], parts[1], parts[2])
-    return np.asarray(_ARITHMETIC[node.op_type](parts[0], parts[1]))
-
-
-def _depends_only_on(walk: _Walk, name: str, ids: str) -> bool:
-    """Whether ``name`` is computed from ``ids`` and constants by index arithmetic alone."""
-    pending, seen = [name], set[str]()
-    while pending:
-        current = pending.pop()
-        if current in seen or current == ids or walk.graph.is_constant(current):
-            continue
-        seen.add(current)
-        producer = walk.graph.producers.get(current)
-        if producer is None or producer.op_type not in _INDEX_OPS or len(seen) > 256:
-            return False
-        pending.extend(producer.input)
-    return True
-
-
-def _attrs(node: Any) -> dict[str, Any]:
-    values = {}
-    for item in node.attribute:
-        value = attribute_value(item)
-        values[item.name] = value.decode() if isinstance(value, bytes) else value
-    return values
-
-
-def _const(walk: _Walk, name: str) -> np.ndarray | None:
-    if not name or not walk.graph.is_constant(name):
-        return None
-    value = walk.constants.get(name)
-    return None if value is None or value.dtype.kind != "f" else np.asarray(value)
-
-
-def _sources(walk: _Walk, names: Sequence[str]) -> set[str]:
-    """The initializers the named constants are made from."""
-    found, pending, seen = set(), [n for n in names if n], set[str]()
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        if name in walk.graph.initializers:
-            found.add(name)
-            continue
-        producer = walk.graph.producers.get(name)
-        if producer is not None:
-            pending.extend(n for n in producer.input if n)
-    return found
-
-
 Result = tuple[PlainLayer, str, set[str]]
 
 
-def _layer(walk: _Walk, node: Any, value: str) -> Result | None:
+def _layer(walk: Walk, node: Any, value: str) -> Result | None:
     """The layer ``node`` starts, the value after it, and the initializers it holds; None when
     ``node`` is not (exactly) one of the layers this module reads."""
     if node.domain not in ("", "ai.onnx"):
@@ -335,7 +160,7 @@ def _layer(walk: _Walk, node: Any, value: str) -> Result | None:
         raise error.within(f'{node.op_type} node "{node.name}"') from None
 
 
-def _name(walk: _Walk, node: Any, weights: Sequence[str]) -> str:
+def _name(walk: Walk, node: Any, weights: Sequence[str]) -> str:
     """A layer's name: its weights' module path where the exporter kept it (``fc.weight``:
     ``fc``), else its node's name without the op's part (``/fc/MatMul``: ``fc``)."""
     for weight in weights:
@@ -347,7 +172,7 @@ def _name(walk: _Walk, node: Any, weights: Sequence[str]) -> str:
     return _unique(walk, "/".join(parts[:-1]) if len(parts) > 1 else label)
 
 
-def _unique(walk: _Walk, name: str) -> str:
+def _unique(walk: Walk, name: str) -> str:
     candidate, count = name, 0
     while candidate in walk.taken or candidate in walk.recurrent.values():
         count += 1
@@ -356,28 +181,28 @@ def _unique(walk: _Walk, name: str) -> str:
     return candidate
 
 
-def _embedding(walk: _Walk, node: Any, value: str) -> Result | None:
-    table = _const(walk, node.input[0])
-    if node.input[1] != value or table is None or table.ndim != 2 or _attrs(node).get("axis", 0) != 0:
+def _embedding(walk: Walk, node: Any, value: str) -> Result | None:
+    table = float_const(walk, node.input[0])
+    if node.input[1] != value or table is None or table.ndim != 2 or attrs_of(node).get("axis", 0) != 0:
         return None
     layer = PlainLayer(PlainKind.EMBEDDING, _name(walk, node, node.input[:1]), {"weight": table})
     walk.slots = {"weight": (node, 0, False)}
-    return layer, node.output[0], _sources(walk, node.input[:1])
+    return layer, node.output[0], sources(walk, node.input[:1])
 
 
-def _matmul(walk: _Walk, node: Any, value: str) -> Result | None:
-    kernel = _const(walk, node.input[1])
+def _matmul(walk: Walk, node: Any, value: str) -> Result | None:
+    kernel = float_const(walk, node.input[1])
     if node.input[0] != value or kernel is None or kernel.ndim != 2:
         return None
     tensors, out, names = {"weight": np.ascontiguousarray(kernel.T)}, node.output[0], [node.input[1]]
     walk.slots = {"weight": (node, 1, True)}
     after = walk.graph.only_consumer(out)
-    if after is not None and after.op_type == "Reshape" and _passes(walk, after, out):
+    if after is not None and after.op_type == "Reshape" and passes(walk, after, out):
         out = after.output[0]  # tf2onnx's Tensordot: the steps flattened, then their shape back
     add = _only(walk, out, "Add")
     if add is not None:
         other = add.input[1] if add.input[0] == out else add.input[0]
-        bias = _const(walk, other)
+        bias = float_const(walk, other)
         if bias is not None and bias.size == kernel.shape[1] and bias.shape[-1] == kernel.shape[1]:
             tensors["bias"], out = bias.reshape(-1), add.output[0]
             names.append(other)
@@ -385,10 +210,10 @@ def _matmul(walk: _Walk, node: Any, value: str) -> Result | None:
     return _dense(walk, node, tensors, out, names)
 
 
-def _gemm(walk: _Walk, node: Any, value: str) -> Result | None:
-    attrs = _attrs(node)
-    b = _const(walk, node.input[1])
-    c = _const(walk, node.input[2]) if len(node.input) > 2 else None
+def _gemm(walk: Walk, node: Any, value: str) -> Result | None:
+    attrs = attrs_of(node)
+    b = float_const(walk, node.input[1])
+    c = float_const(walk, node.input[2]) if len(node.input) > 2 else None
     if (
         node.input[0] != value
         or b is None
@@ -410,18 +235,18 @@ def _gemm(walk: _Walk, node: Any, value: str) -> Result | None:
     return _dense(walk, node, tensors, node.output[0], names)
 
 
-def _dense(walk: _Walk, node: Any, tensors: dict[str, np.ndarray], out: str, names: list[str]) -> Result:
+def _dense(walk: Walk, node: Any, tensors: dict[str, np.ndarray], out: str, names: list[str]) -> Result:
     activation, out = _activation(walk, out, softmax=True)
     layer = PlainLayer(PlainKind.DENSE, _name(walk, node, names), tensors, {"activation": activation})
-    return layer, out, _sources(walk, names)
+    return layer, out, sources(walk, names)
 
 
-def _only(walk: _Walk, value: str, op: str) -> Any | None:
+def _only(walk: Walk, value: str, op: str) -> Any | None:
     consumer = walk.graph.only_consumer(value)
     return consumer if consumer is not None and consumer.op_type == op else None
 
 
-def _activation(walk: _Walk, value: str, *, softmax: bool) -> tuple[str, str]:
+def _activation(walk: Walk, value: str, *, softmax: bool) -> tuple[str, str]:
     """The Keras activation applied to ``value`` alone (a softmax only over the last axis, and
     only where ``softmax``: not on a convolution's channels-first output), and the value after."""
     silu = _silu(walk, value)
@@ -430,7 +255,7 @@ def _activation(walk: _Walk, value: str, *, softmax: bool) -> tuple[str, str]:
     consumer = walk.graph.only_consumer(value)
     if consumer is None or consumer.op_type not in _ACTIVATIONS or consumer.domain not in ("", "ai.onnx"):
         return "linear", value
-    attrs = _attrs(consumer)
+    attrs = attrs_of(consumer)
     if consumer.op_type in _OVER_AN_AXIS:
         default_last = walk.opset is not None and walk.opset >= _SOFTMAX_ONE_AXIS
         if not softmax or not (attrs.get("axis") == -1 or ("axis" not in attrs and default_last)):
@@ -441,7 +266,7 @@ def _activation(walk: _Walk, value: str, *, softmax: bool) -> tuple[str, str]:
     return _ACTIVATIONS[consumer.op_type], consumer.output[0]
 
 
-def _silu(walk: _Walk, value: str) -> str | None:
+def _silu(walk: Walk, value: str) -> str | None:
     """``value · Sigmoid(value)`` (Keras silu/swish), the value after it, or None."""
     uses = list({id(node): node for node in walk.graph.consumers.get(value, [])}.values())
     if len(uses) != 2 or value in walk.graph.outputs:
@@ -457,14 +282,14 @@ def _silu(walk: _Walk, value: str) -> str | None:
     return after if walk.graph.only_consumer(gate.output[0]) is product else None
 
 
-def _conv(walk: _Walk, node: Any, value: str) -> Result | None:
+def _conv(walk: Walk, node: Any, value: str) -> Result | None:
     """A Conv with a 1-D kernel, or tf2onnx's form of a Keras Conv1D: a 2-D Conv whose kernel
     is one row high (``(out, in, 1, k)``), then a Squeeze of that row and the bias added."""
-    weight = _const(walk, node.input[1])
-    bias = _const(walk, node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    weight = float_const(walk, node.input[1])
+    bias = float_const(walk, node.input[2]) if len(node.input) > 2 and node.input[2] else None
     if node.input[0] != value or weight is None or (len(node.input) > 2 and node.input[2] and bias is None):
         return None
-    attrs, out = _attrs(node), node.output[0]
+    attrs, out = attrs_of(node), node.output[0]
     if weight.ndim == 4 and weight.shape[2] == 1:
         row = _one_row(attrs)
         squeeze = walk.graph.only_consumer(out)
@@ -479,7 +304,7 @@ def _conv(walk: _Walk, node: Any, value: str) -> Result | None:
     add = _only(walk, out, "Add") if bias is None else None
     if add is not None:  # tf2onnx's bias, shaped (1, out, 1) to add to (batch, out, time)
         other = add.input[1] if add.input[0] == out else add.input[0]
-        added = _const(walk, other)
+        added = float_const(walk, other)
         if added is not None and added.ndim >= 2 and added.size == weight.shape[0] and added.shape[-1] == 1:
             tensors["bias"], out = added.reshape(-1), add.output[0]
             walk.slots["bias"] = (add, list(add.input).index(other), False)
@@ -499,7 +324,7 @@ def _conv(walk: _Walk, node: Any, value: str) -> Result | None:
     return (
         PlainLayer(PlainKind.CONV1D, _name(walk, node, names), tensors, options),
         out,
-        _sources(walk, names),
+        sources(walk, names),
     )
 
 
@@ -515,12 +340,12 @@ def _one_row(attrs: dict[str, Any]) -> dict[str, Any] | None:
     return {**attrs, "strides": [strides[1]], "dilations": [dilations[1]], "pads": [pads[1], pads[3]]}
 
 
-def _squeezes_row(walk: _Walk, node: Any, value: str) -> bool:
+def _squeezes_row(walk: Walk, node: Any, value: str) -> bool:
     if node.op_type != "Squeeze" or node.input[0] != value:
         return False
-    axes = _attrs(node).get("axes")
+    axes = attrs_of(node).get("axes")
     if axes is None and len(node.input) > 1:
-        found = _any_const(walk, node.input[1])
+        found = any_const(walk, node.input[1])
         axes = None if found is None else [int(a) for a in np.ravel(found)]
     return axes in ([2], [-2])
 
@@ -545,10 +370,10 @@ def _float32(value: float) -> float:
     return float(np.format_float_positional(np.float32(value), unique=True))
 
 
-def _layer_norm(walk: _Walk, node: Any, value: str) -> Result | None:
-    attrs = _attrs(node)
-    scale = _const(walk, node.input[1])
-    bias = _const(walk, node.input[2]) if len(node.input) > 2 and node.input[2] else None
+def _layer_norm(walk: Walk, node: Any, value: str) -> Result | None:
+    attrs = attrs_of(node)
+    scale = float_const(walk, node.input[1])
+    bias = float_const(walk, node.input[2]) if len(node.input) > 2 and node.input[2] else None
     if node.input[0] != value or scale is None or scale.ndim != 1 or attrs.get("axis", -1) != -1:
         return None
     if (len(node.input) > 2 and node.input[2] and bias is None) or len([o for o in node.output if o]) > 1:
@@ -558,12 +383,12 @@ def _layer_norm(walk: _Walk, node: Any, value: str) -> Result | None:
     options = {"epsilon": _float32(attrs.get("epsilon", 1e-5)), "axis": -1}
     names = [n for n in node.input[1:3] if n]
     layer = PlainLayer(PlainKind.LAYER_NORM, _name(walk, node, names), tensors, options)
-    return layer, node.output[0], _sources(walk, names)
+    return layer, node.output[0], sources(walk, names)
 
 
-def _batch_norm(walk: _Walk, node: Any, value: str) -> Result | None:
-    attrs = _attrs(node)
-    parts = [_const(walk, name) for name in node.input[1:5]]
+def _batch_norm(walk: Walk, node: Any, value: str) -> Result | None:
+    attrs = attrs_of(node)
+    parts = [float_const(walk, name) for name in node.input[1:5]]
     if node.input[0] != value or len(parts) != 4 or any(p is None or p.ndim != 1 for p in parts):
         return None
     if attrs.get("training_mode", 0) or len([o for o in node.output if o]) > 1:
@@ -573,7 +398,7 @@ def _batch_norm(walk: _Walk, node: Any, value: str) -> Result | None:
     options = {"epsilon": _float32(attrs.get("epsilon", 1e-5)), "axis": 1}
     names = list(node.input[1:5])
     layer = PlainLayer(PlainKind.BATCH_NORM, _name(walk, node, names), tensors, options)
-    return layer, node.output[0], _sources(walk, names)
+    return layer, node.output[0], sources(walk, names)
 
 
 _READERS = {
@@ -586,12 +411,12 @@ _READERS = {
 }
 
 
-def _decomposed_layer_norm(walk: _Walk, value: str) -> Result | None:
+def _decomposed_layer_norm(walk: Walk, value: str) -> Result | None:
     """A layer normalization written as elementary ops (see :mod:`.decomposed`)."""
     from . import decomposed
 
     form = decomposed.match(
-        walk.graph, lambda name: _any_const(walk, name), lambda name: _rank(walk, name), value
+        walk.graph, lambda name: any_const(walk, name), lambda name: rank_of(walk, name), value
     )
     if form is None or form.epsilon is None or form.weight is None:
         return None
@@ -610,23 +435,4 @@ def _decomposed_layer_norm(walk: _Walk, value: str) -> Result | None:
         return None
     options = {"epsilon": _float32(form.epsilon), "axis": -1}
     layer = PlainLayer(PlainKind.LAYER_NORM, _name(walk, node, names), tensors, options)
-    return layer, form.out, _sources(walk, names)
-
-
-def _any_const(walk: _Walk, name: str) -> np.ndarray | None:
-    if not name or not walk.graph.is_constant(name):
-        return None
-    value = walk.constants.get(name)
-    return None if value is None else np.asarray(value)
-
-
-def _rank(walk: _Walk, name: str) -> int | None:
-    """The rank of a value where the graph says it: its declared dims, or a Transpose's perm."""
-    dims = walk.constants.dims.get(name)
-    if dims is not None:
-        return len(dims)
-    producer = walk.graph.producers.get(name)
-    if producer is not None and producer.op_type == "Transpose":
-        perm = epilogue.attribute(producer, "perm", None)
-        return len(perm) if perm is not None else None
-    return None
+    return layer, form.out, sources(walk, names)
