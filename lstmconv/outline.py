@@ -154,3 +154,26 @@ def placeholders(outlined: Mapping[str, Any], source: str) -> Model:
 def placeholder(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """Zeros of ``shape`` that hold one element: a tensor whose values were left unread."""
     return np.broadcast_to(np.zeros((), dtype), shape)
+
+
+# -- the plain layers (issue #16) ------------------------------------------------------------------
+def plain_metadata(layer: PlainLayer) -> dict[str, Any]:
+    """What a plain layer is, without its tensors: kind, options, and each tensor's dtype."""
+    return {
+        "name": layer.name,
+        "kind": layer.kind.value,
+        "options": dict(layer.options),
+        "tensors": {key: array.dtype.name for key, array in layer.items()},
+    }
+
+
+def plain_keyed(model: Model) -> dict[str, np.ndarray]:
+    """Every tensor of every plain layer under ``<layer>/<tensor>`` (``fc/weight``)."""
+    return {f"{layer.name}/{key}": array for layer in model.around for key, array in layer.items()}
+
+
+def plain_layer(entry: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> PlainLayer:
+    """The plain layer ``entry`` describes, its tensors taken from ``arrays`` by their keys."""
+    name = entry["name"]
+    tensors = {key: _stored_dtype(dtype)(arrays[f"{name}/{key}"]) for key, dtype in entry["tensors"].items()}
+    return PlainLayer(PlainKind(entry["kind"]), name, tensors, entry["options"])

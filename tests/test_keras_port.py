@@ -274,3 +274,211 @@ def test_a_channels_first_conv1d_is_listed_as_not_carried(keras, caplog) -> None
         model = lstmconv.read(keras.Model(inputs, x))
     assert [s.name for s in model.skipped] == ["conv"] and model.around == ()
     assert any('layer "conv" (Conv1D) is not carried: data_format' in m for m in caplog.messages)
+
+
+# -- whole models across frameworks with one call (lstmconv.port, convert like=) ---------------
+def _torch_issue_net(torch: ModuleType) -> Any:
+    """The issue model written by hand in PyTorch: the last LSTM's last step feeds the Linear."""
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(VOCAB, 8)
+            self.encoder = torch.nn.LSTM(8, 6, batch_first=True, bidirectional=True)
+            self.decoder = torch.nn.LSTM(12, 5, batch_first=True)
+            self.fc = torch.nn.Linear(5, 4)
+
+        def forward(self, x: Any) -> Any:
+            y, _ = self.encoder(self.emb(x))
+            y, _ = self.decoder(y)
+            return self.fc(y[:, -1])
+
+    return Net()
+
+
+def _trained(keras: ModuleType) -> Any:
+    """The issue's Keras model, trained a few steps (so no weight is its initial value)."""
+    keras.utils.set_random_seed(12)
+    model = issue_model(keras)
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    rng = np.random.default_rng(12)
+    x, y = rng.integers(0, VOCAB, size=(16, T)), rng.normal(size=(16, 4)).astype(np.float32)
+    model.fit(x, y, epochs=3, batch_size=8, verbose=0)
+    return model
+
+
+def _torch_out(torch: ModuleType, net: Any) -> np.ndarray:
+    with torch.no_grad():
+        return net(torch.from_numpy(ids())).numpy()
+
+
+def test_a_trained_keras_model_is_ported_into_a_torch_module_and_a_state_dict(keras, torch, tmp_path) -> None:
+    trained = _trained(keras)
+    path = str(tmp_path / "trained.keras")
+    trained.save(path)
+    expected = run(trained)
+    net = _torch_issue_net(torch)
+    report = lstmconv.port(path, net)
+    assert report.ok and report.whole is not None and report.whole.ok
+    error = float(np.abs(_torch_out(torch, net) - expected).max())
+    print(f"trained .keras into a torch module: end-to-end max abs error {error:.3g}")
+    assert error < TOLERANCE
+    template, dest = str(tmp_path / "init.pt"), str(tmp_path / "ported.pt")
+    torch.save(_torch_issue_net(torch).state_dict(), template)
+    lstmconv.convert(path, dest, like=template)
+    again = _torch_issue_net(torch)
+    again.load_state_dict(torch.load(dest), strict=True)
+    error = float(np.abs(_torch_out(torch, again) - expected).max())
+    print(f"trained .keras into a state_dict like init.pt: end-to-end max abs error {error:.3g}")
+    assert error < TOLERANCE
+
+
+def _torch_stack(torch: ModuleType) -> Any:
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(VOCAB, 8)
+            self.rnn = torch.nn.LSTM(8, 6, num_layers=2, bidirectional=True, batch_first=True)
+            self.norm = torch.nn.LayerNorm(12)
+            self.fc = torch.nn.Linear(12, 4)
+
+        def forward(self, x: Any) -> Any:
+            return self.fc(self.norm(self.rnn(self.emb(x))[0]))
+
+    torch.manual_seed(13)
+    net = Net()
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.normal_(0.0, 0.4)
+    return net
+
+
+def _keras_stack(keras: ModuleType, epsilon: float = 1e-5) -> Any:
+    L = keras.layers
+    inputs = keras.Input((None,), dtype="int32")
+    x = L.Embedding(VOCAB, 8)(inputs)
+    x = L.Bidirectional(L.LSTM(6, return_sequences=True))(x)
+    x = L.Bidirectional(L.LSTM(6, return_sequences=True))(x)
+    x = L.LayerNormalization(epsilon=epsilon)(x)
+    return keras.Model(inputs, L.Dense(4)(x))
+
+
+def test_a_torch_module_is_ported_into_a_keras_model_and_a_keras_template(keras, torch, tmp_path) -> None:
+    net = _torch_stack(torch)
+    expected = _torch_out(torch, net)
+    target = randomized(_keras_stack(keras), seed=14)
+    report = lstmconv.port(net, target)
+    assert report.ok and report.whole is not None and report.whole.ok
+    error = float(np.abs(run(target) - expected).max())
+    print(f"torch module into a Keras model: end-to-end max abs error {error:.3g}")
+    assert error < TOLERANCE
+    template, dest = str(tmp_path / "init.keras"), str(tmp_path / "ported.keras")
+    _keras_stack(keras).save(template)
+    lstmconv.convert(net, dest, like=template)
+    error = float(np.abs(run(keras.saving.load_model(dest, safe_mode=True)) - expected).max())
+    print(f"torch module into a .keras template: end-to-end max abs error {error:.3g}")
+    assert error < TOLERANCE
+
+
+def test_a_keras_layer_norm_epsilon_differing_from_torch_is_refused_naming_both(keras, torch) -> None:
+    target = _keras_stack(keras, epsilon=1e-3)  # Keras's default; the torch LayerNorm's is 1e-5
+    with pytest.raises(
+        PortMismatchError, match=r'"layer_normalization.*"norm".*epsilon: 0.001 against 1e-05'
+    ):
+        lstmconv.port(_torch_stack(torch), target)
+
+
+def test_port_from_keras_into_tf_keras_reports_the_whole_model(keras, tf_keras, tmp_path) -> None:
+    original = randomized(every_kind(keras), seed=15)
+    path = str(tmp_path / "model.keras")
+    original.save(path)
+    target = randomized(every_kind(tf_keras, names="t_"), seed=16)
+    report = lstmconv.port(path, target)
+    assert report.ok and report.whole is not None and report.whole.ok
+    error = float(np.abs(run(target) - run(original)).max())
+    print(f"every kind from .keras into tf_keras by port: end-to-end max abs error {error:.3g}")
+    assert error < TOLERANCE
+
+
+def test_to_keras_builds_a_torch_module_with_its_plain_layers(keras, torch) -> None:
+    net = _torch_stack(torch)
+    built = lstmconv.to_keras(net)
+    error = float(np.abs(run(built) - _torch_out(torch, net)).max())
+    print(f"to_keras of a torch module with plain layers: end-to-end max abs error {error:.3g}")
+    assert error < TOLERANCE
+    norm = next(layer for layer in built.layers if type(layer).__name__ == "LayerNormalization")
+    assert norm.epsilon == pytest.approx(1e-5)  # PyTorch's, carried, not Keras's 1e-3
+
+
+def test_inspect_shows_the_plain_layers_in_model_order(keras, tmp_path, capsys) -> None:
+    from lstmconv.cli import main
+
+    path = str(tmp_path / "model.keras")
+    every_kind(keras).save(path)
+    assert main(["inspect", path]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "model order: embedding → bidirectional → dropout → gru → norm → batch → conv → steps → head" in out
+    )
+    # Keras's own names and shapes (kernel (k, in, out)), with the options that change the numbers
+    assert "conv1d      5 → 4  kernel (3, 5, 4), bias (4,)  (stride 1, padding causal, dilation 2" in out
+    assert "layer_norm  5 → 5  gamma (5,), beta (5,)  (epsilon 0.0001, axis -1)" in out
+
+
+def test_a_live_dense_with_weights_lstmconv_does_not_know_is_listed_not_carried(
+    keras, tmp_path, caplog
+) -> None:
+    L = keras.layers
+    inputs = keras.Input((None, 4))
+    x = L.LSTM(6, return_sequences=True, name="lstm")(inputs)
+    model = randomized(keras.Model(inputs, L.Dense(3, lora_rank=2, name="lora")(x)), seed=17)
+    with caplog.at_level(logging.WARNING, logger="lstmconv"):
+        read = lstmconv.read(model)  # live: kernel, bias and the two LoRA factors
+    assert [s.name for s in read.skipped] == ["lora"] and read.around == ()
+    assert any('layer "lora" (Dense) is not carried: a Keras Dense holds 2' in m for m in caplog.messages)
+    path = str(tmp_path / "lora.keras")
+    model.save(path)  # Keras saves the LoRA factors merged into the kernel: a plain Dense
+    saved = lstmconv.read(path)
+    plain = keras.Model(inputs, L.Dense(3, name="dense")(L.LSTM(6, return_sequences=True)(inputs)))
+    x = np.random.default_rng(17).normal(size=(BATCH, T, 4)).astype(np.float32)
+    from lstmconv.formats.keras import live
+
+    ported = live.port_into(plain, saved, pair(saved, lstmconv.read(plain)))
+    error = float(np.abs(live.run_whole(ported, x) - live.run_whole(model, x)).max())
+    assert error < TOLERANCE
+
+
+def test_recurrent_activations_that_differ_are_refused_naming_both_layers(keras, tf_keras) -> None:
+    def gru(K: ModuleType, activation: str) -> Any:
+        inputs = K.Input((None, 4))
+        return K.Model(inputs, K.layers.GRU(3, recurrent_activation=activation, name="gru")(inputs))
+
+    source = lstmconv.read(randomized(gru(keras, "hard_sigmoid"), seed=18))  # Keras 3's: x/6 + 0.5
+    target = gru(tf_keras, "hard_sigmoid")  # tf_keras's: 0.2·x + 0.5, another function
+    with pytest.raises(
+        PortMismatchError, match=r'target layer "gru" and source layer "gru" differ: activations'
+    ):
+        port(target, source)
+    relu = gru(keras, "relu")
+    with pytest.raises(PortMismatchError, match=r"activations relu, tanh against hard_sigmoid"):
+        port(relu, source)
+
+
+def test_weights_only_files_read_their_plain_layers_with_the_config_given(keras, tf_keras, tmp_path) -> None:
+    for K, ending in ((keras, ".weights.h5"), (tf_keras, ".h5")):
+        original = randomized(every_kind(K), seed=19)
+        weights, config = str(tmp_path / f"w{ending}"), str(tmp_path / f"{K.__name__}.json")
+        original.save_weights(weights)
+        with open(config, "w") as handle:
+            handle.write(original.to_json())
+        model = lstmconv.read(weights, config=config)
+        live = lstmconv.read(original)
+        assert model.order == live.order
+        for ours, theirs in zip(model.around, live.around):
+            assert (ours.name, ours.kind, dict(ours.options)) == (
+                theirs.name,
+                theirs.kind,
+                dict(theirs.options),
+            )
+            for name, array in ours.items():
+                np.testing.assert_array_equal(array, theirs.tensors[name])

@@ -434,10 +434,26 @@ def test_onnx_skipped_lists_the_initializers_no_recurrent_node_uses(torch) -> No
         torch.onnx.export(Net().eval(), (torch.from_numpy(_x()),), buffer, dynamo=False)
     model = lstmconv.read(onnx.load_from_string(buffer.getvalue()))
     assert len(model) == 1
-    assert sum(s.parameters for s in model.skipped) == 2 * H + 2
-    assert {s.kind for s in model.skipped} <= {"MatMul", "Add", "Gemm"}
-    shapes = sorted(shape for s in model.skipped for _, shape in s.tensors)
+    # the Linear after the LSTM is read as a plain Dense (#16): nothing is left over
+    assert model.skipped == ()
+    (head,) = model.around
+    assert head.kind.value == "dense" and head.parameter_count == 2 * H + 2
+    # a graph with the recurrent node's layer alone: the Linear's initializers are listed
+    recurrent_only = lstmconv.formats.onnx.files.read_graph(
+        _without_input_chain(onnx.load_from_string(buffer.getvalue())), None, "net"
+    )
+    assert sum(s.parameters for s in recurrent_only.skipped) == 2 * H + 2
+    assert {s.kind for s in recurrent_only.skipped} <= {"MatMul", "Add", "Gemm"}
+    shapes = sorted(shape for s in recurrent_only.skipped for _, shape in s.tensors)
     assert shapes == sorted([(2,), (H, 2)]) or shapes == sorted([(2,), (2, H)])
+
+
+def _without_input_chain(proto):
+    """The graph with a second data input, so that it is no one chain: no plain layer is read."""
+    import onnx
+
+    proto.graph.input.append(onnx.helper.make_tensor_value_info("unused", onnx.TensorProto.FLOAT, [1]))
+    return proto.graph
 
 
 # -- Keras ------------------------------------------------------------------------------------------

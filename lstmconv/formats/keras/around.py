@@ -57,19 +57,19 @@ def is_plain(entry: Mapping[str, Any]) -> bool:
 def from_entry(entry: Mapping[str, Any], weights: Sequence[np.ndarray]) -> PlainLayer | None:
     """The plain layer a config entry ``{"class_name", "config"}`` with these weights (in
     Keras's order) is; None for a class that is not one (or a user's subclass). A known class
-    with options the IR cannot hold logs a warning naming it and gives None, so the caller
-    lists it as skipped."""
+    whose options or weights the IR cannot hold (a channels-first Conv1D, a LoRA or quantized
+    Dense's extra or integer weights) logs a warning naming it and why, and gives None, so the
+    caller lists it as skipped, as every layer lstmconv does not carry is."""
     if not is_plain(entry):
         return None
     config = entry.get("config") or {}
     name = str(config.get("name", ""))
     try:
         return _from_entry(str(entry["class_name"]), config, list(weights), name)
-    except NotCarried as reason:
-        _log.warning('layer "%s" (%s) is not carried: %s', name, entry["class_name"], reason)
+    except (NotCarried, LstmconvError) as reason:
+        text = reason.render() if isinstance(reason, LstmconvError) else str(reason)
+        _log.warning('layer "%s" (%s) is not carried: %s', name, entry["class_name"], text)
         return None
-    except LstmconvError as error:
-        raise error.within(f'layer "{name}"') from None
 
 
 def _from_entry(cls: str, config: Mapping[str, Any], weights: list[np.ndarray], name: str) -> PlainLayer:
@@ -102,7 +102,7 @@ def _from_entry(cls: str, config: Mapping[str, Any], weights: list[np.ndarray], 
         tensors = _named(
             weights, [("weight", config.get("scale", True)), ("bias", config.get("center", True))], cls
         )
-        options = {"epsilon": float(config["epsilon"]), "axis": _axis(config.get("axis", -1))}
+        options = {"epsilon": _epsilon(config), "axis": _axis(config.get("axis", -1))}
         return PlainLayer(PlainKind.LAYER_NORM, name, tensors, options)
     if cls == "BatchNormalization":
         if config.get("renorm"):
@@ -113,7 +113,7 @@ def _from_entry(cls: str, config: Mapping[str, Any], weights: list[np.ndarray], 
             ("mean", True),
             ("var", True),
         ]
-        options = {"epsilon": float(config["epsilon"]), "axis": _axis(config.get("axis", -1))}
+        options = {"epsilon": _epsilon(config), "axis": _axis(config.get("axis", -1))}
         return PlainLayer(PlainKind.BATCH_NORM, name, _named(weights, wanted, cls), options)
     raise NotCarried(f"class {cls}")  # pragma: no cover - CLASSES lists every class above
 
@@ -161,6 +161,14 @@ def _named(weights: list[np.ndarray], wanted: Sequence[tuple[str, Any]], cls: st
     present = [tensor for tensor, held in wanted if held]
     _expect(weights, len(present), cls)
     return dict(zip(present, weights))
+
+
+def _epsilon(config: Mapping[str, Any]) -> float:
+    """A normalization's epsilon, as its config says: never defaulted."""
+    value = config.get("epsilon")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise NotCarried(f"its config gives no epsilon (found {value!r}), and lstmconv never assumes one")
+    return float(value)
 
 
 def _single(value: Any) -> int:

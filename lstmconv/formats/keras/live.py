@@ -155,13 +155,6 @@ def _walk(root: Any, found: list[Any], skipped: list[Skipped], plain: list[Plain
         _refuse_subclass(root)
         found.append(root)
         return
-    entry = tf_keras_live.entry(root)
-    if plain is not None and around.is_plain(entry):
-        read_plain = around.from_entry(entry, [np.asarray(w) for w in root.get_weights()])
-        if read_plain is not None:
-            plain.append(read_plain)
-            found.append(read_plain)
-            return
     inner = getattr(root, "layer", None)  # TimeDistributed and other wrappers
     if inner is not None and _looks_recurrent(inner):
         raise UnsupportedFeatureError(
@@ -170,6 +163,13 @@ def _walk(root: Any, found: list[Any], skipped: list[Skipped], plain: list[Plain
             where=(f'layer "{root.name}"',),
             hint="lstmconv reads recurrent layers alone or in Bidirectional",
         )
+    entry = tf_keras_live.entry(root)
+    if plain is not None and around.is_plain(entry):
+        read_plain = around.from_entry(entry, [np.asarray(w) for w in root.get_weights()])
+        if read_plain is not None:
+            plain.append(read_plain)
+            found.append(read_plain)
+            return
     children = getattr(root, "layers", None)
     if children is not None:
         for child in children:
@@ -419,8 +419,9 @@ def _structure(layer: Layer) -> dict[str, object]:
 
 
 def load_written(path: str) -> Any:
-    """Open a ``.keras`` file lstmconv wrote (safe mode: no lambdas)."""
-    return keras.saving.load_model(path, safe_mode=True)
+    """Open a Keras file as given: a ``.keras`` (lstmconv's own output, or a source) or Keras 3
+    ``.h5`` by Keras (safe mode: no lambdas), a Keras 2 ``.h5`` by tf_keras."""
+    return _load_as_given(path)[1]
 
 
 def runnable(model: Model) -> Any:

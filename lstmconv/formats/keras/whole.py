@@ -59,6 +59,7 @@ def _planned(
         if isinstance(given, Layer) and isinstance(wanted, Layer):
             if keras_3:
                 live.check(given)
+            _same_math(wanted, given)
             weights = _recurrent_weights(given)
         else:
             assert isinstance(given, PlainLayer) and isinstance(wanted, PlainLayer)
@@ -73,6 +74,23 @@ def _planned(
         dtypes = [w.dtype for w in obj.get_weights()]
         plan.append((obj, [np.asarray(w, dtype=d) for w, d in zip(weights, dtypes)]))
     return plan
+
+
+def _same_math(target: Layer, source: Layer) -> None:
+    """What a recurrent layer computes beyond its shapes: its activations (Keras 2's hard_sigmoid
+    is not Keras 3's) and a bidirectional layer's merge, the same in both, or refused naming both."""
+    differences = []
+    if [str(a) for a in target.activations] != [str(a) for a in source.activations]:
+        shown = [", ".join(str(a) for a in layer.activations) for layer in (target, source)]
+        differences.append(f"activations {shown[0]} against {shown[1]}")
+    if target.num_directions == 2 and target.merge != source.merge:
+        differences.append(f"merge {target.merge} against {source.merge}")
+    if differences:
+        raise PortMismatchError(
+            f'target layer "{target.name}" and source layer "{source.name}" differ: '
+            + "; ".join(differences),
+            hint="build the target's layer with the source's activations and merge mode",
+        )
 
 
 def port_into(target: Any, source: Model, pairs: Sequence[tuple[str, str]]) -> Any:

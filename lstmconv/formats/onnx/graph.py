@@ -4,6 +4,7 @@ merge its directions, and the weights either as arrays or, streaming, as the IR'
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ... import __version__, steps
 from ...ir import DEFAULT_ACTIVATIONS, Kind, Layer, Model
+from ...plain import NO_OPS, PlainKind, PlainLayer
 from .. import _common
+from . import plain_out
 from .names import (
     BFLOAT16_OPSET,
     DEFAULT_OPSET,
@@ -24,6 +27,8 @@ from .names import (
     WEIGHT_INPUTS,
     check,
 )
+
+_log = logging.getLogger("lstmconv.formats.onnx")
 
 
 class Graph:
@@ -80,6 +85,15 @@ def assemble(
     opset = opset_for(model, opset)
     for layer in model.layers:
         check(layer)
+    if any(layer.kind not in NO_OPS for layer in model.around):
+        why = plain_out.not_carried(model)
+        if why is None:
+            return _assemble_whole(model, graph, opset, input_name or "input", output_name or "output")
+        _log.warning(
+            "ONNX: the plain layers %s are not written (%s); the recurrent layers are",
+            ", ".join(f'"{layer.name}"' for layer in model.around),
+            why,
+        )
     prefixes = dict(
         zip(
             (layer.name for layer in model.layers),
@@ -129,6 +143,62 @@ def assemble(
         producer_version=__version__,
     )
     return proto
+
+
+def _assemble_whole(
+    model: Model, graph: Graph, opset: int, input_name: str, output_name: str
+) -> onnx.ModelProto:
+    """A model that is one chain, plain layers and recurrent, in model order: batch-major
+    values between layers (time-major inside each run of recurrent layers); input int64 ids
+    (batch, time) when it starts with an Embedding, else (batch, time, features)."""
+    if input_name == output_name:
+        raise _common.UnsupportedFeatureError(f"the input and the output are both named {input_name!r}")
+    everything = model.everything()
+    prefixes = dict(
+        zip(
+            (layer.name for layer in everything),
+            _common.unique_names(_common.identifier(layer.name) for layer in everything),
+        )
+    )
+    x, time_major, dtype = input_name, False, None
+    for layer in everything:
+        prefix = prefixes[layer.name]
+        if isinstance(layer, Layer) != time_major:
+            x = graph.node(
+                "Transpose", [x], f"{prefix}/{'time' if not time_major else 'batch'}_major", perm=[1, 0, 2]
+            )
+            time_major = not time_major
+        if layer.dtype is not None and dtype is not None and layer.dtype != dtype:
+            x = graph.node("Cast", [x], f"{prefix}/cast", to=helper.np_dtype_to_tensor_dtype(layer.dtype))
+        if isinstance(layer, Layer):
+            x = _add_layer(graph, prefix, layer, x, opset)
+        else:
+            x = plain_out.add(graph, prefix, layer, x, opset)
+        dtype = layer.dtype or dtype
+    if time_major:
+        x = graph.node("Transpose", [x], f"{output_name}/batch_major", perm=[1, 0, 2])
+    graph.node("Identity", [x], output_name)
+    first = next(layer for layer in everything if layer.input_size is not None or layer.dtype is not None)
+    embedded = isinstance(first, PlainLayer) and first.kind is PlainKind.EMBEDDING
+    x_info = (
+        helper.make_tensor_value_info(input_name, TensorProto.INT64, ["batch", "time"])
+        if embedded
+        else helper.make_tensor_value_info(
+            input_name,
+            helper.np_dtype_to_tensor_dtype(model.layers[0].dtype),
+            ["batch", "time", first.input_size],
+        )
+    )
+    width = next((layer.output_size for layer in reversed(everything) if layer.output_size), None)
+    y_info = helper.make_tensor_value_info(
+        output_name, helper.np_dtype_to_tensor_dtype(dtype), ["batch", "time", width]
+    )
+    return helper.make_model_gen_version(
+        helper.make_graph(graph.nodes, "lstmconv", [x_info], [y_info], graph.initializers),
+        opset_imports=[helper.make_opsetid("", opset)],
+        producer_name="lstmconv",
+        producer_version=__version__,
+    )
 
 
 def node_blocks(layer: Layer) -> dict[int, tuple[tuple[int, ...], list[np.ndarray]]]:
