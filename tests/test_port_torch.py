@@ -456,3 +456,55 @@ def test_to_torch_runs_keras_style_plain_layers_as_numpy_does(torch) -> None:
     assert gap <= TOLERANCE
     assert [layer.name for layer in lstmconv.read(built).around] == ["bn", "conv", "dense"]
     assert lstmconv.read(built).around[2].options["activation"] == "softmax"
+
+
+# -- ONNX ↔ PyTorch --------------------------------------------------------------------------------
+def _exported(torch: ModuleType, module: Any, tmp_path: Any) -> Any:
+    import onnx
+
+    path = tmp_path / "net.onnx"
+    ids = torch.as_tensor(_ids(40, (2, 5)))
+    torch.onnx.export(
+        module.eval(),
+        (ids,),
+        str(path),
+        input_names=["ids"],
+        output_names=["out"],
+        dynamic_axes={"ids": {0: "batch", 1: "time"}, "out": {0: "batch", 1: "time"}},
+        dynamo=False,
+    )
+    return onnx.load(str(path))
+
+
+def test_torch_module_into_an_onnx_export_and_back_by_port(torch, tmp_path) -> None:
+    from conftest import require
+
+    require("onnx")
+    onnxruntime = require("onnxruntime")
+
+    nn = torch.nn
+
+    def net() -> Any:
+        module = nn.Module()
+        module.emb = nn.Embedding(VOCAB, DIM)
+        module.rnn = nn.LSTM(DIM, HIDDEN, batch_first=True, bidirectional=True)
+        module.head = nn.Linear(2 * HIDDEN, OUT)
+        module.forward = lambda ids: module.head(module.rnn(module.emb(ids))[0])  # type: ignore[method-assign]
+        return module
+
+    source = _randomized(net(), 41)
+    proto = _exported(torch, net(), tmp_path)  # an export of an untrained module: the target
+    report = lstmconv.port(source, proto)
+    print(report)
+    assert report.ok and report.whole is not None and report.whole.max_abs <= TOLERANCE
+    x = _ids(41, (3, 8))
+    session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    gap = np.abs(session.run(None, {"ids": x})[0] - _run(torch, source, x)).max()
+    print(f"torch → ONNX port end to end: max |error| {gap:.3g}")
+    assert gap <= TOLERANCE
+    back = net()
+    report = lstmconv.port(proto, back)
+    assert report.ok and report.whole is not None and report.whole.max_abs <= TOLERANCE
+    gap = np.abs(_run(torch, back, x) - _run(torch, source, x)).max()
+    print(f"ONNX → torch port end to end: max |error| {gap:.3g}")
+    assert gap <= TOLERANCE
