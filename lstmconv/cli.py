@@ -283,7 +283,9 @@ def _write_options(args: argparse.Namespace, dest: str | None = None) -> dict[st
     if cell and for_path(dest, args.to_format).name not in ("torch", "safetensors"):
         flags = ", ".join("--" + name.replace("_", "-") for name in cell)
         raise UnsupportedFeatureError(
-            f"{flags}: for PyTorch outputs (.pt, .safetensors)", where=(dest,), hint="drop it"
+            f"{flags} {'is' if len(cell) == 1 else 'are'} for PyTorch outputs (.pt, .safetensors)",
+            where=(dest,),
+            hint="drop it",
         )
     options = {name: getattr(args, name) for name in _ONNX_FLAGS if getattr(args, name) not in (None, False)}
     if not options:
@@ -330,22 +332,17 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _plain_text(plain: list[dict[str, Any]], order: list[str]) -> str:
-    """The plain layers around the recurrent ones, in model order, one line each: kind, sizes,
-    the options that change the numbers, the tensors as stored."""
-    lines = [f"plain layers (model order: {', '.join(order)}):" if order else "plain layers:"]
-    for d in plain:
-        sizes = f" {d['input_size']} → {d['output_size']}" if d["output_size"] else ""
-        options = ", ".join(
-            f"{key} {value}"
-            for key, value in d["options"].items()
-            if key in ("epsilon", "activation", "padding", "stride", "dilation", "rate") and value != "linear"
+    """The plain layers (Embedding, Dense, ...), one line each, and the whole model's order."""
+    lines = [f"plain layers (model order: {' → '.join(order)}):"]
+    width = max(len(entry["name"]) for entry in plain)
+    for entry in plain:
+        sizes = (
+            f"{entry['input_size'] or 'ids'} → {entry['output_size']}" if entry["output_size"] else "no-op"
         )
-        tensors = ", ".join(f"{t['name']} {_shape(t['shape'])}" for t in d["stored"]) or "no tensors"
-        lines.append(
-            f'  layer "{d["name"]}": {d["kind"]}{sizes}'
-            + (f"; {options}" if options else "")
-            + f"; {tensors}; {d['parameters']['stored']:,} parameters"
-        )
+        options = ", ".join(f"{key} {value}" for key, value in entry["options"].items())
+        shapes = ", ".join(f"{t['name']} {_shape(t['shape'])}" for t in entry["stored"])
+        text = "  ".join(part for part in (sizes, shapes, f"({options})" if options else "") if part)
+        lines.append(f"  {entry['name']:<{width}}  {entry['kind']:<10}  {text}")
     return "\n".join(lines)
 
 
