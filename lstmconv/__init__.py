@@ -7,7 +7,7 @@ through one canonical per-gate representation, and prove each conversion numeric
 __version__ = "0.1.0"
 
 from . import reference
-from .api import convert, inspect, load_into, read, to_keras, to_onnx, to_torch, verify, write
+from .api import convert, inspect, load_into, port, read, to_keras, to_onnx, to_torch, verify, write
 from .errors import (
     FormatError,
     InputNotFoundError,
@@ -15,6 +15,7 @@ from .errors import (
     LstmconvWarning,
     MissingDependencyError,
     OutputExistsError,
+    PortMismatchError,
     UnknownFormatError,
     UnknownOptionError,
     UnsafeInputError,
@@ -38,6 +39,7 @@ __all__ = [
     "MissingDependencyError",
     "Model",
     "OutputExistsError",
+    "PortMismatchError",
     "Report",
     "UnknownFormatError",
     "UnknownOptionError",
@@ -49,6 +51,7 @@ __all__ = [
     "convert",
     "inspect",
     "load_into",
+    "port",
     "read",
     "reference",
     "to_keras",

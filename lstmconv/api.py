@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 from numpy.lib.array_utils import byte_bounds
 
-from . import dtypes, inspection, reference, verification
+from . import dtypes, inspection, ports, reference, verification
 from .errors import (
     FormatError,
     InputNotFoundError,
@@ -508,16 +508,22 @@ def _staged_write(
     options: Mapping[str, Any],
     check_written: Callable[[str], None],
     step: Callable[[str], None] = lambda _phase: None,
+    *,
+    write_with: Callable[[str], None] | None = None,
 ) -> None:
-    """Write ``model`` into a temporary sibling of ``dest``, let ``check_written`` look at it
-    (reopen, verify: it raises to stop), then publish it. Nothing is left behind on failure."""
+    """Write ``model`` into a temporary sibling of ``dest`` (by the format's writer, or by
+    ``write_with``: a template's layout), let ``check_written`` look at it (reopen, verify: it
+    raises to stop), then publish it. Nothing is left behind on failure."""
     _check_target(model, fmt, dest)
     try:
         with _cleanup_on_signals(), _temporary_sibling(dest) as temporary:
             with _side_files_inside(os.path.dirname(temporary)):
                 writer = fmt.load_writer()  # importing a framework may write its side files
                 step("writing")
-                writer.write(model, temporary, **options)
+                if write_with is not None:
+                    write_with(temporary)
+                else:
+                    writer.write(_carried(model, writer), temporary, **options)
                 check_written(temporary)
             step("finishing")
             _publish(temporary, dest, overwrite)
@@ -532,6 +538,40 @@ def _staged_write(
             if error.errno in (errno.ENOSPC, errno.EDQUOT)
             else None,
         ) from None
+
+
+def _holds(writer: Any) -> bool:
+    """Whether ``writer`` carries plain layers: it says so (``HOLDS_PLAIN``), else a family that
+    ports whole models (one with ``write_like``) does."""
+    return bool(getattr(writer, "HOLDS_PLAIN", hasattr(writer, "write_like")))
+
+
+def _carried(model: Model, writer: Any) -> Model:
+    """The model as ``writer`` can hold it: one that holds no plain layers gets the recurrent
+    layers alone, the plain ones listed as skipped (:meth:`Model.recurrent_only`), never dropped.
+    A writer of a runnable graph (``BUILDS_CHAIN``: .keras, .onnx) holds them only where the
+    source says how they connect (:func:`porting.unchained`)."""
+    if not model.around:
+        return model
+    if not _holds(writer):
+        return model.recurrent_only()
+    if getattr(writer, "BUILDS_CHAIN", False):
+        from . import porting
+
+        why = porting.unchained(model)
+        if why is not None:
+            _log.warning(
+                "the plain layers %s are not built into the written model (%s): the recurrent layers are",
+                ", ".join(f'"{layer.name}"' for layer in model.around),
+                why,
+            )
+            return model.recurrent_only()
+    return model
+
+
+def holds_plain(fmt: Format) -> bool:
+    """Whether ``fmt``'s writer carries the plain layers."""
+    return not fmt.read_only and _holds(fmt.load_writer())
 
 
 def _reopen_and_compare(model: Model, written: str, fmt: Format, dest: str) -> None:
@@ -616,6 +656,8 @@ def convert(
     read_options: Mapping[str, Any] | None = ...,
     write_options: Mapping[str, Any] | None = ...,
     progress: Callable[[str], None] | None = ...,
+    like: str | os.PathLike[str] | None = ...,
+    mapping: Mapping[str, str] | None = ...,
 ) -> verification.Report: ...
 
 
@@ -635,6 +677,8 @@ def convert(
     read_options: Mapping[str, Any] | None = ...,
     write_options: Mapping[str, Any] | None = ...,
     progress: Callable[[str], None] | None = ...,
+    like: str | os.PathLike[str] | None = ...,
+    mapping: Mapping[str, str] | None = ...,
 ) -> None: ...
 
 
@@ -654,6 +698,8 @@ def convert(
     read_options: Mapping[str, Any] | None = ...,
     write_options: Mapping[str, Any] | None = ...,
     progress: Callable[[str], None] | None = ...,
+    like: str | os.PathLike[str] | None = ...,
+    mapping: Mapping[str, str] | None = ...,
 ) -> verification.Report | None: ...
 
 
@@ -672,6 +718,8 @@ def convert(
     read_options: Mapping[str, Any] | None = None,
     write_options: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    like: str | os.PathLike[str] | None = None,
+    mapping: Mapping[str, str] | None = None,
 ) -> verification.Report | None:
     """Read ``source``, write ``dest``, and (by default) prove they compute the same outputs
     before ``dest`` is kept: each recurrent layer of the source, run as given in its own
@@ -680,9 +728,31 @@ def convert(
 
     The weights keep their dtype unless ``dtype`` asks for a cast; a cast model is verified
     against its cast weights, and the report says how far the cast itself moved the outputs.
-    ``write_options`` go to the format's writer (ONNX: ``external_data=True``)."""
+    ``write_options`` go to the format's writer (ONNX: ``external_data=True``).
+
+    ``like``: a template saved from the target model (``torch.save(net.state_dict())``, a
+    ``.safetensors`` of it, an untrained ``.keras``, an ``.onnx`` graph): ``dest`` is written in
+    its exact layout, every layer with weights paired as :func:`port` pairs them (``mapping``:
+    {template layer: source layer})."""
     dest = os.fspath(dest)
     verification.tolerances([], rtol, atol)  # a bad tolerance is refused before any work
+    if like is not None:
+        if layers or dtype or write_options:
+            raise UsageError(
+                "like= writes the template's layout: layers, dtype and write options do not apply"
+            )
+        return ports.convert_like(
+            source,
+            dest,
+            like,
+            mapping=mapping,
+            verify=verify,
+            overwrite=overwrite,
+            from_format=from_format,
+            rtol=rtol,
+            atol=atol,
+            read_options=read_options,
+        )
     fmt = for_path(dest, to_format)
     check_options(fmt, write_options or {}, "write")
     _check_ending(fmt, dest, to_format)
@@ -699,22 +769,13 @@ def convert(
         checked_against, model = cast, cast
     _check_destination(dest, overwrite)
     reports: list[verification.Report] = []
-    skipped, parameters = _left_out(model, _format_of(source, from_format).name)
-    if skipped and not verify:  # a verified conversion's report lists them
-        names = ", ".join(
-            f"{entry['name']} ({entry['kind']}, {entry['parameters']:,})" for entry in skipped[:6]
-        )
-        more = f" and {len(skipped) - 6} more" if len(skipped) > 6 else ""
-        _log.warning(
-            "not carried: %s%s; carried %s of %s parameters",
-            names,
-            more,
-            f"{parameters['carried']:,}",
-            f"{parameters['total']:,}",
-        )
+    source_name = _format_of(source, from_format).name
 
     def check_written(temporary: str) -> None:
+        # the writer is imported by now (inside the staging folder, with its side files)
+        skipped, parameters = _carried_counts(_carried(model, fmt.load_writer()), source_name)
         if not verify:
+            _warn_not_carried(skipped, parameters)
             return
         step("verifying")
         with _reading_own_output():
@@ -760,6 +821,29 @@ def _verify_written(
     )
 
 
+def _carried_counts(model: Model, fmt: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """What the written model leaves out, and the parameters carried of the total (plain layers
+    it holds counted as carried)."""
+    skipped, parameters = _left_out(model, fmt)
+    held = sum(layer.parameter_count for layer in model.around)
+    return skipped, {"carried": parameters["carried"] + held, "total": parameters["total"] + held}
+
+
+def _warn_not_carried(skipped: list[dict[str, Any]], parameters: dict[str, int]) -> None:
+    """An unverified conversion says what it did not carry (a verified one's report lists it)."""
+    if not skipped:
+        return
+    names = ", ".join(f"{entry['name']} ({entry['kind']}, {entry['parameters']:,})" for entry in skipped[:6])
+    more = f" and {len(skipped) - 6} more" if len(skipped) > 6 else ""
+    _log.warning(
+        "not carried: %s%s; carried %s of %s parameters",
+        names,
+        more,
+        f"{parameters['carried']:,}",
+        f"{parameters['total']:,}",
+    )
+
+
 def _cast_note(model: Model, cast: Model) -> str:
     x = verification.inputs(model)[-1].astype(np.float64)
     moved = verification.max_error(reference.run(model, x), reference.run(cast, x))
@@ -800,6 +884,9 @@ def to_onnx(model: Any, **options: Any) -> onnx.ModelProto:
     ir = read(model)
     built: onnx.ModelProto = fmt.load_live("to_onnx()").build(ir, **options)
     return built
+
+
+port = ports.port
 
 
 def load_into(target: Any, model: Any, mapping: Mapping[str, str] | None = None) -> Any:
@@ -861,10 +948,15 @@ def inspect(
         model = read(source, format, header_only=not options.get("strict"), **options)
     layers = [inspection.describe(layer, fmt.name) for layer in model]
     skipped, parameters = _left_out(model, fmt.name, layers)
+    plain = [inspection.describe_plain(layer, fmt.name) for layer in model.around]
+    held = sum(layer["parameters"]["stored"] for layer in plain)
+    parameters = {"carried": parameters["carried"] + held, "total": parameters["total"] + held}
     info: dict[str, Any] = {
         "source": _label(source),
         "format": fmt.name,
         "layers": layers,
+        "plain": plain,
+        "order": list(model.order or ()),
         "skipped": skipped,
         "parameters": parameters,
         "warnings": list(dict.fromkeys(warnings)),

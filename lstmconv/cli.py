@@ -26,6 +26,7 @@ from .errors import (
     LstmconvWarning,
     PrintableFilter,
     UnsupportedFeatureError,
+    UsageError,
     VerificationError,
     printable,
     printable_tree,
@@ -76,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
         "--nonlinearity",
         choices=("tanh", "relu"),
         help="simple RNN activation where a state_dict cannot tell",
+    )
+    reading.add_argument(
+        "--epsilon",
+        type=float,
+        metavar="X",
+        help="PyTorch state_dict: the epsilon of its LayerNorm/BatchNorm layers, which it does not store "
+        "(without it they are listed as not carried; --like decides it from the template)",
     )
     reading.add_argument(
         "--forget-bias",
@@ -170,6 +178,32 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="ONNX: the graph output's name (default output; <layer>_output per chain otherwise)",
     )
+    convert.add_argument(
+        "--like",
+        metavar="TEMPLATE",
+        help="write DST in the exact layout of TEMPLATE, saved from the target model "
+        "(torch.save(net.state_dict()), its .safetensors, an untrained .keras, an .onnx graph): its names, "
+        "keys, order and dtypes, every layer with weights filled in order (or by --map)",
+    )
+    convert.add_argument(
+        "--map",
+        dest="mapping",
+        action="append",
+        metavar="T=S",
+        help="with --like: fill template layer T from source layer S (repeatable; the rest in order)",
+    )
+    convert.add_argument(
+        "--rename",
+        action="append",
+        metavar="OLD=NEW",
+        help="PyTorch: a written key starting with OLD starts with NEW instead (repeatable; the first "
+        "that matches applies)",
+    )
+    convert.add_argument(
+        "--prefix",
+        metavar="P",
+        help="PyTorch: put P. before every written key (a module path, as net.P's state_dict has them)",
+    )
     convert.add_argument("--force", action="store_true", help="replace DST if it exists")
     convert.add_argument("--no-verify", action="store_true", help="skip the numerical check")
     _tolerance_options(convert)
@@ -223,7 +257,7 @@ def _tolerance_options(parser: argparse.ArgumentParser) -> None:
 
 def _read_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"strict": True} if getattr(args, "strict", False) else {}
-    for name in ("nonlinearity", "config", "forget_bias", "cell_clip", "drop_clips", "dequantize"):
+    for name in ("nonlinearity", "config", "forget_bias", "cell_clip", "drop_clips", "dequantize", "epsilon"):
         if getattr(args, name, None) not in (None, False):
             options[name] = getattr(args, name)
     return options
@@ -240,12 +274,19 @@ _ONNX_FLAGS = {
 def _write_options(args: argparse.Namespace, dest: str | None = None) -> dict[str, Any] | None:
     dest = args.dest if dest is None else dest
     cell: dict[str, Any] = {}
-    if getattr(args, "as_cell", False):
-        if for_path(dest, args.to_format).name not in ("torch", "safetensors"):
-            raise UnsupportedFeatureError(
-                "--as-cell is for PyTorch outputs (.pt, .safetensors)", where=(dest,), hint="drop it"
-            )
-        cell = {"as_cell": True}
+    torch_flags = {
+        "as_cell": getattr(args, "as_cell", False) or None,
+        "rename": _pairs(getattr(args, "rename", None), "--rename") or None,
+        "prefix": getattr(args, "prefix", None),
+    }
+    cell = {name: value for name, value in torch_flags.items() if value is not None}
+    if cell and for_path(dest, args.to_format).name not in ("torch", "safetensors"):
+        flags = ", ".join("--" + name.replace("_", "-") for name in cell)
+        raise UnsupportedFeatureError(
+            f"{flags} {'is' if len(cell) == 1 else 'are'} for PyTorch outputs (.pt, .safetensors)",
+            where=(dest,),
+            hint="drop it",
+        )
     options = {name: getattr(args, name) for name in _ONNX_FLAGS if getattr(args, name) not in (None, False)}
     if not options:
         return cell or None
@@ -276,6 +317,9 @@ def _inspect(args: argparse.Namespace) -> int:
         print(_layer_text(d, fmt))
         if args.as_framework:
             print(_view_text(d))
+    if info.get("plain"):
+        print()
+        print(_plain_text(printable_tree(info["plain"]), printable_tree(info.get("order") or [])))
     if args.as_framework:
         print()
         print(f"as {args.as_framework}: {info['as_parameters']:,} parameters stored")
@@ -285,6 +329,21 @@ def _inspect(args: argparse.Namespace) -> int:
         counts = info["parameters"]
         print(f"carried {counts['carried']:,} of {counts['total']:,} parameters")
     return EXIT_OK
+
+
+def _plain_text(plain: list[dict[str, Any]], order: list[str]) -> str:
+    """The plain layers (Embedding, Dense, ...), one line each, and the whole model's order."""
+    lines = [f"plain layers (model order: {' → '.join(order)}):"]
+    width = max(len(entry["name"]) for entry in plain)
+    for entry in plain:
+        sizes = (
+            f"{entry['input_size'] or 'ids'} → {entry['output_size']}" if entry["output_size"] else "no-op"
+        )
+        options = ", ".join(f"{key} {value}" for key, value in entry["options"].items())
+        shapes = ", ".join(f"{t['name']} {_shape(t['shape'])}" for t in entry["stored"])
+        text = "  ".join(part for part in (sizes, shapes, f"({options})" if options else "") if part)
+        lines.append(f"  {entry['name']:<{width}}  {entry['kind']:<10}  {text}")
+    return "\n".join(lines)
 
 
 def _skipped_text(skipped: list[dict[str, Any]]) -> str:
@@ -393,6 +452,8 @@ def _convert(args: argparse.Namespace) -> int:
     if args.out_dir is not None:
         from . import batch
 
+        if args.like or args.mapping:
+            raise UsageError("--like writes one DST in a template's layout: not with --out-dir")
         return batch.run(args)
     args.source, args.dest = args.paths
     shown = not args.quiet and os.isatty(args.stderr_fd)
@@ -416,7 +477,36 @@ def _convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _pairs(values: Sequence[str] | None, flag: str) -> dict[str, str]:
+    """``OLD=NEW`` arguments as a mapping, in order; anything else refused naming the flag."""
+    found: dict[str, str] = {}
+    for value in values or ():
+        old, sep, new = value.partition("=")
+        if not sep or not old:
+            raise UsageError(f"{flag} takes OLD=NEW, found {value!r}")
+        found[old] = new
+    return found
+
+
 def _run_convert(args: argparse.Namespace, step: progress.Callback) -> Any:
+    if args.like is not None:
+        if args.rename or args.prefix:
+            raise UsageError("--like writes the template's keys: --rename and --prefix do not apply")
+        return api.convert(
+            args.source,
+            args.dest,
+            verify=not args.no_verify,
+            overwrite=args.force,
+            from_format=args.from_format,
+            atol=args.atol,
+            rtol=args.rtol,
+            read_options=_read_options(args),
+            progress=step,
+            like=args.like,
+            mapping=_pairs(args.mapping, "--map") or None,
+        )
+    if args.mapping:
+        raise UsageError("--map pairs layers with a template's: use it with --like")
     return api.convert(
         args.source,
         args.dest,

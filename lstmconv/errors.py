@@ -102,6 +102,11 @@ class WeightLayoutError(LstmconvError, ValueError):
     """A tensor has the wrong shape, dtype or gate count, or tensors disagree with each other."""
 
 
+class PortMismatchError(LstmconvError, ValueError):
+    """The layers of a source and a target do not line up (count, kind, shapes) or differ in an
+    option that changes the numbers (a norm's epsilon): the message names both sides' layers."""
+
+
 class UnsupportedFeatureError(LstmconvError, ValueError):
     """The source uses a feature the target format or framework cannot express."""
 

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .ir import Kind, Layer
+from .plain import PlainLayer
 from .registry import by_name
 
 #: What inspect calls each activation slot of a kind.
@@ -76,6 +77,26 @@ def describe(layer: Layer, fmt: str) -> dict[str, Any]:
         "reversed_output": layer.reversed_output,
         "stepped": layer.stepped,
         "stored": [{"name": t.name, "shape": list(t.shape), "gates": t.gates} for t in in_format],
+        "canonical": [{"name": t.name, "shape": list(t.shape)} for t in in_ir],
+        "parameters": {"stored": parameter_count(in_format), "canonical": parameter_count(in_ir)},
+    }
+
+
+def describe_plain(layer: PlainLayer, fmt: str) -> dict[str, Any]:
+    """One plain layer (Embedding, Dense, ...) as ``inspect --json`` shows it: its kind, sizes,
+    options and tensors, as ``fmt`` stores them where its face says (``plain_layout``), else
+    in the canonical layout."""
+    in_ir = [Tensor(name, tuple(int(n) for n in array.shape), "") for name, array in layer.items()]
+    laid = getattr(by_name(fmt).load_face(), "plain_layout", None)
+    in_format = laid(layer) if laid is not None else in_ir
+    return {
+        "name": layer.name,
+        "kind": layer.kind.value,
+        "input_size": layer.input_size,
+        "output_size": layer.output_size,
+        "dtype": None if layer.dtype is None else str(layer.dtype),
+        "options": dict(layer.options),
+        "stored": [{"name": t.name, "shape": list(t.shape)} for t in in_format],
         "canonical": [{"name": t.name, "shape": list(t.shape)} for t in in_ir],
         "parameters": {"stored": parameter_count(in_format), "canonical": parameter_count(in_ir)},
     }

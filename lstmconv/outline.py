@@ -17,6 +17,7 @@ import numpy as np
 from . import dtypes
 from .errors import FormatError
 from .ir import Activation, Cell, Kind, Layer, Model, Skipped
+from .plain import PlainKind, PlainLayer
 
 _FIELDS = ("w_ih", "w_hh", "b_ih", "b_hh", "peephole")
 
@@ -107,6 +108,17 @@ def outline(model: Model) -> dict[str, Any]:
     }
     if model.skipped:  # only where there is something: a model without keeps its outline
         described["skipped"] = [dataclasses.asdict(entry) for entry in model.skipped]
+    if model.around:  # the plain layers, likewise only where there are some
+        described["around"] = [
+            {
+                "name": layer.name,
+                "kind": layer.kind.value,
+                "options": dict(layer.options),
+                "tensors": {key: [list(array.shape), array.dtype.name] for key, array in layer.items()},
+            }
+            for layer in model.around
+        ]
+        described["order"] = list(model.order or ())
     return described
 
 
@@ -118,9 +130,50 @@ def placeholders(outlined: Mapping[str, Any], source: str) -> Model:
         Skipped.of(entry["name"], entry["kind"], [(name, shape) for name, shape in entry["tensors"]])
         for entry in outlined.get("skipped", [])
     )
-    return Model(tuple(layer(entry, arrays) for entry in outlined["layers"]), source, skipped=skipped)
+    plain = tuple(
+        PlainLayer(
+            PlainKind(entry["kind"]),
+            entry["name"],
+            {
+                key: placeholder(tuple(shape), dtypes.resolve(dtype))
+                for key, (shape, dtype) in entry["tensors"].items()
+            },
+            entry["options"],
+        )
+        for entry in outlined.get("around", [])
+    )
+    return Model(
+        tuple(layer(entry, arrays) for entry in outlined["layers"]),
+        source,
+        skipped=skipped,
+        around=plain,
+        order=tuple(outlined["order"]) if plain else None,
+    )
 
 
 def placeholder(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """Zeros of ``shape`` that hold one element: a tensor whose values were left unread."""
     return np.broadcast_to(np.zeros((), dtype), shape)
+
+
+# -- the plain layers (issue #16) ------------------------------------------------------------------
+def plain_metadata(layer: PlainLayer) -> dict[str, Any]:
+    """What a plain layer is, without its tensors: kind, options, and each tensor's dtype."""
+    return {
+        "name": layer.name,
+        "kind": layer.kind.value,
+        "options": dict(layer.options),
+        "tensors": {key: array.dtype.name for key, array in layer.items()},
+    }
+
+
+def plain_keyed(model: Model) -> dict[str, np.ndarray]:
+    """Every tensor of every plain layer under ``<layer>/<tensor>`` (``fc/weight``)."""
+    return {f"{layer.name}/{key}": array for layer in model.around for key, array in layer.items()}
+
+
+def plain_layer(entry: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> PlainLayer:
+    """The plain layer ``entry`` describes, its tensors taken from ``arrays`` by their keys."""
+    name = entry["name"]
+    tensors = {key: _stored_dtype(dtype)(arrays[f"{name}/{key}"]) for key, dtype in entry["tensors"].items()}
+    return PlainLayer(PlainKind(entry["kind"]), name, tensors, entry["options"])

@@ -211,6 +211,9 @@ _TF_OPTIONS = (
     "recurrent_activation",
     "merge",
 )
+#: A state_dict's readers: ``epsilon`` of its norms, ``like``/``like_names`` a model whose layers
+#: decide what its keys cannot say (formats/torch/around.py).
+_STATE_DICT_OPTIONS = ("nonlinearity", "epsilon", "like", "like_names")
 FORMATS: dict[str, Format] = {
     fmt.name: fmt
     for fmt in (
@@ -229,7 +232,7 @@ FORMATS: dict[str, Format] = {
             extra="keras",
             runtime=("tensorflow",),
             runtime_extra="keras",
-            live_roots=("keras", "tensorflow"),
+            live_roots=("keras", "tf_keras", "tensorflow"),
             runs_in="keras",
             write_hint="legacy Keras .h5 is read-only; write .keras",
             read_options=("config",),
@@ -250,8 +253,8 @@ FORMATS: dict[str, Format] = {
             runtime_extra="torch",
             live_roots=("torch",),
             runs_in="torch",
-            read_options=("nonlinearity",),
-            write_options=("as_cell",),
+            read_options=_STATE_DICT_OPTIONS,
+            write_options=("as_cell", "rename", "prefix"),
         ),
         Format(
             "safetensors",
@@ -262,8 +265,8 @@ FORMATS: dict[str, Format] = {
             reader=f"{_TORCH}.safetensors",
             writer=f"{_TORCH}.safetensors",
             runs_in="torch",
-            read_options=("nonlinearity",),
-            write_options=("as_cell",),
+            read_options=_STATE_DICT_OPTIONS,
+            write_options=("as_cell", "rename", "prefix"),
         ),
         Format(
             "onnx",

@@ -31,6 +31,7 @@ import numpy as np
 from . import dtypes, reference
 from .errors import LstmconvError, VerificationError, printable
 from .ir import Kind, Layer, Model
+from .plain import PlainLayer
 from .registry import FORMATS, Format, installed, is_path
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -45,6 +46,8 @@ TOLERANCES: Mapping[str, tuple[float, float]] = {
     "bfloat16": (1.6e-2, 4 * 2.0**-7),
 }
 HOWS = ("object", "original file", "written file", "rebuilt", "reference")
+#: The row of the whole model, run end to end on both sides.
+WHOLE = "(whole model)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +119,11 @@ class Report:
         return max((check.max_rel for check in self.checks), default=0.0)
 
     @property
+    def whole(self) -> Check | None:
+        """The whole model's check, where both sides ran end to end."""
+        return next((check for check in self.checks if check.layer == WHOLE), None)
+
+    @property
     def round_trip_only(self) -> bool:
         return bool(self.checks) and all(check.compared == "tensors" for check in self.checks)
 
@@ -130,7 +138,8 @@ class Report:
             "max_abs": _json_float(self.max_error),
             "max_rel": _json_float(self.max_rel),
             "sides": [side.to_dict() for side in self.sides],
-            "layers": [check.to_dict() for check in self.checks],
+            "layers": [check.to_dict() for check in self.checks if check.layer != WHOLE],
+            "whole_model": self.whole.to_dict() if self.whole is not None else None,
             "notes": list(self.notes),
             "skipped": list(self.skipped),
             "parameters": self.parameters,
@@ -390,8 +399,82 @@ def _or_reference(run: Runner, layer: Layer, role: str, notes: list[str] | None)
 def _run_check_whole(
     model: Model, run_source: Runner, run_target: Runner, rtol: float, atol: float, seed: int
 ) -> Check:
-    return Check(
-        "(whole model)", "(whole model)", *_worst(inputs(model, seed), run_source, run_target, rtol, atol)
+    return Check(WHOLE, WHOLE, *_worst(inputs(model, seed), run_source, run_target, rtol, atol))
+
+
+def whole_inputs(model: Model, seed: int = 0) -> list[np.ndarray]:
+    """Random inputs for the whole ``model``: integer ids in [0, vocabulary) (batch, time) when it
+    starts with an Embedding, else floats in (-1, 1) (batch, time, features) of its first layer's
+    width; long enough for every Conv1D's reach."""
+    from .plain import NO_OPS, PlainKind, PlainLayer
+
+    computing = [x for x in model.everything() if not (isinstance(x, PlainLayer) and x.kind in NO_OPS)]
+    first = computing[0] if computing else model.layers[0]
+    reach = sum(
+        int(x.options["dilation"]) * (int(x.tensors["weight"].shape[2]) - 1)
+        for x in model.around
+        if x.kind is PlainKind.CONV1D
+    )
+    rng = np.random.default_rng(seed)
+    shapes = [(batch, steps + reach) for batch, steps in SHAPES]
+    if isinstance(first, PlainLayer) and first.kind is PlainKind.EMBEDDING:
+        vocabulary = int(first.tensors["weight"].shape[0])
+        return [rng.integers(0, vocabulary, shape).astype(np.int64) for shape in shapes]
+    width = first.input_size or model.layers[0].input_size
+    dtype = np.dtype(np.float64) if model.layers[0].dtype.name == "bfloat16" else model.layers[0].dtype
+    return [rng.uniform(-1.0, 1.0, (*shape, width)).astype(dtype) for shape in shapes]
+
+
+def _plain_check(mine: PlainLayer, theirs: PlainLayer, rtol: float, atol: float) -> Check:
+    """A plain layer's tensors as the target holds them against the source's (a norm's scale or
+    bias the source leaves out compared as the ones or zeros it stands for)."""
+    from .porting import adapted
+
+    wanted = adapted(mine, theirs)
+    worst_abs, worst_rel, ok = 0.0, 0.0, True
+    for name, array in theirs.items():
+        gap, rel, within = differences(np.asarray(array), np.asarray(wanted.tensors[name]), rtol, atol)
+        worst_abs, worst_rel, ok = max(worst_abs, gap), max(worst_rel, rel), ok and within
+    return Check(mine.name, theirs.name, worst_abs, worst_rel, ok, "tensors")
+
+
+def check_pairs(
+    source_label: str,
+    target_label: str,
+    sides: tuple[Runners, Runners],
+    pairs: Sequence[tuple[Layer, Layer]],
+    source_model: Model,
+    *,
+    plain: Sequence[tuple[PlainLayer, PlainLayer]] = (),
+    whole: tuple[Runner, Runner] | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    notes: Sequence[str] = (),
+    seed: int = 0,
+) -> Report:
+    """Each recurrent (source, target) layer pair run on both sides as given (the reference
+    standing in where a side cannot run a layer), and, with ``whole``, both whole models on the
+    same inputs (:func:`whole_inputs`)."""
+    source, target = sides
+    rtol, atol = tolerances([*source_model.dtypes, *(theirs.dtype for _, theirs in pairs)], rtol, atol)
+    checks, found_notes = [], list(notes)
+    for index, (mine, theirs) in enumerate(pairs):
+        run_source = source.layers.get(mine.name) or _reference(mine)
+        run_target = target.layers.get(theirs.name) or _reference(theirs)
+        checks.append(_run_check(mine, theirs, run_source, run_target, rtol, atol, seed + index, found_notes))
+    checks += [_plain_check(mine, theirs, rtol, atol) for mine, theirs in plain]
+    if whole is not None:
+        batches = whole_inputs(source_model, seed)
+        try:
+            checks.append(Check(WHOLE, WHOLE, *_worst(batches, whole[0], whole[1], rtol, atol)))
+        except LstmconvError:
+            raise
+        except Exception as error:  # the user's forward refusing the input
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            found_notes.append(f"the whole models could not run on the same input: {reason[:200]}")
+            checks.append(Check(WHOLE, WHOLE, math.inf, math.inf, False))
+    return Report(
+        source_label, target_label, (source.side, target.side), tuple(checks), rtol, atol, tuple(found_notes)
     )
 
 

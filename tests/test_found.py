@@ -197,11 +197,10 @@ def test_torch_cell_written_back_as_a_cell_loads_into_the_original(torch, tmp_pa
             from safetensors.torch import load_file
 
             state = load_file(dest)
-        assert sorted(state) == sorted(
-            f"decoder.cell.{k}" for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        )
+        cell_keys = [f"decoder.cell.{k}" for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        assert sorted(state) == sorted([*cell_keys, "decoder.out.weight", "decoder.out.bias"])  # + its Linear
         cell = torch.nn.LSTMCell(4, 5)
-        cell.load_state_dict({key.removeprefix("decoder.cell."): value for key, value in state.items()})
+        cell.load_state_dict({key.removeprefix("decoder.cell."): state[key] for key in cell_keys})
         x, y = _io("torch_lstm_cell")
         np.testing.assert_allclose(_stepped(cell.eval(), x), y, rtol=0, atol=ATOL)
         assert lstmconv.read(dest)["decoder.cell"].stepped
@@ -255,10 +254,10 @@ def test_live_cell_module_is_read_and_verified_as_the_cell_itself(torch, cls, tm
 
 # -- TorchScript ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("name", "layers", "skipped"),
+    ("name", "layers", "plain"),
     [("torchscript_script", ["lstm.l0", "lstm.l1"], []), ("torchscript_trace", ["rnn"], ["head"])],
 )
-def test_torchscript_is_read_as_data_never_loaded(torch, monkeypatch, name, layers, skipped, capsys) -> None:
+def test_torchscript_is_read_as_data_never_loaded(torch, monkeypatch, name, layers, plain, capsys) -> None:
     def refuse(*_args, **_kwargs):
         raise AssertionError("the archive's code was loaded")
 
@@ -266,7 +265,8 @@ def test_torchscript_is_read_as_data_never_loaded(torch, monkeypatch, name, laye
     monkeypatch.setattr(torch, "load", refuse)
     model = lstmconv.read(_fixture(name))
     assert [layer.name for layer in model] == layers
-    assert [entry.name for entry in model.skipped] == skipped
+    assert [layer.name for layer in model.around] == plain  # the nn.Linear "head": weight and bias
+    assert not model.skipped
     x, y = _io(name)  # y: torch.jit.load of the archive, when the fixture was made
     np.testing.assert_allclose(lstmconv.reference.run(model, x), y, rtol=0, atol=ATOL)
     assert main(["inspect", str(_fixture(name))]) == 0
@@ -300,6 +300,7 @@ def test_torchscript_converts_to_a_state_dict_torch_loads(torch, tmp_path) -> No
 def test_multi_layer_module_keeps_its_keys_pt_to_pt_and_safetensors(torch, tmp_path) -> None:
     source = torch.load(_fixture("torch_checkpoint"))["model_state_dict"]
     wanted = sorted(key for key in source if key.startswith("encoder.lstm."))
+    head = ["head.bias", "head.weight"]  # its nn.Linear, carried too
     for ending in (".pt", ".safetensors"):
         dest = tmp_path / f"out{ending}"
         assert main(["convert", str(_fixture("torch_checkpoint")), str(dest), "-q"]) == 0
@@ -309,9 +310,10 @@ def test_multi_layer_module_keeps_its_keys_pt_to_pt_and_safetensors(torch, tmp_p
             from safetensors.torch import load_file
 
             state = load_file(dest)
-        assert sorted(state) == wanted
+        assert sorted(state) == sorted([*wanted, *head])
+        np.testing.assert_array_equal(state["head.weight"].numpy(), source["head.weight"].numpy())
         lstm = torch.nn.LSTM(5, 6, num_layers=2, bidirectional=True, batch_first=True)
-        lstm.load_state_dict({k.removeprefix("encoder.lstm."): v for k, v in state.items()}, strict=True)
+        lstm.load_state_dict({k.removeprefix("encoder.lstm."): state[k] for k in wanted}, strict=True)
         x, y = _io("torch_checkpoint")
         with torch.no_grad():
             np.testing.assert_allclose(lstm(torch.from_numpy(x))[0].numpy(), y, rtol=0, atol=ATOL)

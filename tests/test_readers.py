@@ -445,10 +445,26 @@ def test_onnx_skipped_lists_the_initializers_no_recurrent_node_uses(torch) -> No
         torch.onnx.export(Net().eval(), (torch.from_numpy(_x()),), buffer, dynamo=False)
     model = lstmconv.read(onnx.load_from_string(buffer.getvalue()))
     assert len(model) == 1
-    assert sum(s.parameters for s in model.skipped) == 2 * H + 2
-    assert {s.kind for s in model.skipped} <= {"MatMul", "Add", "Gemm"}
-    shapes = sorted(shape for s in model.skipped for _, shape in s.tensors)
+    # the Linear after the LSTM is read as a plain Dense (#16): nothing is left over
+    assert model.skipped == ()
+    (head,) = model.around
+    assert head.kind.value == "dense" and head.parameter_count == 2 * H + 2
+    # a graph with the recurrent node's layer alone: the Linear's initializers are listed
+    recurrent_only = lstmconv.formats.onnx.files.read_graph(
+        _without_input_chain(onnx.load_from_string(buffer.getvalue())), None, "net"
+    )
+    assert sum(s.parameters for s in recurrent_only.skipped) == 2 * H + 2
+    assert {s.kind for s in recurrent_only.skipped} <= {"MatMul", "Add", "Gemm"}
+    shapes = sorted(shape for s in recurrent_only.skipped for _, shape in s.tensors)
     assert shapes == sorted([(2,), (H, 2)]) or shapes == sorted([(2,), (2, H)])
+
+
+def _without_input_chain(proto):
+    """The graph with a second data input, so that it is no one chain: no plain layer is read."""
+    import onnx
+
+    proto.graph.input.append(onnx.helper.make_tensor_value_info("unused", onnx.TensorProto.FLOAT, [1]))
+    return proto.graph
 
 
 # -- Keras ------------------------------------------------------------------------------------------
@@ -629,26 +645,28 @@ def test_keras_timedistributed_recurrent_is_refused(keras) -> None:
         lstmconv.read(model)
 
 
-def test_keras_skipped_layers_are_listed_and_inspect_counts_them(keras, tmp_path) -> None:
+def test_keras_plain_layers_are_read_and_the_rest_listed_and_inspect_counts_them(keras, tmp_path) -> None:
     inputs = keras.Input((T,))
     x = keras.layers.Embedding(10, F, name="embed")(inputs)
     x = keras.layers.LSTM(H, return_sequences=True, name="lstm")(x)
     x = keras.layers.LayerNormalization(name="norm")(x)
+    x = keras.layers.PReLU(name="prelu")(x)  # weights of a kind lstmconv does not carry
     model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
     path = str(tmp_path / "mixed.keras")
     model.save(path)
-    expected = {
-        "embed": ("Embedding", 10 * F),
-        "norm": ("LayerNormalization", 2 * H),
-        "head": ("Dense", H * 2 + 2),
-    }
+    plain = {"embed": ("embedding", 10 * F), "norm": ("layer_norm", 2 * H), "head": ("dense", H * 2 + 2)}
     for source in (model, path):
         read = lstmconv.read(source)
-        assert {s.name: (s.kind, s.parameters) for s in read.skipped} == expected
+        assert {p.name: (p.kind.value, p.parameter_count) for p in read.around} == plain
+        assert read.order == ("embed", "lstm", "norm", "head")
+        assert [(s.name, s.kind, s.parameters) for s in read.skipped] == [("prelu", "PReLU", T * H)]
     info = lstmconv.inspect(path)
     lstm = 4 * H * (F + H + 1)
-    assert info["parameters"] == {"carried": lstm, "total": lstm + sum(p for _, p in expected.values())}
-    assert {entry["name"] for entry in info["skipped"]} == set(expected)
+    held = sum(p for _, p in plain.values())
+    assert info["parameters"] == {"carried": lstm + held, "total": lstm + held + T * H}
+    assert [entry["name"] for entry in info["plain"]] == ["embed", "norm", "head"]
+    assert info["order"] == ["embed", "lstm", "norm", "head"]
+    assert {entry["name"] for entry in info["skipped"]} == {"prelu"}
 
 
 def test_keras_configless_weights_warn_in_inspect_too(keras, tmp_path, caplog) -> None:
@@ -704,7 +722,8 @@ def test_torch_rnn_state_dict_assumed_tanh_warns_every_time(torch, tmp_path, cap
     with torch.no_grad():
         expected = net.rnn(torch.from_numpy(x))[0].numpy()
     np.testing.assert_allclose(lstmconv.reference.run(told, x), expected, rtol=0, atol=ATOL)
-    assert {s.name: s.parameters for s in told.skipped} == {"head": H * 2 + 2}
+    assert not told.skipped  # its nn.Linear "head" (weight and bias) is read as a plain layer
+    assert [(p.name, p.kind.value, p.parameter_count) for p in told.around] == [("head", "dense", H * 2 + 2)]
 
 
 def test_torch_live_rnn_knows_its_nonlinearity_and_lists_the_rest(torch, caplog) -> None:
@@ -713,7 +732,8 @@ def test_torch_live_rnn_knows_its_nonlinearity_and_lists_the_rest(torch, caplog)
         model = lstmconv.read(net)
     assert model[0].activations[0].name == "relu"
     assert not caplog.messages
-    assert [(s.name, s.kind, s.parameters) for s in model.skipped] == [("head", "Linear", H * 2 + 2)]
+    assert not model.skipped
+    assert [(p.name, p.kind.value, p.parameter_count) for p in model.around] == [("head", "dense", H * 2 + 2)]
 
 
 def test_cli_inspect_prints_what_is_not_carried(torch, tmp_path, capsys) -> None:
@@ -721,15 +741,20 @@ def test_cli_inspect_prints_what_is_not_carried(torch, tmp_path, capsys) -> None
 
     net = _rnn_state(torch, "tanh")
     path = str(tmp_path / "rnn.pt")
-    torch.save(net.state_dict(), path)
+    state = net.state_dict()
+    state["extra.weight"] = torch.zeros(3, 4)  # a lone 2-D weight: an Embedding or a bias-less Linear
+    torch.save(state, path)
     assert main(["inspect", path]) == 0
     out = capsys.readouterr().out
-    rnn = H * (F + H + 2)
-    assert "not carried:" in out and "head" in out
-    assert f"carried {rnn:,} of {rnn + 2 * H + 2:,} parameters" in out
+    rnn, head = H * (F + H + 2), 2 * H + 2  # the head, an nn.Linear, is carried
+    assert (
+        "not carried:" in out
+        and "extra (Embedding or Linear(bias=False) (unknown kind))  12 parameters" in out
+    )
+    assert f"carried {rnn + head:,} of {rnn + head + 12:,} parameters" in out
     assert main(["inspect", path, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["parameters"] == {"carried": rnn, "total": rnn + 2 * H + 2}
+    assert info["parameters"] == {"carried": rnn + head, "total": rnn + head + 12}
     assert any("assumed tanh" in w for w in info["warnings"])
 
 

@@ -2,7 +2,10 @@
 
 Keys are ``<layer>/<direction>/<field>/<gate>`` (``w_ih``, ``w_hh``, ``b_ih``, ``b_hh``,
 ``peephole``) and ``<layer>/<direction>/w_hr``; directions are ``forward``, ``reverse`` or
-``forward`` + ``backward``. The key ``__lstmconv__`` holds the layers' metadata as JSON text.
+``forward`` + ``backward``. The plain layers around them (Embedding, Dense, ...) keep their
+tensors under ``<layer>/<tensor>`` (``fc/weight``, PyTorch's orientation). The key
+``__lstmconv__`` holds the layers' metadata (and, with plain layers, every layer's place in the
+model: ``order``) as JSON text.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ NAME = "npz"
 GATE_ORDER = GATES
 META_KEY = "__lstmconv__"
 VERSION = 1
+#: The plain layers are carried (:mod:`lstmconv.plain`).
+HOLDS_PLAIN = True
 #: A fixed timestamp so the same model gives the same bytes.
 _DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
@@ -42,7 +47,10 @@ def arrays(model: Model) -> dict[str, np.ndarray]:
     meta: dict[str, Any] = {"version": VERSION, "layers": [outline.metadata(layer) for layer in model]}
     if model.links is not None:
         meta["links"] = [list(pair) for pair in model.links]
-    return {META_KEY: np.array(json.dumps(meta)), **outline.keyed(model)}
+    if model.around:  # only where there are some: a recurrent-only model keeps its bytes
+        meta["around"] = [outline.plain_metadata(layer) for layer in model.around]
+        meta["order"] = list(model.order or ())
+    return {META_KEY: np.array(json.dumps(meta)), **outline.keyed(model), **outline.plain_keyed(model)}
 
 
 def write(model: Model, path: str, **_: Any) -> None:
@@ -86,6 +94,8 @@ def read(source: Any, **_: Any) -> Model:
                 raise FormatError(f"no {META_KEY} entry: not an lstmconv .npz", where=(path,))
             meta = json.loads(str(archive[META_KEY]))
             layers = tuple(outline.layer(entry, archive) for entry in meta["layers"])
+            around = tuple(outline.plain_layer(entry, archive) for entry in meta.get("around", []))
+            order = meta.get("order") if around else None
             links = meta.get("links")
             if links is not None and not (
                 isinstance(links, list) and all(isinstance(p, list) and len(p) == 2 for p in links)
@@ -97,4 +107,8 @@ def read(source: Any, **_: Any) -> Model:
         raise FormatError(
             f"not a readable lstmconv .npz: {type(error).__name__}: {error}", where=(path,)
         ) from None
-    return Model(layers, path, None if links is None else tuple((str(a), str(b)) for a, b in links))
+    links_ = None if links is None else tuple((str(a), str(b)) for a, b in links)
+    try:
+        return Model(layers, path, links_, around=around, order=None if order is None else tuple(order))
+    except LstmconvError as error:
+        raise error.within(path, META_KEY) from None

@@ -2,8 +2,9 @@
 (LSTM) and ``z r h`` (GRU); ``.keras``, ``.weights.h5`` and legacy ``.h5`` files are read by
 ``files`` with h5py alone; ``live`` imports Keras to hold, build, run and write models."""
 
+from .around import layout as plain_layout
 from .names import GATE_ORDER, check, layout
 
 NAME = "keras"
 
-__all__ = ["GATE_ORDER", "NAME", "check", "layout"]
+__all__ = ["GATE_ORDER", "NAME", "check", "layout", "plain_layout"]

@@ -40,6 +40,12 @@ def covers(model: Model) -> bool:
     return not model.around
 
 
+#: Plain layers are written through Keras (:mod:`.live`), which builds them where the source
+#: says how they connect (``BUILDS_CHAIN``: otherwise the api lists them as not carried).
+HOLDS_PLAIN = True
+BUILDS_CHAIN = True
+
+
 def write(model: Model, path: str, **options: Any) -> None:
     """Write ``model`` as a ``.keras`` archive at ``path``: through Keras (:mod:`.live`) for what
     this module does not cover, else with h5py and the JSON config alone."""

@@ -40,9 +40,10 @@ from ...errors import (
     WeightLayoutError,
 )
 from ...ir import MERGE_MODES, Kind, Layer, Model, Skipped
+from ...plain import PlainLayer
 from .. import forked
 from .._common import MAX_RATIO, check_zip_budget, require_regular_file
-from . import links
+from . import around, links
 from . import names as keras_names
 from .hdf5 import H5, Window, attr_strings, attr_text, member_start
 
@@ -146,6 +147,23 @@ class _Found:
 
     layers: list[Layer] = dataclasses.field(default_factory=list)
     skipped: list[Skipped] = dataclasses.field(default_factory=list)
+    around: list[PlainLayer] = dataclasses.field(default_factory=list)
+    order: list[str] = dataclasses.field(default_factory=list)
+
+    def add(self, layer: Layer | PlainLayer) -> None:
+        (self.layers if isinstance(layer, Layer) else self.around).append(layer)  # type: ignore[arg-type]
+        self.order.append(layer.name)
+
+    def plain_or_skipped(
+        self, entry: Mapping[str, Any], weights: Sequence[np.ndarray], shapes: Sequence[tuple[str, Any]]
+    ) -> None:
+        """A plain layer read (:mod:`.around`), or, holding weights, listed as skipped."""
+        plain = around.from_entry(entry, weights)
+        if plain is not None:
+            self.add(plain)
+        elif shapes:
+            name = (entry.get("config") or {}).get("name", "")
+            self.skipped.append(Skipped.of(name, str(entry.get("class_name", "")), shapes))
 
 
 def _shapes(group: h5py.Group) -> list[tuple[str, tuple[int, ...]]]:
@@ -296,6 +314,8 @@ def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int, stric
         if entries is None or name not in entries:
             if _rnn_spec(entry) is not None:
                 raise FormatError(f"no weights for layer {name!r}", where=("/".join((*path, name)),))
+            if around.is_plain(entry):
+                found.plain_or_skipped(entry, [], [])
             continue
         group = entries[name]
         if entry.get("class_name") in _MODEL_CLASSES and "layers" in group:
@@ -308,14 +328,28 @@ def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int, stric
                     key for key in group if key != "cell" and not (key == "vars" and not len(group["vars"]))
                 ]
                 _subclass_read(spec, own, strict)
-            found.layers.append(
-                _layer(spec, _tree_weights(h5, group, spec.bidirectional, group.name), keras_major)
-            )
+            found.add(_layer(spec, _tree_weights(h5, group, spec.bidirectional, group.name), keras_major))
         else:
             shapes = _shapes(group)
-            if shapes:
-                found.skipped.append(Skipped.of(name, str(entry.get("class_name", "")), shapes))
+            weights = _plain_weights(h5, group, group.name) if around.is_plain(entry) else []
+            found.plain_or_skipped(entry, weights, shapes)
     return found
+
+
+def _plain_weights(h5: H5, group: h5py.Group, where: str, seen: set[Any] | None = None) -> list[np.ndarray]:
+    """A layer's own ``vars`` in order, then those of the layers it wraps (TimeDistributed's);
+    each group once (hard links can make n groups 2^n paths)."""
+    seen = set() if seen is None else seen
+    weights = []
+    if "vars" in group:
+        variables = group["vars"]
+        weights = [h5.dataset(variables, str(index), where) for index in range(len(variables))]
+    for key in sorted(group):
+        inner = group[key]
+        if key != "vars" and isinstance(inner, h5py.Group) and inner.id not in seen:
+            seen.add(inner.id)
+            weights += _plain_weights(h5, inner, f"{where}/{key}", seen)
+    return weights
 
 
 def _tree_without_config(
@@ -339,7 +373,7 @@ def _tree_without_config(
         directions = _tree_weights(h5, group, bidirectional, group.name)
         spec = _spec_from_shapes(name, directions[0], bidirectional)
         _no_config(group.file.filename, name, spec.kind.value, bidirectional)
-        found.layers.append(_layer(spec, directions, keras_major))
+        found.add(_layer(spec, directions, keras_major))
 
 
 # -- legacy HDF5: model.save("x.h5") / save_weights("x.h5") ---------------------------------------
@@ -371,10 +405,20 @@ def _read_legacy(
         (entry.get("config") or {}).get("name", ""): str(entry.get("class_name", ""))
         for _, entry in (_walk_config(config) if config is not None else ())
     }
+    tops = {
+        (entry.get("config") or {}).get("name", ""): entry
+        for path, entry in (_walk_config(config) if config is not None else ())
+        if not path
+    }
     found = _Found()
     for layer_name in attr_strings(weights_root, "layer_names"):
         group = weights_root[layer_name]
         named = _legacy_layer_weights(h5, group, f"{weights_root.name}/{layer_name}")
+        entry = tops.get(layer_name)
+        if entry is not None and around.is_plain(entry):
+            shapes = [(name, tuple(int(n) for n in array.shape)) for name, array in named]
+            found.plain_or_skipped(entry, [array for _, array in named], shapes)
+            continue
         if not named:
             continue
         used: set[str] = set()
@@ -384,7 +428,7 @@ def _read_legacy(
                 expected = ["kernel", "recurrent_kernel", "bias"][: len(fields)]
                 _subclass_read(spec, [] if fields == expected and len(fields) >= 2 else fields, strict)
             directions = _split_directions(mine, spec.bidirectional)
-            found.layers.append(_layer(spec, directions, keras_major))
+            found.add(_layer(spec, directions, keras_major))
             used.update(name for name, _ in mine)
         rest = [(name, tuple(int(n) for n in array.shape)) for name, array in named if name not in used]
         if rest:
@@ -526,7 +570,7 @@ def read(
                 model = _read_path(path, given=given, strict=strict, preread=iter(arrays))
         if model is None:
             model = _read_path(path, probe=header_only, given=given, strict=strict)
-        found = links.links(_model_config(path, given), [layer.name for layer in model.layers])
+        found = links.links(_model_config(path, given), list(model.order or ()))
         return dataclasses.replace(model, links=found)
     except LstmconvError as error:
         raise error.within(path) from None
@@ -682,7 +726,13 @@ def _read_path(
     if not found.layers:
         raise _no_recurrent_layer(config, found, path)
     keras_names.check_masks(config, found.layers, strict, path)
-    return Model(tuple(found.layers), path, skipped=tuple(found.skipped))
+    return Model(
+        tuple(found.layers),
+        path,
+        skipped=tuple(found.skipped),
+        around=tuple(found.around),
+        order=tuple(found.order),
+    )
 
 
 def _no_recurrent_layer(config: Any, found: _Found, path: str) -> WeightLayoutError:

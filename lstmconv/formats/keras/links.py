@@ -1,11 +1,13 @@
-"""Which recurrent layers of a Keras model feed each other directly, from its config.
+"""Which layers of a Keras model feed each other directly, from its config.
 
 A ``Sequential`` config is a list of layers, each fed by the one before; a functional config
 names each layer's inputs in its ``inbound_nodes`` (Keras 3: ``keras_history`` of the tensors in
 ``args``; Keras 2: ``[name, node, tensor, kwargs]`` lists). Layers that compute nothing at
 inference (Dropout, noise, InputLayer) are looked through; any other layer in between (a
 LayerNormalization, a Dense, a RepeatVector) breaks the link, and so does an output that is not
-the full sequence (``return_sequences=False``, or a state of ``return_state=True``).
+the full sequence (``return_sequences=False``, or a state of ``return_state=True``) between two
+recurrent layers. A plain layer (Dense, LayerNormalization, ...) is linked to the layer that
+feeds it whatever that gives (its reader warns where a recurrent layer gives its last step only).
 Imports no Keras: it reads the config as JSON.
 """
 
@@ -30,8 +32,8 @@ _MODELS = frozenset({"Sequential", "Functional", "Model"})
 
 
 def links(config: Any, recurrent: Sequence[str]) -> tuple[tuple[str, str], ...] | None:
-    """(from, to) pairs of the recurrent layers named in ``recurrent`` whose full-sequence output
-    is the other's only input; None when there is no config to tell."""
+    """(from, to) pairs of the layers named in ``recurrent`` (recurrent and plain) where one's
+    output is the other's only input; None when there is no config to tell."""
     if not isinstance(config, Mapping):
         return None
     wanted = set(recurrent)
@@ -90,9 +92,15 @@ def _links_in(entries: list[Mapping[str, Any]], sequential: bool, wanted: set[st
         source = resolve(*feeding[0])
         if source is None or source[0] not in wanted or source[1] != 0:
             continue
-        if _returns_sequences(by_name[source[0]]):
-            found.append((source[0], after))
+        before = by_name[source[0]]
+        if _returns_sequences(before) or not (_recurrent(before) and _recurrent(entry)):
+            found.append((source[0], after))  # a plain layer takes what it is given
     return found
+
+
+def _recurrent(entry: Mapping[str, Any]) -> bool:
+    config = entry.get("config") or {}
+    return entry.get("class_name") == "Bidirectional" or "return_sequences" in config
 
 
 def _inbound(entry: Mapping[str, Any]) -> list[tuple[str, int]]:

@@ -19,8 +19,9 @@ import numpy as np
 
 from ...errors import UnsupportedFeatureError
 from ...ir import Direction, Kind, Layer, Model, Skipped
+from ...plain import PlainLayer
 from .. import _common
-from . import archive, links
+from . import archive, around, links, tf_keras_live
 from . import names as keras_names
 from .names import GATE_ORDER, KINDS, activation_to_keras, check, layer_from_weights
 
@@ -40,11 +41,14 @@ __all__ = [
     "layer_runners",
     "load_into",
     "load_written",
+    "port_into",
     "read",
     "run",
+    "run_whole",
     "runnable",
     "running_note",
     "write",
+    "write_like",
 ]
 
 
@@ -139,9 +143,10 @@ def _looks_recurrent(layer: Any) -> bool:
     )
 
 
-def _walk(root: Any, found: list[Any], skipped: list[Skipped]) -> None:
-    """Recurrent layers (refusing those lstmconv does not read) and the layers with weights
-    read past, depth first in model order."""
+def _walk(root: Any, found: list[Any], skipped: list[Skipped], plain: list[PlainLayer] | None = None) -> None:
+    """Recurrent layers (refusing those lstmconv does not read), the plain layers (into
+    ``found`` too, in model order, and into ``plain``) and the layers with weights read past,
+    depth first in model order."""
     if _looks_recurrent(root):
         _refuse_subclass(root)
         found.append(root)
@@ -154,10 +159,17 @@ def _walk(root: Any, found: list[Any], skipped: list[Skipped]) -> None:
             where=(f'layer "{root.name}"',),
             hint="lstmconv reads recurrent layers alone or in Bidirectional",
         )
+    entry = tf_keras_live.entry(root)
+    if plain is not None and around.is_plain(entry):
+        read_plain = around.from_entry(entry, [np.asarray(w) for w in root.get_weights()])
+        if read_plain is not None:
+            plain.append(read_plain)
+            found.append(read_plain)
+            return
     children = getattr(root, "layers", None)
     if children is not None:
         for child in children:
-            _walk(child, found, skipped)
+            _walk(child, found, skipped, plain)
         return
     weights = list(getattr(root, "weights", []))
     if weights:
@@ -177,17 +189,34 @@ def _check_masks(source: Any, layers: list[Layer], strict: bool) -> None:
 
 
 def read(source: Any, *, strict: bool = False, **_: Any) -> Model:
-    """IR of a live Keras model or layer (``.keras`` files are read by :mod:`.files`)."""
+    """IR of a live Keras 3 or tf_keras (Keras 2) model or layer, with its plain layers
+    (``.keras`` files are read by :mod:`.files`)."""
+    if is_tf_keras(source):
+        return tf_keras_live.read(source, strict=strict)
     found: list[Any] = []
     skipped: list[Skipped] = []
-    _walk(source, found, skipped)
-    layers = [layer_from_keras(layer) for layer in found]
+    plain: list[PlainLayer] = []
+    _walk(source, found, skipped, plain)
+    layers = [layer_from_keras(layer) for layer in found if not isinstance(layer, PlainLayer)]
     _check_masks(source, layers, strict)
     name = getattr(source, "name", type(source).__name__)
-    return Model(tuple(layers), name, _links(source, layers), skipped=tuple(skipped))
+    order = [layer.name for layer in found]
+    return Model(
+        tuple(layers),
+        name,
+        _links(source, order),
+        skipped=tuple(skipped),
+        around=tuple(plain),
+        order=tuple(order),
+    )
 
 
-def _links(source: Any, layers: list[Layer]) -> tuple[tuple[str, str], ...] | None:
+def is_tf_keras(obj: Any) -> bool:
+    """Whether a live object is tf_keras's (Keras 2), not Keras 3's."""
+    return any(cls.__module__.split(".")[0] == "tf_keras" for cls in type(obj).__mro__)
+
+
+def _links(source: Any, names: list[str]) -> tuple[tuple[str, str], ...] | None:
     """Which layers feed each other, from the model's own config (None for a lone layer or a
     subclassed model without one)."""
     if not isinstance(source, keras.Model):
@@ -196,7 +225,7 @@ def _links(source: Any, layers: list[Layer]) -> tuple[tuple[str, str], ...] | No
         config = {"class_name": type(source).__name__, "config": source.get_config()}
     except Exception:  # a subclassed model need not have a config
         return None
-    return links.links(config, [layer.name for layer in layers])
+    return links.links(config, names)
 
 
 def _weights(layer: Layer, cell: Any) -> list[np.ndarray]:
@@ -242,10 +271,33 @@ def _new_rnn(layer: Layer, name: str) -> Any:
     return _LAYER_CLASSES[layer.kind](**options)
 
 
+def new_layer(layer: Layer, name: str) -> Any:
+    """The Keras layer (an RNN, or a Bidirectional of one) for ``layer``, its weights unset."""
+    if layer.direction is Direction.BIDIRECTIONAL:
+        return keras.layers.Bidirectional(
+            _new_rnn(layer, f"{name}_{layer.kind.value}"),
+            merge_mode=layer.merge,
+            name=name,
+            dtype=str(layer.dtype),
+        )
+    return _new_rnn(layer, name)
+
+
 def build(model: Model) -> Any:
     """A runnable ``keras.Model``: input (batch, time, features), the layers in order (``to_keras``).
     Layers the source links directly are chained; a model of several chains has an input and an
-    output per chain, named after its first and last layer."""
+    output per chain, named after its first and last layer. A model with plain layers in one
+    chain (:func:`.whole.one_chain`) is built whole, plain layers and all, input integer ids
+    where it starts with an Embedding; plain layers off one chain are not carried, and said."""
+    if model.around:
+        left = whole.not_carried(model)
+        if not left:
+            return whole.build_whole(model)
+        _log.warning(
+            "%s: the layers do not form one chain; Keras gets the recurrent layers alone, not carried: %s",
+            model.source,
+            ", ".join(left),
+        )
     for layer in model.layers:
         check(layer)
     names = dict(
@@ -261,16 +313,7 @@ def build(model: Model) -> Any:
         x = keras.Input(shape=(None, chain[0].input_size), dtype=str(chain[0].dtype), name=input_name)
         inputs.append(x)
         for layer in chain:
-            name = names[layer.name]
-            if layer.direction is Direction.BIDIRECTIONAL:
-                keras_layer = keras.layers.Bidirectional(
-                    _new_rnn(layer, f"{name}_{layer.kind.value}"),
-                    merge_mode=layer.merge,
-                    name=name,
-                    dtype=str(layer.dtype),
-                )
-            else:
-                keras_layer = _new_rnn(layer, name)
+            keras_layer = new_layer(layer, names[layer.name])
             x = keras_layer(x)
             built.append((keras_layer, layer))
         outputs.append(x)
@@ -309,7 +352,11 @@ def write(model: Model, path: str, **_: Any) -> None:
     the shared-object ids (memory addresses) ``model.save`` writes into the config, so the same
     model gives the same bytes; the weights go into the archive in large blocks, where
     ``model.save`` copies a model over 512 MiB 8 KiB at a time (or holds a copy in memory)."""
-    built = build(model)
+    save_built(build(model), path)
+
+
+def save_built(built: Any, path: str) -> None:
+    """Save a Keras model as :func:`write` does: the same model gives the same bytes."""
     config = json.dumps(keras.saving.serialize_keras_object(built))
     metadata = json.dumps({"keras_version": keras.__version__, "date_saved": archive.DATE_SAVED})
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as scratch:
@@ -321,11 +368,13 @@ def write(model: Model, path: str, **_: Any) -> None:
 def load_into(target: Any, model: Model, mapping: Mapping[str, str] | None = None) -> Any:
     """Fill the recurrent layers of a Keras model with ``model``'s layers, in order or by
     ``mapping`` (Keras layer name → model layer name). Everything is checked first."""
-    slots = list(recurrent_layers(target))
-    present = [layer_from_keras(slot) for slot in slots]
+    keras_3 = not is_tf_keras(target)
+    slots = list(recurrent_layers(target) if keras_3 else _recurrent_any(target))
+    present = [layer_from_keras(slot) for slot in slots] if keras_3 else list(read(target).layers)
     plan = []
     for position, layer in _common.pair_slots([slot.name for slot in slots], model, mapping):
-        check(layer)
+        if keras_3:
+            check(layer)
         _common.require_matching(
             layer,
             f'Keras layer "{slots[position].name}"',
@@ -341,14 +390,15 @@ def load_into(target: Any, model: Model, mapping: Mapping[str, str] | None = Non
 def _structure(layer: Layer) -> dict[str, object]:
     return {
         **_common.structure(layer),
-        "activations": [activation_to_keras(a) for a in layer.activations],
+        "activations": [str(a) for a in layer.activations],
         "merge": layer.merge if layer.direction is Direction.BIDIRECTIONAL else None,
     }
 
 
 def load_written(path: str) -> Any:
-    """Open a ``.keras`` file lstmconv wrote (safe mode: no lambdas)."""
-    return keras.saving.load_model(path, safe_mode=True)
+    """Open a Keras file as given: a ``.keras`` (lstmconv's own output, or a source) or Keras 3
+    ``.h5`` by Keras (safe mode: no lambdas), a Keras 2 ``.h5`` by tf_keras."""
+    return _load_as_given(path)[1]
 
 
 def check_written(path: str) -> None:
@@ -480,3 +530,7 @@ def _layer_runner(layer: Any, ir: Layer) -> Any:
         return np.asarray(keras.ops.convert_to_numpy(out) if hasattr(out, "shape") else out)
 
     return run_layer
+
+
+from . import whole  # noqa: E402  - it builds on this module
+from .whole import port_into, run_whole, write_like  # noqa: E402

@@ -81,6 +81,11 @@ def _name_of(config_value: Any) -> str:
     return str(config_value)
 
 
+def activation_name(config_value: Any) -> str:
+    """A config's activation as its Keras name (a string, or the serialized form's name)."""
+    return _name_of(config_value)
+
+
 def activation_from_keras(config_value: Any, *, keras_major: int) -> Activation:
     """The IR activation for a Keras activation name, read with that Keras version's meaning."""
     name = _name_of(config_value)

@@ -53,16 +53,23 @@ class Graph:
                 self.consumers.setdefault(name, []).append(node)
         self.initializers.update(own)
         self.outputs = {value.name for value in getattr(graph, "output", ())}
+        self._constant: dict[str, bool] = {}
 
     def is_constant(self, name: str, depth: int = 0) -> bool:
+        """Whether ``name`` is computed from initializers and Constant nodes alone (each name
+        answered once: ``Concat(x, x)`` chained 64 times is 2^64 paths, 64 names)."""
         if name in self.initializers or name == "":
             return True
+        known = self._constant.get(name)
+        if known is not None:
+            return known
         node = self.producers.get(name)
         if node is None or depth > 64:
             return False
-        if node.op_type == "Constant":
-            return True
-        return all(self.is_constant(part, depth + 1) for part in node.input)
+        self._constant[name] = False  # a cycle is no constant
+        answer = node.op_type == "Constant" or all(self.is_constant(part, depth + 1) for part in node.input)
+        self._constant[name] = answer
+        return answer
 
     def only_consumer(self, name: str) -> Any | None:
         consumers = self.consumers.get(name, [])

@@ -22,7 +22,7 @@ from ... import dtypes
 from ...errors import FormatError, LstmconvError, UnsafeInputError
 from ...ir import Model
 from .. import _common
-from . import epilogue
+from . import around, epilogue
 from . import nodes as onnx_nodes
 from .names import DTYPES
 
@@ -95,6 +95,7 @@ class Graph:
     input: list[ValueInfo] = dataclasses.field(default_factory=list)
     output: list[ValueInfo] = dataclasses.field(default_factory=list)
     value_info: list[ValueInfo] = dataclasses.field(default_factory=list)
+    opset: int | None = None  # the model's default-domain opset (set on the main graph)
 
 
 #: How deep subgraphs (a Loop's body holding an If holding…) may nest in a file lstmconv reads.
@@ -179,12 +180,22 @@ class _Reader:
         return np.frombuffer(self.buffer, dtype=f"<{code}", count=(end - start) // width, offset=start).copy()
 
     def model(self) -> Graph:
-        graph = None
+        graph, opset = None, None
         for number, wire, start, end in _fields(self.buffer, 0, len(self.buffer)):
             if number == 7 and wire == 2:
                 graph = self.graph(start, end)
+            elif number == 8 and wire == 2:  # opset_import: domain (1), version (2)
+                domain, version = "", None
+                for number2, wire2, s2, e2 in _fields(self.buffer, start, end):
+                    if number2 == 1 and wire2 == 2:
+                        domain = self.text(s2, e2)
+                    elif number2 == 2:
+                        version = self.integer(wire2, s2, e2)
+                if domain in ("", "ai.onnx"):
+                    opset = version
         if graph is None:
             raise FormatError("not a readable ONNX model: it has no graph")
+        graph.opset = opset
         return graph
 
     def graph(self, start: int, end: int) -> Graph:
@@ -428,7 +439,9 @@ def load(path: str) -> Graph:
 def read(source: Any, **_: Any) -> Model:
     """IR of every LSTM/GRU/RNN node of an ``.onnx`` file, in graph order (subgraphs' too)."""
     path = os.fspath(source)
-    return read_graph(load(path), os.path.dirname(os.path.abspath(path)), path, size=os.path.getsize(path))
+    graph = load(path)
+    base = os.path.dirname(os.path.abspath(path))
+    return read_graph(graph, base, path, size=os.path.getsize(path), opset=graph.opset)
 
 
 def _refuse_shared_weights(found: list[Any]) -> None:
@@ -454,10 +467,13 @@ def _refuse_shared_weights(found: list[Any]) -> None:
             )
 
 
-def read_graph(graph: Any, base_dir: str | None, label: str, size: int = 0) -> Model:
+def read_graph(
+    graph: Any, base_dir: str | None, label: str, size: int = 0, opset: int | None = None
+) -> Model:
     """IR of every LSTM/GRU/RNN node of a graph (of this module's messages or onnx's), those of
-    its If/Loop/Scan subgraphs named by their path. ``size`` (the file's bytes) caps the
-    elements constant folding may make."""
+    its If/Loop/Scan subgraphs named by their path, and of the plain layers along its one chain
+    (:mod:`.around`). ``size`` (the file's bytes) caps the elements constant folding may make;
+    ``opset`` (the model's, where known) says what an op's defaults are."""
     from . import fold
 
     constants = onnx_nodes.Constants(
@@ -465,22 +481,56 @@ def read_graph(graph: Any, base_dir: str | None, label: str, size: int = 0) -> M
     )
     layers = []
     try:
-        found = onnx_nodes.found_nodes(graph, constants)
-        _refuse_shared_weights(found)
-        names = _common.unique_names(f.name for f in found)
-        onnx_nodes.refuse_control_flow(graph, bool(found))
-        if not found:
-            onnx_nodes.refuse_unrolled(graph)
-            raise onnx_nodes.no_recurrent_node(graph)
+        found, names, plain = read_nodes(graph, constants, opset)
         for name, item in zip(names, found):
             layers.append(onnx_nodes.layer_from_node(item.node, item.constants, name))
     except LstmconvError as error:
         raise error.within(label) from None
     left = onnx_nodes.skipped(
-        graph, constants, [f.node for f in found], scoped=[(f.node, f.constants) for f in found]
+        graph,
+        constants,
+        [f.node for f in found],
+        scoped=[(f.node, f.constants) for f in found],
+        held=plain.used,
     )
     links: list[tuple[str, str]] = []
     for scope in {id(f.graph): f.graph for f in found}.values():
         here = [(name, f.node) for name, f in zip(names, found) if f.graph is scope]
         links.extend(epilogue.links(scope, here))
-    return Model(tuple(layers), label, tuple(links), skipped=left)
+    # the walk passes only ops that move values between two layers next to each other in it
+    for before, after in zip(plain.order, plain.order[1:]):
+        if plain.slots.keys() & {before, after}:
+            links.append((before, after))
+    order = _model_order(plain.order, names)
+    return Model(tuple(layers), label, tuple(links), skipped=left, around=tuple(plain.around), order=order)
+
+
+def read_nodes(
+    graph: Any, constants: onnx_nodes.Constants, opset: int | None
+) -> tuple[list[onnx_nodes.Found], list[str], around.Read]:
+    """The recurrent nodes (with their layer names) and the plain layers of a graph."""
+    found = onnx_nodes.found_nodes(graph, constants)
+    _refuse_shared_weights(found)
+    names = _common.unique_names(f.name for f in found)
+    onnx_nodes.refuse_control_flow(graph, bool(found))
+    if not found:
+        onnx_nodes.refuse_unrolled(graph)
+        raise onnx_nodes.no_recurrent_node(graph)
+    main = [(name, f.node) for name, f in zip(names, found) if not f.scopes]
+    opset = opset if opset is not None else getattr(graph, "opset", None)
+    return found, names, around.read_around(graph, constants, main, opset)
+
+
+def _model_order(walked: list[str], recurrent: list[str]) -> tuple[str, ...]:
+    """The walk's order; a recurrent layer it did not pass goes after the recurrent layer before
+    it, the first one before the first the walk passed, or past the walk's end."""
+    order = list(walked)
+    for index, name in enumerate(recurrent):
+        if name in order:
+            continue
+        if index:
+            order.insert(order.index(recurrent[index - 1]) + 1, name)
+        else:
+            passed = [order.index(other) for other in recurrent if other in order]
+            order.insert(min(passed) if passed else len(order), name)
+    return tuple(order)

@@ -4,6 +4,7 @@ merge its directions, and the weights either as arrays or, streaming, as the IR'
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,8 +12,9 @@ import numpy as np
 
 from ... import __version__, steps
 from ...ir import DEFAULT_ACTIVATIONS, Kind, Layer, Model
+from ...plain import NO_OPS, PlainKind, PlainLayer
 from .. import _common
-from . import proto
+from . import plain_out, proto
 from .names import (
     BFLOAT16_OPSET,
     DEFAULT_OPSET,
@@ -23,6 +25,8 @@ from .names import (
     WEIGHT_INPUTS,
     check,
 )
+
+_log = logging.getLogger("lstmconv.formats.onnx")
 
 
 class Graph:
@@ -77,6 +81,15 @@ def assemble(
     proto.ir_version(opset)  # an opset lstmconv does not know is refused before anything is written
     for layer in model.layers:
         check(layer)
+    if any(layer.kind not in NO_OPS for layer in model.around):
+        why = plain_out.not_carried(model)
+        if why is None:
+            return _assemble_whole(model, graph, opset, input_name or "input", output_name or "output")
+        _log.warning(
+            "ONNX: the plain layers %s are not written (%s); the recurrent layers are",
+            ", ".join(f'"{layer.name}"' for layer in model.around),
+            why,
+        )
     prefixes = dict(
         zip(
             (layer.name for layer in model.layers),
@@ -115,6 +128,55 @@ def assemble(
         inputs.append(proto.value_info(names[0], elem_in, ["batch", "time", chain[0].input_size]))
         outputs.append(proto.value_info(names[1], elem_out, ["batch", "time", chain[-1].output_size]))
     return proto.ModelProto(graph.nodes, graph.initializers, inputs, outputs, opset, __version__)
+
+
+def _assemble_whole(
+    model: Model, graph: Graph, opset: int, input_name: str, output_name: str
+) -> proto.ModelProto:
+    """A model that is one chain, plain layers and recurrent, in model order: batch-major
+    values between layers (time-major inside each run of recurrent layers); input int64 ids
+    (batch, time) when it starts with an Embedding, else (batch, time, features)."""
+    if input_name == output_name:
+        raise _common.UnsupportedFeatureError(f"the input and the output are both named {input_name!r}")
+    everything = model.everything()
+    prefixes = dict(
+        zip(
+            (layer.name for layer in everything),
+            _common.unique_names(_common.identifier(layer.name) for layer in everything),
+        )
+    )
+    x, time_major, dtype = input_name, False, None
+    for layer in everything:
+        prefix = prefixes[layer.name]
+        if isinstance(layer, Layer) != time_major:
+            x = graph.node(
+                "Transpose", [x], f"{prefix}/{'time' if not time_major else 'batch'}_major", perm=[1, 0, 2]
+            )
+            time_major = not time_major
+        if layer.dtype is not None and dtype is not None and layer.dtype != dtype:
+            x = graph.node("Cast", [x], f"{prefix}/cast", to=proto.dtype_code(layer.dtype))
+        if isinstance(layer, Layer):
+            x = _add_layer(graph, prefix, layer, x, opset)
+        else:
+            x = plain_out.add(graph, prefix, layer, x, opset)
+        dtype = layer.dtype or dtype
+    if time_major:
+        x = graph.node("Transpose", [x], f"{output_name}/batch_major", perm=[1, 0, 2])
+    graph.node("Identity", [x], output_name)
+    first = next(layer for layer in everything if layer.input_size is not None or layer.dtype is not None)
+    embedded = isinstance(first, PlainLayer) and first.kind is PlainKind.EMBEDDING
+    x_info = (
+        proto.value_info(input_name, proto.dtype_code("int64"), ["batch", "time"])
+        if embedded
+        else proto.value_info(
+            input_name, proto.dtype_code(model.layers[0].dtype), ["batch", "time", first.input_size]
+        )
+    )
+    width = next((layer.output_size for layer in reversed(everything) if layer.output_size), None)
+    y_info = proto.value_info(
+        output_name, proto.dtype_code(dtype or model.layers[-1].dtype), ["batch", "time", width]
+    )
+    return proto.ModelProto(graph.nodes, graph.initializers, [x_info], [y_info], opset, __version__)
 
 
 def node_blocks(layer: Layer) -> dict[int, tuple[tuple[int, ...], list[np.ndarray]]]:

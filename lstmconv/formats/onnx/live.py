@@ -1,9 +1,11 @@
 """ONNX live: ``ModelProto`` objects read, runnable models built from the IR, written and run.
 
-With :mod:`.cut`, the only modules of lstmconv that import onnx (and, to run a model,
-onnxruntime). Building the graph lives in ``graph``, writing it in ``stream`` (encoded by
-``proto``); files are read by :mod:`.files` and graphs by :mod:`.nodes`: none needs the onnx
-package. Here ``onnx.checker`` checks a written file in verification (:func:`check_written`).
+With :mod:`.cut` and :mod:`.whole`, the only modules of lstmconv that import onnx (and, to run
+a model, onnxruntime). Building the graph lives in ``graph`` (the plain layers' nodes in
+:mod:`.plain_out`), writing it in ``stream`` (encoded by ``proto``), porting a whole model in
+``whole``. Files are read by :mod:`.files` and graphs by :mod:`.nodes` (the plain layers by
+:mod:`.around`): none needs the onnx package. Here ``onnx.checker`` checks a written file in
+verification (:func:`check_written`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from .nodes import Constants, found_nodes, layer_from_node, recurrent_nodes
 def read(source: Any, **_: Any) -> Model:
     """IR of every LSTM/GRU/RNN node of a ``ModelProto`` or an ``.onnx`` file, in graph order."""
     if isinstance(source, onnx.ModelProto):
-        return onnx_files.read_graph(source.graph, None, source.graph.name or "onnx model")
+        opset = next((o.version for o in source.opset_import if o.domain in ("", "ai.onnx")), None)
+        return onnx_files.read_graph(source.graph, None, source.graph.name or "onnx model", opset=opset)
     return onnx_files.read(source)
 
 
@@ -308,7 +311,7 @@ def layer_runners(source: Any, model: Model) -> tuple[str, dict[str, Any], Any]:
     }
     whole = None
     written = proto.producer_name == "lstmconv" and len(proto.graph.input) == 1 and base is not None
-    if written and len(model.chains()) == 1:  # lstmconv's own form: the recurrent layers alone
+    if written and len(model.chains()) == 1 and not model.around:  # the recurrent layers alone
         whole_file = Written(os.fspath(source))
         whole = lambda x: run(whole_file, x)  # noqa: E731
     return "onnxruntime", runners, whole
@@ -376,3 +379,9 @@ def _inside(base: str, location: str) -> str:
     if os.path.commonpath([root, target]) != root:
         raise _common.UnsupportedFeatureError("external data outside the model's folder", where=(location,))
     return target
+
+
+# the hooks that port a whole model (issue #16) live in .whole; named here, as every family's are
+from .whole import port_into, run_whole, write_like  # noqa: E402
+
+__all__ = ["port_into", "run_whole", "write_like"]

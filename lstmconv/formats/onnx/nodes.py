@@ -908,12 +908,14 @@ def skipped(
     constants: Constants,
     recurrent: list[Node],
     scoped: list[tuple[Node, Constants]] | None = None,
+    held: set[str] | None = None,
 ) -> tuple[Skipped, ...]:
     """Floating-point initializers (and Constant node values) of the main graph that no
     recurrent node uses (``scoped``: each node with its own graph's constants, for nodes in
-    subgraphs), grouped by the node that consumes them. Scalars (0.5, epsilons) are arithmetic,
-    not weights."""
-    used: set[str] = set()  # every value the weights and states of the nodes are made from
+    subgraphs) nor a plain layer holds (``held``), grouped by the node that consumes them.
+    Scalars (0.5, epsilons) are arithmetic, not weights; what a state is computed from through
+    a Shape is not used by it."""
+    used: set[str] = set(held or ())  # every value the weights and states of the nodes are made from
     pairs = scoped if scoped is not None else [(node, constants) for node in recurrent]
     pending = [(name, scope) for node, scope in pairs for name in list(node.input)[1:] if name]
     seen: set[tuple[str, int]] = set()
@@ -930,7 +932,7 @@ def skipped(
         if where is constants:
             used.add(name)
         producer = where.producers.get(name)
-        if producer is not None:
+        if producer is not None and producer.op_type not in _SHAPE_READERS:
             pending.extend((n, where) for n in producer.input if n)
     groups: dict[tuple[str, str], list[tuple[str, tuple[int, ...]]]] = {}
     for name, tensor in constants.tensors.items():

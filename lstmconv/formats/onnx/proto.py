@@ -153,9 +153,13 @@ def _attribute(name: str, value: Any) -> bytes:
     return out + b"".join(_float(7, float(v)) for v in values) + _integer(20, FLOATS)
 
 
-def value_info(name: str, elem_type: int, shape: Sequence[int | str]) -> bytes:
-    """``make_tensor_value_info``: a tensor of ``elem_type`` with named or sized dimensions."""
-    dims = b"".join(_bytes(1, _text(2, dim) if isinstance(dim, str) else _integer(1, dim)) for dim in shape)
+def value_info(name: str, elem_type: int, shape: Sequence[int | str | None]) -> bytes:
+    """``make_tensor_value_info``: a tensor of ``elem_type`` with named, sized or unknown (None)
+    dimensions."""
+    dims = b"".join(
+        _bytes(1, b"" if dim is None else _text(2, dim) if isinstance(dim, str) else _integer(1, dim))
+        for dim in shape
+    )
     tensor_type = _integer(1, elem_type) + _bytes(2, dims)
     return _text(1, name) + _bytes(2, _bytes(1, tensor_type))
 

@@ -25,6 +25,12 @@ ALIGNMENT = 4096
 Payload = dict[str, list[np.ndarray]]
 
 
+#: Plain layers are written as nodes where the source says how they connect (``BUILDS_CHAIN``:
+#: otherwise the api lists them as not carried).
+HOLDS_PLAIN = True
+BUILDS_CHAIN = True
+
+
 def write(
     model: Model,
     path: str,

@@ -20,7 +20,7 @@ import numpy as np
 
 from ... import dtypes, progress
 from ...ir import Model
-from . import statedict
+from . import keys, statedict
 
 #: NumPy dtype name -> torch's storage class (torch's legacy typed storages, as it pickles them).
 _STORAGES = {
@@ -28,23 +28,28 @@ _STORAGES = {
     "float64": "DoubleStorage",
     "float16": "HalfStorage",
     "bfloat16": "BFloat16Storage",
+    "int64": "LongStorage",  # a BatchNorm's num_batches_tracked
 }
 #: Records torch writes beside the pickle and the storages (``.data/serialization_id`` aside).
 _SMALL_RECORDS = ((".format_version", b"1"), (".storage_alignment", b"64"), ("byteorder", b"little"))
 _ALIGNMENT = 64
 
 
-def write(model: Model, path: str, *, as_cell: bool = False, **_: Any) -> None:
-    """The state_dict of ``model``'s modules (:func:`statedict.modules`), as :func:`.live.write`
-    saves it, with the RNN nonlinearities and the links in its ``_metadata``."""
-    parts = statedict.blocks(model, as_cell=as_cell)
-    metadata: dict[str, Any] = {
-        key: {statedict.META_KEY: name}
-        for key, name in statedict.nonlinearities(model, as_cell=as_cell).items()
-    }
-    links = statedict.written_links(model, as_cell=as_cell)
-    if links:
-        metadata[""] = {statedict.LINKS_KEY: links}
+#: The plain layers go into the state_dict in nn naming (:mod:`.around`).
+HOLDS_PLAIN = True
+
+
+def write(model: Model, path: str, *, as_cell: bool = False, **options: Any) -> None:
+    """The state_dict of ``model``'s modules (:func:`statedict.modules`) and plain layers, as
+    :func:`.live.write` saves it, with the RNN nonlinearities and the links in its ``_metadata``;
+    ``rename`` ({OLD: NEW}, prefix match) and ``prefix``: the keys renamed (:mod:`.keys`)."""
+    ready = keys.prepared(
+        model, path, as_cell=as_cell, rename=options.get("rename"), prefix=options.get("prefix")
+    )
+    parts = ready.blocks
+    metadata: dict[str, Any] = {key: {statedict.META_KEY: name} for key, name in ready.nonlinearities.items()}
+    if ready.links:
+        metadata[""] = {statedict.LINKS_KEY: ready.links}
     pickled = _pickle(parts, metadata)
     total = sum(block.nbytes for blocks in parts.values() for block in blocks)
     with progress.counting(total), zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:

@@ -17,7 +17,12 @@ from . import pt_header
 def read(source: Any, *, nonlinearity: str | None = None, **options: Any) -> Model:
     path = os.fspath(source)
     try:
-        return pt_header.read(path, nonlinearity=nonlinearity, values=not options.get("header_only"))
+        return pt_header.read(
+            path,
+            nonlinearity=nonlinearity,
+            values=not options.get("header_only"),
+            **{key: options[key] for key in pt_header.PLAIN_OPTIONS if key in options},
+        )
     except Declined as declined:
         if not installed("torch"):
             raise missing("torch", "torch", f"reading this .pt file ({declined})") from None

@@ -10,7 +10,7 @@ import os
 import re
 import warnings
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,9 +20,13 @@ from torch import nn
 from ... import dtypes
 from ...errors import FormatError, UnsafeInputError, UnsupportedFeatureError
 from ...ir import Direction, Kind, Layer, Model, Skipped
+from ...plain import PlainLayer
 from .. import _common
-from . import pt_header, statedict, torchscript
+from . import keys, pt_header, statedict, torchscript, whole
 from .statedict import GATE_ORDER, check
+
+#: The writer carries the plain layers (Embedding, Linear, Conv1d, norms) as nn keys.
+HOLDS_PLAIN = True
 
 _MODULE_KINDS: Mapping[type, Kind] = {
     nn.LSTM: Kind.LSTM,
@@ -43,11 +47,14 @@ __all__ = [
     "layer_runners",
     "load_into",
     "load_written",
+    "port_into",
     "read",
     "run",
+    "run_whole",
     "runnable",
     "running_note",
     "write",
+    "write_like",
 ]
 
 
@@ -86,17 +93,11 @@ def _layers_of(path: str, module: nn.Module, kind: Kind) -> list[Layer]:
     return layers
 
 
-def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
-    """IR of a live module, or of a ``.pt`` file holding a state_dict or a checkpoint."""
+def read(source: Any, *, nonlinearity: str | None = None, **options: Any) -> Model:
+    """IR of a live module (its recurrent and plain modules in registration order), or of a
+    ``.pt`` file holding a state_dict or a checkpoint."""
     if isinstance(source, nn.Module):
-        found = recurrent_modules(source)
-        layers = [layer for path, module, kind in found for layer in _layers_of(path, module, kind)]
-        if isinstance(source, Stack):  # nn.LSTM always concatenates; the Stack knows the merge
-            layers = [layer.replace(merge=merge or "concat") for layer, merge in zip(layers, source.merges)]
-            chained = tuple(zip((x.name for x in layers), (x.name for x in layers[1:])))
-            return Model(tuple(layers), type(source).__name__, chained if source.chained else ())
-        skipped = _skipped(source, [path for path, _, _ in found])
-        return Model(tuple(layers), type(source).__name__, statedict.links(layers), skipped=skipped)
+        return _read_module(source)
     path = os.fspath(source)
     tensors, recorded, links = _load_state_dict(path)
     return statedict.read_tensors(
@@ -105,15 +106,62 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
         source=path,
         per_module=None if nonlinearity else recorded,
         recorded=links,
+        **{key: options[key] for key in pt_header.PLAIN_OPTIONS if key in options},
     )
 
 
-def _skipped(root: nn.Module, recurrent: list[str]) -> tuple[Skipped, ...]:
-    """The parameters and floating-point buffers outside the recurrent modules, by module."""
+def _read_module(source: nn.Module) -> Model:
+    layers: list[Layer] = []
+    plain: list[PlainLayer] = []
+    order: list[str] = []
+    unread: list[Skipped] = []
+    taken: set[str] = set()  # the paths of modules read (or skipped as a whole)
+    for path, module in source.named_modules():
+        if _inside(path, taken):
+            continue
+        kind = _kind_of(module)
+        if kind is not None:
+            found = _layers_of(path, module, kind)
+            layers += found
+            order += [layer.name for layer in found]
+            taken.add(path)
+        elif whole.is_plain(module) and path:
+            read_ = whole.read_plain(path, module)
+            if isinstance(read_, PlainLayer):
+                plain.append(read_)
+                order.append(read_.name)
+            else:
+                unread.append(read_)
+            taken.add(path)
+    if isinstance(source, Stack):  # nn.LSTM always concatenates; the Stack knows the merge
+        layers = [layer.replace(merge=merge or "concat") for layer, merge in zip(layers, source.merges)]
+        chained = tuple(zip((x.name for x in layers), (x.name for x in layers[1:])))
+        links = chained if source.chained else ()
+        return Model(tuple(layers), type(source).__name__, links, around=tuple(plain), order=tuple(order))
+    skipped = (*unread, *_skipped(source, taken))
+    return Model(
+        tuple(layers),
+        type(source).__name__,
+        statedict.links(layers),
+        skipped=skipped,
+        around=tuple(plain),
+        order=tuple(order),
+    )
+
+
+def _inside(path: str, taken: set[str]) -> bool:
+    """Whether ``path`` is one of the non-root module paths ``taken`` or inside one (by its
+    ancestors: linear in the depth, not in the number of modules)."""
+    parts = path.split(".")
+    return bool(parts[0]) and any(".".join(parts[:end]) in taken for end in range(1, len(parts) + 1))
+
+
+def _skipped(root: nn.Module, done: set[str]) -> tuple[Skipped, ...]:
+    """The parameters and floating-point buffers outside the modules read, by module."""
     groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
     for key, tensor in [*root.named_parameters(), *root.named_buffers()]:
         owner = key.rpartition(".")[0]
-        if any(path == "" or owner == path or owner.startswith(path + ".") for path in recurrent):
+        if "" in done or _inside(owner, done):
             continue
         if not tensor.is_floating_point():
             continue
@@ -179,20 +227,24 @@ def _is_zip(path: str) -> bool:
         return handle.read(4) == b"PK\x03\x04"
 
 
-def write(model: Model, path: str, *, as_cell: bool = False, **_: Any) -> None:
+def write(model: Model, path: str, *, as_cell: bool = False, **options: Any) -> None:
     """Save the state_dict of ``model``'s modules (:func:`statedict.modules`: a multi-layer
-    module under its own keys, a cell as a cell) to ``path``; ``as_cell``: every layer as a
-    single-step cell. A state_dict's shapes cannot say whether an RNN is tanh or relu, so that is
+    module under its own keys, a cell as a cell) and plain layers to ``path``; ``as_cell``: every
+    layer as a single-step cell; ``rename`` ({OLD: NEW}, prefix match) and ``prefix``: the keys
+    renamed. A state_dict's shapes cannot say whether an RNN is tanh or relu, so that is
     recorded in its ``_metadata``, as PyTorch records module versions."""
-    state = statedict.state_dict(model, as_cell=as_cell)
-    tensors = OrderedDict((key, _tensor(value)) for key, value in state.items())
-    tensors._metadata = OrderedDict(  # type: ignore[attr-defined]  # PyTorch's own convention
-        (key, {statedict.META_KEY: name})
-        for key, name in statedict.nonlinearities(model, as_cell=as_cell).items()
+    ready = keys.prepared(
+        model, path, as_cell=as_cell, rename=options.get("rename"), prefix=options.get("prefix")
     )
-    links = statedict.written_links(model, as_cell=as_cell)
-    if links:  # which modules feed which: a state_dict cannot say
-        tensors._metadata[""] = {statedict.LINKS_KEY: links}  # type: ignore[attr-defined]
+    tensors = OrderedDict(
+        (key, _tensor(np.concatenate(parts) if len(parts) > 1 else parts[0]))
+        for key, parts in ready.blocks.items()
+    )
+    tensors._metadata = OrderedDict(  # type: ignore[attr-defined]  # PyTorch's own convention
+        (key, {statedict.META_KEY: name}) for key, name in ready.nonlinearities.items()
+    )
+    if ready.links:  # which modules feed which: a state_dict cannot say
+        tensors._metadata[""] = {statedict.LINKS_KEY: ready.links}  # type: ignore[attr-defined]
     with open(path, "wb") as handle:  # a handle, so the archive's folder is not named after the file
         torch.save(tensors, handle)
 
@@ -205,9 +257,14 @@ class Stack(nn.Module):
         super().__init__()
         self.chained = len(model.chains()) == 1
         self.merges: list[str] = []
-        for name, layer in zip(statedict.module_names(model), model.layers):
+        names = dict(zip((layer.name for layer in model.everything()), statedict.module_names(model)))
+        for layer in model.everything():
+            if isinstance(layer, PlainLayer):
+                dtype = _torch_dtype(layer.dtype) if layer.dtype is not None else torch.float32
+                self.add_module(names[layer.name], whole.new_module(layer, dtype))
+                continue
             check(layer)
-            self.add_module(name, _new_module(layer))
+            self.add_module(names[layer.name], _new_module(layer))
             self.merges.append(layer.merge if layer.direction is Direction.BIDIRECTIONAL else "")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -216,7 +273,12 @@ class Stack(nn.Module):
                 "the layers are not one chain in the source, so they do not run as one module",
                 hint="run each submodule on its own",
             )
-        for module, merge in zip(self.children(), self.merges):
+        merges = iter(self.merges)
+        for module in self.children():
+            if whole.is_plain(module):
+                x = module(x)
+                continue
+            merge = next(merges)
             x, _ = module(x)
             if merge and merge != "concat":
                 batch, steps, _features = x.shape
@@ -291,10 +353,11 @@ def build(model: Model) -> Stack:
 
 
 def run(module: nn.Module, x: np.ndarray) -> np.ndarray:
-    """Run a :class:`Stack` or a single ``nn.LSTM/GRU/RNN`` on (batch, time, features)."""
+    """Run a :class:`Stack` or a single ``nn.LSTM/GRU/RNN`` on (batch, time, features), or a
+    :class:`Stack` starting with an embedding on (batch, time) integer ids."""
     parameter = next(module.parameters())
     with torch.no_grad():
-        tensor = _tensor(x).to(parameter.dtype)
+        tensor = _tensor(x).long() if np.asarray(x).dtype.kind in "iu" else _tensor(x).to(parameter.dtype)
         if isinstance(module, Stack):
             return _numpy(module(tensor))
         batch_first = getattr(module, "batch_first", True)
@@ -342,6 +405,22 @@ def load_into(target: nn.Module, model: Model, mapping: Mapping[str, str] | None
     for module, index, layer in plan:
         _fill(module, index, layer)
     return target
+
+
+def port_into(target: nn.Module, source: Model, pairs: Sequence[tuple[str, str]]) -> nn.Module:
+    """Fill the layer of ``target`` named ``pairs[i][0]`` (as :func:`read` names it) with
+    ``source``'s layer ``pairs[i][1]``, recurrent and plain; every pair is checked first."""
+    return whole.port_into(target, source, pairs, read(target))
+
+
+def run_whole(obj: nn.Module, x: np.ndarray) -> np.ndarray:
+    """Run a torch module end to end: float (batch, time, features), or int64 ids (batch, time)."""
+    return whole.run_whole(obj, x)
+
+
+def write_like(model: Model, template: str, pairs: Sequence[tuple[str, str]], dest: str) -> None:
+    """Write ``model`` into ``dest`` in the exact layout of the ``.pt``/``.safetensors`` template."""
+    whole.write_like(model, template, pairs, dest)
 
 
 def _structure(layer: Layer) -> dict[str, object]:

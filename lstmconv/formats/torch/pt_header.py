@@ -221,7 +221,11 @@ class _Unpickler(pickle.Unpickler):
         return storage
 
 
-def read(source: Any, *, nonlinearity: str | None = None, values: bool = False, **_: Any) -> Model:
+#: The read options that decide a state_dict's plain layers (:mod:`.around`).
+PLAIN_OPTIONS = ("like", "like_names", "epsilon")
+
+
+def read(source: Any, *, nonlinearity: str | None = None, values: bool = False, **options: Any) -> Model:
     """The layers of a ``.pt`` file in torch's zip format, their values unread (``header_only``),
     or with ``values`` read from the storages' zip records (memory-mapped, uncompressed only).
     Raises :class:`~lstmconv.registry.Declined` for what only torch can read."""
@@ -235,6 +239,7 @@ def read(source: Any, *, nonlinearity: str | None = None, values: bool = False, 
             nonlinearity=nonlinearity,
             source=path,
             per_module=None if nonlinearity else nonlinearities,
+            **{key: options[key] for key in PLAIN_OPTIONS if key in options},
         )
     loaded, records = _unpickle(path)
     state = statedict.find_state_dict(loaded, lambda value: isinstance(value, _Tensor))
@@ -253,6 +258,7 @@ def read(source: Any, *, nonlinearity: str | None = None, values: bool = False, 
         source=path,
         per_module=None if nonlinearity else statedict.recorded_nonlinearities(state),
         recorded=statedict.recorded_links(state),
+        **{key: options[key] for key in PLAIN_OPTIONS if key in options},
     )
 
 

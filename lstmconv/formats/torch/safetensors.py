@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,8 @@ from ... import dtypes
 from ...errors import FormatError, LstmconvError
 from ...ir import Model
 from .._common import elements
-from . import statedict
+from . import keys, statedict
+from . import template as template_
 
 _DTYPES: dict[str, np.dtype] = {
     "F16": np.dtype("<f2"),
@@ -34,7 +36,9 @@ _DTYPES: dict[str, np.dtype] = {
     "I64": np.dtype("<i8"),
     "BOOL": np.dtype("bool"),
 }
-_NAMES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32", "float64": "F64"}
+_NAMES = {"float16": "F16", "bfloat16": "BF16", "float32": "F32", "float64": "F64", "int64": "I64"}
+#: The writer carries the plain layers (Embedding, Linear, Conv1d, norms) as nn keys.
+HOLDS_PLAIN = True
 #: Headers larger than this are refused before they are read (the format's own limit is 100 MB).
 MAX_HEADER = 100_000_000
 
@@ -142,7 +146,7 @@ def _tensors(path: str, header: dict[str, Any], start: int, data_length: int) ->
     return tensors
 
 
-def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
+def read(source: Any, *, nonlinearity: str | None = None, **options: Any) -> Model:
     path = os.fspath(source)
     header, start, data_length = _header(path)
     tensors = _tensors(path, header, start, data_length)
@@ -161,26 +165,35 @@ def read(source: Any, *, nonlinearity: str | None = None, **_: Any) -> Model:
             source=path,
             per_module=None if nonlinearity else recorded,
             recorded=statedict.checked_links(recorded_meta.get("links")),
+            **{key: options[key] for key in ("like", "like_names", "epsilon") if key in options},
+            ordered=bool(order),  # else the header's sorted keys: no model order
         )
     except LstmconvError as error:
         raise error.within(path) from None
 
 
-def write(model: Model, path: str, *, as_cell: bool = False, **_: Any) -> None:
+def write(model: Model, path: str, *, as_cell: bool = False, **options: Any) -> None:
     """Header first (keys sorted, so the same model gives the same bytes), then each tensor's
     gate blocks in turn, streamed: no stacked copy of the model is ever made. ``as_cell``:
-    every layer as a single-step cell (``nn.LSTMCell`` keys)."""
-    parts = statedict.blocks(model, as_cell=as_cell)
-    nonlinearity = statedict.nonlinearities(model, as_cell=as_cell)
-    order = [module.key for module in statedict.modules(model, as_cell=as_cell)]
-    recorded: dict[str, Any] = {"nonlinearity": nonlinearity, "order": order}
-    if statedict.written_links(model, as_cell=as_cell):
-        recorded["links"] = statedict.written_links(model, as_cell=as_cell)
+    every layer as a single-step cell (``nn.LSTMCell`` keys); ``rename``/``prefix``: the keys
+    renamed (:mod:`.keys`)."""
+    ready = keys.prepared(
+        model, path, as_cell=as_cell, rename=options.get("rename"), prefix=options.get("prefix")
+    )
+    parts = ready.blocks
+    order = list(dict.fromkeys(key.rpartition(".")[0] for key in parts))
+    recorded: dict[str, Any] = {"nonlinearity": ready.nonlinearities, "order": order}
+    if ready.links:
+        recorded["links"] = ready.links
     meta = json.dumps(recorded, sort_keys=True)
     header: dict[str, Any] = {"__metadata__": {"format": "pt", "lstmconv": meta}}
     offset = 0
     for key, blocks in parts.items():
-        shape = [sum(block.shape[0] for block in blocks), *blocks[0].shape[1:]]
+        shape = (
+            list(blocks[0].shape)
+            if len(blocks) == 1
+            else [sum(block.shape[0] for block in blocks), *blocks[0].shape[1:]]
+        )
         nbytes = sum(block.nbytes for block in blocks)
         header[key] = {
             "dtype": _NAMES[blocks[0].dtype.name],
@@ -196,3 +209,33 @@ def write(model: Model, path: str, *, as_cell: bool = False, **_: Any) -> None:
         for blocks in parts.values():
             for block in blocks:
                 handle.write(dtypes.little_endian_bytes(block))
+
+
+def write_like(model: Model, template: str, pairs: Sequence[tuple[str, str]], dest: str) -> None:
+    """Write ``model``'s weights into ``dest`` in the exact layout of the ``.safetensors``
+    ``template``: its keys in its order, its dtypes, its integer entries and metadata kept."""
+    header, start, data_length = _header(template)
+    tensors = _tensors(template, header, start, data_length)
+    recorded = json.loads((header.get("__metadata__") or {}).get("lstmconv", "{}"))
+    present = statedict.read_tensors(
+        tensors, source=template, like=model, like_names=dict(pairs), ordered=bool(recorded.get("order"))
+    )
+    values = template_.values(model, present, pairs, tensors, template)
+    written: dict[str, Any] = {}
+    offset = 0
+    arrays = []
+    for key, entry in header.items():
+        if key == "__metadata__":
+            written[key] = entry
+            continue
+        array = values.get(key, tensors[key])
+        arrays.append(array)
+        written[key] = {**entry, "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    text = json.dumps(written, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    with open(dest, "wb") as handle:
+        handle.write(struct.pack("<Q", len(text)))
+        handle.write(text)
+        for array in arrays:
+            handle.write(dtypes.little_endian_bytes(array))

@@ -32,6 +32,7 @@ from ...ir import (
     cell_from_stacked,
 )
 from .. import _common
+from . import around
 
 _log = logging.getLogger(__name__)
 GATE_ORDER: Mapping[Kind, tuple[str, ...]] = {
@@ -314,8 +315,14 @@ def read_tensors(
     source: str = "",
     per_module: Mapping[str, str] | None = None,
     recorded: Sequence[tuple[str, str]] = (),
+    like: Model | None = None,
+    like_names: Mapping[str, str] | None = None,
+    epsilon: float | None = None,
+    ordered: bool = True,
 ) -> Model:
-    """Every recurrent module found in a state_dict of NumPy arrays, in key order.
+    """Every recurrent module found in a state_dict of NumPy arrays, and the plain layers
+    around them (:mod:`.around`: ``like``, ``like_names`` and ``epsilon`` decide what the keys
+    cannot say), in key order.
 
     ``per_module`` maps a module's prefix (without the trailing dot) to its RNN nonlinearity
     where it is known; ``nonlinearity`` applies to the rest. An RNN whose nonlinearity neither
@@ -324,6 +331,7 @@ def read_tensors(
     layers: list[Layer] = []
     groups = recurrent_groups(tensors)
     cells = cell_prefixes(tensors)
+    modules: list[tuple[str, list[Layer]]] = []
     for prefix, group in groups.items():
         kind = infer_kind(group, prefix)
         chosen = (per_module or {}).get(prefix.rstrip("."), nonlinearity)
@@ -349,6 +357,7 @@ def read_tensors(
                 kind.value.upper(),
             )
         layers.extend(found)
+        modules.append((prefix, found))
     if not layers:
         raise WeightLayoutError(
             "no recurrent layer found: no key ends in weight_ih_l0 / weight_hh_l0"
@@ -358,9 +367,43 @@ def read_tensors(
         )
     names = {layer.name for layer in layers}
     known = [pair for pair in recorded if pair[0] in names and pair[1] in names]
-    return Model(
-        tuple(layers), source, tuple(dict.fromkeys([*links(layers), *known])), skipped=skipped_keys(tensors)
+    taken = {key for key in tensors if _is_recurrent_key(key, cells)}
+    plain, unread, order = around.read_all(
+        tensors,
+        taken,
+        modules,
+        _starts(tensors, cells),
+        like=like,
+        like_names=like_names,
+        epsilon=epsilon,
+        source=source,
+        ordered=ordered,
     )
+    handled = set(around.groups(tensors, taken))
+    others = tuple(entry for entry in skipped_keys(tensors) if entry.name not in handled)
+    return Model(
+        tuple(layers),
+        source,
+        tuple(dict.fromkeys([*links(layers), *known])),
+        skipped=(*unread, *others),
+        around=tuple(plain),
+        order=tuple(order),
+    )
+
+
+def _starts(tensors: Mapping[str, Any], cells: set[str]) -> dict[str, int]:
+    """The index of each recurrent module's first key, by prefix (one pass)."""
+    found: dict[str, int] = {}
+    for index, key in enumerate(tensors):
+        match = _KEY.match(key) or _CELL_KEY.match(key)
+        if match is not None and (match.re is _KEY or match["prefix"] in cells):
+            found.setdefault(match["prefix"], index)
+    return found
+
+
+def _is_recurrent_key(key: str, cells: set[str]) -> bool:
+    cell = _CELL_KEY.match(key)
+    return _KEY.match(key) is not None or (cell is not None and cell["prefix"] in cells)
 
 
 def links(layers: list[Layer]) -> tuple[tuple[str, str], ...]:
@@ -416,8 +459,8 @@ def check(layer: Layer, *, state_dict: bool = False) -> None:
 
 
 def module_names(model: Model) -> list[str]:
-    """The submodule name of each layer in ``to_torch(model)``."""
-    return _common.unique_names(_common.identifier(layer.name) for layer in model.layers)
+    """The submodule name of each layer in ``to_torch(model)``, in model order (plain ones too)."""
+    return _common.unique_names(_common.identifier(layer.name) for layer in model.everything())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -491,9 +534,30 @@ def modules(model: Model, *, as_cell: bool = False) -> list[Module]:
 
 
 def blocks(model: Model, *, as_cell: bool = False) -> dict[str, list[np.ndarray]]:
-    """Each state_dict key of ``model``'s modules (:func:`modules`) with the blocks that, stacked
-    along the first axis, make its tensor (one per gate, in PyTorch's order): writers can
-    stream them."""
+    """Each state_dict key of ``model``'s modules (:func:`modules`) and plain layers
+    (:func:`.around.state_entries`), in model order, with the blocks that, stacked along the
+    first axis, make its tensor (one per gate, in PyTorch's order): writers can stream them."""
+    recurrent = _recurrent_blocks(model, as_cell=as_cell)
+    first = {module.layers[0].name: module.key for module in modules(model, as_cell=as_cell)}
+    plain = {layer.name: layer for layer in model.around}
+    keys = _common.unique_names([*first.values(), *(_plain_key(name) for name in plain)])[len(first) :]
+    renamed = dict(zip(plain, keys))
+    result: dict[str, list[np.ndarray]] = {}
+    for name in model.order or ():
+        if name in first:
+            prefix = first[name] + "."
+            result.update((key, parts) for key, parts in recurrent.items() if key.startswith(prefix))
+        elif name in plain:
+            entries = around.state_entries(plain[name].replace(name=renamed[name]))
+            result.update((key, [array]) for key, array in entries.items())
+    return result
+
+
+def _plain_key(name: str) -> str:
+    return name if _DOTTED.match(name) else _common.identifier(name)
+
+
+def _recurrent_blocks(model: Model, *, as_cell: bool = False) -> dict[str, list[np.ndarray]]:
     result: dict[str, list[np.ndarray]] = {}
     for module in modules(model, as_cell=as_cell):
         for level, layer in enumerate(module.layers):
@@ -513,7 +577,10 @@ def blocks(model: Model, *, as_cell: bool = False) -> dict[str, list[np.ndarray]
 
 def state_dict(model: Model, *, as_cell: bool = False) -> dict[str, np.ndarray]:
     """The state_dict of ``model``'s modules as NumPy arrays, in PyTorch's key order."""
-    return {key: np.concatenate(parts) for key, parts in blocks(model, as_cell=as_cell).items()}
+    return {
+        key: np.concatenate(parts) if len(parts) > 1 else parts[0]
+        for key, parts in blocks(model, as_cell=as_cell).items()
+    }
 
 
 def nonlinearities(model: Model, *, as_cell: bool = False) -> dict[str, str]:
