@@ -163,6 +163,50 @@ def test_forked_look_kills_a_child_that_hangs_or_reports_one_that_crashed() -> N
         forked.look(_crashes, 10, "a test")
 
 
+class _WaitsForItsThreads:
+    """Stands for an object whose destruction waits for threads a forked child does not have
+    (an onnxruntime session): destroying it in the child would hang."""
+
+    def __del__(self) -> None:
+        import time
+
+        time.sleep(60)
+
+
+def _allocates() -> int:
+    return len([[index] for index in range(20_000)])  # enough to set off a collection
+
+
+def test_forked_look_never_collects_the_parents_garbage() -> None:
+    import gc
+    import time
+
+    from lstmconv.formats import forked
+
+    gc.collect()
+    gc.disable()  # the cycle stays garbage until the child
+    try:
+        cycle = [_WaitsForItsThreads()]
+        cycle.append(cycle)  # type: ignore[arg-type]
+        del cycle
+        started = time.monotonic()
+        gc.enable()  # as in any process: the child would collect once it allocates enough
+        answer = forked.look(_allocates, 5, "a test")
+        assert answer is not None and answer.value == 20_000
+        assert time.monotonic() - started < 5
+    finally:
+        gc.callbacks.append(_never_wait)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(_never_wait)
+
+
+def _never_wait(phase: str, info: dict) -> None:
+    """The parent collects the cycle after the test: its object must not wait there either."""
+    _WaitsForItsThreads.__del__ = lambda self: None  # type: ignore[method-assign]
+
+
 def test_keras_header_read_outlines_the_full_read_and_warns_once(tmp_path, caplog) -> None:
     import zipfile
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -62,6 +63,10 @@ def look(task: Callable[[], Any], limit: float, what: str, hint: str | None = No
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child: answer, then leave without the parent's cleanup
+        # No garbage collection in the child: collecting the parent's garbage would destroy its
+        # objects here, and one that waits for its own threads (an onnxruntime session left from
+        # an earlier verification) waits forever, as those threads were not forked.
+        gc.disable()
         os.close(reader)
         _die_with(parent)
         _answer(task, writer)
