@@ -312,9 +312,21 @@ def layer_runners(source: Any, model: Model) -> tuple[str, dict[str, Any], Any]:
     whole = None
     written = proto.producer_name == "lstmconv" and len(proto.graph.input) == 1 and base is not None
     if written and len(model.chains()) == 1 and not model.around:  # the recurrent layers alone
-        whole_file = Written(os.fspath(source))
-        whole = lambda x: run(whole_file, x)  # noqa: E731
+        whole = _whole_runner(os.fspath(source))
     return "onnxruntime", runners, whole
+
+
+def _whole_runner(path: str) -> Any:
+    """Run the whole file, opened on the first run only (parsing a 1 GiB model costs 4-5 s that
+    a check of its layers alone never needs)."""
+    opened: list[Written] = []
+
+    def run_whole_file(x: np.ndarray) -> np.ndarray:
+        if not opened:
+            opened.append(Written(path))
+        return run(opened[0], x)
+
+    return run_whole_file
 
 
 def _run_dtype(layer: Layer) -> np.dtype:
