@@ -419,9 +419,10 @@ def _place(source: str, dest: str, overwrite: bool) -> None:
     os.unlink(source)
 
 
-def _exists(dest: str) -> OutputExistsError:
+def _exists(dest: str, appeared: bool = True) -> OutputExistsError:
+    """``appeared``: found when the written file was placed, after the check before the work."""
     return OutputExistsError(
-        "the output exists (it appeared while converting)" if os.path.lexists(dest) else "the output exists",
+        "the output exists (it appeared while converting)" if appeared else "the output exists",
         where=(dest,),
         hint="pass overwrite=True to replace it",
         cli_hint="pass --force to replace it",
@@ -452,23 +453,23 @@ def _publish(written: str, dest: str, overwrite: bool) -> None:
         raise
 
 
-def _refuse_unwritable(dest: str, overwrite: bool) -> None:
+def _refuse_unwritable(dest: str, overwrite: bool, appeared: bool = True) -> None:
     """A directory is never replaced, even with ``overwrite``; anything else only with it."""
     if os.path.isdir(dest) and not os.path.islink(dest):
         raise LstmconvError(
             "the output is a directory", where=(dest,), hint="give a file name inside it, or another name"
         )
-    _refuse_existing(dest, overwrite)
+    _refuse_existing(dest, overwrite, appeared)
 
 
-def _refuse_existing(dest: str, overwrite: bool) -> None:
+def _refuse_existing(dest: str, overwrite: bool, appeared: bool = True) -> None:
     if os.path.lexists(dest) and not overwrite:  # lexists: a dangling symlink is there too
-        raise _exists(dest)
+        raise _exists(dest, appeared)
 
 
 def _check_destination(dest: str, overwrite: bool) -> None:
     """Refuse, before any work, an output that exists or a folder that cannot take it."""
-    _refuse_unwritable(dest, overwrite)
+    _refuse_unwritable(dest, overwrite, appeared=False)
     folder = os.path.dirname(os.path.abspath(dest))
     if not os.path.isdir(folder):
         raise LstmconvError("the output's folder does not exist", where=(dest,), hint="create it first")

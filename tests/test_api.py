@@ -91,8 +91,9 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path) -> None:
     model = _model(np.random.default_rng(3))
     target = tmp_path / "m.npz"
     target.write_bytes(b"precious")
-    with pytest.raises(OutputExistsError, match="the output exists"):
+    with pytest.raises(OutputExistsError, match="the output exists") as refused:
         lstmconv.write(model, target)
+    assert "appeared while converting" not in str(refused.value)  # it was there before the work
     assert target.read_bytes() == b"precious"
     lstmconv.write(model, target, overwrite=True)
     assert target.read_bytes() != b"precious"
