@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from ..errors import FormatError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
 from ..ir import Activation, Direction, Kind, Layer, Model
+from ..plain import PlainLayer
 
 
 def _kind_of(mode: int) -> str:
@@ -203,6 +204,13 @@ def identifier(name: str) -> str:
     """A name usable as a torch submodule or Keras layer name (no dots or slashes)."""
     cleaned = re.sub(r"[^0-9A-Za-z_-]", "_", name).strip("_")
     return cleaned or "layer"
+
+
+def identifiers(layers: Iterable[Layer | PlainLayer]) -> dict[str, str]:
+    """Each layer's name → an :func:`identifier` of it, made unique in order (what a written
+    graph or model names the layer)."""
+    names = [layer.name for layer in layers]
+    return dict(zip(names, unique_names(identifier(name) for name in names)))
 
 
 def structure(layer: Layer) -> dict[str, object]:

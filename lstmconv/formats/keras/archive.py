@@ -193,12 +193,7 @@ def _plan(model: Model) -> tuple[list[_Entry], list[tuple[str, str]]]:
     and output names, in model order."""
     for layer in model.layers:
         check(layer)
-    names = dict(
-        zip(
-            (layer.name for layer in model.layers),
-            _common.unique_names(_common.identifier(layer.name) for layer in model.layers),
-        )
-    )
+    names = _common.identifiers(model.layers)
     chains = model.chains()
     ranked: list[tuple[int, int, _Entry]] = []
     ends: list[tuple[str, str]] = []

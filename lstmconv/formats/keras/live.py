@@ -300,12 +300,7 @@ def build(model: Model) -> Any:
         )
     for layer in model.layers:
         check(layer)
-    names = dict(
-        zip(
-            (layer.name for layer in model.layers),
-            _common.unique_names(_common.identifier(layer.name) for layer in model.layers),
-        )
-    )
+    names = _common.identifiers(model.layers)
     chains = model.chains()
     inputs, outputs, built = [], [], []
     for chain in chains:

@@ -224,12 +224,7 @@ def build_whole(model: Model) -> Any:
     for layer in model.layers:
         live.check(layer)
     layers = model.everything()
-    names = dict(
-        zip(
-            (layer.name for layer in layers),
-            _common.unique_names(_common.identifier(one.name) for one in layers),
-        )
-    )
+    names = _common.identifiers(layers)
     dtype = str(model.layers[0].dtype)
     first = layers[0]
     if isinstance(first, PlainLayer) and first.kind is PlainKind.EMBEDDING:

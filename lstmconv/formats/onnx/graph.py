@@ -90,12 +90,7 @@ def assemble(
             ", ".join(f'"{layer.name}"' for layer in model.around),
             why,
         )
-    prefixes = dict(
-        zip(
-            (layer.name for layer in model.layers),
-            _common.unique_names(_common.identifier(layer.name) for layer in model.layers),
-        )
-    )
+    prefixes = _common.identifiers(model.layers)
     chains = model.chains()
     if len(chains) > 1 and (input_name or output_name):
         raise _common.UnsupportedFeatureError(
@@ -139,12 +134,7 @@ def _assemble_whole(
     if input_name == output_name:
         raise _common.UnsupportedFeatureError(f"the input and the output are both named {input_name!r}")
     everything = model.everything()
-    prefixes = dict(
-        zip(
-            (layer.name for layer in everything),
-            _common.unique_names(_common.identifier(layer.name) for layer in everything),
-        )
-    )
+    prefixes = _common.identifiers(everything)
     x, time_major, dtype = input_name, False, None
     for layer in everything:
         prefix = prefixes[layer.name]
