@@ -10,7 +10,7 @@ keys cannot say every kind or epsilon, is read ``like`` the other side.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -80,25 +80,51 @@ def port(
     pairs = porting.pair(model, present, mapping)
     _hook(target_fmt, "port_into", f"port into a {target_fmt.name} model")(target, model, pairs)
     after = api.read(target)
-    sides = (
-        verification.side_runners("source", source, model, source_fmt),
-        verification.side_runners("target", target, after, target_fmt),
+    return _proved(
+        (source, source_fmt, model),
+        (target, target_fmt, after),
+        pairs,
+        (verification.label(target), False),
+        rtol,
+        atol,
+        "the target disagrees with the source after the port",
     )
-    whole, notes = _whole_runs(source, source_fmt, target, target_fmt)
+
+
+def _proved(
+    source: tuple[Any, Any, Model],
+    target: tuple[Any, Any, Model],
+    pairs: Sequence[tuple[str, str]],
+    label: tuple[str, bool],
+    rtol: float | None,
+    atol: float | None,
+    failure: str,
+) -> verification.Report:
+    """Each paired layer of ``source`` (object or path, format, model) against ``target``'s, and the
+    whole models where both run whole. ``label``: the target's name in the report, and whether
+    it is a written file (then also where the error is). Raises :class:`VerificationError`
+    carrying the report when they disagree."""
+    (given, given_fmt, model), (other, other_fmt, found) = source, target
+    name, written = label
+    sides = (
+        verification.side_runners("source", given, model, given_fmt),
+        verification.side_runners("target", other, found, other_fmt, written=written),
+    )
+    whole, notes = _whole_runs(given, given_fmt, other, other_fmt)
     report = verification.check_pairs(
-        verification.label(source),
-        verification.label(target),
+        verification.label(given),
+        name,
         sides,
-        _recurrent_pairs(model, after, pairs),
+        _recurrent_pairs(model, found, pairs),
         model,
-        plain=_plain_pairs(model, after, pairs),
+        plain=_plain_pairs(model, found, pairs),
         whole=whole,
         rtol=rtol,
         atol=atol,
         notes=notes,
     )
     if not report.ok:
-        error = VerificationError(f"the target disagrees with the source after the port\n{report}")
+        error = VerificationError(f"{failure}\n{report}", where=(name,) if written else ())
         error.report = report
         raise error
     return report
@@ -202,27 +228,15 @@ def convert_like(
             return
         with api._reading_own_output():
             written = read_side(temporary, dest_fmt, model, {t: s for t, s in pairs})
-        sides = (
-            verification.side_runners("source", source, model, source_fmt),
-            verification.side_runners("target", temporary, written, dest_fmt, written=True),
+        report = _proved(
+            (source, source_fmt, model),
+            (temporary, dest_fmt, written),
+            pairs,
+            (dest, True),
+            rtol,
+            atol,
+            "the written model disagrees with the source",
         )
-        whole, notes = _whole_runs(source, source_fmt, temporary, dest_fmt)
-        report = verification.check_pairs(
-            verification.label(source),
-            dest,
-            sides,
-            _recurrent_pairs(model, written, pairs),
-            model,
-            plain=_plain_pairs(model, written, pairs),
-            whole=whole,
-            rtol=rtol,
-            atol=atol,
-            notes=notes,
-        )
-        if not report.ok:
-            error = VerificationError(f"the written model disagrees with the source\n{report}", where=(dest,))
-            error.report = report
-            raise error
         reports.append(report)
 
     api._staged_write(
