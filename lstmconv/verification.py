@@ -35,8 +35,11 @@ from .plain import PlainLayer
 from .registry import FORMATS, Format, installed, is_path
 
 Runner = Callable[[np.ndarray], np.ndarray]
-#: (batch, time) of the random inputs: length 1 and uneven sizes on purpose.
-SHAPES: tuple[tuple[int, int], ...] = ((1, 1), (3, 5), (2, 13))
+#: (batch, time) of the random inputs: length 1, and a batch of uneven sizes long enough for
+#: the recurrence to build up. Two runs per layer and side (each step of a large layer reads
+#: all its weights), the larger first: a batch and a length that no other size has tell the
+#: axes of an ONNX cut's output apart without a probe run.
+SHAPES: tuple[tuple[int, int], ...] = ((1, 1), (7, 13))
 #: Default (rtol, atol) by the coarsest weight dtype, as ``torch.testing.assert_close`` has them,
 #: with atol widened for float16 and bfloat16 to what running in them costs.
 TOLERANCES: Mapping[str, tuple[float, float]] = {
@@ -338,7 +341,19 @@ def check(
             )
         )
     if source.whole is not None and target.whole is not None:  # both whole models of these layers
-        checks.append(_run_check_whole(source_model, source.whole, target.whole, rtol, atol, seed))
+        checks.append(
+            _run_check(
+                source_model.recurrent_only(),
+                target_model.recurrent_only(),
+                source.whole,
+                target.whole,
+                rtol,
+                atol,
+                seed,
+                found_notes,
+                rounding=rounding,
+            )
+        )
     return Report(
         source_label,
         target_label,
@@ -361,8 +376,8 @@ def _is_ir_side(source: Runners, target: Runners) -> bool:
 
 
 def _run_check(
-    mine: Layer,
-    theirs: Layer,
+    mine: Layer | Model,
+    theirs: Layer | Model,
     run_source: Runner,
     run_target: Runner,
     rtol: float,
@@ -372,26 +387,35 @@ def _run_check(
     *,
     rounding: bool = False,
 ) -> Check:
-    """One layer on both sides. ``rounding`` (the default tolerances): where a float32 side is off
-    by more than they allow, the float32 rounding this layer amplifies on the same input (the
-    reference run in float32 against float64, times :data:`ROUNDING_FACTOR`) is allowed on top,
-    and a note says so with its size; a misread layer is off by far more than its rounding."""
-    run_source = _or_reference(run_source, mine, "source", notes)
-    run_target = _or_reference(run_target, theirs, "target", notes)
-    float32 = np.dtype("float32") in (mine.dtype, theirs.dtype)
+    """One layer (or the whole model of recurrent layers) on both sides. ``rounding`` (the
+    default tolerances): where a float32 side is off by more than they allow, the float32
+    rounding this layer amplifies on the same input (the reference run in float32 against
+    float64, times :data:`ROUNDING_FACTOR`) is allowed on top, and a note says so with its size;
+    a misread layer is off by far more than its rounding."""
+    whole = isinstance(mine, Model)
+    name = WHOLE if isinstance(mine, Model) else mine.name
+    if isinstance(mine, Layer) and isinstance(theirs, Layer):
+        run_source = _or_reference(run_source, mine, "source", notes)
+        run_target = _or_reference(run_target, theirs, "target", notes)
+    float32 = np.dtype("float32") in (*_dtypes(mine), *_dtypes(theirs))
     widened: list[float] = []
     allowance = (lambda x: ROUNDING_FACTOR * float32_rounding(mine, x)) if rounding and float32 else None
     found = _worst(inputs(mine, seed), run_source, run_target, rtol, atol, allowance, widened)
     if widened and found[2] and notes is not None:
+        what = "the whole model" if whole else f'layer "{name}"'
         notes.append(
-            f'layer "{mine.name}": off by {found[0]:.3g}, within {atol:g} + {rtol:g}·|b| once the float32 '
-            f"rounding this layer amplifies on the same input is allowed ({max(widened):.3g}: the reference "
+            f"{what}: off by {found[0]:.3g}, within {atol:g} + {rtol:g}·|b| once the float32 "
+            f"rounding it amplifies on the same input is allowed ({max(widened):.3g}: the reference "
             f"run in float32 against float64, ×{ROUNDING_FACTOR:g})"
         )
-    return Check(mine.name, theirs.name, *found)
+    return Check(name, WHOLE if isinstance(theirs, Model) else theirs.name, *found)
 
 
-def float32_rounding(layer: Layer, x: np.ndarray) -> float:
+def _dtypes(layer: Layer | Model) -> list[np.dtype]:
+    return list(layer.dtypes) if isinstance(layer, Model) else [layer.dtype]
+
+
+def float32_rounding(layer: Layer | Model, x: np.ndarray) -> float:
     """The largest |float32 − float64| of the reference running ``layer`` on ``x``: how much
     rounding to float32 this layer amplifies on this input (large weights, long sequences)."""
     exact = reference.run(layer, x)
@@ -413,7 +437,7 @@ def _worst(
     with ``allowance``, a batch that does not is judged again with it added to ``atol`` (each
     allowance used goes into ``widened``)."""
     worst_abs, worst_rel, ok = 0.0, 0.0, True
-    for x in batches:
+    for x in sorted(batches, key=lambda x: -x.size):  # the largest first: see :data:`SHAPES`
         a, b = np.asarray(run_target(x)), np.asarray(run_source(x))
         gap, rel, within = differences(a, b, rtol, atol)
         if not within and allowance is not None:
@@ -427,26 +451,29 @@ def _worst(
 
 def _or_reference(run: Runner, layer: Layer, role: str, notes: list[str] | None) -> Runner:
     """``run``, or where its framework fails to run the layer at all (a CuDNN layer without a
-    GPU), the NumPy reference, with a note saying so."""
-    try:
-        run(np.zeros((1, 1, layer.input_size), dtype=inputs(layer)[0].dtype))
-    except LstmconvError:
-        raise
-    except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if notes is not None:
-            said = reason[:160]
-            notes.append(
-                f'{role} layer "{layer.name}" could not run as given ({said}): the NumPy reference stood in'
-            )
-        return _reference(layer)
-    return run
+    GPU: its first run raises), the NumPy reference from then on, with a note saying so."""
+    chosen: list[Runner] = []
 
+    def run_or_reference(x: np.ndarray) -> np.ndarray:
+        if chosen:
+            return chosen[0](x)
+        try:
+            out = run(x)
+        except LstmconvError:
+            raise
+        except Exception as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            if notes is not None:
+                notes.append(
+                    f'{role} layer "{layer.name}" could not run as given ({reason[:160]}): '
+                    "the NumPy reference stood in"
+                )
+            chosen.append(_reference(layer))
+            return chosen[0](x)
+        chosen.append(run)
+        return out
 
-def _run_check_whole(
-    model: Model, run_source: Runner, run_target: Runner, rtol: float, atol: float, seed: int
-) -> Check:
-    return Check(WHOLE, WHOLE, *_worst(inputs(model, seed), run_source, run_target, rtol, atol))
+    return run_or_reference
 
 
 def whole_inputs(model: Model, seed: int = 0) -> list[np.ndarray]:

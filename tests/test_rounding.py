@@ -24,9 +24,9 @@ def _large_layer(seed: int = 3) -> ir.Layer:
 
     cell = ir.cell_from_stacked(
         ("i", "f", "g", "o"),
-        tensor(4 * hidden, inputs, scale=1.5),
-        tensor(4 * hidden, hidden, scale=1.0),
-        tensor(4 * hidden, scale=1.0),
+        tensor(4 * hidden, inputs, scale=3.0),
+        tensor(4 * hidden, hidden, scale=2.0),
+        tensor(4 * hidden, scale=2.0),
     )
     return ir.Layer(ir.Kind.LSTM, (cell,), name="large")
 

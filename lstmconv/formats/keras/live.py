@@ -7,10 +7,14 @@ Kernels are (in, G·H); gates ``i f c o`` (LSTM) and ``z r h`` (GRU).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib
 import json
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -435,23 +439,82 @@ def _load_as_given(path: str | os.PathLike[str]) -> tuple[str, Any]:
     if text.lower().endswith(".weights.h5"):
         raise UnsupportedFeatureError("a weights-only file holds no model that Keras can load", where=(text,))
     if _keras_major(text) == 2:
-        try:
-            import tf_keras
-        except ImportError:
-            raise UnsupportedFeatureError(
-                "a Keras 2 file, and tf_keras (which computes as Keras 2) is not installed", where=(text,)
-            ) from None
-        # tf_keras's load_model has no safe mode for .h5 (it would unmarshal and call a Lambda's
-        # bytecode): its own scope turns it on, and without that scope the file is not loaded.
-        try:
-            from tf_keras.src.saving.serialization_lib import SafeModeScope
-        except ImportError:
-            raise UnsupportedFeatureError(
-                "a Keras 2 file, and this tf_keras has no safe mode to load it with", where=(text,)
-            ) from None
-        with SafeModeScope(True):
-            return "tf_keras", tf_keras.models.load_model(text, compile=False)
-    return "keras", keras.saving.load_model(text, compile=False, safe_mode=True)
+        return "tf_keras", _load_keras2(text)
+    with _initializers_overwritten(keras):
+        return "keras", keras.saving.load_model(text, compile=False, safe_mode=True)
+
+
+def _load_keras2(text: str) -> Any:
+    """A Keras 2 ``.h5`` loaded by tf_keras, in its safe mode."""
+    try:
+        import tf_keras
+    except ImportError:
+        raise UnsupportedFeatureError(
+            "a Keras 2 file, and tf_keras (which computes as Keras 2) is not installed", where=(text,)
+        ) from None
+    # tf_keras's load_model has no safe mode for .h5 (it would unmarshal and call a Lambda's
+    # bytecode): its own scope turns it on, and without that scope the file is not loaded.
+    try:
+        from tf_keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:
+        raise UnsupportedFeatureError(
+            "a Keras 2 file, and this tf_keras has no safe mode to load it with", where=(text,)
+        ) from None
+    with SafeModeScope(True), _initializers_overwritten(tf_keras):
+        return tf_keras.models.load_model(text, compile=False)
+
+
+#: Set in a thread while it loads or clones a model that only lstmconv runs (see below).
+_OVERWRITTEN = threading.local()
+_PATCHING = threading.Lock()
+
+
+@contextlib.contextmanager
+def _initializers_overwritten(library: Any) -> Iterator[None]:
+    """A scope in which ``library``'s (Keras 3's or tf_keras's) own initializers make zeros, in
+    this thread only: a model loaded or cloned to be run has every variable overwritten from
+    the file or the layer, and Keras's Orthogonal initializer (the recurrent kernels' default)
+    decomposes a random matrix per kernel for values never used: 63 of 119 s verifying a 1 GiB
+    ``.keras``. Only for models lstmconv runs itself, never one it gives the user; elsewhere
+    (other threads, outside the scope) each initializer computes as Keras has it."""
+    _patch_initializers(library)
+    before = getattr(_OVERWRITTEN, "on", False)
+    _OVERWRITTEN.on = True
+    try:
+        yield
+    finally:
+        _OVERWRITTEN.on = before
+
+
+def _patch_initializers(library: Any) -> None:
+    """Wrap each initializer class's own ``__call__`` once: zeros inside the scope, else the
+    original."""
+    base = library.initializers.Initializer
+    zeros = library.ops.zeros if hasattr(library, "ops") else None
+    with _PATCHING:
+        for value in list(vars(library.initializers).values()):
+            if not (isinstance(value, type) and issubclass(value, base)):
+                continue
+            for cls in value.__mro__:
+                original = cls.__dict__.get("__call__")
+                if original is None or getattr(original, "_lstmconv_original", None) is not None:
+                    continue
+                cls.__call__ = _zeros_in_scope(original, zeros)  # type: ignore[method-assign]
+
+
+def _zeros_in_scope(original: Any, zeros: Any) -> Any:
+    def __call__(self: Any, shape: Any, dtype: Any = None, **kwargs: Any) -> Any:
+        if not getattr(_OVERWRITTEN, "on", False):
+            return original(self, shape, dtype, **kwargs)
+        if zeros is not None:
+            return zeros(shape, dtype=dtype)
+        import tensorflow as tf
+
+        return tf.zeros(shape, dtype=dtype or "float32")
+
+    __call__._lstmconv_original = original  # type: ignore[attr-defined]
+    functools.update_wrapper(__call__, original)
+    return __call__
 
 
 def _keras_major(path: str) -> int:
@@ -516,7 +579,11 @@ def _layer_runner(layer: Any, ir: Layer) -> Any:
         clone = layer  # runs as it is
     else:
         _every_step(config)
-        clone = type(layer).from_config(config)
+        library: Any = keras
+        if type(layer).__module__.startswith("tf_keras"):
+            library = importlib.import_module("tf_keras")
+        with _initializers_overwritten(library):
+            clone = type(layer).from_config(config)
         clone(np.zeros((1, 1, ir.input_size), dtype=dtype))
         clone.set_weights(layer.get_weights())
 

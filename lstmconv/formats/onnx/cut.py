@@ -28,28 +28,95 @@ from .epilogue import Graph, attribute, input_boundary, label, output_end
 Runner = Callable[[np.ndarray], np.ndarray]
 #: Nodes a cut may hold at most (a hostile graph cannot make the walk large).
 _LIMIT = 10_000
+#: Initializers larger than this are fed to the cut as inputs, not copied into it.
+FED_BYTES = 1 << 16
 
 
-def runner(proto: onnx.ModelProto, graph: Graph, node: Any, dtype: np.dtype, prepare: Callable) -> Runner:
+def runner(
+    proto: onnx.ModelProto,
+    graph: Graph,
+    node: Any,
+    dtype: np.dtype,
+    prepare: Callable,
+    values: Callable[[Any], np.ndarray],
+) -> Runner:
     """Run ``node`` as cut from ``proto``: x (batch, time, features) → (batch, time, features).
-    ``prepare(model)`` gives a function that runs the ModelProto on a feed (its first output)."""
+    ``prepare(model)`` gives a function that runs the ModelProto on a feed (its first output);
+    ``values(tensor)`` an initializer's values (the cut's large ones are fed, see :func:`_cut_model`)."""
     layout = attribute(node, "layout", 0)
     x_name, x_axes = input_boundary(graph, node, "tb" if layout == 0 else "bt")
     end = output_end(graph, node)
-    cut = _cut_model(proto, graph, node, x_name, end, dtype)
+    cut, fed = _cut_model(proto, graph, node, x_name, end, dtype)
     run = prepare(cut)
     permutation: list[int] | None = None
+    constants: dict[str, np.ndarray] = {}
+    taken: set[int] | None = None
 
     def run_cut(x: np.ndarray) -> np.ndarray:
-        nonlocal permutation
+        nonlocal permutation, taken
         batch, steps, features = x.shape
-        if permutation is None:
-            permutation = _probe(cut, run, x_axes, features, dtype)
-        fed = np.ascontiguousarray(_to_axes(x, x_axes)).astype(dtype, copy=False)
-        out = np.asarray(run({x_name: fed}))
+        if taken is None:
+            constants.update({tensor.name: _fed_value(values(tensor)) for tensor in fed})
+            taken = _taken(cut, fed, features)
+        feed = {x_name: np.ascontiguousarray(_to_axes(x, x_axes)).astype(dtype, copy=False), **constants}
+        if permutation is None and not _distinct(batch, steps, taken):
+            permutation = _probe(cut, lambda x: run({**feed, x_name: x}), x_axes, features, dtype, taken)
+        out = np.asarray(run(feed))
+        if permutation is None:  # this run's sizes tell the axes apart: it is the probe
+            permutation = _axes(out.shape, batch, steps, cut.graph.name)
         return out.transpose(permutation).reshape(batch, steps, -1)
 
     return run_cut
+
+
+def whole(
+    proto: onnx.ModelProto, dtype: np.dtype, prepare: Callable, values: Callable[[Any], np.ndarray]
+) -> Runner:
+    """Run the whole of ``proto`` (a model of one input and one output, (batch, time, features)
+    both) with its large initializers fed as inputs, as a cut has them: the file parsed once
+    serves its layers' cuts and the whole run, and onnxruntime is not handed a copy of every
+    weight to parse and pack again."""
+    graph = proto.graph
+    fed = [t for t in graph.initializer if _stored_bytes(t) > FED_BYTES]
+    declared = {value.name for value in graph.input}
+    graph_proto = helper.make_graph(
+        list(graph.node),
+        graph.name,
+        [
+            *graph.input,
+            *(
+                helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                for t in fed
+                if t.name not in declared
+            ),
+        ],
+        list(graph.output),
+        initializer=[t for t in graph.initializer if _stored_bytes(t) <= FED_BYTES],
+        value_info=list(graph.value_info),
+    )
+    model = helper.make_model(graph_proto, opset_imports=list(proto.opset_import))
+    model.ir_version = proto.ir_version
+    model.functions.extend(proto.functions)
+    run = prepare(model)
+    x_name = graph.input[0].name
+    constants: dict[str, np.ndarray] = {}
+
+    def run_whole(x: np.ndarray) -> np.ndarray:
+        if not constants:
+            constants.update({tensor.name: _fed_value(values(tensor)) for tensor in fed})
+        return np.asarray(run({x_name: np.asarray(x, dtype=dtype), **constants}))
+
+    return run_whole
+
+
+def _fed_value(array: np.ndarray) -> np.ndarray:
+    """An initializer's values as onnxruntime takes them: bfloat16 widened to float32 (exactly;
+    the cut's bfloat16 is run as float32, see :func:`.live.widened`), else as stored."""
+    return array.astype(np.float32) if array.dtype.name == "bfloat16" else np.ascontiguousarray(array)
+
+
+def _distinct(batch: int, steps: int, taken: set[int]) -> bool:
+    return batch != steps and not {batch, steps} & taken
 
 
 def _to_axes(x: np.ndarray, axes: str) -> np.ndarray:
@@ -59,11 +126,15 @@ def _to_axes(x: np.ndarray, axes: str) -> np.ndarray:
 
 def _cut_model(
     proto: onnx.ModelProto, graph: Graph, node: Any, x_name: str, end: str, dtype: np.dtype
-) -> onnx.ModelProto:
+) -> tuple[onnx.ModelProto, list[Any]]:
     """The smallest model computing ``end`` from ``x_name`` and the graph's constants. The
     node's ``sequence_lens`` and initial states are left out: the reader refuses non-zero
     constant states and warns of computed ones, so what it reads starts from zeros, which an
-    absent state is (exporters also bake the traced batch size into their zero states)."""
+    absent state is (exporters also bake the traced batch size into their zero states).
+    Second: the initializers over :data:`FED_BYTES` (the weights), which the cut takes as inputs
+    fed with the file's own values at each run, instead of copying them into the cut (protobuf
+    copies, serializes and onnxruntime parses again every byte of a layer's weights: seconds at
+    1 GiB)."""
     needed: dict[int, Any] = {}
     initializers: dict[str, Any] = {}
     blanked: set[int] = set()
@@ -99,7 +170,7 @@ def _cut_model(
             "the ops around the node take values from elsewhere in the graph, so it cannot be run on its own",
             where=(label(node),),
         )
-    nodes = []
+    nodes: list[Any] = []
     for original in sorted(needed.values(), key=lambda n: graph.order[id(n)]):
         is_node = original is node
         if is_node and blanked:
@@ -113,45 +184,63 @@ def _cut_model(
             continue
         nodes.append(original)
     elem = helper.np_dtype_to_tensor_dtype(dtype)
+    fed = [t for t in initializers.values() if _stored_bytes(t) > FED_BYTES]
+    kept = [t for t in initializers.values() if _stored_bytes(t) <= FED_BYTES]
     graph_proto = helper.make_graph(
         nodes,
         f"lstmconv cut of {node.name or node.op_type}",
-        [helper.make_tensor_value_info(x_name, elem, None)],
+        [
+            helper.make_tensor_value_info(x_name, elem, None),
+            *(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in fed),
+        ],
         [helper.make_tensor_value_info(end, elem, None)],
-        initializer=list(initializers.values()),
+        initializer=kept,
     )
     model = helper.make_model(graph_proto, opset_imports=list(proto.opset_import))
     model.ir_version = proto.ir_version
     model.functions.extend(proto.functions)
-    return model
+    return model, fed
 
 
-def _probe(cut: onnx.ModelProto, run: Callable, x_axes: str, features: int, dtype: np.dtype) -> list[int]:
+def _stored_bytes(tensor: Any) -> int:
+    """What an initializer's values take (its raw bytes, or 8 per typed value)."""
+    return int(np.prod(tensor.dims, dtype=np.int64)) * 8
+
+
+def _probe(
+    cut: onnx.ModelProto, run: Callable, x_axes: str, features: int, dtype: np.dtype, taken: set[int]
+) -> list[int]:
     """The axis order that puts the cut's output in (batch, time, features) order, found by
     one run with a batch size and a length that no other dimension has."""
-    x_name = cut.graph.input[0].name
-    batch, steps = _probe_sizes(cut, features)
+    sizes = [n for n in range(5, 10_000) if n not in taken]
+    batch, steps = sizes[0], sizes[1]
     x = np.zeros((batch, steps, features), dtype=dtype)
-    out = np.asarray(run({x_name: np.ascontiguousarray(_to_axes(x, x_axes))}))
-    shape = list(out.shape)
-    if shape.count(batch) != 1 or shape.count(steps) != 1:
+    out = np.asarray(run(np.ascontiguousarray(_to_axes(x, x_axes))))
+    return _axes(out.shape, batch, steps, cut.graph.name)
+
+
+def _axes(shape: tuple[int, ...], batch: int, steps: int, where: str) -> list[int]:
+    found = list(shape)
+    if found.count(batch) != 1 or found.count(steps) != 1:
         raise UnsupportedFeatureError(
-            f"the output of the node's epilogue has shape {tuple(shape)}, not (batch, time, features)",
-            where=(cut.graph.name,),
+            f"the output of the node's epilogue has shape {tuple(found)}, not (batch, time, features)",
+            where=(where,),
         )
-    first = [shape.index(batch), shape.index(steps)]
-    return first + [axis for axis in range(len(shape)) if axis not in first]
+    first = [found.index(batch), found.index(steps)]
+    return first + [axis for axis in range(len(found)) if axis not in first]
 
 
-def _probe_sizes(cut: onnx.ModelProto, features: int) -> tuple[int, int]:
+def _taken(cut: onnx.ModelProto, fed: list[Any], features: int) -> set[int]:
+    """Every size that the cut's output could have besides the batch and the length."""
     constants = [
         a.t for n in cut.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"
     ]
     folded = [_values(t) for t in constants if int(np.prod(t.dims, dtype=np.int64)) <= 64]
-    taken = {1, 2, features, *_dimensions([*cut.graph.initializer, *constants])}
+    taken = {1, 2, features, *_dimensions([*cut.graph.initializer, *fed, *constants])}
     taken.update(int(v) for values in folded for v in values if 0 < v < 10_000)
-    sizes = [n for n in range(5, 10_000) if n not in taken]
-    return sizes[0], sizes[1]
+    small = [t for t in cut.graph.initializer if int(np.prod(t.dims, dtype=np.int64)) <= 64]
+    taken.update(int(v) for t in small for v in _values(t) if 0 < v < 10_000)
+    return taken
 
 
 def _dimensions(tensors: Iterable[Any]) -> set[int]:

@@ -71,13 +71,83 @@ def check_skeleton(skeleton: proto_messages.ModelProto, payload: stream.Payload,
     onnx.checker.check_model(path)
 
 
+#: The file :func:`check_written` parsed, for :func:`layer_runners` to take: (identity, proto).
+_PARSED: list[tuple[tuple[int, ...], onnx.ModelProto]] = []
+
+
 def check_written(path: str) -> None:
-    """``onnx.checker`` on a written file (its external data beside it): part of verification.
-    A model past protobuf's 2 GiB is checked by path, its weights not read."""
+    """``onnx.checker`` on a written file: part of verification. The file is parsed by onnx once
+    (kept for :func:`layer_runners`, which runs that parse); the checker is given it with each
+    large weight standing in as external data of a sparse file, its size checked against its
+    shape first (checking a 1 GiB model by path parses it all again: 3-9 s). A model whose
+    weights are external data already is checked by path, its weights not read."""
+    del _PARSED[:]
+    proto = load(path)
     try:
-        onnx.checker.check_model(path)
+        if any(t.data_location == TensorProto.EXTERNAL for t in proto.graph.initializer):
+            onnx.checker.check_model(path)
+            return
+        with tempfile.TemporaryDirectory(prefix="lstmconv-check-") as folder:
+            onnx.checker.check_model(_weights_pointed(proto, folder))
     except onnx.checker.ValidationError as error:
         raise VerificationError(f"onnx.checker refuses the written model: {error}", where=(path,)) from None
+    _PARSED.append((_identity(path), proto))
+
+
+def _parsed(path: str) -> onnx.ModelProto:
+    """The file as :func:`check_written` parsed it (taken: held no longer), or parsed now."""
+    kept = _PARSED.pop() if _PARSED else None
+    if kept is not None and kept[0] == _identity(path):
+        return kept[1]
+    return load(path)
+
+
+def _identity(path: str) -> tuple[int, ...]:
+    status = os.stat(path)
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
+
+
+def _weights_pointed(proto: onnx.ModelProto, folder: str) -> str:
+    """``proto`` saved in ``folder`` with each raw initializer over :data:`.cut.FED_BYTES` as
+    external data of one sparse file (the rest copied as it is); the saved path."""
+    from . import cut
+
+    pointed = onnx.ModelProto()
+    _copy_fields(proto, pointed, skip="graph")
+    _copy_fields(proto.graph, pointed.graph, skip="initializer")
+    offset = 0
+    for tensor in proto.graph.initializer:
+        if tensor.ByteSize() <= cut.FED_BYTES or not tensor.HasField("raw_data"):
+            pointed.graph.initializer.add().CopyFrom(tensor)
+            continue
+        onnx_files.to_array(tensor, None)  # its raw bytes against its dims and type: raises
+        size = len(tensor.raw_data)
+        stand_in = pointed.graph.initializer.add()
+        _copy_fields(tensor, stand_in, skip="raw_data")
+        stand_in.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", "weights.bin"), ("offset", str(offset)), ("length", str(size))):
+            entry = stand_in.external_data.add()
+            entry.key, entry.value = key, value
+        offset += size
+    with open(os.path.join(folder, "weights.bin"), "wb") as handle:
+        handle.truncate(offset)
+    model_path = os.path.join(folder, "model.onnx")
+    with open(model_path, "wb") as handle:
+        handle.write(pointed.SerializeToString())
+    return model_path
+
+
+def _copy_fields(source: Any, into: Any, skip: str) -> None:
+    """Every field of the message ``source`` set on ``into``, except ``skip``."""
+    for field, value in source.ListFields():
+        if field.name == skip:
+            continue
+        if field.is_repeated:
+            getattr(into, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(into, field.name).CopyFrom(value)
+        else:
+            setattr(into, field.name, value)
 
 
 def write(model: Model, path: str, **options: Any) -> None:
@@ -282,7 +352,7 @@ def layer_runners(source: Any, model: Model) -> tuple[str, dict[str, Any], Any]:
     base = (
         None if isinstance(source, onnx.ModelProto) else os.path.dirname(os.path.abspath(os.fspath(source)))
     )
-    proto = source if base is None else onnx.load(os.fspath(source), load_external_data=False)
+    proto = source if base is None else _parsed(os.fspath(source))
     found = found_nodes(proto.graph, Constants(proto.graph, lambda tensor: onnx_files.to_array(tensor, base)))
     names = _common.unique_names(f.name for f in found)
     layers = {layer.name: layer for layer in model}
@@ -305,6 +375,7 @@ def layer_runners(source: Any, model: Model) -> tuple[str, dict[str, Any], Any]:
             f.node,
             _run_dtype(layers[name]),
             lambda m: _run_cut(m, base),
+            lambda tensor: onnx_files.to_array(tensor, base),
         )
         for name, f in zip(names, found)
         if name in layers
@@ -312,21 +383,13 @@ def layer_runners(source: Any, model: Model) -> tuple[str, dict[str, Any], Any]:
     whole = None
     written = proto.producer_name == "lstmconv" and len(proto.graph.input) == 1 and base is not None
     if written and len(model.chains()) == 1 and not model.around:  # the recurrent layers alone
-        whole = _whole_runner(os.fspath(source))
+        whole = cut.whole(
+            proto,
+            _run_dtype(model.layers[0]),
+            lambda m: _run_cut(m, base),
+            lambda tensor: onnx_files.to_array(tensor, base),
+        )
     return "onnxruntime", runners, whole
-
-
-def _whole_runner(path: str) -> Any:
-    """Run the whole file, opened on the first run only (parsing a 1 GiB model costs 4-5 s that
-    a check of its layers alone never needs)."""
-    opened: list[Written] = []
-
-    def run_whole_file(x: np.ndarray) -> np.ndarray:
-        if not opened:
-            opened.append(Written(path))
-        return run(opened[0], x)
-
-    return run_whole_file
 
 
 def _run_dtype(layer: Layer) -> np.dtype:

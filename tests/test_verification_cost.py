@@ -1,0 +1,157 @@
+"""What makes verification cheaper must not make it weaker (issue 12's cost).
+
+- onnx.checker is given the written file as onnx parsed it, its large weights standing in as
+  external data of a sparse file: it still refuses what it refused by path, and the weights'
+  sizes are checked against their shapes first;
+- an ONNX cut and the whole-file run take their large initializers as inputs fed with the
+  file's own values: no copy of the weights goes into the model onnxruntime parses, and they
+  compute as onnxruntime runs the original file;
+- Keras's initializers make zeros only while lstmconv loads a model to run it, in that thread:
+  the user's own models, other threads and the loaded weights are as Keras has them.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from conftest import require
+from helpers import random_layer
+
+import lstmconv
+from lstmconv import verification
+from lstmconv.ir import Direction, Kind, Model
+
+
+def _big_lstm_file(tmp_path, onnx, *, hidden: int = 64, bad_attribute: bool = False, short: bool = False):
+    """An LSTM node whose weights are far past the fed threshold, saved with raw data."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    features = 32
+    w = numpy_helper.from_array(rng.normal(size=(1, 4 * hidden, features)).astype(np.float32), "W")
+    r = numpy_helper.from_array(rng.normal(size=(1, 4 * hidden, hidden)).astype(np.float32), "R")
+    if short:
+        r.raw_data = r.raw_data[:-4]
+    attributes: dict = {"hidden_size": hidden}
+    if bad_attribute:
+        attributes["hidden_size"] = float(hidden)  # the schema says int
+    node = helper.make_node("LSTM", ["x", "W", "R"], ["y"], **attributes)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, None, features])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1, None, hidden])],
+        initializer=[w, r],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    path = tmp_path / "big.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def test_the_checker_still_refuses_a_bad_node_with_large_weights(tmp_path) -> None:
+    onnx = require("onnx")
+    from lstmconv.formats.onnx import cut
+    from lstmconv.formats.onnx import live as onnx_live
+
+    bad = _big_lstm_file(tmp_path, onnx, bad_attribute=True)
+    assert max(t.ByteSize() for t in onnx.load(str(bad)).graph.initializer) > cut.FED_BYTES
+    with pytest.raises(onnx.checker.ValidationError):  # onnx itself, by path
+        onnx.checker.check_model(str(bad))
+    with pytest.raises(lstmconv.VerificationError, match=r"onnx\.checker refuses"):
+        onnx_live.check_written(str(bad))
+    good = _big_lstm_file(tmp_path, onnx)
+    onnx_live.check_written(str(good))  # the same file with a valid attribute passes
+
+
+def test_a_weight_whose_bytes_do_not_fit_its_shape_is_refused(tmp_path) -> None:
+    onnx = require("onnx")
+    from lstmconv.formats.onnx import live as onnx_live
+
+    path = _big_lstm_file(tmp_path, onnx, short=True)
+    with pytest.raises(lstmconv.LstmconvError, match="raw_data holds"):
+        onnx_live.check_written(str(path))
+
+
+def test_cut_and_whole_runs_feed_the_weights_and_compute_as_the_file(tmp_path) -> None:
+    require("onnx")
+    onnxruntime = require("onnxruntime")
+    from lstmconv.formats.onnx import cut
+    from lstmconv.formats.onnx import live as onnx_live
+
+    rng = np.random.default_rng(1)
+    layers = (
+        random_layer(rng, Kind.LSTM, 24, 48, direction=Direction.BIDIRECTIONAL, name="a"),
+        random_layer(rng, Kind.GRU, 96, 40, name="b"),
+    )
+    path = tmp_path / "m.onnx"
+    lstmconv.write(Model(layers, "m"), path)
+    models: list = []
+    original = cut._cut_model
+
+    def keep(*args, **kwargs):
+        made = original(*args, **kwargs)
+        models.append(made)
+        return made
+
+    cut._cut_model = keep
+    try:
+        onnx_live.check_written(str(path))
+        _, runners, whole = onnx_live.layer_runners(str(path), lstmconv.read(path))
+    finally:
+        cut._cut_model = original
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = verification.inputs(layers[0])[-1].astype(np.float32)
+    expected = session.run(None, {"input": x})[0]
+    assert whole is not None
+    # the same kernels on the same weights; onnxruntime packs an initializer's weights for its
+    # GEMM ahead (not a fed one), which sums in another order: float32 rounding apart
+    np.testing.assert_allclose(whole(x), expected, rtol=1e-5, atol=2e-6)
+    first = reference = lstmconv.reference.run(layers[0], x)
+    np.testing.assert_allclose(runners["a"](x), first, atol=1e-5)
+    np.testing.assert_allclose(
+        runners["b"](reference.astype(np.float32)), lstmconv.reference.run(layers[1], reference), atol=1e-5
+    )
+    for model, fed in models:  # no weight was copied into a cut
+        assert fed and all(t.ByteSize() <= cut.FED_BYTES for t in model.graph.initializer)
+        assert {t.name for t in fed} <= {i.name for i in model.graph.input}
+
+
+def _orthogonal_values(keras) -> np.ndarray:
+    return np.asarray(keras.initializers.Orthogonal(seed=1)((8, 8), dtype="float32"))
+
+
+def test_initializers_make_zeros_only_in_the_loading_scope_and_thread() -> None:
+    keras = require("keras")
+    from lstmconv.formats.keras import live as keras_live
+
+    before = _orthogonal_values(keras)
+    assert np.abs(before).max() > 0.1
+    seen_elsewhere: list[np.ndarray] = []
+    with keras_live._initializers_overwritten(keras):
+        inside = _orthogonal_values(keras)
+        other = threading.Thread(target=lambda: seen_elsewhere.append(_orthogonal_values(keras)))
+        other.start()
+        other.join()
+    assert not np.any(inside)
+    np.testing.assert_array_equal(seen_elsewhere[0], before)  # another thread: as Keras has it
+    np.testing.assert_array_equal(_orthogonal_values(keras), before)  # after the scope: as before
+
+
+def test_a_keras_file_loaded_for_verification_holds_its_own_weights(tmp_path) -> None:
+    keras = require("keras")
+    from lstmconv.formats.keras import live as keras_live
+
+    inputs = keras.Input((None, 6))
+    outputs = keras.layers.Bidirectional(keras.layers.LSTM(5, return_sequences=True))(inputs)
+    model = keras.Model(inputs, outputs)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    _, loaded = keras_live._load_as_given(path)
+    for mine, theirs in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+        assert np.any(theirs)
+    built = lstmconv.to_keras(lstmconv.read(path))  # a model given to the user: Keras's own init
+    assert "Overwritten" not in str(built.get_config())
