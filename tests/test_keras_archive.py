@@ -1,6 +1,8 @@
 """``.keras`` written without Keras (formats/keras/archive.py): Keras loads it (safe mode), it
-computes as the reference for every variant Keras holds, and it is byte for byte what the
-Keras-built path (formats/keras/live.py ``write``) writes; writing it imports no framework."""
+computes as the reference for every variant Keras holds, it holds what the Keras-built path
+(formats/keras/live.py ``write``) writes (the config and metadata byte for byte, the weights
+file's groups, datasets and attributes, the values bit for bit), the same model gives the same
+bytes, and writing it imports no framework (nor h5py)."""
 
 from __future__ import annotations
 
@@ -123,22 +125,101 @@ def test_keras_loads_the_archive_and_it_computes_as_the_reference(tmp_path, kera
         np.testing.assert_allclose(np.asarray(out, dtype=np.float64), expected, rtol=0, atol=atol)
 
 
+def _walk(path: Path) -> list[tuple[str, tuple]]:
+    """The weights file of a ``.keras`` archive as h5py reads it: every group and dataset in
+    h5py's order, with its attributes (value, Python type, HDF5 string type, shape), a
+    dataset's shape, dtype, storage layout and values' bytes."""
+    import h5py
+
+    def attributes(node) -> dict[str, tuple]:
+        found = {}
+        for key in node.attrs:
+            stored = node.attrs.get_id(key)
+            value = node.attrs[key]
+            found[key] = (value, type(value), h5py.check_string_dtype(stored.dtype), stored.shape)
+        return found
+
+    walked: list[tuple[str, tuple]] = []
+
+    def visit(name: str, node) -> None:
+        if isinstance(node, h5py.Dataset):
+            layout = node.id.get_create_plist().get_layout()
+            values = node[()]
+            kept = (node.shape, node.dtype.str, layout, node.compression, values.tobytes())
+            walked.append((name, ("dataset", attributes(node), *kept)))
+        else:
+            walked.append((name, ("group", attributes(node), list(node))))
+
+    with (
+        zipfile.ZipFile(path) as archive,
+        archive.open("model.weights.h5") as member,
+        h5py.File(member) as h5,
+    ):
+        walked.append(("/", ("group", attributes(h5), list(h5))))
+        h5.visititems(visit)
+    return walked
+
+
+def _holds_what_keras_writes(ours: Path, theirs: Path, keras) -> None:
+    """The config and metadata byte for byte what Keras writes (but for another Keras's own
+    version in metadata.json), the members stored and dated 1980 in Keras's order, and the
+    weights file holding the same groups, datasets (names, shapes, dtypes, values bit for bit)
+    and attributes as Keras's."""
+    with zipfile.ZipFile(ours) as a, zipfile.ZipFile(theirs) as b:
+        assert a.testzip() is None
+        assert [i.filename for i in a.infolist()] == [i.filename for i in b.infolist()]
+        assert {(i.compress_type, i.date_time) for i in a.infolist()} == {
+            (zipfile.ZIP_STORED, (1980, 1, 1, 0, 0, 0))
+        }
+        assert a.read("config.json") == b.read("config.json")
+        if keras.__version__ == archive.KERAS_VERSION:
+            assert a.read("metadata.json") == b.read("metadata.json")
+        else:
+            assert json.loads(a.read("metadata.json"))["date_saved"] == archive.DATE_SAVED
+    assert _walk(ours) == _walk(theirs)
+
+
 @pytest.mark.parametrize("name", [*VARIANTS, "stacked-bfloat16"])
-def test_the_archive_is_byte_for_byte_what_keras_writes(tmp_path, keras, name: str) -> None:
+def test_the_archive_holds_what_keras_writes_and_is_reproducible(tmp_path, keras, name: str) -> None:
     from lstmconv.formats.keras import live
 
     model = VARIANTS[name] if name in VARIANTS else VARIANTS["stacked"].astype("bfloat16")
     ours = tmp_path / "ours.keras"
     archive.write(model, str(ours))
     live.write(model, str(tmp_path / "keras.keras"))
-    if keras.__version__ == archive.KERAS_VERSION:
-        assert ours.read_bytes() == (tmp_path / "keras.keras").read_bytes()
-    else:  # another Keras: its own version in metadata.json, the same config and weights
-        with zipfile.ZipFile(ours) as a, zipfile.ZipFile(tmp_path / "keras.keras") as b:
-            assert a.read("config.json") == b.read("config.json")
-            assert a.read("model.weights.h5") == b.read("model.weights.h5")
+    _holds_what_keras_writes(ours, tmp_path / "keras.keras", keras)
     archive.write(model, str(tmp_path / "again.keras"))
     assert (tmp_path / "again.keras").read_bytes() == ours.read_bytes()
+
+
+def test_the_weights_file_is_written_in_place_without_h5py_but_for_bfloat16(tmp_path, monkeypatch) -> None:
+    """Streamed straight into the archive: nothing beside it, h5py not called; bfloat16 (no
+    HDF5 type) still goes through h5py."""
+    import h5py
+
+    calls = []
+    monkeypatch.setattr(h5py, "File", lambda *a, **k: calls.append(a) or pytest.fail("h5py used"))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    archive.write(VARIANTS["stacked"], str(folder / "m.keras"))
+    assert calls == [] and os.listdir(folder) == ["m.keras"]
+    monkeypatch.undo()
+    seen = []
+    monkeypatch.setattr(archive, "write_weights", lambda plan, path: seen.append(Path(path).touch()))
+    monkeypatch.setattr(archive, "zip_archive", lambda *a: None)
+    archive.write(VARIANTS["stacked"].astype("bfloat16"), str(folder / "b.keras"))
+    assert len(seen) == 1
+
+
+def test_the_weights_member_holds_the_hdf5_file_exactly(tmp_path) -> None:
+    """The member's size is the HDF5 file's end-of-file address, and the CRC-32 is right."""
+    path = tmp_path / "m.keras"
+    archive.write(VARIANTS["stacked-float16"], str(path))
+    with zipfile.ZipFile(path) as opened:
+        data = opened.read("model.weights.h5")  # zipfile checks the CRC-32
+        info = opened.getinfo("model.weights.h5")
+    assert data[:8] == b"\x89HDF\r\n\x1a\n" and int.from_bytes(data[40:48], "little") == len(data)
+    assert info.file_size == info.compress_size == len(data)
 
 
 def _digest(path: Path) -> str:
@@ -157,18 +238,22 @@ def _digest(path: Path) -> str:
         "lstmconv_npz.npz",
     ],
 )
-def test_the_fixtures_written_both_ways_have_the_same_hash(tmp_path, keras, fixture: str) -> None:
+def test_the_fixtures_written_both_ways_hold_the_same(tmp_path, keras, fixture: str) -> None:
     from lstmconv.formats.keras import live
 
     model = lstmconv.read(FIXTURES / fixture)
     archive.write(model, str(tmp_path / "ours.keras"))
     live.write(model, str(tmp_path / "keras.keras"))
-    if keras.__version__ == archive.KERAS_VERSION:
-        assert _digest(tmp_path / "ours.keras") == _digest(tmp_path / "keras.keras")
-    else:  # another Keras names itself in metadata.json: the config and the weights the same
-        with zipfile.ZipFile(tmp_path / "ours.keras") as a, zipfile.ZipFile(tmp_path / "keras.keras") as b:
-            for member in ("config.json", "model.weights.h5"):
-                assert hashlib.sha256(a.read(member)).digest() == hashlib.sha256(b.read(member)).digest()
+    _holds_what_keras_writes(tmp_path / "ours.keras", tmp_path / "keras.keras", keras)
+    archive.write(model, str(tmp_path / "again.keras"))
+    assert _digest(tmp_path / "again.keras") == _digest(tmp_path / "ours.keras")
+    ours, theirs = (
+        keras.saving.load_model(tmp_path / f, safe_mode=True) for f in ("ours.keras", "keras.keras")
+    )
+    rng = np.random.default_rng(6)
+    xs = [rng.standard_normal((2, 5, tensor.shape[-1])).astype("float32") for tensor in ours.inputs]
+    for a, b in zip(keras.tree.flatten(ours(xs)), keras.tree.flatten(theirs(xs)), strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))  # the same weights, bit for bit
 
 
 def test_the_config_is_what_serialize_keras_object_gives(keras) -> None:
@@ -203,6 +288,7 @@ from lstmconv.cli import main
 code = main(sys.argv[1:])
 loaded = sorted(n for n in ("keras", "tensorflow", "torch", "onnx", "tf_keras") if n in sys.modules)
 print("LOADED", loaded)
+print("H5PY", "h5py" in sys.modules)
 sys.exit(code)
 """
 
@@ -212,6 +298,7 @@ sys.exit(code)
     ["keras3_stacked_bidir.keras", "torch_checkpoint.pt", "torch_export_gru.onnx", "lstmconv_npz.npz"],
 )
 def test_writing_keras_imports_neither_keras_nor_tensorflow(tmp_path, fixture: str) -> None:
+    """Nor h5py, but where the source is read with it (a .keras)."""
     dest = tmp_path / "out.keras"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     command = [
@@ -226,6 +313,7 @@ def test_writing_keras_imports_neither_keras_nor_tensorflow(tmp_path, fixture: s
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "LOADED []" in result.stdout
+    assert f"H5PY {fixture.endswith('.keras')}" in result.stdout
     again = lstmconv.read(dest)
     x = np.random.default_rng(5).standard_normal((2, 4, again.input_size))
     np.testing.assert_allclose(

@@ -1,30 +1,37 @@
-"""Writing ``.keras`` archives without Keras: h5py for the weights, Keras's own config layout.
+"""Writing ``.keras`` archives without Keras: lstmconv's own HDF5 writer for the weights,
+Keras's own config layout.
 
-What :func:`write` puts in the archive is what :mod:`.live` writes through Keras for the same
-model (``serialize_keras_object`` of :func:`.live.build`'s model, ``save_weights``'s HDF5 file,
-the same members zipped in the same order with fixed dates), made here from the IR: the config
-as Keras 3 (the version :data:`KERAS_VERSION`) serializes a functional model of LSTM, GRU,
-SimpleRNN and Bidirectional layers, and the weights file as Keras's ``H5IOStore`` lays it out
-(``layers/<class>/cell/vars/0..2``, each group's ``vars`` named). Models with layers this
-writer does not know (plain layers around the recurrent ones) go to :mod:`.live`, with Keras.
+What :func:`write` puts in the archive holds what :mod:`.live` writes through Keras for the same
+model: the config as Keras 3 (the version :data:`KERAS_VERSION`) serializes a functional model of
+LSTM, GRU, SimpleRNN and Bidirectional layers (``serialize_keras_object`` of :func:`.live.build`'s
+model), byte for byte, and a weights file with the groups, datasets and attributes Keras's
+``H5IOStore`` writes (``layers/<class>/cell/vars/0..2``, each group's ``vars`` named), the
+values bit for bit. The weights file is laid out by :mod:`.h5write` (all its metadata first) and
+streamed straight into the archive (:mod:`.zipstream`) in one pass, without h5py; so its bytes
+are lstmconv's, not h5py's, and the same model gives the same bytes. bfloat16 weights, which HDF5
+has no type for and Keras marks by an attribute, go through h5py and a scratch file as Keras
+writes them. Models with layers this writer does not know (plain layers around the recurrent
+ones) go to :mod:`.live`, with Keras.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
+from ... import dtypes, progress, steps
 from ... import gates as gatelib
-from ... import progress, steps
 from ...ir import Cell, Direction, Kind, Layer, Model
 from .. import _common
+from . import h5write, zipstream
 from .names import BY_KIND, GATE_ORDER, activation_to_keras, check
 
 #: The Keras version whose layout this module writes (and which ``metadata.json`` names).
@@ -48,7 +55,7 @@ BUILDS_CHAIN = True
 
 def write(model: Model, path: str, **options: Any) -> None:
     """Write ``model`` as a ``.keras`` archive at ``path``: through Keras (:mod:`.live`) for what
-    this module does not cover, else with h5py and the JSON config alone."""
+    this module does not cover, else the JSON config and the weights, streamed in one pass."""
     if not covers(model):
         from ...registry import by_name
 
@@ -57,6 +64,26 @@ def write(model: Model, path: str, **options: Any) -> None:
     plan, ends = _plan(model)
     config = json.dumps(_functional(plan, ends))
     metadata = json.dumps({"keras_version": KERAS_VERSION, "date_saved": DATE_SAVED})
+    if any(dtype.name == "bfloat16" for dtype in model.dtypes):
+        _write_through_h5py(model, plan, path, metadata, config)
+        return
+    root, streams = weights_tree(plan)
+    weights = h5write.layout(root, [dataset for dataset, _ in streams])
+    with progress.counting(_weight_bytes(model)), open(path, "wb") as handle:
+        archive = zipstream.StoredZip(handle)
+        archive.add("metadata.json", metadata.encode())
+        archive.add("config.json", config.encode())
+        with archive.member("model.weights.h5", weights.size) as member:
+            member.write(weights.metadata)
+            for _, blocks in streams:
+                for block in blocks():
+                    member.write(dtypes.little_endian_bytes(block))
+                    progress.advance(block.nbytes)
+        archive.close()
+
+
+def _write_through_h5py(model: Model, plan: list[_Entry], path: str, metadata: str, config: str) -> None:
+    """The weights written by h5py to a scratch file (as Keras writes bfloat16), then zipped."""
     with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(path))) as scratch:
         weights = os.path.join(scratch, "model.weights.h5")
         with progress.counting(_weight_bytes(model)):  # the weights, then the archive
@@ -103,9 +130,61 @@ def _bias(layer: Layer, cell: Cell) -> np.ndarray:
     return steps.stack_bias_rows(b_ih, b_hh) if two_rows else steps.merge_bias(b_ih, b_hh)
 
 
+Blocks = Callable[[], Iterator[np.ndarray]]
+
+
+def weights_tree(plan: list[_Entry]) -> tuple[h5write.Group, list[tuple[h5write.Dataset, Blocks]]]:
+    """The groups, datasets and ``name`` attributes ``save_weights`` writes for the planned
+    model (:func:`write_weights` with h5py), and each dataset with its values' blocks, in the
+    order they are written."""
+    root = h5write.Group()
+    root.group("vars").attrs["name"] = MODEL_NAME
+    streams: list[tuple[h5write.Dataset, Blocks]] = []
+    for entry in plan:
+        root.group(f"{entry.group}/vars").attrs["name"] = entry.name
+        if entry.layer is None:
+            continue
+        if entry.layer.direction is Direction.BIDIRECTIONAL:
+            for side, index in (("backward_layer", 1), ("forward_layer", 0)):  # Keras: sorted
+                root.group(f"{entry.group}/{side}/vars").attrs["name"] = entry.inner[index]
+                streams += _cell_tree(root.group(f"{entry.group}/{side}/cell/vars"), entry.layer, index)
+        else:
+            streams += _cell_tree(root.group(f"{entry.group}/cell/vars"), entry.layer, 0)
+    return root, streams
+
+
+def _cell_tree(group: h5write.Group, layer: Layer, index: int) -> list[tuple[h5write.Dataset, Blocks]]:
+    """A cell's variables: the kernels packed a block of rows at a time when streamed (one
+    block in memory), the bias whole."""
+    group.attrs["name"] = _snake(BY_KIND[layer.kind].cell)
+    cell, order = layer.cells[index], GATE_ORDER[layer.kind]
+    streams: list[tuple[h5write.Dataset, Blocks]] = []
+    for position, per_gate in enumerate((cell.w_ih, cell.w_hh)):
+        height, width = per_gate[order[0]].shape
+        dataset = h5write.Dataset((width, height * len(order)), per_gate[order[0]].dtype)
+        group.children[str(position)] = dataset
+        streams.append((dataset, functools.partial(_kernel_blocks, per_gate, order)))
+    if layer.has_bias:
+        bias = _bias(layer, cell)
+        group.children["2"] = dataset = h5write.Dataset(bias.shape, bias.dtype)
+        streams.append((dataset, functools.partial(iter, (bias,))))
+    return streams
+
+
+def _kernel_blocks(per_gate: Mapping[str, np.ndarray], order: tuple[str, ...]) -> Iterator[np.ndarray]:
+    """The kernel ``pack_transposed(per_gate, order)``, as blocks of its rows of about
+    :data:`_COPY_BLOCK` bytes (the same bytes as the whole array's)."""
+    height, width = per_gate[order[0]].shape
+    rows = max(1, _COPY_BLOCK // (height * len(order) * per_gate[order[0]].dtype.itemsize))
+    for start in range(0, width, rows):
+        yield gatelib.pack_transposed(
+            {gate: per_gate[gate][:, start : start + rows] for gate in order}, order
+        )
+
+
 def write_weights(plan: list[_Entry], path: str) -> None:
-    """The HDF5 file ``save_weights`` writes for the planned model, group by group in Keras's
-    order (the same h5py calls, so the same bytes)."""
+    """The HDF5 file ``save_weights`` writes for the planned model, through h5py, group by group
+    in Keras's order (the same h5py calls, so the same bytes): for bfloat16 weights."""
     import h5py
 
     with h5py.File(path, "w") as handle:
