@@ -392,7 +392,6 @@ def _run_check(
     rounding this layer amplifies on the same input (the reference run in float32 against
     float64, times :data:`ROUNDING_FACTOR`) is allowed on top, and a note says so with its size;
     a misread layer is off by far more than its rounding."""
-    whole = isinstance(mine, Model)
     name = WHOLE if isinstance(mine, Model) else mine.name
     if isinstance(mine, Layer) and isinstance(theirs, Layer):
         run_source = _or_reference(run_source, mine, "source", notes)
@@ -402,7 +401,7 @@ def _run_check(
     allowance = (lambda x: ROUNDING_FACTOR * float32_rounding(mine, x)) if rounding and float32 else None
     found = _worst(inputs(mine, seed), run_source, run_target, rtol, atol, allowance, widened)
     if widened and found[2] and notes is not None:
-        what = "the whole model" if whole else f'layer "{name}"'
+        what = "the whole model" if isinstance(mine, Model) else f'layer "{name}"'
         notes.append(
             f"{what}: off by {found[0]:.3g}, within {atol:g} + {rtol:g}·|b| once the float32 "
             f"rounding it amplifies on the same input is allowed ({max(widened):.3g}: the reference "

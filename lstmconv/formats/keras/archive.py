@@ -233,11 +233,11 @@ def _cell(handle: Any, path: str, layer: Layer, index: int) -> None:
             continue
         # as h5py's group[key] = array does it: written anonymous, then linked
         dataset = group.create_dataset(None, (width, height * len(order)), first.dtype)
-        rows = max(1, _COPY_BLOCK // (height * len(order) * first.dtype.itemsize))
-        for start in range(0, width, rows):
-            block = {gate: per_gate[gate][:, start : start + rows] for gate in order}
-            dataset[start : start + rows] = gatelib.pack_transposed(block, order)
-            progress.advance(sum(b.nbytes for b in block.values()))
+        start = 0
+        for block in _kernel_blocks(per_gate, order):
+            dataset[start : start + len(block)] = block
+            start += len(block)
+            progress.advance(block.nbytes)
         group[str(position)] = dataset
     if layer.has_bias:
         bias = _bias(layer, cell)

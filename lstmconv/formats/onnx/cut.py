@@ -56,7 +56,7 @@ def runner(
         nonlocal permutation, taken
         batch, steps, features = x.shape
         if taken is None:
-            constants.update({tensor.name: _fed_value(values(tensor)) for tensor in fed})
+            constants.update(_fed_values(fed, values))
             taken = _taken(cut, fed, features)
         feed = {x_name: np.ascontiguousarray(_to_axes(x, x_axes)).astype(dtype, copy=False), **constants}
         if permutation is None and not _distinct(batch, steps, taken):
@@ -77,42 +77,25 @@ def whole(
     serves its layers' cuts and the whole run, and onnxruntime is not handed a copy of every
     weight to parse and pack again."""
     graph = proto.graph
-    fed = [t for t in graph.initializer if _stored_bytes(t) > FED_BYTES]
-    declared = {value.name for value in graph.input}
-    graph_proto = helper.make_graph(
+    model, fed = _fed_model(
+        proto,
         list(graph.node),
         graph.name,
-        [
-            *graph.input,
-            *(
-                helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-                for t in fed
-                if t.name not in declared
-            ),
-        ],
+        list(graph.input),
         list(graph.output),
-        initializer=[t for t in graph.initializer if _stored_bytes(t) <= FED_BYTES],
-        value_info=list(graph.value_info),
+        list(graph.initializer),
+        graph.value_info,
     )
-    model = helper.make_model(graph_proto, opset_imports=list(proto.opset_import))
-    model.ir_version = proto.ir_version
-    model.functions.extend(proto.functions)
     run = prepare(model)
     x_name = graph.input[0].name
     constants: dict[str, np.ndarray] = {}
 
     def run_whole(x: np.ndarray) -> np.ndarray:
         if not constants:
-            constants.update({tensor.name: _fed_value(values(tensor)) for tensor in fed})
+            constants.update(_fed_values(fed, values))
         return np.asarray(run({x_name: np.asarray(x, dtype=dtype), **constants}))
 
     return run_whole
-
-
-def _fed_value(array: np.ndarray) -> np.ndarray:
-    """An initializer's values as onnxruntime takes them: bfloat16 widened to float32 (exactly;
-    the cut's bfloat16 is run as float32, see :func:`.live.widened`), else as stored."""
-    return array.astype(np.float32) if array.dtype.name == "bfloat16" else np.ascontiguousarray(array)
 
 
 def _distinct(batch: int, steps: int, taken: set[int]) -> bool:
@@ -184,17 +167,43 @@ def _cut_model(
             continue
         nodes.append(original)
     elem = helper.np_dtype_to_tensor_dtype(dtype)
-    fed = [t for t in initializers.values() if _stored_bytes(t) > FED_BYTES]
-    kept = [t for t in initializers.values() if _stored_bytes(t) <= FED_BYTES]
-    graph_proto = helper.make_graph(
+    return _fed_model(
+        proto,
         nodes,
         f"lstmconv cut of {node.name or node.op_type}",
-        [
-            helper.make_tensor_value_info(x_name, elem, None),
-            *(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in fed),
-        ],
+        [helper.make_tensor_value_info(x_name, elem, None)],
         [helper.make_tensor_value_info(end, elem, None)],
-        initializer=kept,
+        list(initializers.values()),
+    )
+
+
+def _fed_model(
+    proto: onnx.ModelProto,
+    nodes: list[Any],
+    name: str,
+    inputs: list[Any],
+    outputs: list[Any],
+    initializers: list[Any],
+    value_info: Iterable[Any] = (),
+) -> tuple[onnx.ModelProto, list[Any]]:
+    """A model of ``nodes`` in ``proto``'s opsets, whose ``initializers`` over :data:`FED_BYTES`
+    are inputs (the second value: fed with the file's own values at each run), the rest kept."""
+    fed = [t for t in initializers if stored_bytes(t) > FED_BYTES]
+    declared = {value.name for value in inputs}
+    graph_proto = helper.make_graph(
+        nodes,
+        name,
+        [
+            *inputs,
+            *(
+                helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                for t in fed
+                if t.name not in declared
+            ),
+        ],
+        outputs,
+        initializer=[t for t in initializers if stored_bytes(t) <= FED_BYTES],
+        value_info=list(value_info),
     )
     model = helper.make_model(graph_proto, opset_imports=list(proto.opset_import))
     model.ir_version = proto.ir_version
@@ -202,8 +211,19 @@ def _cut_model(
     return model, fed
 
 
-def _stored_bytes(tensor: Any) -> int:
-    """What an initializer's values take (its raw bytes, or 8 per typed value)."""
+def _fed_values(fed: list[Any], values: Callable[[Any], np.ndarray]) -> dict[str, np.ndarray]:
+    """The fed initializers' values as onnxruntime takes them: bfloat16 widened to float32
+    (exactly; a bfloat16 graph is run as float32, see :func:`.live.widened`), else as stored."""
+    found = {tensor.name: values(tensor) for tensor in fed}
+    return {
+        name: array.astype(np.float32) if array.dtype.name == "bfloat16" else np.ascontiguousarray(array)
+        for name, array in found.items()
+    }
+
+
+def stored_bytes(tensor: Any) -> int:
+    """At most what an initializer's values take: 8 bytes an element (its raw data or its typed
+    values), from its dims alone."""
     return int(np.prod(tensor.dims, dtype=np.int64)) * 8
 
 
@@ -235,10 +255,9 @@ def _taken(cut: onnx.ModelProto, fed: list[Any], features: int) -> set[int]:
     constants = [
         a.t for n in cut.graph.node if n.op_type == "Constant" for a in n.attribute if a.name == "value"
     ]
-    folded = [_values(t) for t in constants if int(np.prod(t.dims, dtype=np.int64)) <= 64]
-    taken = {1, 2, features, *_dimensions([*cut.graph.initializer, *fed, *constants])}
-    taken.update(int(v) for values in folded for v in values if 0 < v < 10_000)
-    small = [t for t in cut.graph.initializer if int(np.prod(t.dims, dtype=np.int64)) <= 64]
+    tensors = [*cut.graph.initializer, *constants]
+    taken = {1, 2, features, *_dimensions([*tensors, *fed])}
+    small = [t for t in tensors if int(np.prod(t.dims, dtype=np.int64)) <= 64]  # numbers that may become dims
     taken.update(int(v) for t in small for v in _values(t) if 0 < v < 10_000)
     return taken
 

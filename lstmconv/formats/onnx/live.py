@@ -86,9 +86,9 @@ def check_written(path: str) -> None:
     try:
         if any(t.data_location == TensorProto.EXTERNAL for t in proto.graph.initializer):
             onnx.checker.check_model(path)
-            return
-        with tempfile.TemporaryDirectory(prefix="lstmconv-check-") as folder:
-            onnx.checker.check_model(_weights_pointed(proto, folder))
+        else:
+            with tempfile.TemporaryDirectory(prefix="lstmconv-check-") as folder:
+                onnx.checker.check_model(_weights_pointed(proto, folder))
     except onnx.checker.ValidationError as error:
         raise VerificationError(f"onnx.checker refuses the written model: {error}", where=(path,)) from None
     _PARSED.append((_identity(path), proto))
@@ -117,7 +117,7 @@ def _weights_pointed(proto: onnx.ModelProto, folder: str) -> str:
     _copy_fields(proto.graph, pointed.graph, skip="initializer")
     offset = 0
     for tensor in proto.graph.initializer:
-        if tensor.ByteSize() <= cut.FED_BYTES or not tensor.HasField("raw_data"):
+        if cut.stored_bytes(tensor) <= cut.FED_BYTES or not tensor.HasField("raw_data"):
             pointed.graph.initializer.add().CopyFrom(tensor)
             continue
         onnx_files.to_array(tensor, None)  # its raw bytes against its dims and type: raises
