@@ -12,6 +12,7 @@ import functools
 import importlib
 import json
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -21,7 +22,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from ...errors import UnsupportedFeatureError
+from ...errors import LstmconvError, UnsupportedFeatureError
 from ...ir import Direction, Kind, Layer, Model, Skipped
 from ...plain import PlainLayer
 from .. import _common
@@ -440,8 +441,91 @@ def _load_as_given(path: str | os.PathLike[str]) -> tuple[str, Any]:
         raise UnsupportedFeatureError("a weights-only file holds no model that Keras can load", where=(text,))
     if _keras_major(text) == 2:
         return "tf_keras", _load_keras2(text)
-    with _initializers_overwritten(keras):
-        return "keras", keras.saving.load_model(text, compile=False, safe_mode=True)
+    with _initializers_overwritten(keras), _weights_read_in_memory(), _unpacked(text) as folder:
+        return "keras", keras.saving.load_model(folder or text, compile=False, safe_mode=True)
+
+
+#: The members of a ``.keras`` archive that :func:`_unpacked` lays out as Keras's folder form.
+_ARCHIVE_MEMBERS = {"config.json", "metadata.json", "model.weights.h5"}
+_SHARED_MEMORY = "/dev/shm"
+
+
+@contextlib.contextmanager
+def _unpacked(path: str) -> Iterator[str | None]:
+    """A ``.keras`` archive as the folder Keras also loads (``config.json``, ``metadata.json``,
+    ``model.weights.h5`` side by side), its members' bytes copied by the kernel into a temporary
+    folder (in memory where /dev/shm has room) and each checked against the CRC-32 the archive
+    records, so that Keras's h5py reads the weights by path: reading a 1 GiB member through
+    ``zipfile`` into memory and h5py reading that were 14 s of a 1 GiB model's 18 s load. None
+    (Keras reads the archive itself) for anything else: compressed, encrypted, duplicated or
+    other members (assets), a CRC that differs (Keras then refuses the file as it does), no room."""
+    import shutil
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+    except (OSError, zipfile.BadZipFile):
+        yield None
+        return
+    names = [info.filename for info in infos]
+    plain = all(info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 1 for info in infos)
+    if (
+        not plain
+        or len(set(names)) != len(names)
+        or not {"config.json", "model.weights.h5"} <= set(names) <= _ARCHIVE_MEMBERS
+    ):
+        yield None
+        return
+    size = sum(info.file_size for info in infos)
+    folder = tempfile.mkdtemp(prefix="lstmconv-keras-", dir=_room_for(size))
+    try:
+        copied = all(_copied(path, info, os.path.join(folder, info.filename)) for info in infos)
+        yield folder if copied else None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _room_for(size: int) -> str | None:
+    """/dev/shm where it can hold ``size`` bytes and a margin, else the temporary folder."""
+    try:
+        status = os.statvfs(_SHARED_MEMORY)
+        if os.access(_SHARED_MEMORY, os.W_OK) and status.f_bavail * status.f_frsize > size + (256 << 20):
+            return _SHARED_MEMORY
+    except OSError:
+        pass
+    return None
+
+
+def _copied(path: str, info: Any, dest: str) -> bool:
+    """Whether the stored member ``info`` of ``path`` was copied to ``dest`` with the CRC-32 its
+    header records (False: a copy that failed, or other bytes)."""
+    import mmap
+    import zlib
+
+    from .hdf5 import member_start
+
+    try:
+        start = member_start(path, info)
+        with open(path, "rb") as source, open(dest, "wb") as target:
+            done = 0
+            while done < info.file_size:
+                moved = os.sendfile(target.fileno(), source.fileno(), start + done, info.file_size - done)
+                if moved <= 0:
+                    return False
+                done += moved
+        crc = 0
+        if info.file_size:
+            with (
+                open(dest, "rb") as handle,
+                mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view,
+                memoryview(view) as data,
+            ):
+                for offset in range(0, info.file_size, 64 << 20):
+                    crc = zlib.crc32(data[offset : offset + (64 << 20)], crc)
+        return crc == info.CRC
+    except (OSError, LstmconvError):
+        return False
 
 
 def _load_keras2(text: str) -> Any:
@@ -502,19 +586,75 @@ def _patch_initializers(library: Any) -> None:
                 cls.__call__ = _zeros_in_scope(original, zeros)  # type: ignore[method-assign]
 
 
+#: From this many elements on, a variable lstmconv loads to overwrite is left unfilled.
+_UNFILLED_ELEMENTS = 1 << 18
+
+
 def _zeros_in_scope(original: Any, zeros: Any) -> Any:
     def __call__(self: Any, shape: Any, dtype: Any = None, **kwargs: Any) -> Any:
         if not getattr(_OVERWRITTEN, "on", False):
             return original(self, shape, dtype, **kwargs)
-        if zeros is not None:
-            return zeros(shape, dtype=dtype)
         import tensorflow as tf
 
-        return tf.zeros(shape, dtype=dtype or "float32")
+        dims = [int(n) for n in shape]
+        if math.prod(dims) >= _UNFILLED_ELEMENTS and (
+            zeros is None or keras.backend.backend() == "tensorflow"
+        ):
+            # not filled (TensorFlow's Fill was 6.5 s of a 1 GiB model's load): Keras overwrites
+            # every variable of a layer it loads or refuses the file, and a clone is set whole
+            return tf.raw_ops.Empty(shape=dims, dtype=tf.as_dtype(dtype or "float32"))
+        return zeros(shape, dtype=dtype) if zeros is not None else tf.zeros(shape, dtype=dtype or "float32")
 
     __call__._lstmconv_original = original  # type: ignore[attr-defined]
     functools.update_wrapper(__call__, original)
     return __call__
+
+
+_IN_MEMORY = threading.local()
+
+
+@contextlib.contextmanager
+def _weights_read_in_memory() -> Iterator[None]:
+    """A scope in which Keras 3 reads a ``.keras`` file's weights member into memory where half
+    the memory available holds them, as Keras does with psutil installed; without psutil it
+    assumes 1 GB available and extracts a larger member into a folder beside the user's file
+    (7.8 s of a 1 GiB model's load, and a write where lstmconv only reads). This thread only."""
+    try:
+        from keras.src.saving import saving_lib
+
+        original = saving_lib.is_memory_sufficient
+    except (ImportError, AttributeError):  # another Keras: it reads as it does
+        yield
+        return
+    with _PATCHING:
+        if getattr(saving_lib.is_memory_sufficient, "_lstmconv_original", None) is None:
+
+            def is_memory_sufficient(model: Any) -> bool:
+                available = _available_memory() if getattr(_IN_MEMORY, "on", False) else None
+                if available is None:
+                    return bool(original(model))
+                return bool(saving_lib.weight_memory_size(model.variables) < available * 0.5)
+
+            is_memory_sufficient._lstmconv_original = original  # type: ignore[attr-defined]
+            saving_lib.is_memory_sufficient = is_memory_sufficient
+    before = getattr(_IN_MEMORY, "on", False)
+    _IN_MEMORY.on = True
+    try:
+        yield
+    finally:
+        _IN_MEMORY.on = before
+
+
+def _available_memory() -> int | None:
+    """The memory available to this process, as the kernel estimates it (psutil's figure)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _keras_major(path: str) -> int:

@@ -411,6 +411,8 @@ def _external_array(tensor: Any, base_dir: str | None, dtype: np.dtype, shape: t
         length = int(info.get("length", expected) or expected)
     except ValueError:
         raise FormatError(f"external data offset or length is not a number: {info}") from None
+    if IN_PLACE in info and length != expected:  # the file's own raw data, left in place by a skeleton
+        raise FormatError(f"raw_data holds {length} bytes, expected {expected} for shape {shape}")
     if not os.path.exists(target):
         raise FormatError(f"external data file {location!r} not found")
     _common.require_regular_file(target)
@@ -423,6 +425,80 @@ def _external_array(tensor: Any, base_dir: str | None, dtype: np.dtype, shape: t
     if expected == 0:
         return np.zeros(shape, dtype=dtype)
     return np.memmap(target, dtype=dtype.newbyteorder("<"), mode="r", offset=offset, shape=shape)
+
+
+# -- a skeleton for the onnx package --------------------------------------------------------------
+#: The external-data key marking a tensor whose raw data a :func:`skeleton` left in the file.
+IN_PLACE = "lstmconv_in_place"
+_GRAPH, _INITIALIZER, _RAW_DATA, _EXTERNAL_DATA, _DATA_LOCATION = 7, 5, 9, 13, 14
+
+
+def _whole_fields(buffer: Any, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
+    """:func:`_fields` with where each field's tag starts: (number, wire, tag start, value start,
+    value end); fields follow each other, so a field starts where the one before it ends."""
+    previous = start
+    for number, wire, value_start, value_end in _fields(buffer, start, end):
+        yield number, wire, previous, value_start, value_end
+        previous = value_end
+
+
+def skeleton(path: str, over: int) -> bytes:
+    """The bytes of the model in ``path`` with the raw data of each main-graph initializer
+    longer than ``over`` bytes left in the file: such a tensor is marked as external data of the
+    model file itself (offset, length and :data:`IN_PLACE`), so that onnx parses a few kilobytes
+    instead of every weight, and :func:`to_array` maps the values where they lie."""
+    from .proto import key, length_prefix, varint
+
+    def text(number: int, value: str) -> bytes:
+        return length_prefix(number, len(value.encode())) + value.encode()
+
+    def tensor(start: int, end: int) -> bytes:
+        kept, moved = bytearray(), None
+        for number, wire, tag, value_start, value_end in _whole_fields(buffer, start, end):
+            if number == _RAW_DATA and wire == 2 and value_end - value_start > over:
+                moved = (value_start, value_end - value_start)
+            else:
+                kept += buffer[tag:value_end]
+        if moved is None:
+            return bytes(buffer[start:end])
+        offset, length = moved
+        for name, value in (
+            ("location", location),
+            ("offset", str(offset)),
+            ("length", str(length)),
+            (IN_PLACE, "1"),
+        ):
+            body = text(1, name) + text(2, value)
+            kept += length_prefix(_EXTERNAL_DATA, len(body)) + body
+        return bytes(kept + key(_DATA_LOCATION, 0) + varint(EXTERNAL))
+
+    location = os.path.basename(path)
+    with open(path, "rb") as handle:
+        try:
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            raise FormatError("not a readable ONNX model: the file is empty", where=(path,)) from None
+    buffer = memoryview(mapped)
+    try:
+        out = bytearray()
+        for number, wire, tag, value_start, value_end in _whole_fields(buffer, 0, len(buffer)):
+            if number != _GRAPH or wire != 2:
+                out += buffer[tag:value_end]
+                continue
+            graph = bytearray()
+            for inner, inner_wire, inner_tag, start, end in _whole_fields(buffer, value_start, value_end):
+                if inner == _INITIALIZER and inner_wire == 2 and end - start > over:
+                    body = tensor(start, end)
+                    graph += length_prefix(_INITIALIZER, len(body)) + body
+                else:
+                    graph += buffer[inner_tag:end]
+            out += length_prefix(_GRAPH, len(graph)) + graph
+        return bytes(out)
+    except LstmconvError as error:
+        raise error.within(path) from None
+    finally:
+        buffer.release()
+        mapped.close()
 
 
 # -- reading -----------------------------------------------------------------------------------

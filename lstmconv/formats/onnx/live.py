@@ -76,30 +76,56 @@ _PARSED: list[tuple[tuple[int, ...], onnx.ModelProto]] = []
 
 
 def check_written(path: str) -> None:
-    """``onnx.checker`` on a written file: part of verification. The file is parsed by onnx once
-    (kept for :func:`layer_runners`, which runs that parse); the checker is given it with each
-    large weight standing in as external data of a sparse file, its size checked against its
-    shape first (checking a 1 GiB model by path parses it all again: 3-9 s). A model whose
-    weights are external data already is checked by path, its weights not read."""
+    """``onnx.checker`` on a written file: part of verification. The file's :func:`skeleton` is
+    parsed once (kept for :func:`layer_runners`, which runs it); the checker is given it with
+    each large weight standing in as external data of a sparse file, its extent in the file
+    checked against its shape first (checking a 1 GiB model by path parses it all again: 3-9 s).
+    A model with external data files of its own is checked by path, its weights not read."""
     del _PARSED[:]
-    proto = load(path)
+    proto = skeleton(path)
     try:
-        if any(t.data_location == TensorProto.EXTERNAL for t in proto.graph.initializer):
+        if any(_external_file(t) for t in proto.graph.initializer):
             onnx.checker.check_model(path)
         else:
+            base = os.path.dirname(os.path.abspath(path))
             with tempfile.TemporaryDirectory(prefix="lstmconv-check-") as folder:
-                onnx.checker.check_model(_weights_pointed(proto, folder))
+                onnx.checker.check_model(_weights_pointed(proto, base, folder))
     except onnx.checker.ValidationError as error:
         raise VerificationError(f"onnx.checker refuses the written model: {error}", where=(path,)) from None
     _PARSED.append((_identity(path), proto))
 
 
+def skeleton(path: str) -> onnx.ModelProto:
+    """The model in ``path`` parsed by onnx without its large weights' bytes: each initializer
+    over :data:`.cut.FED_BYTES` stays in the file, marked as external data of the file itself
+    (:func:`.files.skeleton`), and is read as a view of the file by :func:`.files.to_array`."""
+    from . import cut
+
+    try:
+        return onnx.ModelProto.FromString(onnx_files.skeleton(path, cut.FED_BYTES))
+    except FormatError:
+        raise
+    except Exception as error:
+        raise FormatError(
+            f"not a readable ONNX model: {type(error).__name__}: {error}", where=(path,)
+        ) from None
+
+
+def _in_place(tensor: TensorProto) -> bool:
+    return any(entry.key == onnx_files.IN_PLACE for entry in tensor.external_data)
+
+
+def _external_file(tensor: TensorProto) -> bool:
+    """Whether the tensor's values lie in an external data file (not left in place by a skeleton)."""
+    return tensor.data_location == TensorProto.EXTERNAL and not _in_place(tensor)
+
+
 def _parsed(path: str) -> onnx.ModelProto:
-    """The file as :func:`check_written` parsed it (taken: held no longer), or parsed now."""
+    """The file as :func:`check_written` parsed it (taken: held no longer), or its skeleton now."""
     kept = _PARSED.pop() if _PARSED else None
     if kept is not None and kept[0] == _identity(path):
         return kept[1]
-    return load(path)
+    return skeleton(path)
 
 
 def _identity(path: str) -> tuple[int, ...]:
@@ -107,24 +133,20 @@ def _identity(path: str) -> tuple[int, ...]:
     return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns)
 
 
-def _weights_pointed(proto: onnx.ModelProto, folder: str) -> str:
-    """``proto`` saved in ``folder`` with each raw initializer over :data:`.cut.FED_BYTES` as
-    external data of one sparse file (the rest copied as it is); the saved path."""
-    from . import cut
-
+def _weights_pointed(proto: onnx.ModelProto, base: str, folder: str) -> str:
+    """``proto`` (a skeleton of a file in ``base``) saved in ``folder`` with each weight left in
+    place as external data of one sparse file (the rest copied as it is); the saved path."""
     pointed = onnx.ModelProto()
     _copy_fields(proto, pointed, skip="graph")
     _copy_fields(proto.graph, pointed.graph, skip="initializer")
     offset = 0
     for tensor in proto.graph.initializer:
-        if cut.stored_bytes(tensor) <= cut.FED_BYTES or not tensor.HasField("raw_data"):
+        if not _in_place(tensor):
             pointed.graph.initializer.add().CopyFrom(tensor)
             continue
-        onnx_files.to_array(tensor, None)  # its raw bytes against its dims and type: raises
-        size = len(tensor.raw_data)
+        size = onnx_files.to_array(tensor, base).nbytes  # its extent in the file against its dims and type
         stand_in = pointed.graph.initializer.add()
-        _copy_fields(tensor, stand_in, skip="raw_data")
-        stand_in.data_location = TensorProto.EXTERNAL
+        _copy_fields(tensor, stand_in, skip="external_data")
         for key, value in (("location", "weights.bin"), ("offset", str(offset)), ("length", str(size))):
             entry = stand_in.external_data.add()
             entry.key, entry.value = key, value
@@ -420,6 +442,7 @@ def _with_external_data(proto: onnx.ModelProto, base: str | None) -> onnx.ModelP
     from onnx import external_data_helper
 
     external = [t for t in proto.graph.initializer if t.data_location == TensorProto.EXTERNAL]
+    assert not any(_in_place(t) for t in external), "a weight left in place is fed, never kept in a cut"
     if not external:
         return proto
     if base is None:
