@@ -234,3 +234,44 @@ def test_keras_reads_the_weights_in_memory_only_in_the_scope_and_thread(monkeypa
     # elsewhere, Keras's own test (its psutil figure, or 1 GB assumed without psutil): no
     assert seen == [False]
     assert not saving_lib.is_memory_sufficient(Big())
+
+
+def test_an_onnx_skeleton_holds_the_file_and_reads_its_weights_in_place(tmp_path) -> None:
+    onnx = require("onnx")
+    from onnx import numpy_helper
+
+    from lstmconv.formats.onnx import files as onnx_files
+    from lstmconv.formats.onnx import live as onnx_live
+
+    path = _big_lstm_file(tmp_path, onnx, hidden=256)
+    whole = onnx.load(str(path))
+    skeleton = onnx_live.skeleton(str(path))
+    assert skeleton.ByteSize() < 4096 < path.stat().st_size // 100  # the weights' bytes stay in the file
+    base = str(tmp_path)
+    for theirs, mine in zip(whole.graph.initializer, skeleton.graph.initializer, strict=True):
+        assert mine.name == theirs.name and list(mine.dims) == list(theirs.dims)
+        np.testing.assert_array_equal(onnx_files.to_array(mine, base), numpy_helper.to_array(theirs))
+        assert onnx_live._in_place(mine) == (len(theirs.raw_data) > 65536)
+    assert any(onnx_live._in_place(t) for t in skeleton.graph.initializer)
+    # everything but the initializers is onnx's own parse of the file
+    for field in ("node", "input", "output", "name"):
+        assert getattr(skeleton.graph, field) == getattr(whole.graph, field)
+    assert skeleton.opset_import == whole.opset_import and skeleton.ir_version == whole.ir_version
+
+
+def test_a_tensor_naming_external_data_is_left_as_onnx_reads_it(tmp_path) -> None:
+    onnx = require("onnx")
+    from onnx import TensorProto
+
+    from lstmconv.formats.onnx import live as onnx_live
+
+    path = _big_lstm_file(tmp_path, onnx, hidden=256)
+    model = onnx.load(str(path))
+    tensor = model.graph.initializer[1]
+    tensor.data_location = TensorProto.EXTERNAL  # raw data kept too: onnx reads the external file
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "elsewhere.bin"
+    odd = tmp_path / "odd.onnx"
+    odd.write_bytes(model.SerializeToString())
+    kept = onnx_live.skeleton(str(odd)).graph.initializer[1]
+    assert kept == tensor  # not rewritten to point at the model's own bytes

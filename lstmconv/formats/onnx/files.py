@@ -453,13 +453,14 @@ def skeleton(path: str, over: int) -> bytes:
         return length_prefix(number, len(value.encode())) + value.encode()
 
     def tensor(start: int, end: int) -> bytes:
-        kept, moved = bytearray(), None
+        kept, moved, elsewhere = bytearray(), None, False
         for number, wire, tag, value_start, value_end in _whole_fields(buffer, start, end):
             if number == _RAW_DATA and wire == 2 and value_end - value_start > over:
                 moved = (value_start, value_end - value_start)
             else:
                 kept += buffer[tag:value_end]
-        if moved is None:
+            elsewhere = elsewhere or number in (_EXTERNAL_DATA, _DATA_LOCATION)
+        if moved is None or elsewhere:  # a tensor that names external data is left as onnx reads it
             return bytes(buffer[start:end])
         offset, length = moved
         for name, value in (
