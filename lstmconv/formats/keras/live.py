@@ -562,12 +562,19 @@ def _initializers_overwritten(library: Any) -> Iterator[None]:
     ``.keras``. Only for models lstmconv runs itself, never one it gives the user; elsewhere
     (other threads, outside the scope) each initializer computes as Keras has it."""
     _patch_initializers(library)
-    before = getattr(_OVERWRITTEN, "on", False)
-    _OVERWRITTEN.on = True
+    with _flag_on(_OVERWRITTEN):
+        yield
+
+
+@contextlib.contextmanager
+def _flag_on(flag: threading.local) -> Iterator[None]:
+    """``flag.on`` set in this thread for the scope (and as it was after)."""
+    before = getattr(flag, "on", False)
+    flag.on = True
     try:
         yield
     finally:
-        _OVERWRITTEN.on = before
+        flag.on = before
 
 
 def _patch_initializers(library: Any) -> None:
@@ -637,12 +644,8 @@ def _weights_read_in_memory() -> Iterator[None]:
 
             is_memory_sufficient._lstmconv_original = original  # type: ignore[attr-defined]
             saving_lib.is_memory_sufficient = is_memory_sufficient
-    before = getattr(_IN_MEMORY, "on", False)
-    _IN_MEMORY.on = True
-    try:
+    with _flag_on(_IN_MEMORY):
         yield
-    finally:
-        _IN_MEMORY.on = before
 
 
 def _available_memory() -> int | None:
