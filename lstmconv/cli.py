@@ -489,38 +489,31 @@ def _pairs(values: Sequence[str] | None, flag: str) -> dict[str, str]:
 
 
 def _run_convert(args: argparse.Namespace, step: progress.Callback) -> Any:
+    common: dict[str, Any] = {
+        "verify": not args.no_verify,
+        "overwrite": args.force,
+        "from_format": args.from_format,
+        "atol": args.atol,
+        "rtol": args.rtol,
+        "read_options": _read_options(args),
+        "progress": step,
+    }
     if args.like is not None:
         if args.rename or args.prefix:
             raise UsageError("--like writes the template's keys: --rename and --prefix do not apply")
         return api.convert(
-            args.source,
-            args.dest,
-            verify=not args.no_verify,
-            overwrite=args.force,
-            from_format=args.from_format,
-            atol=args.atol,
-            rtol=args.rtol,
-            read_options=_read_options(args),
-            progress=step,
-            like=args.like,
-            mapping=_pairs(args.mapping, "--map") or None,
+            args.source, args.dest, like=args.like, mapping=_pairs(args.mapping, "--map") or None, **common
         )
     if args.mapping:
         raise UsageError("--map pairs layers with a template's: use it with --like")
     return api.convert(
         args.source,
         args.dest,
-        verify=not args.no_verify,
-        overwrite=args.force,
-        from_format=args.from_format,
         to_format=args.to_format,
         layers=args.layers,
-        atol=args.atol,
-        rtol=args.rtol,
         dtype=args.dtype,
-        read_options=_read_options(args),
         write_options=_write_options(args),
-        progress=step,
+        **common,
     )
 
 
