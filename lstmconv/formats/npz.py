@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import outline
+from .. import outline, progress
 from ..errors import FormatError, LstmconvError, UnsafeInputError
 from ..inspection import Tensor, canonical
 from ..ir import GATES, Layer, Model
@@ -54,12 +54,20 @@ def arrays(model: Model) -> dict[str, np.ndarray]:
 
 
 def write(model: Model, path: str, **_: Any) -> None:
-    """Write an uncompressed ``.npz`` with fixed timestamps (same model, same bytes)."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for key, array in arrays(model).items():
+    """Write an uncompressed ``.npz`` with fixed timestamps (same model, same bytes); the
+    weights' bytes are counted for the progress line (the metadata's are not)."""
+    members = arrays(model)
+    weights = sum(array.nbytes for key, array in members.items() if key != META_KEY)
+    with (
+        progress.counting(weights),
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive,
+    ):
+        for key, array in members.items():
             info = zipfile.ZipInfo(key + ".npy", date_time=_DATE_TIME)
             with archive.open(info, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+            if key != META_KEY:
+                progress.advance(array.nbytes)
 
 
 def _check_declared(listing: zipfile.ZipFile) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ... import dtypes
+from ... import dtypes, progress
 from ...errors import FormatError, LstmconvError
 from ...ir import Model
 from .._common import elements
@@ -203,12 +203,13 @@ def write(model: Model, path: str, *, as_cell: bool = False, **options: Any) -> 
         offset += nbytes
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    with open(path, "wb") as handle:
+    with progress.counting(offset), open(path, "wb") as handle:
         handle.write(struct.pack("<Q", len(text)))
         handle.write(text)
         for blocks in parts.values():
             for block in blocks:
                 handle.write(dtypes.little_endian_bytes(block))
+                progress.advance(block.nbytes)  # the weights, for the progress line
 
 
 def write_like(model: Model, template: str, pairs: Sequence[tuple[str, str]], dest: str) -> None:
