@@ -1,6 +1,7 @@
 """``.safetensors`` in PyTorch ``nn.LSTM/GRU/RNN`` naming, read and written without torch.
 
-The file is the state_dict of ``to_torch(model)``: an 8-byte little-endian header length, a JSON
+The file is the state_dict of ``to_torch(model)`` (and the tensors of plain layers the source
+does not link, which that module leaves out): an 8-byte little-endian header length, a JSON
 header, then the tensors' bytes. The header is validated here (sizes against the file, offsets
 inside the data and not overlapping, each key once) and the tensors are memory-mapped, so
 reading costs what the pages touched cost. Writing streams each gate's block to the file in
