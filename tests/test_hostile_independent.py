@@ -328,6 +328,54 @@ def test_pt_shape_of_many_huge_dims(tmp_path: Path) -> None:
     _refused(json.loads(done.stdout.strip().splitlines()[-1]), "UnsafeInputError", "rank.pt")
 
 
+#: A shape of this many dims is abbreviated in messages (``_common.dims``), not printed whole.
+_LONG_RANK = 100_000
+
+
+def _long_rank_npz(path: Path, rng: np.random.Generator, rank: int) -> None:
+    """A valid lstmconv ``.npz`` whose one member's ``.npy`` header declares ``rank`` dims of 2."""
+    lstmconv.write(_model(rng), path)
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    victim = next(name for name in members if name.endswith("w_ih/i.npy"))
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + "2, " * rank + "), }"
+    header += " " * (63 - (len(header) + 12) % 64) + "\n"
+    members[victim] = b"\x93NUMPY\x02\x00" + struct.pack("<I", len(header)) + header.encode() + bytes(16)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+@pytest.mark.parametrize("ending", [".safetensors", ".npz", ".npz-3000", ".onnx"])
+def test_a_shape_of_a_hundred_thousand_dims_gives_a_short_message(tmp_path: Path, rng, ending) -> None:
+    """A header declaring a 100,000-dim shape (300 kB of text) is refused in a message of a few
+    hundred characters, the shape abbreviated; ``.npz-3000``: 3,000 dims, which NumPy's header
+    limit lets through to lstmconv's own check."""
+    path = tmp_path / f"rank{ending.partition('-')[0]}"
+    if ending == ".safetensors":  # 8 data bytes for a 4-byte shape: the wrong size
+        header = {"rnn.weight_ih_l0": {"dtype": "F32", "shape": [1] * _LONG_RANK, "data_offsets": [0, 8]}}
+        text = json.dumps(header).encode()
+        path.write_bytes(struct.pack("<Q", len(text)) + text + bytes(8))
+    elif ending.startswith(".npz"):
+        _long_rank_npz(path, rng, 3_000 if ending == ".npz-3000" else _LONG_RANK)
+    else:
+        onnx = require("onnx")
+        lstmconv.write(_model(rng), path)
+        proto = onnx.load(str(path))
+        tensor = proto.graph.initializer[0]
+        del tensor.dims[:]
+        tensor.dims.extend([1] * _LONG_RANK)
+        tensor.raw_data = bytes(8)  # 8 bytes for a 4-byte shape
+        onnx.save(proto, str(path))
+    found = _read_in_child(path, tmp_path)
+    assert "error" in found and path.name in str(found["message"]), found
+    message = str(found["message"])
+    print(f"{ending}: {len(message)} characters: {message[:300]}")
+    assert len(message) < 1000, message[:2000]
+    if ending != ".npz":  # NumPy refuses the 300 kB header itself, before lstmconv sees a shape
+        assert "more ..." in message, message
+
+
 def test_pt_storage_record_is_a_zip_bomb(tmp_path: Path) -> None:
     """A torch zip whose one storage record is deflated: 300 MB of zeros in 300 kB, the LSTM's
     tensors views into it. Compressed records go to torch, which would inflate all of it."""

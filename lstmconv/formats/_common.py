@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 import os
 import re
 import stat
@@ -71,6 +72,32 @@ def elements(shape: Iterable[int]) -> int:
         if total > ELEMENTS_CAP:
             return ELEMENTS_CAP + 1
     return total
+
+
+#: Past this many dims a shape is abbreviated in messages (:func:`dims`).
+DIMS_SHOWN = 8
+
+
+def dims(shape: Iterable[object]) -> str:
+    """A shape for a message: ``(2, 3)``, ``(5,)``; past ``DIMS_SHOWN`` dims the first five,
+    how many are left out and the last, ``(1, 1, 1, 1, 1, ... 199,994 more ..., 1)``, so a
+    hostile file's 200,000-dim shape cannot make a message of a megabyte."""
+    values = list(shape)
+    shown = [_dim(n) for n in (values if len(values) <= DIMS_SHOWN else (*values[:5], values[-1]))]
+    if len(values) <= DIMS_SHOWN:
+        return f"({shown[0]},)" if len(shown) == 1 else f"({', '.join(shown)})"
+    return f"({', '.join(shown[:5])}, ... {len(values) - 6:,} more ..., {shown[-1]})"
+
+
+def _dim(n: object) -> str:
+    try:
+        value = operator.index(n)  # type: ignore[arg-type]  # NumPy ints print as plain ints; the rest raise
+    except TypeError:
+        text = repr(n)
+        return text if len(text) <= 40 else text[:37] + "..."
+    if value.bit_length() > 64:  # a dim of a million digits: its size, not its digits
+        return f"{'-' if value < 0 else ''}~2**{value.bit_length() - 1}"
+    return str(value)
 
 
 #: Compressed data may expand at most this many times the bytes the outermost file stores: one

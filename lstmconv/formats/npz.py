@@ -21,7 +21,7 @@ from .. import outline, progress
 from ..errors import FormatError, LstmconvError, UnsafeInputError
 from ..inspection import Tensor, canonical
 from ..ir import GATES, Layer, Model
-from ._common import check_zip_budget, elements
+from ._common import check_zip_budget, dims, elements
 
 NAME = "npz"
 GATE_ORDER = GATES
@@ -85,7 +85,7 @@ def _check_declared(listing: zipfile.ZipFile) -> None:
         declared = elements(shape) * dtype.itemsize
         if declared > info.file_size:
             raise UnsafeInputError(
-                f"declares {dtype} {shape} ({declared} bytes) but stores {info.file_size} bytes",
+                f"declares {dtype} {dims(shape)} ({declared} bytes) but stores {info.file_size} bytes",
                 where=(info.filename.removesuffix(".npy"),),
                 hint="the file's sizes are inconsistent; refusing to allocate",
             )

@@ -42,7 +42,7 @@ from ...errors import (
 from ...ir import MERGE_MODES, Kind, Layer, Model, Skipped
 from ...plain import PlainLayer
 from .. import forked
-from .._common import MAX_RATIO, check_zip_budget, require_regular_file
+from .._common import MAX_RATIO, check_zip_budget, dims, require_regular_file
 from . import around, links
 from . import names as keras_names
 from .hdf5 import H5, Window, attr_strings, attr_text, member_start
@@ -210,14 +210,14 @@ def _from_cudnn(kind: Kind, weights: Sequence[np.ndarray], name: str) -> list[np
     if kernel.ndim != 2 or recurrent.ndim != 2 or recurrent.shape[1] != gates * recurrent.shape[0]:
         raise WeightLayoutError(
             f"expected kernel (I, {gates}H) and recurrent_kernel (H, {gates}H), "
-            f"found {kernel.shape}, {recurrent.shape}",
+            f"found {dims(kernel.shape)}, {dims(recurrent.shape)}",
             where=where,
         )
     hidden, inputs = recurrent.shape[0], kernel.shape[0]
     if kernel.shape[1] != gates * hidden or bias.shape != (2 * gates * hidden,):
         raise WeightLayoutError(
             f"expected kernel ({inputs}, {gates * hidden}) and a cuDNN bias ({2 * gates * hidden},), "
-            f"found {kernel.shape}, {bias.shape}",
+            f"found {dims(kernel.shape)}, {dims(bias.shape)}",
             where=where,
         )
     blocks = np.split(kernel, gates, axis=1)
@@ -254,7 +254,7 @@ def _spec_from_shapes(name: str, weights: Sequence[np.ndarray], bidirectional: b
     kind = {4: Kind.LSTM, 3: Kind.GRU, 1: Kind.RNN}.get(columns // hidden if columns % hidden == 0 else 0)
     if kind is None:
         raise WeightLayoutError(
-            f"recurrent_kernel {weights[1].shape} is not (H, 4H), (H, 3H) or (H, H)",
+            f"recurrent_kernel {dims(weights[1].shape)} is not (H, 4H), (H, 3H) or (H, H)",
             where=(f'layer "{name}"',),
         )
     bias = weights[2] if len(weights) > 2 else None

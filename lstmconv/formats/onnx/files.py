@@ -347,7 +347,7 @@ def to_array(tensor: Any, base_dir: str | None) -> np.ndarray:
         dtype = tensor_dtype(tensor.data_type)
         shape = tuple(int(n) for n in tensor.dims)
         if any(n < 0 for n in shape):
-            raise FormatError(f"negative dims {shape}")
+            raise FormatError(f"negative dims {_common.dims(shape)}")
         count = _common.elements(shape)  # no int64 wrap
         if tensor.data_location == EXTERNAL:
             return _external_array(tensor, base_dir, dtype, shape)
@@ -355,7 +355,8 @@ def to_array(tensor: Any, base_dir: str | None) -> np.ndarray:
         if raw is not None:
             if raw.nbytes != count * dtype.itemsize:
                 raise FormatError(
-                    f"raw_data holds {raw.nbytes} bytes, expected {count * dtype.itemsize} for shape {shape}"
+                    f"raw_data holds {raw.nbytes} bytes, expected {count * dtype.itemsize} "
+                    f"for shape {_common.dims(shape)}"
                 )
             return raw.view(dtype.newbyteorder("<")).reshape(shape)
         return _typed_values(tensor, dtype, count).reshape(shape)
@@ -387,7 +388,9 @@ def _typed_values(tensor: Any, dtype: np.dtype, count: int) -> np.ndarray:
     else:
         values = np.asarray(tensor.int32_data, dtype=np.int64).astype(dtype)
     if values.size != count:
-        raise FormatError(f"holds {values.size} values, expected {count} for shape {tuple(tensor.dims)}")
+        raise FormatError(
+            f"holds {values.size} values, expected {count} for shape {_common.dims(tensor.dims)}"
+        )
     return values
 
 
@@ -418,7 +421,7 @@ def _external_array(tensor: Any, base_dir: str | None, dtype: np.dtype, shape: t
     if length != expected or offset < 0 or offset + expected > size:
         raise FormatError(
             f"external data holds {max(size - offset, 0)} bytes at offset {offset} (length {length}), "
-            f"expected {expected} for shape {shape}"
+            f"expected {expected} for shape {_common.dims(shape)}"
         )
     if expected == 0:
         return np.zeros(shape, dtype=dtype)

@@ -22,7 +22,7 @@ import numpy as np
 from ... import dtypes, progress
 from ...errors import FormatError, LstmconvError
 from ...ir import Model
-from .._common import elements
+from .._common import DIMS_SHOWN, dims, elements
 from . import keys, statedict
 from . import template as template_
 
@@ -88,10 +88,19 @@ def _integers(values: Any, what: str, key: str) -> tuple[int, ...]:
     """A list of JSON integers ≥ 0, as the safetensors library demands (no "2", 2.0 or true)."""
     if not isinstance(values, list) or not all(type(n) is int and n >= 0 for n in values):
         raise FormatError(
-            f"not a readable safetensors file: {what} must be non-negative integers, found {values!r}",
+            f"not a readable safetensors file: {what} must be non-negative integers, found {_shown(values)}",
             where=(key,),
         )
     return tuple(values)
+
+
+def _shown(values: Any) -> str:
+    """A header value for a message, short whatever the file holds: a long list abbreviated as
+    a shape (:func:`dims`), anything else cut at 200 characters."""
+    if isinstance(values, list) and len(values) > DIMS_SHOWN:
+        return dims(values)
+    text = repr(values)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _dtype(name: str) -> np.dtype:
@@ -116,7 +125,7 @@ def _tensors(path: str, header: dict[str, Any], start: int, data_length: int) ->
         expected = elements(shape) * dtype.itemsize  # no int64 wrap
         if any(n < 0 for n in shape) or not 0 <= begin <= end <= data_length or end - begin != expected:
             raise FormatError(
-                f"not a readable safetensors file: offsets {begin}..{end} for {entry['dtype']} {shape} "
+                f"not a readable safetensors file: offsets {begin}..{end} for {entry['dtype']} {dims(shape)} "
                 f"({expected} bytes) in {data_length} bytes of data",
                 where=(key,),
             )
