@@ -731,7 +731,8 @@ def test_keras_config_nested_past_the_recursion_limit(tmp_path: Path, rng) -> No
         archive.writestr("metadata.json", '{"keras_version": "3.5.0"}')
         archive.writestr("model.weights.h5", weights.getvalue())
     found = _read_in_child(path, tmp_path)
-    assert "error" in found and "deep.keras" in str(found["message"]), found
+    _refused(found, "FormatError", "deep.keras", "config.json", "nested too deeply")
+    assert "RecursionError" not in str(found["message"]), found
 
 
 def test_npz_metadata_nested_past_the_recursion_limit(tmp_path: Path, rng) -> None:
@@ -746,7 +747,55 @@ def test_npz_metadata_nested_past_the_recursion_limit(tmp_path: Path, rng) -> No
         for name, data in members.items():
             archive.writestr(name, data)
     found = _read_in_child(path, tmp_path)
-    assert "error" in found and "deep.npz" in str(found["message"]), found
+    _refused(found, "FormatError", "deep.npz", "__lstmconv__", "nested too deeply")
+
+
+def test_safetensors_header_nested_past_the_recursion_limit(tmp_path: Path) -> None:
+    """A header whose one entry nests 100,000 lists deep, and a valid header whose lstmconv
+    metadata (JSON inside a string) does: each one FormatError naming the file and what nests."""
+    deep_header = ('{"rnn.weight_ih_l0": ' + _deep_json(100_000) + "}").encode()
+    (tmp_path / "deep.safetensors").write_bytes(struct.pack("<Q", len(deep_header)) + deep_header)
+    shapes = {"rnn.weight_ih_l0": [16, 3], "rnn.weight_hh_l0": [16, 4]}
+    header: dict[str, object] = {"__metadata__": {"format": "pt", "lstmconv": _deep_json(100_000)}}
+    offset = 0
+    for key, shape in shapes.items():
+        header[key] = {
+            "dtype": "F32",
+            "shape": shape,
+            "data_offsets": [offset, offset + 4 * shape[0] * shape[1]],
+        }
+        offset += 4 * shape[0] * shape[1]
+    text = json.dumps(header).encode()
+    (tmp_path / "meta.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + bytes(offset))
+    for name, nested in (("deep.safetensors", "the header"), ("meta.safetensors", "lstmconv")):
+        found = _read_in_child(tmp_path / name, tmp_path)
+        _refused(found, "FormatError", name, nested, "nested too deeply")
+        assert "RecursionError" not in str(found["message"]), found
+
+
+def test_keras2_h5_model_config_nested_past_the_recursion_limit(tmp_path: Path, rng) -> None:
+    """A legacy Keras 2 ``.h5`` (valid weights, layer_names, weight_names) whose ``model_config``
+    attribute nests 100,000 lists deep in a layer's config."""
+    h5py = require("h5py")
+    path = tmp_path / "deep.h5"
+    config = '{"class_name": "Sequential", "config": {"name": "s", "layers": [{"class_name": "LSTM", '
+    config += '"config": {"name": "lstm", "units": 4, "deep": ' + _deep_json(100_000) + "}}]}}"
+    with h5py.File(path, "w") as handle:
+        handle.attrs["model_config"] = config
+        handle.attrs["keras_version"] = "2.15.0"
+        handle.attrs["backend"] = "tensorflow"
+        weights = handle.create_group("model_weights")
+        weights.attrs["layer_names"] = [b"lstm"]
+        group = weights.create_group("lstm")
+        names = ("kernel", "recurrent_kernel", "bias")
+        group.attrs["weight_names"] = [f"lstm/lstm_cell/{name}:0".encode() for name in names]
+        for name, shape in zip(names, ((3, 16), (4, 16), (16,))):
+            group.create_dataset(
+                f"lstm/lstm_cell/{name}:0", data=rng.uniform(-1, 1, shape).astype(np.float32)
+            )
+    found = _read_in_child(path, tmp_path)
+    _refused(found, "FormatError", "deep.h5", "model_config", "nested too deeply")
+    assert "RecursionError" not in str(found["message"]), found
 
 
 def _field(number: int, payload: bytes) -> bytes:

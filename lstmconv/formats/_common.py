@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import os
 import re
 import stat
+import sys
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from ..errors import FormatError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
 from ..ir import Activation, Direction, Kind, Layer, Model
@@ -98,6 +101,27 @@ def _dim(n: object) -> str:
     if value.bit_length() > 64:  # a dim of a million digits: its size, not its digits
         return f"{'-' if value < 0 else ''}~2**{value.bit_length() - 1}"
     return str(value)
+
+
+def parse_json(text: str | bytes, what: str, **options: Any) -> Any:
+    """``json.loads`` of a file's ``what`` (``config.json``, a header): JSON nested past Python's
+    recursion limit is a :class:`FormatError` saying so (:func:`nested_too_deeply`), not a
+    ``RecursionError`` from deep inside the decoder."""
+    try:
+        return json.loads(text, **options)
+    except RecursionError:
+        raise nested_too_deeply(what) from None
+
+
+def nested_too_deeply(what: str) -> FormatError:
+    """The error for JSON (or a config walked from it) nested deeper than lstmconv can follow."""
+    return FormatError(
+        f"the JSON is nested too deeply to read (past Python's recursion limit of "
+        f"{sys.getrecursionlimit():,} levels)",
+        where=(what,),
+        hint="a model file's JSON nests a few levels, not thousands: the file is damaged, or made to "
+        "crash readers",
+    )
 
 
 #: Compressed data may expand at most this many times the bytes the outermost file stores: one

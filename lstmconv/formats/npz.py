@@ -21,7 +21,7 @@ from .. import outline, progress
 from ..errors import FormatError, LstmconvError, UnsafeInputError
 from ..inspection import Tensor, canonical
 from ..ir import GATES, Layer, Model
-from ._common import check_zip_budget, dims, elements
+from ._common import check_zip_budget, dims, elements, parse_json
 
 NAME = "npz"
 GATE_ORDER = GATES
@@ -100,7 +100,7 @@ def read(source: Any, **_: Any) -> Model:
         with np.load(path, allow_pickle=False) as archive:
             if META_KEY not in archive.files:
                 raise FormatError(f"no {META_KEY} entry: not an lstmconv .npz", where=(path,))
-            meta = json.loads(str(archive[META_KEY]))
+            meta = parse_json(str(archive[META_KEY]), META_KEY)
             layers = tuple(outline.layer(entry, archive) for entry in meta["layers"])
             around = tuple(outline.plain_layer(entry, archive) for entry in meta.get("around", []))
             order = meta.get("order") if around else None

@@ -22,7 +22,7 @@ import numpy as np
 from ... import dtypes, progress
 from ...errors import FormatError, LstmconvError
 from ...ir import Model
-from .._common import DIMS_SHOWN, dims, elements
+from .._common import DIMS_SHOWN, dims, elements, parse_json
 from . import keys, statedict
 from . import template as template_
 
@@ -69,7 +69,7 @@ def _header(path: str) -> tuple[dict[str, Any], int, int]:
             )
         text = handle.read(length)
     try:  # UTF-8 only, as the safetensors library reads it (json.loads of bytes would take UTF-16)
-        header = json.loads(text.decode("utf-8"), object_pairs_hook=_unique)
+        header = parse_json(text.decode("utf-8"), "the header", object_pairs_hook=_unique)
     except LstmconvError:
         raise
     except (ValueError, UnicodeDecodeError) as error:
@@ -92,6 +92,18 @@ def _integers(values: Any, what: str, key: str) -> tuple[int, ...]:
             where=(key,),
         )
     return tuple(values)
+
+
+def _recorded(metadata: Any) -> dict[str, Any]:
+    """What lstmconv recorded in the header's ``__metadata__`` (its ``lstmconv`` JSON text), or {}."""
+    if not isinstance(metadata, dict):
+        return {}
+    recorded = parse_json(metadata.get("lstmconv") or "{}", "__metadata__ › lstmconv")
+    if not isinstance(recorded, dict):
+        raise FormatError(
+            "not a readable safetensors file: the metadata lstmconv records is not a JSON object"
+        )
+    return recorded
 
 
 def _shown(values: Any) -> str:
@@ -161,7 +173,7 @@ def read(source: Any, *, nonlinearity: str | None = None, **options: Any) -> Mod
     header, start, data_length = _header(path)
     tensors = _tensors(path, header, start, data_length)
     metadata = header.get("__metadata__") or {}
-    recorded_meta = json.loads(metadata.get("lstmconv", "{}")) if isinstance(metadata, dict) else {}
+    recorded_meta = _recorded(metadata)
     recorded = recorded_meta.get("nonlinearity", {})
     order = {name: index for index, name in enumerate(recorded_meta.get("order", []))}
     if order:  # the header's keys are sorted; lstmconv records the model order
@@ -227,7 +239,7 @@ def write_like(model: Model, template: str, pairs: Sequence[tuple[str, str]], de
     ``template``: its keys in its order, its dtypes, its integer entries and metadata kept."""
     header, start, data_length = _header(template)
     tensors = _tensors(template, header, start, data_length)
-    recorded = json.loads((header.get("__metadata__") or {}).get("lstmconv", "{}"))
+    recorded = _recorded(header.get("__metadata__"))
     present = statedict.read_tensors(
         tensors, source=template, like=model, like_names=dict(pairs), ordered=bool(recorded.get("order"))
     )
