@@ -532,6 +532,41 @@ def test_onnx_external_data_through_a_symlinked_folder(tmp_path: Path, rng: np.r
     _refused(_read_in_child(path, tmp_path), "UnsafeInputError", "outside")
 
 
+def test_onnx_external_data_that_is_a_hard_link_to_a_file_elsewhere(tmp_path: Path, rng) -> None:
+    """The data file's name lies in the model's folder, but it is a hard link (``os.link``) to a
+    file in another folder: the same bytes as that file, which no path check sees. Refused,
+    naming the model, the tensor and the data file; the same bytes as a file of its own convert."""
+    onnx = require("onnx")
+    folder, elsewhere = tmp_path / "model", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    path = folder / "m.onnx"
+    model = _model(rng)
+    lstmconv.write(model, path, external_data=True)
+    proto = onnx.load(str(path), load_external_data=False)
+    tensor = next(t for t in proto.graph.initializer if t.external_data)
+    location = next(entry.value for entry in tensor.external_data if entry.key == "location")
+    outside = elsewhere / "weights.bin"
+    (folder / location).rename(outside)
+    os.link(outside, folder / location)
+    found = _read_in_child(path, tmp_path)
+    _refused(
+        found, "UnsafeInputError", "m.onnx", tensor.name, location, "hard link", "outside the model's folder"
+    )
+    assert not (tmp_path / "out.npz").exists()
+    (folder / location).unlink()  # the same bytes, now a file of its own
+    shutil.copyfile(outside, folder / location)
+    report = lstmconv.convert(path, tmp_path / "out.npz")  # verified: the ONNX nodes run as given
+    assert report is not None and report.ok, report
+    assert _same(tmp_path / "out.npz", path)
+    again = lstmconv.read(tmp_path / "out.npz")
+    assert all(
+        np.array_equal(x, y)
+        for p, q in zip(again[0].cells, model[0].cells)
+        for (_, x), (_, y) in zip(p.tensors(), q.tensors())
+    )
+
+
 def test_onnx_external_data_is_a_fifo_beside_the_model(tmp_path: Path, rng: np.random.Generator) -> None:
     onnx = require("onnx")
     path = tmp_path / "m.onnx"

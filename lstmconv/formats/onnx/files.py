@@ -394,6 +394,19 @@ def _typed_values(tensor: Any, dtype: np.dtype, count: int) -> np.ndarray:
     return values
 
 
+def require_one_link(target: str, location: str) -> None:
+    """Refuse an external data file with more than one hard link: its path lies inside the
+    model's folder, but a hard link made elsewhere (``ln ~/.ssh/id_rsa weights.bin``) is the same
+    bytes as a file outside it, which no path check can see."""
+    links = os.stat(target).st_nlink
+    if links > 1:
+        raise UnsafeInputError(
+            f"external data file {location!r} has {links} hard links: a hard link can reach bytes "
+            "outside the model's folder, so external data must be a file of its own",
+            hint="copy the data file beside the model (cp, not ln) and convert again",
+        )
+
+
 def _external_array(tensor: Any, base_dir: str | None, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     info = {entry.key: entry.value for entry in tensor.external_data}
     if base_dir is None:
@@ -417,6 +430,7 @@ def _external_array(tensor: Any, base_dir: str | None, dtype: np.dtype, shape: t
     if not os.path.exists(target):
         raise FormatError(f"external data file {location!r} not found")
     _common.require_regular_file(target)
+    require_one_link(target, location)
     size = os.path.getsize(target)
     if length != expected or offset < 0 or offset + expected > size:
         raise FormatError(
