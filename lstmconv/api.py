@@ -862,7 +862,8 @@ def _build(framework: str, model: Any) -> Any:
 
 
 def to_torch(model: Any) -> torch.nn.Module:
-    """A runnable ``torch.nn.Module``: input (batch, time, features), layers in order."""
+    """A runnable ``torch.nn.Module``: input (batch, time, features), layers in order; plain
+    layers only where the source links them (:func:`porting.unchained`), else left out, warned."""
     built: torch.nn.Module = _build("torch", model)
     return built
 

@@ -328,6 +328,54 @@ def test_pt_shape_of_many_huge_dims(tmp_path: Path) -> None:
     _refused(json.loads(done.stdout.strip().splitlines()[-1]), "UnsafeInputError", "rank.pt")
 
 
+#: A shape of this many dims is abbreviated in messages (``_common.dims``), not printed whole.
+_LONG_RANK = 100_000
+
+
+def _long_rank_npz(path: Path, rng: np.random.Generator, rank: int) -> None:
+    """A valid lstmconv ``.npz`` whose one member's ``.npy`` header declares ``rank`` dims of 2."""
+    lstmconv.write(_model(rng), path)
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: archive.read(info) for info in archive.infolist()}
+    victim = next(name for name in members if name.endswith("w_ih/i.npy"))
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + "2, " * rank + "), }"
+    header += " " * (63 - (len(header) + 12) % 64) + "\n"
+    members[victim] = b"\x93NUMPY\x02\x00" + struct.pack("<I", len(header)) + header.encode() + bytes(16)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+@pytest.mark.parametrize("ending", [".safetensors", ".npz", ".npz-3000", ".onnx"])
+def test_a_shape_of_a_hundred_thousand_dims_gives_a_short_message(tmp_path: Path, rng, ending) -> None:
+    """A header declaring a 100,000-dim shape (300 kB of text) is refused in a message of a few
+    hundred characters, the shape abbreviated; ``.npz-3000``: 3,000 dims, which NumPy's header
+    limit lets through to lstmconv's own check."""
+    path = tmp_path / f"rank{ending.partition('-')[0]}"
+    if ending == ".safetensors":  # 8 data bytes for a 4-byte shape: the wrong size
+        header = {"rnn.weight_ih_l0": {"dtype": "F32", "shape": [1] * _LONG_RANK, "data_offsets": [0, 8]}}
+        text = json.dumps(header).encode()
+        path.write_bytes(struct.pack("<Q", len(text)) + text + bytes(8))
+    elif ending.startswith(".npz"):
+        _long_rank_npz(path, rng, 3_000 if ending == ".npz-3000" else _LONG_RANK)
+    else:
+        onnx = require("onnx")
+        lstmconv.write(_model(rng), path)
+        proto = onnx.load(str(path))
+        tensor = proto.graph.initializer[0]
+        del tensor.dims[:]
+        tensor.dims.extend([1] * _LONG_RANK)
+        tensor.raw_data = bytes(8)  # 8 bytes for a 4-byte shape
+        onnx.save(proto, str(path))
+    found = _read_in_child(path, tmp_path)
+    assert "error" in found and path.name in str(found["message"]), found
+    message = str(found["message"])
+    print(f"{ending}: {len(message)} characters: {message[:300]}")
+    assert len(message) < 1000, message[:2000]
+    if ending != ".npz":  # NumPy refuses the 300 kB header itself, before lstmconv sees a shape
+        assert "more ..." in message, message
+
+
 def test_pt_storage_record_is_a_zip_bomb(tmp_path: Path) -> None:
     """A torch zip whose one storage record is deflated: 300 MB of zeros in 300 kB, the LSTM's
     tensors views into it. Compressed records go to torch, which would inflate all of it."""
@@ -482,6 +530,41 @@ def test_onnx_external_data_through_a_symlinked_folder(tmp_path: Path, rng: np.r
                 entry.value = "0"
     onnx.save(proto, str(path))
     _refused(_read_in_child(path, tmp_path), "UnsafeInputError", "outside")
+
+
+def test_onnx_external_data_that_is_a_hard_link_to_a_file_elsewhere(tmp_path: Path, rng) -> None:
+    """The data file's name lies in the model's folder, but it is a hard link (``os.link``) to a
+    file in another folder: the same bytes as that file, which no path check sees. Refused,
+    naming the model, the tensor and the data file; the same bytes as a file of its own convert."""
+    onnx = require("onnx")
+    folder, elsewhere = tmp_path / "model", tmp_path / "elsewhere"
+    folder.mkdir()
+    elsewhere.mkdir()
+    path = folder / "m.onnx"
+    model = _model(rng)
+    lstmconv.write(model, path, external_data=True)
+    proto = onnx.load(str(path), load_external_data=False)
+    tensor = next(t for t in proto.graph.initializer if t.external_data)
+    location = next(entry.value for entry in tensor.external_data if entry.key == "location")
+    outside = elsewhere / "weights.bin"
+    (folder / location).rename(outside)
+    os.link(outside, folder / location)
+    found = _read_in_child(path, tmp_path)
+    _refused(
+        found, "UnsafeInputError", "m.onnx", tensor.name, location, "hard link", "outside the model's folder"
+    )
+    assert not (tmp_path / "out.npz").exists()
+    (folder / location).unlink()  # the same bytes, now a file of its own
+    shutil.copyfile(outside, folder / location)
+    report = lstmconv.convert(path, tmp_path / "out.npz")  # verified: the ONNX nodes run as given
+    assert report is not None and report.ok, report
+    assert _same(tmp_path / "out.npz", path)
+    again = lstmconv.read(tmp_path / "out.npz")
+    assert all(
+        np.array_equal(x, y)
+        for p, q in zip(again[0].cells, model[0].cells)
+        for (_, x), (_, y) in zip(p.tensors(), q.tensors())
+    )
 
 
 def test_onnx_external_data_is_a_fifo_beside_the_model(tmp_path: Path, rng: np.random.Generator) -> None:
@@ -683,7 +766,8 @@ def test_keras_config_nested_past_the_recursion_limit(tmp_path: Path, rng) -> No
         archive.writestr("metadata.json", '{"keras_version": "3.5.0"}')
         archive.writestr("model.weights.h5", weights.getvalue())
     found = _read_in_child(path, tmp_path)
-    assert "error" in found and "deep.keras" in str(found["message"]), found
+    _refused(found, "FormatError", "deep.keras", "config.json", "nested too deeply")
+    assert "RecursionError" not in str(found["message"]), found
 
 
 def test_npz_metadata_nested_past_the_recursion_limit(tmp_path: Path, rng) -> None:
@@ -698,7 +782,55 @@ def test_npz_metadata_nested_past_the_recursion_limit(tmp_path: Path, rng) -> No
         for name, data in members.items():
             archive.writestr(name, data)
     found = _read_in_child(path, tmp_path)
-    assert "error" in found and "deep.npz" in str(found["message"]), found
+    _refused(found, "FormatError", "deep.npz", "__lstmconv__", "nested too deeply")
+
+
+def test_safetensors_header_nested_past_the_recursion_limit(tmp_path: Path) -> None:
+    """A header whose one entry nests 100,000 lists deep, and a valid header whose lstmconv
+    metadata (JSON inside a string) does: each one FormatError naming the file and what nests."""
+    deep_header = ('{"rnn.weight_ih_l0": ' + _deep_json(100_000) + "}").encode()
+    (tmp_path / "deep.safetensors").write_bytes(struct.pack("<Q", len(deep_header)) + deep_header)
+    shapes = {"rnn.weight_ih_l0": [16, 3], "rnn.weight_hh_l0": [16, 4]}
+    header: dict[str, object] = {"__metadata__": {"format": "pt", "lstmconv": _deep_json(100_000)}}
+    offset = 0
+    for key, shape in shapes.items():
+        header[key] = {
+            "dtype": "F32",
+            "shape": shape,
+            "data_offsets": [offset, offset + 4 * shape[0] * shape[1]],
+        }
+        offset += 4 * shape[0] * shape[1]
+    text = json.dumps(header).encode()
+    (tmp_path / "meta.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + bytes(offset))
+    for name, nested in (("deep.safetensors", "the header"), ("meta.safetensors", "lstmconv")):
+        found = _read_in_child(tmp_path / name, tmp_path)
+        _refused(found, "FormatError", name, nested, "nested too deeply")
+        assert "RecursionError" not in str(found["message"]), found
+
+
+def test_keras2_h5_model_config_nested_past_the_recursion_limit(tmp_path: Path, rng) -> None:
+    """A legacy Keras 2 ``.h5`` (valid weights, layer_names, weight_names) whose ``model_config``
+    attribute nests 100,000 lists deep in a layer's config."""
+    h5py = require("h5py")
+    path = tmp_path / "deep.h5"
+    config = '{"class_name": "Sequential", "config": {"name": "s", "layers": [{"class_name": "LSTM", '
+    config += '"config": {"name": "lstm", "units": 4, "deep": ' + _deep_json(100_000) + "}}]}}"
+    with h5py.File(path, "w") as handle:
+        handle.attrs["model_config"] = config
+        handle.attrs["keras_version"] = "2.15.0"
+        handle.attrs["backend"] = "tensorflow"
+        weights = handle.create_group("model_weights")
+        weights.attrs["layer_names"] = [b"lstm"]
+        group = weights.create_group("lstm")
+        names = ("kernel", "recurrent_kernel", "bias")
+        group.attrs["weight_names"] = [f"lstm/lstm_cell/{name}:0".encode() for name in names]
+        for name, shape in zip(names, ((3, 16), (4, 16), (16,))):
+            group.create_dataset(
+                f"lstm/lstm_cell/{name}:0", data=rng.uniform(-1, 1, shape).astype(np.float32)
+            )
+    found = _read_in_child(path, tmp_path)
+    _refused(found, "FormatError", "deep.h5", "model_config", "nested too deeply")
+    assert "RecursionError" not in str(found["message"]), found
 
 
 def _field(number: int, payload: bytes) -> bytes:

@@ -411,6 +411,35 @@ def test_to_keras_of_a_torch_module_builds_no_unlinked_plain_layer(keras, torch,
     # (port into the user's own Keras model carries every layer: the test above)
 
 
+@pytest.mark.parametrize("how", ["keras", "live"])
+def test_to_torch_of_a_linked_keras_model_runs_its_plain_layers_as_keras_does(
+    keras, torch, tmp_path, how
+) -> None:
+    """Dense → LSTM → LayerNormalization → Dense: the config links every layer to the next, so
+    to_torch's module runs all four, as Keras's predict does (the .keras and .onnx rule)."""
+    L = keras.layers
+    inputs = keras.Input((None, 5))
+    x = L.Dense(6, activation="tanh", name="in_dense")(inputs)
+    x = L.LSTM(4, return_sequences=True, name="lstm")(x)
+    x = L.LayerNormalization(epsilon=1e-3, name="norm")(x)
+    original = randomized(keras.Model(inputs, L.Dense(3, name="head")(x)), seed=41)
+    source: Any = original
+    if how == "keras":
+        source = str(tmp_path / "linked.keras")
+        original.save(source)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", lstmconv.LstmconvWarning)  # nothing left out, nothing to warn
+        built = lstmconv.to_torch(source)
+    assert [name for name, _ in built.named_children()] == ["in_dense", "lstm", "norm", "head"]
+    x = np.random.default_rng(41).uniform(-1, 1, (BATCH, T, 5)).astype(np.float32)
+    expected = np.asarray(original.predict(x, verbose=0))
+    with torch.no_grad():
+        got = built(torch.as_tensor(x)).numpy()
+    gap = float(np.abs(got - expected).max())
+    print(f"to_torch of a linked Keras model ({how}) against Keras predict: max |error| {gap:.3g}")
+    assert got.shape == expected.shape == (BATCH, T, 3) and gap <= 1e-5
+
+
 def test_inspect_shows_the_plain_layers_in_model_order(keras, tmp_path, capsys) -> None:
     from lstmconv.cli import main
 

@@ -4,6 +4,7 @@ against torch's own forward pass (and Keras's, for the Keras ↔ PyTorch ports).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from types import ModuleType
 from typing import Any
@@ -86,13 +87,67 @@ def test_live_module_reads_its_plain_layers_in_registration_order(torch) -> None
     np.testing.assert_array_equal(head.tensors["weight"], net.head.weight.detach().numpy())  # (out, in)
 
 
-def test_to_torch_runs_the_whole_model_as_the_module_does(torch) -> None:
+def _linked(model: lstmconv.Model) -> lstmconv.Model:
+    """``model`` with every computing layer linked to the next, as a Keras config or an ONNX
+    graph says it (a module's registration order does not)."""
+    from lstmconv.porting import weighted
+
+    names = [layer.name for layer in weighted(model)]
+    return dataclasses.replace(model, links=tuple(zip(names, names[1:])))
+
+
+def test_to_torch_runs_the_whole_model_as_the_module_does_where_the_links_say_so(torch) -> None:
     net = _randomized(issue_module(torch, eps=1e-3), 1)
-    built = lstmconv.to_torch(net)
+    built = lstmconv.to_torch(_linked(lstmconv.read(net)))
     x = _ids(1)
     gap = np.abs(_run(torch, built, x) - _run(torch, net, x)).max()
     print(f"to_torch end to end: max |error| {gap:.3g}")
     assert gap <= TOLERANCE
+    again = lstmconv.read(built)  # lstmconv's own module runs its children in order: linked
+    assert [x.name for x in again.around] == ["emb", "norm", "head"] and not again.skipped
+    gap = np.abs(_run(torch, lstmconv.to_torch(again), x) - _run(torch, net, x)).max()
+    assert gap <= TOLERANCE
+
+
+def test_to_torch_of_a_module_runs_its_recurrent_layers_alone_and_names_the_rest(torch, caplog) -> None:
+    """A module's registration order says nothing of its forward: the plain layers are left out
+    of to_torch's module (as .keras and .onnx leave them out), warned, and listed when it is read."""
+    net = _randomized(issue_module(torch, eps=1e-3), 1)
+    with caplog.at_level(logging.WARNING):
+        built = lstmconv.to_torch(net)
+    assert 'the plain layers "emb", "norm", "head" are not built into to_torch' in caplog.text
+    assert 'the source does not say that "emb" feeds "rnn.l0"' in caplog.text
+    assert sorted(name for name, _ in built.named_children()) == ["rnn_l0", "rnn_l1"]
+    x = np.random.default_rng(1).uniform(-1, 1, (3, 9, DIM)).astype(np.float32)
+    with torch.no_grad():
+        expected = net.rnn(torch.as_tensor(x))[0].numpy()
+    gap = np.abs(lstmconv.formats.torch.live.run(built, x) - expected).max()
+    print(f"to_torch of the module's LSTM alone: max |error| {gap:.3g}")
+    assert gap <= TOLERANCE
+    assert {entry.name for entry in lstmconv.read(built).skipped} == {"emb", "norm", "head"}
+
+
+def test_to_torch_of_a_state_dict_does_not_run_an_unlinked_linear(torch, tmp_path, caplog) -> None:
+    nn = torch.nn
+    net = nn.Sequential()
+    net.add_module("lstm", nn.LSTM(5, 4, batch_first=True))
+    net.add_module("fc", nn.Linear(4, 3))
+    _randomized(net, 9)
+    path = tmp_path / "sd.pt"
+    torch.save(net.state_dict(), path)
+    model = lstmconv.read(path)
+    assert [x.name for x in model.around] == ["fc"]  # read as a Linear, but nothing links it
+    with caplog.at_level(logging.WARNING):
+        built = lstmconv.to_torch(model)
+    assert 'the plain layers "fc" are not built into to_torch' in caplog.text
+    assert [name for name, _ in built.named_children()] == ["lstm"]
+    x = np.random.default_rng(9).uniform(-1, 1, (2, 7, 5)).astype(np.float32)
+    with torch.no_grad():
+        expected = net.lstm(torch.as_tensor(x))[0].numpy()
+    out = lstmconv.formats.torch.live.run(built, x)
+    assert out.shape == (2, 7, 4)  # the LSTM's output: the Linear (to 3) was not run
+    assert np.abs(out - expected).max() <= TOLERANCE
+    assert [entry.name for entry in lstmconv.read(built).skipped] == ["fc"]
 
 
 def test_conv_and_batch_norm_read_and_built_channels_first(torch) -> None:
@@ -121,7 +176,7 @@ def test_conv_and_batch_norm_read_and_built_channels_first(torch) -> None:
     x = np.random.default_rng(2).uniform(-1, 1, (2, 11, 5)).astype(np.float32)
     with torch.no_grad():
         expected = net(torch.as_tensor(x)).numpy()
-    gap = np.abs(lstmconv.formats.torch.live.run(lstmconv.to_torch(model), x) - expected).max()
+    gap = np.abs(lstmconv.formats.torch.live.run(lstmconv.to_torch(_linked(model)), x) - expected).max()
     assert gap <= TOLERANCE
 
 
@@ -442,7 +497,8 @@ def test_to_torch_runs_keras_style_plain_layers_as_numpy_does(torch) -> None:
     )
     dense = PlainLayer(PlainKind.DENSE, "dense", {"weight": draw(5, 3)}, {"activation": "softmax"})
     order = ("bn", "conv", rnn.layers[0].name, "dense")
-    model = lstmconv.Model(rnn.layers, "m", around=(bn, conv, dense), order=order)
+    links = tuple(zip(order, order[1:]))  # as a Keras config says them
+    model = lstmconv.Model(rnn.layers, "m", links, around=(bn, conv, dense), order=order)
     x = draw(2, 9, 2)
     normed = (x - bn.tensors["mean"]) / np.sqrt(bn.tensors["var"] + 1e-3) + bn.tensors["bias"]
     padded = np.concatenate([np.zeros((2, 4, 2), np.float32), normed], axis=1)  # (3 - 1) · 2 zeros before

@@ -30,7 +30,7 @@ def test_the_count_shows_bytes_done_and_the_time_left(monkeypatch) -> None:
         progress.finish()
 
 
-@pytest.mark.parametrize("ending", [".onnx", ".pt", ".keras"])
+@pytest.mark.parametrize("ending", [".onnx", ".pt", ".keras", ".safetensors", ".npz"])
 def test_each_streaming_writer_counts_every_weight_byte(tmp_path, monkeypatch, ending: str) -> None:
     rng = np.random.default_rng(2)
     model = Model(
@@ -48,3 +48,8 @@ def test_each_streaming_writer_counts_every_weight_byte(tmp_path, monkeypatch, e
     lstm_bias = 2 * 4 * 6 * 4  # Keras sums b_ih and b_hh: one (4·6,) float32 bias per cell
     assert expected[0] == (stored - lstm_bias if ending == ".keras" else stored)
     assert len(expected) == 1  # .keras too: its weights file is streamed into the archive, not copied
+    # and what was counted is in the file: read back, the same weights
+    assert (
+        lstmconv.read(tmp_path / f"m{ending}")[0].cells[0].w_ih["i"].tobytes()
+        == model[0].cells[0].w_ih["i"].tobytes()
+    )

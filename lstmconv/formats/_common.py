@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import math
+import operator
 import os
 import re
 import stat
+import sys
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from ..errors import FormatError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
 from ..ir import Activation, Direction, Kind, Layer, Model
@@ -71,6 +75,53 @@ def elements(shape: Iterable[int]) -> int:
         if total > ELEMENTS_CAP:
             return ELEMENTS_CAP + 1
     return total
+
+
+#: Past this many dims a shape is abbreviated in messages (:func:`dims`).
+DIMS_SHOWN = 8
+
+
+def dims(shape: Iterable[object]) -> str:
+    """A shape for a message: ``(2, 3)``, ``(5,)``; past ``DIMS_SHOWN`` dims the first five,
+    how many are left out and the last, ``(1, 1, 1, 1, 1, ... 199,994 more ..., 1)``, so a
+    hostile file's 200,000-dim shape cannot make a message of a megabyte."""
+    values = list(shape)
+    shown = [_dim(n) for n in (values if len(values) <= DIMS_SHOWN else (*values[:5], values[-1]))]
+    if len(values) <= DIMS_SHOWN:
+        return f"({shown[0]},)" if len(shown) == 1 else f"({', '.join(shown)})"
+    return f"({', '.join(shown[:5])}, ... {len(values) - 6:,} more ..., {shown[-1]})"
+
+
+def _dim(n: object) -> str:
+    try:
+        value = operator.index(n)  # type: ignore[arg-type]  # NumPy ints print as plain ints; the rest raise
+    except TypeError:
+        text = repr(n)
+        return text if len(text) <= 40 else text[:37] + "..."
+    if value.bit_length() > 64:  # a dim of a million digits: its size, not its digits
+        return f"{'-' if value < 0 else ''}~2**{value.bit_length() - 1}"
+    return str(value)
+
+
+def parse_json(text: str | bytes, what: str, **options: Any) -> Any:
+    """``json.loads`` of a file's ``what`` (``config.json``, a header): JSON nested past Python's
+    recursion limit is a :class:`FormatError` saying so (:func:`nested_too_deeply`), not a
+    ``RecursionError`` from deep inside the decoder."""
+    try:
+        return json.loads(text, **options)
+    except RecursionError:
+        raise nested_too_deeply(what) from None
+
+
+def nested_too_deeply(what: str) -> FormatError:
+    """The error for JSON (or a config walked from it) nested deeper than lstmconv can follow."""
+    return FormatError(
+        f"the JSON is nested too deeply to read (past Python's recursion limit of "
+        f"{sys.getrecursionlimit():,} levels)",
+        where=(what,),
+        hint="a model file's JSON nests a few levels, not thousands: the file is damaged, or made to "
+        "crash readers",
+    )
 
 
 #: Compressed data may expand at most this many times the bytes the outermost file stores: one

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import outline
+from .. import outline, progress
 from ..errors import FormatError, LstmconvError, UnsafeInputError
 from ..inspection import Tensor, canonical
 from ..ir import GATES, Layer, Model
-from ._common import check_zip_budget, elements
+from ._common import check_zip_budget, dims, elements, parse_json
 
 NAME = "npz"
 GATE_ORDER = GATES
@@ -54,12 +54,20 @@ def arrays(model: Model) -> dict[str, np.ndarray]:
 
 
 def write(model: Model, path: str, **_: Any) -> None:
-    """Write an uncompressed ``.npz`` with fixed timestamps (same model, same bytes)."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for key, array in arrays(model).items():
+    """Write an uncompressed ``.npz`` with fixed timestamps (same model, same bytes); the
+    weights' bytes are counted for the progress line (the metadata's are not)."""
+    members = arrays(model)
+    weights = sum(array.nbytes for key, array in members.items() if key != META_KEY)
+    with (
+        progress.counting(weights),
+        zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive,
+    ):
+        for key, array in members.items():
             info = zipfile.ZipInfo(key + ".npy", date_time=_DATE_TIME)
             with archive.open(info, "w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+            if key != META_KEY:
+                progress.advance(array.nbytes)
 
 
 def _check_declared(listing: zipfile.ZipFile) -> None:
@@ -77,7 +85,7 @@ def _check_declared(listing: zipfile.ZipFile) -> None:
         declared = elements(shape) * dtype.itemsize
         if declared > info.file_size:
             raise UnsafeInputError(
-                f"declares {dtype} {shape} ({declared} bytes) but stores {info.file_size} bytes",
+                f"declares {dtype} {dims(shape)} ({declared} bytes) but stores {info.file_size} bytes",
                 where=(info.filename.removesuffix(".npy"),),
                 hint="the file's sizes are inconsistent; refusing to allocate",
             )
@@ -92,7 +100,7 @@ def read(source: Any, **_: Any) -> Model:
         with np.load(path, allow_pickle=False) as archive:
             if META_KEY not in archive.files:
                 raise FormatError(f"no {META_KEY} entry: not an lstmconv .npz", where=(path,))
-            meta = json.loads(str(archive[META_KEY]))
+            meta = parse_json(str(archive[META_KEY]), META_KEY)
             layers = tuple(outline.layer(entry, archive) for entry in meta["layers"])
             around = tuple(outline.plain_layer(entry, archive) for entry in meta.get("around", []))
             order = meta.get("order") if around else None

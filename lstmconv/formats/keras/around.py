@@ -20,6 +20,7 @@ import numpy as np
 from ...errors import LstmconvError, WeightLayoutError
 from ...inspection import Tensor
 from ...plain import PlainKind, PlainLayer
+from .._common import dims
 from . import names as keras_names
 
 _log = logging.getLogger("lstmconv.formats.keras")
@@ -122,7 +123,7 @@ def _dense(config: Mapping[str, Any], weights: list[np.ndarray], name: str) -> P
     tensors = _named(weights, [("weight", True), ("bias", config.get("use_bias", True))], "Dense")
     if tensors["weight"].ndim != 2:
         raise WeightLayoutError(
-            f"expected a 2-D (in, out) kernel, found {tensors['weight'].shape}", where=("kernel",)
+            f"expected a 2-D (in, out) kernel, found {dims(tensors['weight'].shape)}", where=("kernel",)
         )
     tensors["weight"] = tensors["weight"].T
     activation = keras_names.activation_name(config.get("activation", "linear"))
@@ -138,7 +139,8 @@ def _conv1d(config: Mapping[str, Any], weights: list[np.ndarray], name: str) -> 
     tensors = _named(weights, [("weight", True), ("bias", config.get("use_bias", True))], "Conv1D")
     if tensors["weight"].ndim != 3:
         raise WeightLayoutError(
-            f"expected a 3-D (kernel, in, out) kernel, found {tensors['weight'].shape}", where=("kernel",)
+            f"expected a 3-D (kernel, in, out) kernel, found {dims(tensors['weight'].shape)}",
+            where=("kernel",),
         )
     tensors["weight"] = tensors["weight"].transpose(2, 1, 0)
     options = {

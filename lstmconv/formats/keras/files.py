@@ -42,7 +42,7 @@ from ...errors import (
 from ...ir import MERGE_MODES, Kind, Layer, Model, Skipped
 from ...plain import PlainLayer
 from .. import forked
-from .._common import MAX_RATIO, check_zip_budget, require_regular_file
+from .._common import MAX_RATIO, check_zip_budget, dims, nested_too_deeply, parse_json, require_regular_file
 from . import around, links
 from . import names as keras_names
 from .hdf5 import H5, Window, attr_strings, attr_text, member_start
@@ -122,6 +122,15 @@ def _rnn_spec(entry: Mapping[str, Any], name: str | None = None) -> _Spec | None
             hint="lstmconv reads LSTM, GRU and SimpleRNN cells",
         )
     return None
+
+
+def _parsed_config(text: str | bytes, what: str) -> Any:
+    """A model config from its JSON text (``model_config``, a config file), in Keras 2.2+'s form;
+    nested too deeply to parse or to walk is a :class:`FormatError` (:func:`parse_json`)."""
+    try:
+        return keras_names.normalized_config(parse_json(text, what))
+    except RecursionError:  # parsed, but deeper than normalized_config's walk can follow
+        raise nested_too_deeply(what) from None
 
 
 def _walk_config(entry: Mapping[str, Any]) -> Iterator[tuple[tuple[str, ...], Mapping[str, Any]]]:
@@ -210,14 +219,14 @@ def _from_cudnn(kind: Kind, weights: Sequence[np.ndarray], name: str) -> list[np
     if kernel.ndim != 2 or recurrent.ndim != 2 or recurrent.shape[1] != gates * recurrent.shape[0]:
         raise WeightLayoutError(
             f"expected kernel (I, {gates}H) and recurrent_kernel (H, {gates}H), "
-            f"found {kernel.shape}, {recurrent.shape}",
+            f"found {dims(kernel.shape)}, {dims(recurrent.shape)}",
             where=where,
         )
     hidden, inputs = recurrent.shape[0], kernel.shape[0]
     if kernel.shape[1] != gates * hidden or bias.shape != (2 * gates * hidden,):
         raise WeightLayoutError(
             f"expected kernel ({inputs}, {gates * hidden}) and a cuDNN bias ({2 * gates * hidden},), "
-            f"found {kernel.shape}, {bias.shape}",
+            f"found {dims(kernel.shape)}, {dims(bias.shape)}",
             where=where,
         )
     blocks = np.split(kernel, gates, axis=1)
@@ -254,7 +263,7 @@ def _spec_from_shapes(name: str, weights: Sequence[np.ndarray], bidirectional: b
     kind = {4: Kind.LSTM, 3: Kind.GRU, 1: Kind.RNN}.get(columns // hidden if columns % hidden == 0 else 0)
     if kind is None:
         raise WeightLayoutError(
-            f"recurrent_kernel {weights[1].shape} is not (H, 4H), (H, 3H) or (H, H)",
+            f"recurrent_kernel {dims(weights[1].shape)} is not (H, 4H), (H, 3H) or (H, H)",
             where=(f'layer "{name}"',),
         )
     bias = weights[2] if len(weights) > 2 else None
@@ -397,7 +406,7 @@ def _read_legacy(
     if not attr_strings(weights_root, "layer_names"):
         raise FormatError("no layer_names attribute: not a Keras HDF5 weights file")
     text = attr_text(root.attrs, "model_config")
-    config = keras_names.normalized_config(json.loads(text)) if text else given
+    config = _parsed_config(text, "model_config") if text else given
     old_defaults = _before_2_3(
         attr_text(root.attrs, "keras_version") or attr_text(weights_root.attrs, "keras_version")
     )
@@ -533,8 +542,8 @@ def _open_keras_archive(path: str) -> tuple[zipfile.ZipFile, Mapping[str, Any], 
         raise FormatError("no config.json in the archive: not a .keras file")
     if archive.getinfo("config.json").file_size > MAX_CONFIG_BYTES:
         raise UnsafeInputError("config.json is larger than 64 MiB")
-    config = json.loads(archive.read("config.json"))
-    metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
+    config = parse_json(archive.read("config.json"), "config.json")
+    metadata = parse_json(archive.read("metadata.json"), "metadata.json") if "metadata.json" in names else {}
     if "model.weights.h5" not in names:
         other = "model.weights.npz" in names
         raise FormatError(
@@ -574,6 +583,8 @@ def read(
         return dataclasses.replace(model, links=found)
     except LstmconvError as error:
         raise error.within(path) from None
+    except RecursionError:  # a config nested past the limit, met by a walk of it (_walk_config, links)
+        raise nested_too_deeply("the model config").within(path) from None
     except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, json.JSONDecodeError) as error:
         raise FormatError(
             f"not a readable Keras file: {type(error).__name__}: {error}", where=(path,)
@@ -590,7 +601,7 @@ def _model_config(path: str, given: tuple[Mapping[str, Any], int | None] | None)
         return config
     with h5py.File(path, "r") as handle:
         text = attr_text(handle.attrs, "model_config")
-    return keras_names.normalized_config(json.loads(text)) if text else None
+    return _parsed_config(text, "model_config") if text else None
 
 
 def _limit_from_environment() -> float | None:
@@ -675,7 +686,7 @@ def _load_config(path: str) -> tuple[Mapping[str, Any], int | None]:
         if os.path.getsize(path) > MAX_CONFIG_BYTES:
             raise UnsafeInputError("the config is larger than 64 MiB")
         with open(path, encoding="utf-8") as handle:
-            config = keras_names.normalized_config(json.load(handle))
+            config = _parsed_config(handle.read(), "the config")
     except LstmconvError as error:
         raise error.within(path) from None
     except (OSError, ValueError) as error:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ... import dtypes
 from ...errors import FormatError, UnsafeInputError
-from .._common import MAX_RATIO, elements
+from .._common import MAX_RATIO, dims, elements
 
 #: A compressed HDF5 dataset may expand at most this many times the file's size.
 MAX_HDF5_RATIO = MAX_RATIO
@@ -65,7 +65,8 @@ class H5:
         allowed = self.size if node.compression is None else self.budget
         if declared > allowed:
             raise UnsafeInputError(
-                f"dataset {key!r} declares {declared} bytes ({node.shape}) but the file holds {self.size}",
+                f"dataset {key!r} declares {declared} bytes ({dims(node.shape)}) "
+                f"but the file holds {self.size}",
                 where=(where,),
                 hint="the file's sizes are inconsistent; refusing to allocate",
             )

@@ -182,7 +182,7 @@ def _cell(kind: Kind, weights: Sequence[np.ndarray]) -> Cell:
     for tensor, array in (("kernel", kernel), ("recurrent_kernel", recurrent)):
         if array.ndim != 2:
             raise WeightLayoutError(
-                f"expected a 2-D (in, G·H) tensor, found shape {array.shape}", where=(tensor,)
+                f"expected a 2-D (in, G·H) tensor, found shape {_common.dims(array.shape)}", where=(tensor,)
             )
     bias = weights[2] if len(weights) == 3 else None
     _check_shapes(kind, kernel, recurrent, bias)
@@ -203,16 +203,16 @@ def _check_shapes(kind: Kind, kernel: np.ndarray, recurrent: np.ndarray, bias: n
     if columns % gates:
         return  # the gate split says it does not divide, naming the kernel
     units = columns // gates
-    source = f"from kernel {tuple(kernel.shape)}"
+    source = f"from kernel {_common.dims(kernel.shape)}"
     if tuple(recurrent.shape) != (units, columns):
         raise WeightLayoutError(
-            f"{tuple(recurrent.shape)}: expected ({units}, {columns}), "
+            f"{_common.dims(recurrent.shape)}: expected ({units}, {columns}), "
             f"{gates} gates × units {units} ({source})",
             where=("recurrent_kernel",),
         )
     if bias is not None and (bias.ndim not in (1, 2) or bias.shape[-1] != columns):
         raise WeightLayoutError(
-            f"{tuple(bias.shape)}: expected ({columns},), {gates} gates × units {units} ({source})",
+            f"{_common.dims(bias.shape)}: expected ({columns},), {gates} gates × units {units} ({source})",
             where=("bias",),
         )
 
@@ -228,7 +228,7 @@ def _reset_after(kind: Kind, config: Mapping[str, Any], weights: Sequence[np.nda
     if bias is not None and bool(declared) != from_shape:
         raise WeightLayoutError(
             f"reset_after={declared} needs a bias of shape {'(2, 3H)' if declared else '(3H,)'}, "
-            f"found {bias.shape}",
+            f"found {_common.dims(bias.shape)}",
             where=("bias",),
         )
     return bool(declared)

@@ -347,7 +347,7 @@ def to_array(tensor: Any, base_dir: str | None) -> np.ndarray:
         dtype = tensor_dtype(tensor.data_type)
         shape = tuple(int(n) for n in tensor.dims)
         if any(n < 0 for n in shape):
-            raise FormatError(f"negative dims {shape}")
+            raise FormatError(f"negative dims {_common.dims(shape)}")
         count = _common.elements(shape)  # no int64 wrap
         if tensor.data_location == EXTERNAL:
             return _external_array(tensor, base_dir, dtype, shape)
@@ -355,7 +355,8 @@ def to_array(tensor: Any, base_dir: str | None) -> np.ndarray:
         if raw is not None:
             if raw.nbytes != count * dtype.itemsize:
                 raise FormatError(
-                    f"raw_data holds {raw.nbytes} bytes, expected {count * dtype.itemsize} for shape {shape}"
+                    f"raw_data holds {raw.nbytes} bytes, expected {count * dtype.itemsize} "
+                    f"for shape {_common.dims(shape)}"
                 )
             return raw.view(dtype.newbyteorder("<")).reshape(shape)
         return _typed_values(tensor, dtype, count).reshape(shape)
@@ -387,8 +388,23 @@ def _typed_values(tensor: Any, dtype: np.dtype, count: int) -> np.ndarray:
     else:
         values = np.asarray(tensor.int32_data, dtype=np.int64).astype(dtype)
     if values.size != count:
-        raise FormatError(f"holds {values.size} values, expected {count} for shape {tuple(tensor.dims)}")
+        raise FormatError(
+            f"holds {values.size} values, expected {count} for shape {_common.dims(tensor.dims)}"
+        )
     return values
+
+
+def require_one_link(target: str, location: str) -> None:
+    """Refuse an external data file with more than one hard link: its path lies inside the
+    model's folder, but a hard link made elsewhere (``ln ~/.ssh/id_rsa weights.bin``) is the same
+    bytes as a file outside it, which no path check can see."""
+    links = os.stat(target).st_nlink
+    if links > 1:
+        raise UnsafeInputError(
+            f"external data file {location!r} has {links} hard links: a hard link can reach bytes "
+            "outside the model's folder, so external data must be a file of its own",
+            hint="copy the data file beside the model (cp, not ln) and convert again",
+        )
 
 
 def _external_array(tensor: Any, base_dir: str | None, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
@@ -416,11 +432,12 @@ def _external_array(tensor: Any, base_dir: str | None, dtype: np.dtype, shape: t
     if not os.path.exists(target):
         raise FormatError(f"external data file {location!r} not found")
     _common.require_regular_file(target)
+    require_one_link(target, location)
     size = os.path.getsize(target)
     if length != expected or offset < 0 or offset + expected > size:
         raise FormatError(
             f"external data holds {max(size - offset, 0)} bytes at offset {offset} (length {length}), "
-            f"expected {expected} for shape {shape}"
+            f"expected {expected} for shape {_common.dims(shape)}"
         )
     if expected == 0:
         return np.zeros(shape, dtype=dtype)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import FormatError, LstmconvError, UnsafeInputError
+from .._common import dims
 from .names import DTYPES
 
 #: Ops folded when every input is a constant.
@@ -124,7 +125,9 @@ def fold(
                 return np.squeeze(data)
             normal = _axes(axes, data.ndim, label)
             if any(data.shape[a] != 1 for a in normal):
-                raise FormatError(f"{label}: squeezes axes {axes} of shape {data.shape}, not all of size 1")
+                raise FormatError(
+                    f"{label}: squeezes axes {dims(axes)} of shape {dims(data.shape)}, not all of size 1"
+                )
             return np.squeeze(data, axis=tuple(normal))
         if op == "Unsqueeze":
             axes = _int_list(1, "axes")
@@ -155,11 +158,13 @@ def fold(
                 return None
             wanted = [int(v) for v in np.ravel(inputs[1])]
             if any(v < 0 for v in wanted):
-                raise FormatError(f"{label}: negative shape {wanted}")
+                raise FormatError(f"{label}: negative shape {dims(wanted)}")
             try:
                 broadcast = np.broadcast_shapes(data.shape, tuple(wanted))
             except ValueError:
-                raise FormatError(f"{label}: shape {data.shape} does not broadcast to {wanted}") from None
+                raise FormatError(
+                    f"{label}: shape {dims(data.shape)} does not broadcast to {dims(wanted)}"
+                ) from None
             _made(broadcast)
             return np.broadcast_to(data, broadcast).copy()
         if op == "Tile":
@@ -167,7 +172,7 @@ def fold(
                 return None
             repeats = [int(v) for v in np.ravel(inputs[1])]
             if len(repeats) != data.ndim or any(r < 0 for r in repeats):
-                raise FormatError(f"{label}: repeats {repeats} do not fit rank {data.ndim}")
+                raise FormatError(f"{label}: repeats {dims(repeats)} do not fit rank {data.ndim}")
             _made(tuple(d * r for d, r in zip(data.shape, repeats)))
             return np.tile(data, repeats)
     except LstmconvError:
@@ -187,7 +192,7 @@ def _concat(
     rank = parts[0].ndim
     axis = axis + rank if axis < 0 else axis
     if not 0 <= axis < max(rank, 1) or any(p.ndim != rank for p in parts):
-        raise FormatError(f"{label}: axis {axis} does not fit inputs of ranks {[p.ndim for p in parts]}")
+        raise FormatError(f"{label}: axis {axis} does not fit inputs of ranks {dims(p.ndim for p in parts)}")
     budget.take(sum(int(p.size) for p in parts), label)
     try:
         return np.concatenate(parts, axis=axis)
@@ -198,7 +203,7 @@ def _concat(
 def _axes(axes: list[int], rank: int, label: str) -> list[int]:
     normal = [a + rank if a < 0 else a for a in axes]
     if any(not 0 <= a < rank for a in normal) or len(set(normal)) != len(normal):
-        raise FormatError(f"{label}: axes {axes} out of range or repeated for rank {rank}")
+        raise FormatError(f"{label}: axes {dims(axes)} out of range or repeated for rank {rank}")
     return normal
 
 
@@ -207,12 +212,12 @@ def _reshape(data: np.ndarray, shape: list[int], allowzero: bool, label: str) ->
     for index, value in enumerate(shape):
         if value == 0 and not allowzero:
             if index >= data.ndim:
-                raise FormatError(f"{label}: shape {shape} copies dim {index} of rank {data.ndim}")
+                raise FormatError(f"{label}: shape {dims(shape)} copies dim {index} of rank {data.ndim}")
             out.append(data.shape[index])
         else:
             out.append(value)
     if out.count(-1) > 1 or any(v < -1 for v in out):
-        raise FormatError(f"{label}: shape {shape} is not a valid Reshape shape")
+        raise FormatError(f"{label}: shape {dims(shape)} is not a valid Reshape shape")
     return data.reshape(out)
 
 

@@ -737,7 +737,9 @@ def _required(constants: Constants, name: str, tensor: str) -> np.ndarray:
 def _expect(value: np.ndarray, shape: tuple[int, ...], tensor: str, why: str) -> None:
     if value.ndim != len(shape) or any(e >= 0 and e != f for e, f in zip(shape, value.shape)):
         shown = "(" + ", ".join("in" if e < 0 else str(e) for e in shape) + ")"
-        raise WeightLayoutError(f"expected {shown}, found {tuple(value.shape)}: {why}", where=(tensor,))
+        raise WeightLayoutError(
+            f"expected {shown}, found {_common.dims(value.shape)}: {why}", where=(tensor,)
+        )
 
 
 def _check_state(constants: Constants, name: str, label: str) -> None:
@@ -1076,18 +1078,20 @@ def _dequantized(node: Node, constants: Constants, name: str) -> _Plain:
             )
         if scale.dtype.kind != "f" or quantized.ndim != 3:
             raise WeightLayoutError(
-                f"expected a float scale and a (D, in, 4H) weight, found {scale.dtype} and {quantized.shape}",
+                f"expected a float scale and a (D, in, 4H) weight, found {scale.dtype} "
+                f"and {_common.dims(quantized.shape)}",
                 where=(f"{tensor}_scale",),
             )
         d, rows = quantized.shape[0], quantized.shape[2]
         if scale.shape not in ((d,), (d, rows)):
             raise WeightLayoutError(
-                f"expected ({d},) per direction or ({d}, {rows}) per channel, found {scale.shape}",
+                f"expected ({d},) per direction or ({d}, {rows}) per channel, "
+                f"found {_common.dims(scale.shape)}",
                 where=(f"{tensor}_scale",),
             )
         if zero.shape != scale.shape:
             raise WeightLayoutError(
-                f"expected {scale.shape} like {tensor}_scale, found {zero.shape}",
+                f"expected {_common.dims(scale.shape)} like {tensor}_scale, found {_common.dims(zero.shape)}",
                 where=(f"{tensor}_zero_point",),
             )
         shaped = (d, 1, 1) if scale.ndim == 1 else (d, 1, rows)

@@ -22,7 +22,7 @@ import struct
 import numpy as np
 
 from ...errors import FormatError, LstmconvError, UnsafeInputError, UnsupportedFeatureError
-from .._common import require_regular_file
+from .._common import dims, require_regular_file
 from . import crc32c, slices, wire
 
 MAGIC = 0xDB4775248B80FB57
@@ -293,11 +293,11 @@ class Bundle:
             )
         count = math.prod(entry.shape)
         if count > MAX_ELEMENTS:
-            raise UnsafeInputError(f"shape {entry.shape} asks for {count} elements")
+            raise UnsafeInputError(f"shape {dims(entry.shape)} asks for {count} elements")
         dtype = _numpy_dtype(DTYPES[entry.dtype])
         if count * dtype.itemsize != entry.size:
             raise FormatError(
-                f"{DTYPES[entry.dtype]} {entry.shape} needs {count * dtype.itemsize} bytes, "
+                f"{DTYPES[entry.dtype]} {dims(entry.shape)} needs {count * dtype.itemsize} bytes, "
                 f"the entry says {entry.size}"
             )
         data = self._bytes(entry)
@@ -313,7 +313,7 @@ class Bundle:
             )
         count = math.prod(entry.shape)
         if count > MAX_ELEMENTS:
-            raise UnsafeInputError(f"shape {entry.shape} asks for {count} elements")
+            raise UnsafeInputError(f"shape {dims(entry.shape)} asks for {count} elements")
         out = np.zeros(entry.shape, _numpy_dtype(DTYPES[entry.dtype]))
         covered = np.zeros(entry.shape, np.uint8)
         for key, part in self.slices.get(entry.key, []):
@@ -330,7 +330,8 @@ class Bundle:
             values = self._tensor(part, part=True)
             if values.shape != out[tuple(window)].shape:
                 raise FormatError(
-                    f"a slice of shape {values.shape} fills a window of {out[tuple(window)].shape}"
+                    f"a slice of shape {dims(values.shape)} fills a window of "
+                    f"{dims(out[tuple(window)].shape)}"
                 )
             out[tuple(window)] = values
             covered[tuple(window)] += 1

@@ -30,6 +30,7 @@ import numpy as np
 from ...errors import LstmconvError, WeightLayoutError
 from ...inspection import Tensor
 from ...ir import SIGMOID, Activation, Cell, Direction, Kind, Layer, cell_from_stacked
+from .._common import dims
 from ..keras import names as keras_names
 
 _log = logging.getLogger(__name__)
@@ -159,7 +160,7 @@ def _need(read: Mapping[str, np.ndarray], name: str, ndim: int) -> np.ndarray:
         raise WeightLayoutError(f"expected a tensor {name!r}, found only {', '.join(sorted(read))}")
     array = read[name]
     if array.ndim != ndim:
-        raise WeightLayoutError(f"expected a {ndim}-D tensor, found shape {array.shape}", where=(name,))
+        raise WeightLayoutError(f"expected a {ndim}-D tensor, found shape {dims(array.shape)}", where=(name,))
     return array
 
 
@@ -168,7 +169,7 @@ def _split_kernel(kernel: np.ndarray, recurrent: int, name: str) -> tuple[np.nda
     inputs = kernel.shape[0] - recurrent
     if inputs <= 0:
         raise WeightLayoutError(
-            f"expected (I+{recurrent}, G·H) rows over [x; h], found shape {kernel.shape}", where=(name,)
+            f"expected (I+{recurrent}, G·H) rows over [x; h], found shape {dims(kernel.shape)}", where=(name,)
         )
     return kernel[:inputs].T, kernel[inputs:].T
 
@@ -179,17 +180,21 @@ def _tf1_cell(kind: Kind, read: Mapping[str, np.ndarray], forget_bias: float) ->
     gates = len(GATE_ORDER[kind])
     kernel = _need(read, "kernel", 2)
     if kernel.shape[1] % gates:
-        raise WeightLayoutError(f"expected {gates}·H columns, found shape {kernel.shape}", where=("kernel",))
+        raise WeightLayoutError(
+            f"expected {gates}·H columns, found shape {dims(kernel.shape)}", where=("kernel",)
+        )
     hidden = kernel.shape[1] // gates
     bias = _need(read, "bias", 1) if "bias" in read else None
     if bias is not None and bias.shape != (gates * hidden,):
-        raise WeightLayoutError(f"expected shape ({gates * hidden},), found {bias.shape}", where=("bias",))
+        raise WeightLayoutError(
+            f"expected shape ({gates * hidden},), found {dims(bias.shape)}", where=("bias",)
+        )
     w_hr = None
     if "projection/kernel" in read:
         projection = _need(read, "projection/kernel", 2)
         if projection.shape[0] != hidden:
             raise WeightLayoutError(
-                f"expected ({hidden}, P), found {projection.shape}", where=("projection/kernel",)
+                f"expected ({hidden}, P), found {dims(projection.shape)}", where=("projection/kernel",)
             )
         w_hr = projection.T
     recurrent = hidden if w_hr is None else w_hr.shape[0]
@@ -222,7 +227,7 @@ def _cudnn_gru(read: Mapping[str, np.ndarray]) -> Cell:
     if w_h.shape != (hidden, hidden) or gates.shape != (w_x.shape[0] + hidden, 2 * hidden):
         raise WeightLayoutError(
             f"expected gates/kernel (I+H, 2H), input_projection (I, H), hidden_projection (H, H); "
-            f"found {gates.shape}, {w_x.shape}, {w_h.shape}"
+            f"found {dims(gates.shape)}, {dims(w_x.shape)}, {dims(w_h.shape)}"
         )
     g_ih, g_hh = _split_kernel(gates, hidden, "gates/kernel")
     w_ih, w_hh = np.concatenate([g_ih, w_x.T]), np.concatenate([g_hh, w_h.T])
@@ -261,8 +266,8 @@ def _tf1_gru(read: Mapping[str, np.ndarray]) -> Cell:
     hidden = candidate.shape[1]
     if gates.shape != (candidate.shape[0], 2 * hidden):
         raise WeightLayoutError(
-            f"expected ({candidate.shape[0]}, {2 * hidden}) beside candidate/kernel {candidate.shape}, "
-            f"found {gates.shape}",
+            f"expected ({candidate.shape[0]}, {2 * hidden}) beside candidate/kernel {dims(candidate.shape)}, "
+            f"found {dims(gates.shape)}",
             where=("gates/kernel",),
         )
     g_ih, g_hh = _split_kernel(gates, hidden, "gates/kernel")
@@ -277,7 +282,7 @@ def _tf1_gru(read: Mapping[str, np.ndarray]) -> Cell:
         if g_b.shape != (2 * hidden,) or c_b.shape != (hidden,):
             raise WeightLayoutError(
                 f"expected gates/bias ({2 * hidden},) and candidate/bias ({hidden},), "
-                f"found {g_b.shape}, {c_b.shape}"
+                f"found {dims(g_b.shape)}, {dims(c_b.shape)}"
             )
         bias = np.concatenate([g_b, c_b])
     return cell_from_stacked(GATE_ORDER[Kind.GRU], w_ih, w_hh, bias)

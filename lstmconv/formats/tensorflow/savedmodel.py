@@ -12,14 +12,13 @@ variables, Keras's default activations, said.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from typing import Any
 
 from ...errors import FormatError
 from ...ir import Model
-from .._common import require_regular_file
+from .._common import parse_json, require_regular_file
 from . import checkpoint, objects, wire
 
 SAVED_MODEL = "saved_model.pb"
@@ -69,7 +68,7 @@ def _configs(texts: Iterator[str]) -> dict[str, dict[str, Any]]:
     entries = []
     for text in texts:
         try:
-            entries.append(json.loads(text))
+            entries.append(parse_json(text, "Keras metadata"))
         except ValueError:
             raise FormatError(f"Keras metadata is not JSON: {text[:60]!r}") from None
     return objects.keras_configs(entries)

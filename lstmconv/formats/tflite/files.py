@@ -111,14 +111,14 @@ class _Graph:
             raise FormatError(f"a weight of type {tensor.type_name}, expected {expected}", where=(where,))
         dtype = (np.dtype(name) if quantized else dtypes.resolve(name)).newbyteorder("<")
         if any(d < 0 for d in tensor.shape):
-            raise FormatError(f"negative dims {tensor.shape}", where=(where,))
+            raise FormatError(f"negative dims {_common.dims(tensor.shape)}", where=(where,))
         count = 1
         for d in tensor.shape:  # Python ints: a huge shape cannot overflow
             count *= d
         if count * dtype.itemsize != buffer.length:
             raise FormatError(
                 f"the buffer holds {buffer.length} bytes, expected {count * dtype.itemsize} "
-                f"for shape {tensor.shape} of {name}",
+                f"for shape {_common.dims(tensor.shape)} of {name}",
                 where=(where,),
             )
         values = np.frombuffer(self.model.flat.data, dtype=dtype, count=count, offset=buffer.start)
@@ -137,7 +137,7 @@ class _Graph:
         if scale.size > 1:
             if not 0 <= axis < values.ndim or values.shape[axis] != scale.size:
                 raise FormatError(
-                    f"{scale.size} scales along dimension {axis} of shape {tuple(values.shape)}",
+                    f"{scale.size} scales along dimension {axis} of shape {_common.dims(values.shape)}",
                     where=(where,),
                 )
             shape = [1] * values.ndim
@@ -230,7 +230,7 @@ def _lstm_cell(graph: _Graph, op: flat.Operator, first: int, side: str) -> tuple
             vector = found[f"w_hh/{g}"]
             if vector.ndim != 1:
                 raise WeightLayoutError(
-                    f"diagonal recurrent weights must be vectors, found shape {vector.shape}",
+                    f"diagonal recurrent weights must be vectors, found shape {_common.dims(vector.shape)}",
                     where=(f"{side}recurrent_to_{n.GATE_WORDS[g]}_weights",),
                 )
             found[f"w_hh/{g}"] = np.diag(vector)

@@ -6,6 +6,7 @@ The only module of lstmconv that imports torch. Gate orders and key names live i
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import warnings
@@ -17,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ... import dtypes
+from ... import dtypes, porting
 from ...errors import FormatError, UnsafeInputError, UnsupportedFeatureError
 from ...ir import Direction, Kind, Layer, Model, Skipped
-from ...plain import PlainLayer
+from ...plain import NO_OPS, PlainLayer
 from .. import _common
 from . import keys, pt_header, statedict, torchscript, whole
 from .statedict import GATE_ORDER, check
@@ -37,6 +38,7 @@ _MODULE_KINDS: Mapping[type, Kind] = {
     nn.RNNCell: Kind.RNN,
 }
 _CELLS: Mapping[Kind, type] = {Kind.LSTM: nn.LSTMCell, Kind.GRU: nn.GRUCell, Kind.RNN: nn.RNNCell}
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "GATE_ORDER",
@@ -135,9 +137,20 @@ def _read_module(source: nn.Module) -> Model:
             taken.add(path)
     if isinstance(source, Stack):  # nn.LSTM always concatenates; the Stack knows the merge
         layers = [layer.replace(merge=merge or "concat") for layer, merge in zip(layers, source.merges)]
-        chained = tuple(zip((x.name for x in layers), (x.name for x in layers[1:])))
-        links = chained if source.chained else ()
-        return Model(tuple(layers), type(source).__name__, links, around=tuple(plain), order=tuple(order))
+        names = [x.name for x in layers]
+        links = tuple(zip(names, names[1:])) if source.chained else ()
+        if source.whole:  # it runs its children in order: each layer feeds the next, no-ops looked through
+            noops = {x.name for x in plain if x.kind in NO_OPS}
+            computing = [name for name in order if name not in noops]
+            links = (*zip(order, order[1:]), *zip(computing, computing[1:]))
+        return Model(
+            tuple(layers),
+            type(source).__name__,
+            links,
+            skipped=source.not_carried,
+            around=tuple(plain),
+            order=tuple(order),
+        )
     skipped = (*unread, *_skipped(source, taken))
     return Model(
         tuple(layers),
@@ -251,11 +264,17 @@ def write(model: Model, path: str, *, as_cell: bool = False, **options: Any) -> 
 
 class Stack(nn.Module):
     """The recurrent layers of an IR model as ``nn.LSTM/GRU/RNN`` submodules, run in order on
-    input (batch, time, features); bidirectional outputs merged as the source merged them."""
+    input (batch, time, features); bidirectional outputs merged as the source merged them. Plain
+    layers are submodules too only where the source links every layer to the next
+    (:func:`lstmconv.porting.unchained`): :func:`build` leaves them out otherwise."""
 
     def __init__(self, model: Model):
         super().__init__()
-        self.chained = len(model.chains()) == 1
+        #: Plain layers in: the source links every layer to the next, so they run as one chain.
+        self.whole = bool(model.around)
+        self.chained = self.whole or len(model.chains()) == 1
+        #: What the module leaves out (:meth:`Model.recurrent_only`'s list), for reading it back.
+        self.not_carried = model.skipped
         self.merges: list[str] = []
         names = dict(zip((layer.name for layer in model.everything()), statedict.module_names(model)))
         for layer in model.everything():
@@ -348,7 +367,21 @@ def _fill(module: nn.Module, index: int, layer: Layer) -> None:
 
 
 def build(model: Model) -> Stack:
-    """A runnable ``nn.Module`` holding every layer of ``model`` (``to_torch``)."""
+    """A runnable ``nn.Module`` holding the layers of ``model`` (``to_torch``): its plain layers
+    only where the source links them into one chain with the recurrent ones, as the ``.keras``
+    and ``.onnx`` writers build them (:func:`lstmconv.porting.unchained`); otherwise a warning
+    names them and the module holds the recurrent layers alone (the plain ones listed as not
+    carried when it is read back), never run in an order the source does not give."""
+    if model.around:
+        why = porting.unchained(model)
+        if why is not None:
+            _log.warning(
+                "%s: the plain layers %s are not built into to_torch's module (%s): the recurrent layers are",
+                model.source or "the model",
+                ", ".join(f'"{layer.name}"' for layer in model.around),
+                why,
+            )
+            model = model.recurrent_only()
     return Stack(model).eval()
 
 

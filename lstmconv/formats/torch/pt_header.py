@@ -29,7 +29,7 @@ from ... import dtypes, outline
 from ...errors import FormatError, UnsafeInputError
 from ...ir import Model
 from ...registry import Declined
-from .._common import ELEMENTS_CAP, check_zip_budget, elements
+from .._common import ELEMENTS_CAP, check_zip_budget, dims, elements
 from . import statedict
 
 #: A state_dict's pickle holds names and shapes only; anything larger is not one.
@@ -106,26 +106,27 @@ def check_extent(
     more than ``MAX_EXPANSION`` times the elements stored."""
     if len(shape) != len(strides) or any(n < 0 for n in shape) or offset < 0:
         raise FormatError(
-            f"a tensor of shape {shape}, strides {strides} at offset {offset} is malformed", where=(where,)
+            f"a tensor of shape {dims(shape)}, strides {dims(strides)} at offset {offset} is malformed",
+            where=(where,),
         )
     if any(n > ELEMENTS_CAP for n in (*shape, *strides)):  # a dim of a million digits is no size
-        raise FormatError(f"a tensor's size or stride is past 2**64: {str(shape)[:80]}", where=(where,))
+        raise FormatError(f"a tensor's size or stride is past 2**64: {dims(shape)}", where=(where,))
     if any(s < 0 for s in strides):
         raise FormatError(
-            f"a tensor of shape {shape} has negative strides {strides}: refused", where=(where,)
+            f"a tensor of shape {dims(shape)} has negative strides {dims(strides)}: refused", where=(where,)
         )
     extent = 1 + sum((n - 1) * s for n, s in zip(shape, strides)) if all(shape) else 0
     if offset + extent > numel:
         raise FormatError(
-            f"a tensor of shape {shape}, strides {strides} at offset {offset} reaches element "
+            f"a tensor of shape {dims(shape)}, strides {dims(strides)} at offset {offset} reaches element "
             f"{offset + extent} of a storage of {numel}",
             where=(where,),
         )
     count = elements(shape)  # capped: a million huge dims are not hours of big-integer products
     if count > MAX_EXPANSION * max(numel, 1):
         raise UnsafeInputError(
-            f"a tensor of shape {shape} (strides {strides}) declares {count} elements from a storage "
-            f"of {numel}: more than {MAX_EXPANSION}× what is stored",
+            f"a tensor of shape {dims(shape)} (strides {dims(strides)}) declares {count} elements "
+            f"from a storage of {numel}: more than {MAX_EXPANSION}× what is stored",
             where=(where,),
             hint="save the tensor itself (tensor.contiguous()), not an expanded view",
         )

@@ -1,6 +1,7 @@
 """``.safetensors`` in PyTorch ``nn.LSTM/GRU/RNN`` naming, read and written without torch.
 
-The file is the state_dict of ``to_torch(model)``: an 8-byte little-endian header length, a JSON
+The file is the state_dict of ``to_torch(model)`` (and the tensors of plain layers the source
+does not link, which that module leaves out): an 8-byte little-endian header length, a JSON
 header, then the tensors' bytes. The header is validated here (sizes against the file, offsets
 inside the data and not overlapping, each key once) and the tensors are memory-mapped, so
 reading costs what the pages touched cost. Writing streams each gate's block to the file in
@@ -18,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ... import dtypes
+from ... import dtypes, progress
 from ...errors import FormatError, LstmconvError
 from ...ir import Model
-from .._common import elements
+from .._common import DIMS_SHOWN, dims, elements, parse_json
 from . import keys, statedict
 from . import template as template_
 
@@ -68,7 +69,7 @@ def _header(path: str) -> tuple[dict[str, Any], int, int]:
             )
         text = handle.read(length)
     try:  # UTF-8 only, as the safetensors library reads it (json.loads of bytes would take UTF-16)
-        header = json.loads(text.decode("utf-8"), object_pairs_hook=_unique)
+        header = parse_json(text.decode("utf-8"), "the header", object_pairs_hook=_unique)
     except LstmconvError:
         raise
     except (ValueError, UnicodeDecodeError) as error:
@@ -87,10 +88,31 @@ def _integers(values: Any, what: str, key: str) -> tuple[int, ...]:
     """A list of JSON integers ≥ 0, as the safetensors library demands (no "2", 2.0 or true)."""
     if not isinstance(values, list) or not all(type(n) is int and n >= 0 for n in values):
         raise FormatError(
-            f"not a readable safetensors file: {what} must be non-negative integers, found {values!r}",
+            f"not a readable safetensors file: {what} must be non-negative integers, found {_shown(values)}",
             where=(key,),
         )
     return tuple(values)
+
+
+def _recorded(metadata: Any) -> dict[str, Any]:
+    """What lstmconv recorded in the header's ``__metadata__`` (its ``lstmconv`` JSON text), or {}."""
+    if not isinstance(metadata, dict):
+        return {}
+    recorded = parse_json(metadata.get("lstmconv") or "{}", "__metadata__ › lstmconv")
+    if not isinstance(recorded, dict):
+        raise FormatError(
+            "not a readable safetensors file: the metadata lstmconv records is not a JSON object"
+        )
+    return recorded
+
+
+def _shown(values: Any) -> str:
+    """A header value for a message, short whatever the file holds: a long list abbreviated as
+    a shape (:func:`dims`), anything else cut at 200 characters."""
+    if isinstance(values, list) and len(values) > DIMS_SHOWN:
+        return dims(values)
+    text = repr(values)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def _dtype(name: str) -> np.dtype:
@@ -115,7 +137,7 @@ def _tensors(path: str, header: dict[str, Any], start: int, data_length: int) ->
         expected = elements(shape) * dtype.itemsize  # no int64 wrap
         if any(n < 0 for n in shape) or not 0 <= begin <= end <= data_length or end - begin != expected:
             raise FormatError(
-                f"not a readable safetensors file: offsets {begin}..{end} for {entry['dtype']} {shape} "
+                f"not a readable safetensors file: offsets {begin}..{end} for {entry['dtype']} {dims(shape)} "
                 f"({expected} bytes) in {data_length} bytes of data",
                 where=(key,),
             )
@@ -151,7 +173,7 @@ def read(source: Any, *, nonlinearity: str | None = None, **options: Any) -> Mod
     header, start, data_length = _header(path)
     tensors = _tensors(path, header, start, data_length)
     metadata = header.get("__metadata__") or {}
-    recorded_meta = json.loads(metadata.get("lstmconv", "{}")) if isinstance(metadata, dict) else {}
+    recorded_meta = _recorded(metadata)
     recorded = recorded_meta.get("nonlinearity", {})
     order = {name: index for index, name in enumerate(recorded_meta.get("order", []))}
     if order:  # the header's keys are sorted; lstmconv records the model order
@@ -203,12 +225,13 @@ def write(model: Model, path: str, *, as_cell: bool = False, **options: Any) -> 
         offset += nbytes
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    with open(path, "wb") as handle:
+    with progress.counting(offset), open(path, "wb") as handle:
         handle.write(struct.pack("<Q", len(text)))
         handle.write(text)
         for blocks in parts.values():
             for block in blocks:
                 handle.write(dtypes.little_endian_bytes(block))
+                progress.advance(block.nbytes)  # the weights, for the progress line
 
 
 def write_like(model: Model, template: str, pairs: Sequence[tuple[str, str]], dest: str) -> None:
@@ -216,7 +239,7 @@ def write_like(model: Model, template: str, pairs: Sequence[tuple[str, str]], de
     ``template``: its keys in its order, its dtypes, its integer entries and metadata kept."""
     header, start, data_length = _header(template)
     tensors = _tensors(template, header, start, data_length)
-    recorded = json.loads((header.get("__metadata__") or {}).get("lstmconv", "{}"))
+    recorded = _recorded(header.get("__metadata__"))
     present = statedict.read_tensors(
         tensors, source=template, like=model, like_names=dict(pairs), ordered=bool(recorded.get("order"))
     )

@@ -218,7 +218,7 @@ def layers_from_group(
                 other = forward.get(field)
                 if other is not None and array.shape != other.shape:
                     raise WeightLayoutError(
-                        f"{tuple(array.shape)}: expected {tuple(other.shape)} "
+                        f"{_common.dims(array.shape)}: expected {_common.dims(other.shape)} "
                         f"as {prefix}{field}_l{index} has",
                         where=(f"{prefix}{field}{suffix}",),
                     )
@@ -274,7 +274,7 @@ def _check_shapes(fields: dict[str, np.ndarray], kind: Kind, prefix: str, suffix
         return f"{prefix}{field}{suffix}"
 
     def shown(field: str) -> str:
-        return f"{name(field)} {tuple(fields[field].shape)}"
+        return f"{name(field)} {_common.dims(fields[field].shape)}"
 
     hh = fields["weight_hh"]
     if "weight_hr" in fields and fields["weight_hr"].ndim == 2:
@@ -285,24 +285,26 @@ def _check_shapes(fields: dict[str, np.ndarray], kind: Kind, prefix: str, suffix
         hidden, source = hh.shape[1], shown("weight_hh")
         expected_hh = (gates * hidden, hidden)
     else:
-        raise WeightLayoutError(f"{tuple(hh.shape)}: expected 2 dimensions", where=(name("weight_hh"),))
+        raise WeightLayoutError(
+            f"{_common.dims(hh.shape)}: expected 2 dimensions", where=(name("weight_hh"),)
+        )
     if tuple(hh.shape) != expected_hh:
         raise WeightLayoutError(
-            f"{tuple(hh.shape)}: expected {expected_hh} for hidden {hidden} (from {source})",
+            f"{_common.dims(hh.shape)}: expected {expected_hh} for hidden {hidden} (from {source})",
             where=(name("weight_hh"),),
         )
     ih = fields["weight_ih"]
     if ih.ndim != 2 or ih.shape[0] != gates * hidden:
         found = f"{ih.shape[0]} rows is" if ih.ndim == 2 else f"{ih.ndim} dimensions are"
         raise WeightLayoutError(
-            f"{tuple(ih.shape)}: {found} not {gates} × hidden {hidden} (from {source})",
+            f"{_common.dims(ih.shape)}: {found} not {gates} × hidden {hidden} (from {source})",
             where=(name("weight_ih"),),
         )
     for field in ("bias_ih", "bias_hh"):
         bias = fields.get(field)
         if bias is not None and tuple(bias.shape) != (gates * hidden,):
             raise WeightLayoutError(
-                f"{tuple(bias.shape)}: expected ({gates * hidden},), "
+                f"{_common.dims(bias.shape)}: expected ({gates * hidden},), "
                 f"{gates} × hidden {hidden} (from {source})",
                 where=(name(field),),
             )
@@ -618,8 +620,7 @@ def listing(tensors: Mapping[str, Any], limit: int = 8) -> str:
     """What a state_dict without recurrent keys holds: "a state_dict of 12 tensors, none
     recurrent: conv1.weight (16, 1, 3), ..." (the first ``limit`` keys with their shapes)."""
     shown = ", ".join(
-        f"{key} {tuple(int(n) for n in getattr(value, 'shape', ()))}"
-        for key, value in list(tensors.items())[:limit]
+        f"{key} {_common.dims(getattr(value, 'shape', ()))}" for key, value in list(tensors.items())[:limit]
     )
     more = ", ..." if len(tensors) > limit else ""
     return f"a state_dict of {len(tensors)} tensors, none recurrent: {shown}{more}"

@@ -12,6 +12,7 @@ import numpy as np
 from ...errors import PortMismatchError
 from ...ir import Layer, Model
 from ...plain import PlainLayer
+from .._common import dims
 from . import around, statedict
 
 
@@ -49,7 +50,7 @@ def values(
         if key in produced:
             if tuple(produced[key].shape) != tuple(array.shape):
                 raise PortMismatchError(
-                    f"the template holds {tuple(array.shape)}, the model gives {tuple(produced[key].shape)}",
+                    f"the template holds {dims(array.shape)}, the model gives {dims(produced[key].shape)}",
                     where=(where, key),
                 )
             values[key] = np.asarray(produced[key]).astype(array.dtype)

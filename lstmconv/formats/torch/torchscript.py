@@ -21,7 +21,7 @@ import numpy as np
 
 from ...errors import FormatError, UnsafeInputError
 from ...registry import Declined
-from .._common import check_zip_budget
+from .._common import check_zip_budget, dims
 from . import pt_header
 
 #: The one line of torch that exports a TorchScript archive's state_dict (when it is refused).
@@ -168,7 +168,9 @@ def _values(raw: bytes, tensor: pt_header._Tensor, key: str) -> np.ndarray:
     """The tensor's values from its storage's bytes, every index checked to lie inside them."""
     dtype, itemsize = tensor.storage.dtype, tensor.storage.dtype.itemsize
     if any(n < 0 for n in tensor.shape) or any(s < 0 for s in tensor.stride):
-        raise FormatError(f"shape {tensor.shape} or strides {tensor.stride} are negative", where=(key,))
+        raise FormatError(
+            f"shape {dims(tensor.shape)} or strides {dims(tensor.stride)} are negative", where=(key,)
+        )
     if len(raw) < tensor.storage.numel * itemsize:
         raise FormatError(
             f"storage {tensor.storage.key} holds {len(raw)} bytes, "
@@ -180,7 +182,7 @@ def _values(raw: bytes, tensor: pt_header._Tensor, key: str) -> np.ndarray:
         return np.zeros(tensor.shape, dtype)
     extent = 1 + sum((n - 1) * s for n, s in zip(tensor.shape, tensor.stride))
     if tensor.offset + extent > flat.size:  # checked when unpickled; kept next to the read
-        raise FormatError(f"a tensor of shape {tensor.shape} overruns its storage", where=(key,))
+        raise FormatError(f"a tensor of shape {dims(tensor.shape)} overruns its storage", where=(key,))
     window = flat[tensor.offset : tensor.offset + extent]
     strided = np.lib.stride_tricks.as_strided(
         window, tensor.shape, tuple(s * itemsize for s in tensor.stride), writeable=False
