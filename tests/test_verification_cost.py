@@ -275,3 +275,31 @@ def test_a_tensor_naming_external_data_is_left_as_onnx_reads_it(tmp_path) -> Non
     odd.write_bytes(model.SerializeToString())
     kept = onnx_live.skeleton(str(odd)).graph.initializer[1]
     assert kept == tensor  # not rewritten to point at the model's own bytes
+
+
+def test_a_hard_linked_model_file_verifies_but_a_file_naming_the_in_place_mark_gets_no_exemption(
+    tmp_path,
+) -> None:
+    onnx = require("onnx")
+    require("onnxruntime")
+    from onnx import external_data_helper
+
+    path = _big_lstm_file(tmp_path, onnx, hidden=256)
+    os.link(path, tmp_path / "second-name.onnx")  # the model itself has two links: its own bytes
+    report = lstmconv.convert(path, tmp_path / "out.npz")
+    assert report.ok and report.sides[0].how == "original file" and report.checks[0].compared == "run"
+    model = onnx.load(str(path))
+    external_data_helper.convert_model_to_external_data(model, location="w.bin", size_threshold=1024)
+    hostile = tmp_path / "h" / "m.onnx"
+    hostile.parent.mkdir()
+    onnx.save(model, str(hostile))
+    linked = onnx.load(str(hostile), load_external_data=False)
+    for tensor in linked.graph.initializer:
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "lstmconv_in_place", "1"  # as a skeleton marks its own: no exemption
+    hostile.write_bytes(linked.SerializeToString())
+    outside = tmp_path / "secret.bin"
+    os.replace(hostile.parent / "w.bin", outside)
+    os.link(outside, hostile.parent / "w.bin")
+    with pytest.raises(lstmconv.UnsafeInputError, match="hard links"):
+        lstmconv.read(hostile)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import mmap
 import os
+import secrets
 import struct
 from collections.abc import Iterator
 from typing import Any
@@ -427,12 +428,14 @@ def _external_array(tensor: Any, base_dir: str | None, dtype: np.dtype, shape: t
         length = int(info.get("length", expected) or expected)
     except ValueError:
         raise FormatError(f"external data offset or length is not a number: {info}") from None
-    if IN_PLACE in info and length != expected:  # the file's own raw data, left in place by a skeleton
+    in_place = is_in_place(tensor)  # a skeleton's own mark: the model file itself
+    if in_place and length != expected:
         raise FormatError(f"raw_data holds {length} bytes, expected {expected} for shape {shape}")
     if not os.path.exists(target):
         raise FormatError(f"external data file {location!r} not found")
     _common.require_regular_file(target)
-    require_one_link(target, location)
+    if not in_place:  # the model's own bytes: whatever links it has, they are what is read
+        require_one_link(target, location)
     size = os.path.getsize(target)
     if length != expected or offset < 0 or offset + expected > size:
         raise FormatError(
@@ -447,7 +450,14 @@ def _external_array(tensor: Any, base_dir: str | None, dtype: np.dtype, shape: t
 # -- a skeleton for the onnx package --------------------------------------------------------------
 #: The external-data key marking a tensor whose raw data a :func:`skeleton` left in the file.
 IN_PLACE = "lstmconv_in_place"
+#: Its value, known only to this process: a file naming the key itself gets no exemption.
+_IN_PLACE_TOKEN = secrets.token_hex(16)
 _GRAPH, _INITIALIZER, _RAW_DATA, _EXTERNAL_DATA, _DATA_LOCATION = 7, 5, 9, 13, 14
+
+
+def is_in_place(tensor: Any) -> bool:
+    """Whether a tensor is one a :func:`skeleton` of this process left in its model's file."""
+    return any(e.key == IN_PLACE and e.value == _IN_PLACE_TOKEN for e in tensor.external_data)
 
 
 def _whole_fields(buffer: Any, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
@@ -484,7 +494,7 @@ def skeleton(path: str, over: int) -> bytes:
             ("location", location),
             ("offset", str(offset)),
             ("length", str(length)),
-            (IN_PLACE, "1"),
+            (IN_PLACE, _IN_PLACE_TOKEN),
         ):
             body = text(1, name) + text(2, value)
             kept += length_prefix(_EXTERNAL_DATA, len(body)) + body

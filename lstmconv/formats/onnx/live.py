@@ -112,7 +112,7 @@ def skeleton(path: str) -> onnx.ModelProto:
 
 
 def _in_place(tensor: TensorProto) -> bool:
-    return any(entry.key == onnx_files.IN_PLACE for entry in tensor.external_data)
+    return onnx_files.is_in_place(tensor)
 
 
 def _external_file(tensor: TensorProto) -> bool:
