@@ -1,4 +1,6 @@
-"""Keras files read without TensorFlow or Keras: zip + JSON config + HDF5 (h5py).
+"""Keras files read without TensorFlow or Keras: zip + JSON config + HDF5 (a
+``.keras``'s weights through :mod:`.h5read`, no h5py, where it reads them; else, and for ``.h5``
+files, through h5py, in forked children under a time limit).
 
 - ``.keras`` (Keras 3, and tf_keras 2.13+): ``config.json``, ``metadata.json`` and
   ``model.weights.h5`` whose container entries each carry the layer's real name in the

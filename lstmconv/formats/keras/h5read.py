@@ -278,6 +278,8 @@ class _Header:
             while at + 8 <= start + length and done < count:
                 file.work(1)
                 kind, body_size, flags = buffer.unpack("HHB", at)
+                if at + 8 + body_size > start + length:
+                    raise Decline(f"{name}: a header message runs past its block")
                 body = buffer.take(at + 8, body_size)
                 at, done = at + 8 + body_size, done + 1
                 if kind == _CONTINUATION:
@@ -290,6 +292,8 @@ class _Header:
                     if flags & ~0x1:  # shared (stored elsewhere) or other handling this does not know
                         raise Decline(f"{name}: a header message with flags {flags:#x}")
                     self.parts.setdefault(kind, []).append(body)
+        if done != count:
+            raise Decline(f"{name}: {done} header messages found of the {count} declared")
         self.attrs = Attrs(file, self.raw)
         self._interpret()
 
@@ -342,7 +346,9 @@ def _dataspace(body: bytes, name: str) -> tuple[int, ...] | None:
 
 
 def _numeric(body: bytes, name: str) -> np.dtype:
-    """A little-endian IEEE float (as :data:`.h5write.FLOATS` describes them) or integer."""
+    """A little-endian IEEE float (as :data:`.h5write.FLOATS` describes them) or integer, or an
+    untagged opaque type (what h5py makes of NumPy's ``V2``, which Keras 3 stores bfloat16 as,
+    marked by the dataset's ``dtype`` attribute)."""
     if len(body) < 8:
         raise Decline(f"{name}: a short datatype")
     kind, bits, size = body[0] & 0x0F, body[1:4], struct.unpack_from("<I", body, 4)[0]
@@ -359,6 +365,8 @@ def _numeric(body: bytes, name: str) -> np.dtype:
     integer = kind == 0 and size in (1, 2, 4, 8) and len(body) >= 12 and bits[0] in (0, 8)
     if integer and bits[1:] == b"\0\0" and struct.unpack_from("<HH", body, 8) == (0, 8 * size):
         return np.dtype(f"<{'i' if bits[0] else 'u'}{size}")
+    if kind == 5 and bits == b"\0\0\0" and 0 < size <= 64:  # opaque, untagged: Keras's bfloat16
+        return np.dtype(f"V{size}")
     raise Decline(f"{name}: a datatype (class {kind}, {size} bytes) this parser does not read")
 
 
