@@ -1,8 +1,9 @@
 """HDF5 files read without h5py, in the subset Keras writes through h5py's defaults and
 :mod:`.h5write` writes: superblock version 0 with 8-byte offsets and lengths, version-1 object
 headers (with continuation blocks), groups as symbol tables (a local heap of names, a version-1
-B-tree over symbol-table nodes), contiguous datasets of little-endian IEEE floats and integers,
-and attributes of strings (fixed-length, or variable-length in a global heap) and numbers.
+B-tree over symbol-table nodes), contiguous datasets of little-endian IEEE floats and integers
+(and untagged opaque values: Keras 3's bfloat16), and attributes of strings (fixed-length, or
+variable-length in a global heap) and numbers.
 
 Anything else, and anything malformed, raises :class:`Decline`: the caller then reads the file
 through h5py (:mod:`.hdf5`), which judges it as it always has. So every offset, length, count
