@@ -1,4 +1,6 @@
-"""Keras files read without TensorFlow or Keras: zip + JSON config + HDF5 (h5py).
+"""Keras files read without TensorFlow or Keras: zip + JSON config + HDF5 (a
+``.keras``'s weights through :mod:`.h5read`, no h5py, where it reads them; else, and for ``.h5``
+files, through h5py, in forked children under a time limit).
 
 - ``.keras`` (Keras 3, and tf_keras 2.13+): ``config.json``, ``metadata.json`` and
   ``model.weights.h5`` whose container entries each carry the layer's real name in the
@@ -23,11 +25,12 @@ import logging
 import math
 import mmap
 import os
+import stat
+import sys
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import h5py
 import numpy as np
 
 from ... import outline, steps
@@ -43,7 +46,7 @@ from ...ir import MERGE_MODES, Kind, Layer, Model, Skipped
 from ...plain import PlainLayer
 from .. import forked
 from .._common import MAX_RATIO, check_zip_budget, dims, nested_too_deeply, parse_json, require_regular_file
-from . import around, links
+from . import around, h5read, links
 from . import names as keras_names
 from .hdf5 import H5, Window, attr_strings, attr_text, member_start
 
@@ -56,6 +59,20 @@ MAX_CONFIG_BYTES = 64 << 20
 #: How long the HDF5 structure may take to read in the probing child (LSTMCONV_HDF5_SECONDS).
 PROBE_SECONDS = 10.0
 PROBE_SECONDS_PER_GB = 30.0
+#: The tree walk below reads through either backend: h5py (:class:`.hdf5.H5`, its groups and
+#: datasets) or lstmconv's own parser (:class:`.h5read.Reader`), which has the same surface.
+_Backend = H5 | h5read.Reader
+_Group = Any
+
+
+def _is_group(node: Any) -> bool:
+    h5py = sys.modules.get("h5py")  # an h5py node exists only if h5py was imported
+    return isinstance(node, h5read.Group) or (h5py is not None and isinstance(node, h5py.Group))
+
+
+def _is_dataset(node: Any) -> bool:
+    h5py = sys.modules.get("h5py")
+    return isinstance(node, h5read.Dataset) or (h5py is not None and isinstance(node, h5py.Dataset))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,12 +192,12 @@ class _Found:
             self.skipped.append(Skipped.of(name, str(entry.get("class_name", "")), shapes))
 
 
-def _shapes(group: h5py.Group) -> list[tuple[str, tuple[int, ...]]]:
+def _shapes(group: _Group) -> list[tuple[str, tuple[int, ...]]]:
     """(path, shape) of every dataset under ``group`` (shapes only: nothing is read)."""
     found: list[tuple[str, tuple[int, ...]]] = []
 
     def visit(name: str, node: Any) -> None:
-        if isinstance(node, h5py.Dataset):
+        if _is_dataset(node):
             found.append((f"{group.name.strip('/')}/{name}", tuple(int(n) for n in node.shape)))
 
     group.visititems(visit)
@@ -277,25 +294,27 @@ def _spec_from_shapes(name: str, weights: Sequence[np.ndarray], bidirectional: b
 
 
 # -- Keras 3 tree: .keras and .weights.h5 ----------------------------------------------------------
-def _named_entries(layers_group: h5py.Group) -> dict[str, h5py.Group]:
+def _named_entries(layers_group: _Group) -> dict[str, _Group]:
     """Children of a ``layers`` container keyed by the real layer name in ``vars/@name``."""
     entries = {}
     for key in layers_group:
         child = layers_group[key]
-        if isinstance(child, h5py.Group):
+        if _is_group(child):
             label = attr_text(child["vars"].attrs, "name") if "vars" in child else None
             entries[label or key] = child
     return entries
 
 
-def _cell_weights(h5: H5, group: h5py.Group, where: str) -> list[np.ndarray]:
+def _cell_weights(h5: _Backend, group: _Group, where: str) -> list[np.ndarray]:
     if "cell" not in group or "vars" not in group["cell"]:
         raise FormatError("expected cell/vars with the layer's weights", where=(where,))
     variables = group["cell/vars"]
     return [h5.dataset(variables, str(index), where) for index in range(len(variables))]
 
 
-def _tree_weights(h5: H5, group: h5py.Group, spec_bidirectional: bool, where: str) -> list[list[np.ndarray]]:
+def _tree_weights(
+    h5: _Backend, group: _Group, spec_bidirectional: bool, where: str
+) -> list[list[np.ndarray]]:
     if spec_bidirectional:
         return [
             _cell_weights(h5, group[side], f"{where}/{side}")
@@ -305,7 +324,9 @@ def _tree_weights(h5: H5, group: h5py.Group, spec_bidirectional: bool, where: st
     return [_cell_weights(h5, group, where)]
 
 
-def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int, strict: bool = False) -> _Found:
+def _read_tree(
+    h5: _Backend, config: Mapping[str, Any] | None, keras_major: int, strict: bool = False
+) -> _Found:
     root = h5.handle
     found = _Found()
     if "layers" not in root:
@@ -316,7 +337,7 @@ def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int, stric
     if config is None:
         _tree_without_config(h5, _named_entries(root["layers"]), keras_major, found)
         return found
-    containers: dict[tuple[str, ...], dict[str, h5py.Group]] = {(): _named_entries(root["layers"])}
+    containers: dict[tuple[str, ...], dict[str, _Group]] = {(): _named_entries(root["layers"])}
     for path, entry in _walk_config(config):
         entries = containers.get(path)
         name = (entry.get("config") or {}).get("name", "")
@@ -345,7 +366,7 @@ def _read_tree(h5: H5, config: Mapping[str, Any] | None, keras_major: int, stric
     return found
 
 
-def _plain_weights(h5: H5, group: h5py.Group, where: str, seen: set[Any] | None = None) -> list[np.ndarray]:
+def _plain_weights(h5: _Backend, group: _Group, where: str, seen: set[Any] | None = None) -> list[np.ndarray]:
     """A layer's own ``vars`` in order, then those of the layers it wraps (TimeDistributed's);
     each group once (hard links can make n groups 2^n paths)."""
     seen = set() if seen is None else seen
@@ -355,14 +376,14 @@ def _plain_weights(h5: H5, group: h5py.Group, where: str, seen: set[Any] | None 
         weights = [h5.dataset(variables, str(index), where) for index in range(len(variables))]
     for key in sorted(group):
         inner = group[key]
-        if key != "vars" and isinstance(inner, h5py.Group) and inner.id not in seen:
+        if key != "vars" and _is_group(inner) and inner.id not in seen:
             seen.add(inner.id)
             weights += _plain_weights(h5, inner, f"{where}/{key}", seen)
     return weights
 
 
 def _tree_without_config(
-    h5: H5, entries: Mapping[str, h5py.Group], keras_major: int, found: _Found, seen: set[Any] | None = None
+    h5: _Backend, entries: Mapping[str, _Group], keras_major: int, found: _Found, seen: set[Any] | None = None
 ) -> None:
     """``seen``: the ``layers`` groups walked already (hard links can make n groups 2^n paths)."""
     seen = set() if seen is None else seen
@@ -386,7 +407,7 @@ def _tree_without_config(
 
 
 # -- legacy HDF5: model.save("x.h5") / save_weights("x.h5") ---------------------------------------
-def _legacy_layer_weights(h5: H5, group: h5py.Group, where: str) -> list[tuple[str, np.ndarray]]:
+def _legacy_layer_weights(h5: _Backend, group: _Group, where: str) -> list[tuple[str, np.ndarray]]:
     return [(name, h5.dataset(group, name, where)) for name in attr_strings(group, "weight_names")]
 
 
@@ -399,7 +420,7 @@ def _split_directions(named: Sequence[tuple[str, np.ndarray]], bidirectional: bo
 
 
 def _read_legacy(
-    h5: H5, keras_major: int, given: Mapping[str, Any] | None = None, strict: bool = False
+    h5: _Backend, keras_major: int, given: Mapping[str, Any] | None = None, strict: bool = False
 ) -> tuple[_Found, Any]:
     root = h5.handle
     weights_root = root.get("model_weights", root)
@@ -568,17 +589,20 @@ def read(
     seconds = _limit_from_environment()
     try:
         given = _load_config(os.fspath(config)) if config is not None else None
-        limit = seconds if seconds is not None else _limit_for_size(path)
-        outlined = _look_in_child(path, given, limit, strict)
-        if header_only and outlined is not None:
-            return outline.placeholders(outlined.taken()["outline"], path)
-        model = None
-        if outlined is not None and not header_only:
-            arrays = _read_in_child(path, given, outlined.value["datasets"], limit)
-            if arrays is not None:  # the values are read: the parent walks the structure alone
-                model = _read_path(path, given=given, strict=strict, preread=iter(arrays))
-        if model is None:
-            model = _read_path(path, probe=header_only, given=given, strict=strict)
+        model = _read_own(path, given, strict, header_only)
+        if model is not None and header_only:  # placeholders, as the outline below gives them
+            return model
+        if model is None:  # through h5py, in children under the time limit
+            limit = seconds if seconds is not None else _limit_for_size(path)
+            outlined = _look_in_child(path, given, limit, strict)
+            if header_only and outlined is not None:
+                return outline.placeholders(outlined.taken()["outline"], path)
+            if outlined is not None and not header_only:
+                arrays = _read_in_child(path, given, outlined.value["datasets"], limit)
+                if arrays is not None:  # the values are read: the parent walks the structure alone
+                    model = _read_path(path, given=given, strict=strict, preread=iter(arrays))
+            if model is None:
+                model = _read_path(path, probe=header_only, given=given, strict=strict)
         found = links.links(_model_config(path, given), list(model.order or ()))
         return dataclasses.replace(model, links=found)
     except LstmconvError as error:
@@ -591,6 +615,24 @@ def read(
         ) from None
 
 
+def _read_own(
+    path: str, given: tuple[Mapping[str, Any], int | None] | None, strict: bool, header_only: bool
+) -> Model | None:
+    """A ``.keras`` archive read by lstmconv's own HDF5 parser, in this process: it walks a
+    bounded structure and cannot hang or crash as the HDF5 library can, so no child is needed;
+    None where it declines the file (it is not in the subset Keras writes, or is damaged), for
+    h5py's read, in children under the time limit, to judge it as before."""
+    if not zipfile.is_zipfile(path):
+        return None
+    try:
+        model = _read_path(path, probe=header_only, given=given, strict=strict, own=True)
+    except h5read.Decline as why:
+        _log.debug("%s: read through h5py: %s", path, why)
+        return None
+    # a header read's tensors are the placeholders the outline gives, as through h5py
+    return outline.placeholders(outline.outline(model), path) if header_only else model
+
+
 def _model_config(path: str, given: tuple[Mapping[str, Any], int | None] | None) -> Any:
     """The model's config (the one given for a weights-only file, else the file's own), or None."""
     if given is not None:
@@ -599,6 +641,8 @@ def _model_config(path: str, given: tuple[Mapping[str, Any], int | None] | None)
         archive, config, _major_version = _open_keras_archive(path)
         archive.close()
         return config
+    import h5py
+
     with h5py.File(path, "r") as handle:
         text = attr_text(handle.attrs, "model_config")
     return _parsed_config(text, "model_config") if text else None
@@ -706,34 +750,35 @@ def _read_path(
     probe: bool = False,
     given: tuple[Mapping[str, Any], int | None] | None = None,
     strict: bool = False,
+    own: bool = False,
     **h5_options: Any,
 ) -> Model:
     """The layers of the file, and what it holds besides; ``h5_options`` go to
-    :class:`.hdf5.H5` (``seen``, ``into``, ``preread``)."""
+    :class:`.hdf5.H5` (``seen``, ``into``, ``preread``). ``own``: a ``.keras`` archive's weights
+    read by :mod:`.h5read`, without h5py (:class:`.h5read.Decline` where it does not read them)."""
     config, given_major = given if given is not None else (None, None)
     size = os.path.getsize(path)
     if zipfile.is_zipfile(path):
         archive, config, major = _open_keras_archive(path)
         with archive:
             info = archive.getinfo("model.weights.h5")
-            if info.compress_type == zipfile.ZIP_STORED:  # as Keras writes it: read it in place
-                source: Any = Window(path, member_start(path, info), info.file_size)
+            if own:
+                found = _read_tree(_own_member(path, archive, info, probe), config, major, strict)
             else:
-                source = io.BytesIO(archive.read(info))
-            with source, h5py.File(source, "r") as handle:
-                found = _read_tree(
-                    H5(handle, info.file_size, probe, outer=size, **h5_options), config, major, strict
-                )
+                if info.compress_type == zipfile.ZIP_STORED:  # as Keras writes it: read it in place
+                    source: Any = Window(path, member_start(path, info), info.file_size)
+                else:
+                    source = io.BytesIO(archive.read(info))
+                import h5py
+
+                with source, h5py.File(source, "r") as handle:
+                    found = _read_tree(
+                        H5(handle, info.file_size, probe, outer=size, **h5_options), config, major, strict
+                    )
     else:
-        if not h5py.is_hdf5(path):
-            raise FormatError("neither a .keras zip archive nor an HDF5 file")
-        with h5py.File(path, "r") as handle:
-            h5 = H5(handle, size, probe, **h5_options)
-            version = attr_text(handle.attrs, "keras_version")
-            if "model_weights" in handle or "layer_names" in handle.attrs:
-                found, config = _read_legacy(h5, given_major or _major(version, 2), config, strict)
-            else:
-                found = _read_tree(h5, config, given_major or _major(version, 3), strict)
+        if own:
+            raise h5read.Decline("an HDF5 file outside a .keras archive is read through h5py")
+        found, config = _read_hdf5(path, size, probe, config, given_major, strict, h5_options)
     if not found.layers:
         raise _no_recurrent_layer(config, found, path)
     keras_names.check_masks(config, found.layers, strict, path)
@@ -744,6 +789,46 @@ def _read_path(
         around=tuple(found.around),
         order=tuple(found.order),
     )
+
+
+def _read_hdf5(
+    path: str,
+    size: int,
+    probe: bool,
+    config: Any,
+    given_major: int | None,
+    strict: bool,
+    h5_options: Mapping[str, Any],
+) -> tuple[_Found, Any]:
+    """A legacy ``.h5`` or a ``.weights.h5`` file, through h5py."""
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        raise FormatError("neither a .keras zip archive nor an HDF5 file")
+    with h5py.File(path, "r") as handle:
+        h5 = H5(handle, size, probe, **h5_options)
+        version = attr_text(handle.attrs, "keras_version")
+        if "model_weights" in handle or "layer_names" in handle.attrs:
+            return _read_legacy(h5, given_major or _major(version, 2), config, strict)
+        return _read_tree(h5, config, given_major or _major(version, 3), strict), config
+
+
+def _own_member(path: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo, probe: bool) -> h5read.Reader:
+    """The weights member parsed by :mod:`.h5read`: a stored one (as Keras writes it) over a
+    read-only mapping of the archive, so its datasets are views of the file's pages, not copies;
+    a compressed one inflated into memory. The mapping covers only the bytes the file has now,
+    and every structure is checked to lie inside the member."""
+    outer = os.path.getsize(path)
+    if info.compress_type != zipfile.ZIP_STORED:
+        data: Any = archive.read(info)
+        return h5read.Reader(h5read.open_buffer(data, 0, len(data), path), probe, outer=outer)
+    start = member_start(path, info)
+    with open(path, "rb") as handle:
+        status = os.fstat(handle.fileno())
+        if not stat.S_ISREG(status.st_mode) or start + info.file_size > status.st_size:
+            raise h5read.Decline("the archive is not a regular file, or shorter than its member")
+        data = mmap.mmap(handle.fileno(), status.st_size, access=mmap.ACCESS_READ)
+    return h5read.Reader(h5read.open_buffer(data, start, info.file_size, path), probe, outer=outer)
 
 
 def _no_recurrent_layer(config: Any, found: _Found, path: str) -> WeightLayoutError:

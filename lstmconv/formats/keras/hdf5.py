@@ -8,14 +8,16 @@ import io
 import os
 import zipfile
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
 from ... import dtypes
 from ...errors import FormatError, UnsafeInputError
 from .._common import MAX_RATIO, dims, elements
+
+if TYPE_CHECKING:  # h5py is imported where it is used: a file read by .h5read never imports it
+    import h5py
 
 #: A compressed HDF5 dataset may expand at most this many times the file's size.
 MAX_HDF5_RATIO = MAX_RATIO
@@ -50,6 +52,8 @@ class H5:
         refuse_links(handle)
 
     def dataset(self, group: h5py.Group, key: str, where: str) -> np.ndarray:
+        import h5py
+
         link = group.get(key, getlink=True)
         if link is None:
             raise FormatError(f"missing weight {key!r}", where=(where,))
@@ -102,6 +106,8 @@ class H5:
         """Only storage inside this file: the dataset reached through hard links alone, from
         this file, its bytes contiguous, chunked or compact here (no external storage, no
         virtual dataset mapping other files)."""
+        import h5py
+
         if node.file != self.handle:
             raise UnsafeInputError(
                 f"dataset {key!r} lies in another file ({node.file.filename}) through a link: refused",
@@ -141,6 +147,8 @@ def refuse_links(handle: h5py.File) -> None:
     """Refuse a file holding any soft or external link, before anything follows one: an
     external link opens another file (which may be a FIFO, or a secret), and a soft link makes
     one name read another's bytes. Keras writes neither. Hard links are the file's own."""
+    import h5py
+
     found: list[tuple[str, Any]] = []
 
     def visit(name: str, link: Any) -> Any:
