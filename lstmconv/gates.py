@@ -50,7 +50,7 @@ def pack(per_gate: Mapping[str, np.ndarray], order: Sequence[str], *, axis: int 
 
 
 def pack_transposed(
-    per_gate: Mapping[str, np.ndarray], order: Sequence[str], *, rows: int = 64
+    per_gate: Mapping[str, np.ndarray], order: Sequence[str], *, rows: int = 16
 ) -> np.ndarray:
     """``pack(per_gate, order).T`` of 2-D gates, laid out in C order (as Keras keeps a kernel):
     each gate's (out, in) block goes into its columns ``rows`` of its rows at a time, since a

@@ -84,3 +84,69 @@ def test_npz_with_a_broken_plain_entry_is_refused_naming_it(tmp_path) -> None:
     np.savez(tmp_path / "broken.npz", **arrays)
     with pytest.raises(LstmconvError, match=r'layer "norm".*epsilon'):
         lstmconv.read(str(tmp_path / "broken.npz"))
+
+
+def _tensors(model: Model) -> list[np.ndarray]:
+    recurrent = [array for layer in model for cell in layer.cells for _, array in cell.tensors()]
+    return recurrent + [array for layer in model.around for array in layer.tensors.values()]
+
+
+def test_a_stored_npz_is_read_as_views_of_the_file_and_a_compressed_one_by_numpy(tmp_path) -> None:
+    """Stored members (as lstmconv and ``np.savez`` write them) are mapped, not copied; the
+    same arrays deflated, Fortran-ordered or big-endian read back to the same values."""
+    model = _model()
+    path = tmp_path / "model.npz"
+    lstmconv.write(model, str(path))
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    mapped = _tensors(lstmconv.read(str(path)))
+    assert all(not array.flags.owndata and not array.flags.writeable for array in mapped)
+    expected = _tensors(model)
+    for variant, save in (
+        ("compressed", lambda p: np.savez_compressed(p, **arrays)),
+        (
+            "fortran",
+            lambda p: np.savez(p, **{k: np.asfortranarray(v) if v.ndim else v for k, v in arrays.items()}),
+        ),
+        (
+            "big-endian",
+            lambda p: np.savez(p, **{k: v.astype(v.dtype.newbyteorder(">")) for k, v in arrays.items()}),
+        ),
+    ):
+        other = tmp_path / f"{variant}.npz"
+        save(other)
+        for theirs, mine in zip(_tensors(lstmconv.read(str(other))), expected, strict=True):
+            np.testing.assert_array_equal(theirs, mine, err_msg=variant)
+    for theirs, mine in zip(mapped, expected, strict=True):
+        np.testing.assert_array_equal(theirs, mine)
+
+
+def test_an_npz_member_named_otherwise_in_its_local_header_is_refused(tmp_path) -> None:
+    """Two readers must not see two files: the local header's name is the directory's."""
+    path = tmp_path / "model.npz"
+    lstmconv.write(_model(), str(path))
+    data = bytearray(path.read_bytes())
+    name = b"lstm/forward/w_ih/i.npy"
+    at = data.index(name)  # the local header's copy comes before the directory's
+    data[at : at + len(name)] = b"lstm/forward/w_ih/X.npy"
+    path.write_bytes(bytes(data))
+    with pytest.raises(LstmconvError, match=r"w_ih/i\.npy.*local header"):
+        lstmconv.read(str(path))
+
+
+def test_an_npz_member_shorter_than_its_array_is_refused_before_mapping(tmp_path) -> None:
+    path = tmp_path / "model.npz"
+    lstmconv.write(_model(), str(path))
+    with np.load(path) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for key, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, array)
+            raw = buffer.getvalue()
+            archive.writestr(key + ".npy", raw[:-8] if key == "lstm/forward/w_hh/o" else raw)
+    with pytest.raises(LstmconvError, match=r"w_hh/o.*stores"):
+        lstmconv.read(str(path))

@@ -192,7 +192,7 @@ def test_a_keras_archive_with_other_bytes_than_its_crc_is_left_to_keras(tmp_path
     model.save(path)
     with zipfile.ZipFile(path) as archive:
         info = archive.getinfo("model.weights.h5")
-    from lstmconv.formats.keras.hdf5 import member_start
+    from lstmconv.formats._common import member_start
 
     data = bytearray(path.read_bytes())
     data[member_start(str(path), info) + info.file_size - 1] ^= 0xFF  # a byte of the weights member

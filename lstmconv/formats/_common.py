@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import math
 import operator
@@ -10,8 +11,8 @@ import re
 import stat
 import sys
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ..errors import FormatError, UnsafeInputError, UnsupportedFeatureError, WeightLayoutError
 from ..ir import Activation, Direction, Kind, Layer, Model
@@ -59,6 +60,39 @@ def require_regular_file(path: str, *, folder_ok: bool = False) -> None:
 
 #: A shape's element count stops growing here: past it, every shape is refused anyway.
 ELEMENTS_CAP = 1 << 64
+
+
+_T = TypeVar("_T")
+_DONE: Any = object()
+
+
+def made_ahead(items: Iterable[_T]) -> Iterator[_T]:
+    """``items`` in order, each next one made in a second thread while the caller uses the
+    current one: a block's write (a system call) overlaps the packing of the next (NumPy
+    copies), both outside the GIL. Two items are alive at a time."""
+    iterator = iter(items)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lstmconv-ahead") as pool:
+        pending = pool.submit(next, iterator, _DONE)
+        while (item := pending.result()) is not _DONE:
+            pending = pool.submit(next, iterator, _DONE)
+            yield item
+
+
+def member_start(path: str, info: zipfile.ZipInfo) -> int:
+    """Where a stored member's bytes begin: after its local header, whose lengths may differ
+    from the central directory's (its name may not: that is two readers seeing two files)."""
+    with open(path, "rb") as handle:
+        handle.seek(info.header_offset)
+        local = handle.read(30)
+        name = handle.read(int.from_bytes(local[26:28], "little")) if len(local) == 30 else b""
+    if len(local) != 30 or local[:4] != b"PK\x03\x04":
+        raise FormatError(f"zip member {info.filename!r} has no local header where the directory says")
+    if name != info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437"):
+        raise FormatError(f"zip member {info.filename!r} is named {name!r} in its local header")
+    start = info.header_offset + 30 + len(name) + int.from_bytes(local[28:30], "little")
+    if start + info.file_size > os.path.getsize(path) or info.compress_size != info.file_size:
+        raise FormatError(f"zip member {info.filename!r} runs past the end of the file")
+    return start
 
 
 def elements(shape: Iterable[int]) -> int:

@@ -10,7 +10,9 @@ model: ``order``) as JSON text.
 
 from __future__ import annotations
 
+import io
 import json
+import mmap
 import os
 import zipfile
 from typing import Any
@@ -21,7 +23,7 @@ from .. import outline, progress
 from ..errors import FormatError, LstmconvError, UnsafeInputError
 from ..inspection import Tensor, canonical
 from ..ir import GATES, Layer, Model
-from ._common import check_zip_budget, dims, elements, parse_json
+from ._common import check_zip_budget, dims, elements, member_start, parse_json
 
 NAME = "npz"
 GATE_ORDER = GATES
@@ -75,13 +77,7 @@ def _check_declared(listing: zipfile.ZipFile) -> None:
     NumPy allocates the declared array first (16 stored bytes may declare 512 GB)."""
     for info in listing.infolist():
         with listing.open(info) as member:
-            version = np.lib.format.read_magic(member)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, _fortran, dtype = read_header(member)
+            shape, _fortran, dtype = _header(member)
         declared = elements(shape) * dtype.itemsize
         if declared > info.file_size:
             raise UnsafeInputError(
@@ -91,24 +87,70 @@ def _check_declared(listing: zipfile.ZipFile) -> None:
             )
 
 
+def _mapped(path: str, listing: zipfile.ZipFile) -> dict[str, np.ndarray] | None:
+    """Every member's array as a read-only view of a memory map of the file, when every member
+    is stored (as lstmconv and ``np.savez`` write them): no copy, and only the pages used are
+    read. None where one is compressed or encrypted (NumPy reads those). Each ``.npy`` header is
+    read as NumPy reads it, and the array must fit in its member."""
+    infos = listing.infolist()
+    if not infos or any(info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 1 for info in infos):
+        return None
+    with open(path, "rb") as handle:
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    found = {}
+    for info in infos:
+        start = member_start(path, info)
+        member = io.BytesIO(mapped[start : start + min(info.file_size, _HEADER_LIMIT)])
+        shape, fortran, dtype = _header(member)
+        if dtype.hasobject:
+            raise FormatError(
+                "not a readable lstmconv .npz: an array of Python objects (a pickle), which is never loaded",
+                where=(info.filename.removesuffix(".npy"),),
+            )
+        offset, count = member.tell(), elements(shape)
+        if offset + count * dtype.itemsize > info.file_size:
+            raise UnsafeInputError(
+                f"declares {dtype} {dims(shape)} but stores {info.file_size} bytes",
+                where=(info.filename.removesuffix(".npy"),),
+            )
+        flat = np.frombuffer(mapped, dtype, count, start + offset)
+        found[info.filename.removesuffix(".npy")] = flat.reshape(shape, order="F" if fortran else "C")
+    return found
+
+
+#: A ``.npy`` header is read from at most this many bytes (NumPy's own limit is 10,000).
+_HEADER_LIMIT = 1 << 16
+
+
+def _header(member: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(member)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(member)
+    return np.lib.format.read_array_header_2_0(member)
+
+
 def read(source: Any, **_: Any) -> Model:
     path = os.fspath(source)
     try:
         with zipfile.ZipFile(path) as listing:  # sizes checked before numpy inflates anything
             check_zip_budget(listing.infolist(), os.path.getsize(path))
-            _check_declared(listing)
-        with np.load(path, allow_pickle=False) as archive:
-            if META_KEY not in archive.files:
-                raise FormatError(f"no {META_KEY} entry: not an lstmconv .npz", where=(path,))
-            meta = parse_json(str(archive[META_KEY]), META_KEY)
-            layers = tuple(outline.layer(entry, archive) for entry in meta["layers"])
-            around = tuple(outline.plain_layer(entry, archive) for entry in meta.get("around", []))
-            order = meta.get("order") if around else None
-            links = meta.get("links")
-            if links is not None and not (
-                isinstance(links, list) and all(isinstance(p, list) and len(p) == 2 for p in links)
-            ):
-                raise FormatError("links must be a list of [from, to] layer names", where=(META_KEY,))
+            archive = _mapped(path, listing)
+            if archive is None:
+                _check_declared(listing)
+        if archive is None:
+            with np.load(path, allow_pickle=False) as loaded:
+                archive = {key: loaded[key] for key in loaded.files}
+        if META_KEY not in archive:
+            raise FormatError(f"no {META_KEY} entry: not an lstmconv .npz", where=(path,))
+        meta = parse_json(str(archive[META_KEY]), META_KEY)
+        layers = tuple(outline.layer(entry, archive) for entry in meta["layers"])
+        around = tuple(outline.plain_layer(entry, archive) for entry in meta.get("around", []))
+        order = meta.get("order") if around else None
+        links = meta.get("links")
+        if links is not None and not (
+            isinstance(links, list) and all(isinstance(p, list) and len(p) == 2 for p in links)
+        ):
+            raise FormatError("links must be a list of [from, to] layer names", where=(META_KEY,))
     except LstmconvError as error:
         raise error.within(path) from None
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:

@@ -75,10 +75,10 @@ def write(model: Model, path: str, **options: Any) -> None:
         archive.add("config.json", config.encode())
         with archive.member("model.weights.h5", weights.size) as member:
             member.write(weights.metadata)
-            for _, blocks in streams:
-                for block in blocks():
-                    member.write(dtypes.little_endian_bytes(block))
-                    progress.advance(block.nbytes)
+            made = (dtypes.little_endian_bytes(block) for _, blocks in streams for block in blocks())
+            for block in _common.made_ahead(made):
+                member.write(block)
+                progress.advance(block.nbytes)
         archive.close()
 
 
@@ -108,6 +108,8 @@ def zip_archive(path: str, metadata: str, config: str, weights: str) -> None:
 
 #: The weights go into the archive this many bytes at a time.
 _COPY_BLOCK = 4 << 20
+#: Kernels are packed this many bytes at a time, the next block while the last is written.
+_KERNEL_BLOCK = 2 << 20
 
 
 def _member(name: str) -> zipfile.ZipInfo:
@@ -173,9 +175,9 @@ def _cell_tree(group: h5write.Group, layer: Layer, index: int) -> list[tuple[h5w
 
 def _kernel_blocks(per_gate: Mapping[str, np.ndarray], order: tuple[str, ...]) -> Iterator[np.ndarray]:
     """The kernel ``pack_transposed(per_gate, order)``, as blocks of its rows of about
-    :data:`_COPY_BLOCK` bytes (the same bytes as the whole array's)."""
+    :data:`_KERNEL_BLOCK` bytes (the same bytes as the whole array's)."""
     height, width = per_gate[order[0]].shape
-    rows = max(1, _COPY_BLOCK // (height * len(order) * per_gate[order[0]].dtype.itemsize))
+    rows = max(1, _KERNEL_BLOCK // (height * len(order) * per_gate[order[0]].dtype.itemsize))
     for start in range(0, width, rows):
         yield gatelib.pack_transposed(
             {gate: per_gate[gate][:, start : start + rows] for gate in order}, order

@@ -45,10 +45,18 @@ from ...errors import (
 from ...ir import MERGE_MODES, Kind, Layer, Model, Skipped
 from ...plain import PlainLayer
 from .. import forked
-from .._common import MAX_RATIO, check_zip_budget, dims, nested_too_deeply, parse_json, require_regular_file
+from .._common import (
+    MAX_RATIO,
+    check_zip_budget,
+    dims,
+    member_start,
+    nested_too_deeply,
+    parse_json,
+    require_regular_file,
+)
 from . import around, h5read, links
 from . import names as keras_names
-from .hdf5 import H5, Window, attr_strings, attr_text, member_start
+from .hdf5 import H5, Window, attr_strings, attr_text
 
 _log = logging.getLogger(__name__)
 _MODEL_CLASSES = {"Sequential", "Functional", "Model"}

@@ -5,8 +5,6 @@ a stored zip member read in place."""
 from __future__ import annotations
 
 import io
-import os
-import zipfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -223,18 +221,3 @@ class Window(io.RawIOBase):
     def close(self) -> None:
         self._file.close()
         super().close()
-
-
-def member_start(path: str, info: zipfile.ZipInfo) -> int:
-    """Where a stored member's bytes begin: after its local header, whose lengths may differ
-    from the central directory's."""
-    with open(path, "rb") as handle:
-        handle.seek(info.header_offset)
-        local = handle.read(30)
-    if len(local) != 30 or local[:4] != b"PK\x03\x04":
-        raise FormatError(f"zip member {info.filename!r} has no local header where the directory says")
-    name_length, extra_length = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
-    start = info.header_offset + 30 + name_length + extra_length
-    if start + info.file_size > os.path.getsize(path):
-        raise FormatError(f"zip member {info.filename!r} runs past the end of the file")
-    return start

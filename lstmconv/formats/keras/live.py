@@ -503,10 +503,8 @@ def _copied(path: str, info: Any, dest: str) -> bool:
     import mmap
     import zlib
 
-    from .hdf5 import member_start
-
     try:
-        start = member_start(path, info)
+        start = _common.member_start(path, info)
         with open(path, "rb") as source, open(dest, "wb") as target:
             done = 0
             while done < info.file_size:

@@ -18,7 +18,6 @@ import dataclasses
 import io
 import os
 import pickle
-import struct
 import zipfile
 from collections import OrderedDict
 from typing import Any
@@ -29,7 +28,7 @@ from ... import dtypes, outline
 from ...errors import FormatError, UnsafeInputError
 from ...ir import Model
 from ...registry import Declined
-from .._common import ELEMENTS_CAP, check_zip_budget, dims, elements
+from .._common import ELEMENTS_CAP, check_zip_budget, dims, elements, member_start
 from . import statedict
 
 #: A state_dict's pickle holds names and shapes only; anything larger is not one.
@@ -320,22 +319,12 @@ def _records(archive: zipfile.ZipFile, path: str, root: str) -> dict[str, tuple[
     """Each storage's (start of its bytes in the file, size), for the uncompressed records;
     a compressed record is left to torch."""
     found: dict[str, tuple[int, int]] = {}
-    total = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        for info in archive.infolist():
-            if not info.filename.startswith(f"{root}data/"):
-                continue
-            if info.compress_type != zipfile.ZIP_STORED:
-                raise Declined(f"compressed storage {info.filename}")
-            handle.seek(info.header_offset)
-            header = handle.read(30)
-            if len(header) != 30 or header[:4] != b"PK\x03\x04":
-                raise FormatError("a storage record has no local header", where=(info.filename,))
-            name_length, extra_length = struct.unpack("<HH", header[26:30])
-            start = info.header_offset + 30 + name_length + extra_length
-            if start + info.file_size > total or info.compress_size != info.file_size:
-                raise FormatError("a storage record runs past the end of the file", where=(info.filename,))
-            found[info.filename[len(root) + len("data/") :]] = (start, info.file_size)
+    for info in archive.infolist():
+        if not info.filename.startswith(f"{root}data/"):
+            continue
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise Declined(f"compressed storage {info.filename}")
+        found[info.filename[len(root) + len("data/") :]] = (member_start(path, info), info.file_size)
     return found
 
 
