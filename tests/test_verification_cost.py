@@ -303,3 +303,37 @@ def test_a_hard_linked_model_file_verifies_but_a_file_naming_the_in_place_mark_g
     os.link(outside, hostile.parent / "w.bin")
     with pytest.raises(lstmconv.UnsafeInputError, match="hard links"):
         lstmconv.read(hostile)
+
+
+def test_a_torch_file_runs_in_torchs_own_kernel_and_leaves_onednn_as_it_was(tmp_path, monkeypatch) -> None:
+    """The layer runs with oneDNN off (it repacks the weights on every call), computes what the
+    module computes with oneDNN on, says nothing through ``warnings``, and leaves the flag as it was."""
+    import warnings
+
+    torch = require("torch")
+    from lstmconv.formats.torch import live as torch_live
+
+    torch.manual_seed(3)
+    module = torch.nn.LSTM(24, 16, num_layers=2, batch_first=True, bidirectional=True).eval()
+    path = tmp_path / "lstm.pt"
+    torch.save(module.state_dict(), path)
+    seen: list[bool] = []
+    forward = torch.nn.LSTM.forward
+    monkeypatch.setattr(
+        torch.nn.LSTM,
+        "forward",
+        lambda self, *a: (seen.append(torch.backends.mkldnn.enabled), forward(self, *a))[1],
+    )
+    _, runners, _ = torch_live.layer_runners(path, lstmconv.read(path))
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 7, 24)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        first = runners["lstm.l0"](x)
+    assert seen == [False] and torch.backends.mkldnn.enabled
+    monkeypatch.undo()
+    one = torch.nn.LSTM(24, 16, batch_first=True, bidirectional=True).eval()
+    one.load_state_dict({k: v for k, v in module.state_dict().items() if "_l0" in k})
+    with torch.no_grad():
+        expected = one(torch.from_numpy(x))[0].numpy()
+    np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(expected).max() > 0.05
