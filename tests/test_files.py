@@ -224,3 +224,23 @@ def test_pt_inspect_needs_no_torch(tmp_path, torch) -> None:
     assert result.returncode == 0, result.stderr
     assert 'layer "a": LSTM, bidirectional, merge concat; input 3, hidden 5, projection 2' in result.stdout
     assert 'layer "c": RNN' in result.stdout and "relu" in result.stdout
+
+
+def test_pt_values_are_views_of_the_file_where_c_ordered_and_copies_otherwise(tmp_path, torch) -> None:
+    """A C-ordered tensor is read as a read-only view of the map (no copy of the weights); a
+    transposed or expanded one is copied out in C order; both equal what ``torch.load`` gives."""
+    from lstmconv.formats.torch import pt_header
+
+    generator = torch.Generator().manual_seed(5)
+    plain = torch.rand(6, 4, generator=generator)
+    saved = {"plain": plain, "transposed": torch.rand(4, 6, generator=generator).t(), "tail": plain[3:]}
+    saved["expanded"] = torch.rand(1, 4, generator=generator).expand(3, 4)
+    path = tmp_path / "views.pt"
+    torch.save(saved, path)
+    loaded, records = pt_header._unpickle(str(path))
+    for key, tensor in saved.items():
+        values = loaded[key].values(str(path), records)
+        np.testing.assert_array_equal(values, tensor.numpy(), err_msg=key)
+        assert values.flags.c_contiguous, key
+        is_view = key in ("plain", "tail")
+        assert (not values.flags.owndata and not values.flags.writeable) is is_view, key

@@ -77,18 +77,33 @@ class _Tensor:
     def values(self, path: str, records: dict[str, tuple[int, int]]) -> np.ndarray:
         """The tensor's values, memory-mapped from its storage's uncompressed zip record (the
         record's bounds checked against the file, the tensor's extent against the storage when
-        it was unpickled), copied out in C order."""
+        it was unpickled): a read-only view of the map where the tensor is laid out in C order,
+        as ``torch.save`` writes a parameter; otherwise (a transposed or expanded view) copied
+        out in C order."""
         start, size = records[self.storage.key]
         itemsize = self.storage.dtype.itemsize
         if self.storage.numel * itemsize > size:
             raise FormatError("a storage is larger than its record", where=(f"data/{self.storage.key}",))
         if not self.storage.numel or not all(self.shape):
             return np.zeros(self.shape, self.storage.dtype)
-        flat = np.memmap(path, dtype=self.storage.dtype, mode="r", offset=start, shape=(self.storage.numel,))
+        flat = np.memmap(
+            path, dtype=self.storage.dtype, mode="r", offset=start, shape=(self.storage.numel,)
+        ).view(np.ndarray)  # a plain ndarray over the map: its slices are cheap
+        if self.stride == _c_strides(self.shape):
+            return flat[self.offset : self.offset + int(np.prod(self.shape))].reshape(self.shape)
         view = np.lib.stride_tricks.as_strided(
             flat[self.offset :], self.shape, tuple(n * itemsize for n in self.stride), writeable=False
         )
         return np.array(view, order="C")
+
+
+def _c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The element strides of a C-ordered tensor of ``shape`` (torch's ``contiguous()``)."""
+    strides, step = [], 1
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
 
 
 #: A tensor may declare at most this many elements per element its storage holds: a view that
