@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import zipfile
@@ -159,7 +160,7 @@ def test_a_keras_file_loaded_for_verification_holds_its_own_weights(tmp_path) ->
     assert "Overwritten" not in str(built.get_config())
 
 
-def test_a_large_keras_file_loads_through_its_unpacked_folder_with_its_own_weights(tmp_path) -> None:
+def test_a_large_keras_file_loads_as_a_folder_with_its_weights_read_in_place(tmp_path, monkeypatch) -> None:
     keras = require("keras")
     from lstmconv.formats.keras import live as keras_live
 
@@ -168,14 +169,29 @@ def test_a_large_keras_file_loads_through_its_unpacked_folder_with_its_own_weigh
     model = keras.Model(inputs, outputs)
     path = tmp_path / "big.keras"
     model.save(path)
-    with keras_live._unpacked(str(path)) as folder:
-        assert folder is not None
+    with keras_live._unpacked(str(path)) as unpacked:
+        assert unpacked is not None and unpacked.intact()
+        folder = unpacked.folder
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
                 with open(os.path.join(folder, info.filename), "rb") as handle:
-                    assert handle.read() == archive.read(info.filename)
+                    # the small members copied; the weights read in place (an empty stand-in)
+                    weights = info.filename == "model.weights.h5"
+                    assert handle.read() == (b"" if weights else archive.read(info.filename))
     assert not os.path.exists(folder)  # removed after
+    import h5py
+
+    opened: list[object] = []
+    original = h5py.File
+
+    def recording(name, *args, **kwargs):  # what Keras's weights store opens
+        opened.append(name)
+        return original(name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", recording)
     _, loaded = keras_live._load_as_given(path)
+    monkeypatch.undo()
+    assert [type(x).__name__ for x in opened] == ["MemberWindow"]
     for mine, theirs in zip(model.get_weights(), loaded.get_weights(), strict=True):
         np.testing.assert_array_equal(mine, theirs)
     x = np.random.default_rng(2).uniform(-1, 1, (3, 5, 256)).astype(np.float32)
@@ -198,16 +214,25 @@ def test_a_keras_archive_with_other_bytes_than_its_crc_is_left_to_keras(tmp_path
     data[member_start(str(path), info) + info.file_size - 1] ^= 0xFF  # a byte of the weights member
     bad = tmp_path / "bad.keras"
     bad.write_bytes(bytes(data))
-    with keras_live._unpacked(str(bad)) as folder:
-        assert folder is None  # Keras reads the archive itself, and refuses it as Keras does
+    with keras_live._unpacked(str(bad)) as unpacked:
+        assert unpacked is not None and not unpacked.intact()
+    with pytest.raises(Exception, match=r"CRC|Bad"):  # Keras reads the archive itself, and refuses it
+        keras_live._load_as_given(bad)
     with pytest.raises(Exception, match=r"CRC|Bad"):
         keras.saving.load_model(bad, safe_mode=True)
+    metadata = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        small = archive.getinfo("metadata.json")
+    metadata[member_start(str(path), small)] ^= 0xFF  # a byte of a member that is copied
+    (tmp_path / "bad_metadata.keras").write_bytes(bytes(metadata))
+    with keras_live._unpacked(str(tmp_path / "bad_metadata.keras")) as unpacked:
+        assert unpacked is None
     compressed = tmp_path / "compressed.keras"
     with zipfile.ZipFile(path) as source, zipfile.ZipFile(compressed, "w", zipfile.ZIP_DEFLATED) as target:
         for member in source.infolist():
             target.writestr(member.filename, source.read(member.filename))
-    with keras_live._unpacked(str(compressed)) as folder:
-        assert folder is None
+    with keras_live._unpacked(str(compressed)) as unpacked:
+        assert unpacked is None
     _, loaded = keras_live._load_as_given(compressed)  # Keras's own zip reading
     for mine, theirs in zip(model.get_weights(), loaded.get_weights(), strict=True):
         np.testing.assert_array_equal(mine, theirs)
@@ -337,3 +362,29 @@ def test_a_torch_file_runs_in_torchs_own_kernel_and_leaves_onednn_as_it_was(tmp_
         expected = one(torch.from_numpy(x))[0].numpy()
     np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-6)
     assert np.abs(expected).max() > 0.05
+
+
+def test_a_member_window_reads_the_members_bytes_and_none_past_them(tmp_path) -> None:
+    from lstmconv.formats._common import MemberWindow, member_start
+
+    path = tmp_path / "a.zip"
+    inner = bytes(range(256)) * 40
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("before", b"x" * 77)
+        archive.writestr("inner", inner)
+        archive.writestr("after", b"y" * 99)
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("inner")
+    with MemberWindow(str(path), member_start(str(path), info), info.file_size) as window:
+        assert window.read() == inner
+        assert window.seek(0, io.SEEK_END) == len(inner) and window.read(10) == b""
+        window.seek(-5, io.SEEK_END)
+        assert window.read(100) == inner[-5:]  # stops at the member's end, not the next member
+        window.seek(1000)
+        buffer = bytearray(300)
+        assert window.readinto(buffer) == 300 and bytes(buffer) == inner[1000:1300]
+        assert window.tell() == 1300
+        window.seek(-10, io.SEEK_CUR)
+        assert window.read(10) == inner[1290:1300]
+        with pytest.raises(OSError):
+            window.seek(-1)

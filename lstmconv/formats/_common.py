@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import io
 import json
 import math
 import operator
@@ -93,6 +94,55 @@ def member_start(path: str, info: zipfile.ZipInfo) -> int:
     if start + info.file_size > os.path.getsize(path) or info.compress_size != info.file_size:
         raise FormatError(f"zip member {info.filename!r} runs past the end of the file")
     return start
+
+
+class MemberWindow(io.RawIOBase):
+    """A stored zip member as a read-only file of its own, read in place: ``seek`` and
+    ``readinto`` address the member's bytes (``size`` of them from ``start`` of ``path``), each
+    read an ``os.preadv`` straight into the caller's buffer, nothing past the member's end."""
+
+    def __init__(self, path: str, start: int, size: int) -> None:
+        super().__init__()
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        self._start, self._size, self._at = start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._at
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._at, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise OSError(f"seek to {base + offset}, before the member's start")
+        self._at = base + offset
+        return self._at
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        wanted, done = max(0, min(len(view), self._size - self._at)), 0
+        while done < wanted:
+            at = self._start + self._at + done
+            if hasattr(os, "preadv"):
+                moved = os.preadv(self._fd, [view[done:wanted]], at)
+            else:  # macOS: one copy more
+                chunk = os.pread(self._fd, wanted - done, at)
+                moved = len(chunk)
+                view[done : done + moved] = chunk
+            if moved <= 0:
+                break
+            done += moved
+        self._at += done
+        return done
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
 
 
 def elements(shape: Iterable[int]) -> int:

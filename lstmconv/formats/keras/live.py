@@ -7,7 +7,9 @@ Kernels are (in, G·H); gates ``i f c o`` (LSTM) and ``z r h`` (GRU).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import importlib
 import json
@@ -441,24 +443,52 @@ def _load_as_given(path: str | os.PathLike[str]) -> tuple[str, Any]:
         raise UnsupportedFeatureError("a weights-only file holds no model that Keras can load", where=(text,))
     if _keras_major(text) == 2:
         return "tf_keras", _load_keras2(text)
-    with _initializers_overwritten(keras), _weights_read_in_memory(), _unpacked(text) as folder:
-        return "keras", keras.saving.load_model(folder or text, compile=False, safe_mode=True)
+    with _initializers_overwritten(keras), _weights_read_in_memory():
+        with _unpacked(text) as unpacked:
+            if unpacked is not None:
+                try:
+                    loaded = keras.saving.load_model(unpacked.folder, compile=False, safe_mode=True)
+                except Exception:
+                    if unpacked.intact():
+                        raise
+                else:
+                    if unpacked.intact():
+                        return "keras", loaded
+        # anything else, or a member whose bytes are not the CRC's: Keras reads the archive itself
+        return "keras", keras.saving.load_model(text, compile=False, safe_mode=True)
 
 
 #: The members of a ``.keras`` archive that :func:`_unpacked` lays out as Keras's folder form.
 _ARCHIVE_MEMBERS = {"config.json", "metadata.json", "model.weights.h5"}
+_WEIGHTS_MEMBER = "model.weights.h5"
 _SHARED_MEMORY = "/dev/shm"
 
 
+@dataclasses.dataclass
+class _Unpacked:
+    """A ``.keras`` archive laid out as Keras's folder form; ``intact()`` (waiting for the check
+    where it runs beside the load) says whether every member had the CRC-32 the archive records."""
+
+    folder: str
+    crc: concurrent.futures.Future[bool] | None = None
+
+    def intact(self) -> bool:
+        return self.crc is None or self.crc.result()
+
+
 @contextlib.contextmanager
-def _unpacked(path: str) -> Iterator[str | None]:
+def _unpacked(path: str) -> Iterator[_Unpacked | None]:
     """A ``.keras`` archive as the folder Keras also loads (``config.json``, ``metadata.json``,
-    ``model.weights.h5`` side by side), its members' bytes copied by the kernel into a temporary
-    folder (in memory where /dev/shm has room) and each checked against the CRC-32 the archive
-    records, so that Keras's h5py reads the weights by path: reading a 1 GiB member through
-    ``zipfile`` into memory and h5py reading that were 14 s of a 1 GiB model's 18 s load. None
-    (Keras reads the archive itself) for anything else: compressed, encrypted, duplicated or
-    other members (assets), a CRC that differs (Keras then refuses the file as it does), no room."""
+    ``model.weights.h5`` side by side) in a temporary folder. The small members are copied by
+    the kernel and checked against their CRC-32; the weights member is read **in place**: the
+    folder holds an empty stand-in, and Keras's weights store opened on it (in this thread)
+    gets an h5py file over a :class:`~lstmconv.formats._common.MemberWindow` of the archive,
+    while another thread checks the member's CRC-32 (``intact()``). Copying a 1 GiB member out
+    took 1.0-1.6 s; reading it through ``zipfile`` into memory and h5py reading that were 14 s
+    of an 18 s load. Where this Keras has no such store (or the OS no ``pread``), the member is
+    copied too (in memory where /dev/shm has room). None (Keras reads the archive itself) for
+    anything else: compressed, encrypted, duplicated or other members (assets), a small
+    member's CRC that differs (Keras then refuses the file as it does), no room."""
     import shutil
     import zipfile
 
@@ -473,17 +503,70 @@ def _unpacked(path: str) -> Iterator[str | None]:
     if (
         not plain
         or len(set(names)) != len(names)
-        or not {"config.json", "model.weights.h5"} <= set(names) <= _ARCHIVE_MEMBERS
+        or not {"config.json", _WEIGHTS_MEMBER} <= set(names) <= _ARCHIVE_MEMBERS
     ):
         yield None
         return
-    size = sum(info.file_size for info in infos)
-    folder = tempfile.mkdtemp(prefix="lstmconv-keras-", dir=_room_for(size))
+    in_place = _in_place_store() and hasattr(os, "pread")
+    copies = [info for info in infos if not (in_place and info.filename == _WEIGHTS_MEMBER)]
+    folder = tempfile.mkdtemp(prefix="lstmconv-keras-", dir=_room_for(sum(i.file_size for i in copies)))
+    pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lstmconv-crc") if in_place else None
+    stand_in = os.path.join(folder, _WEIGHTS_MEMBER)
     try:
-        copied = all(_copied(path, info, os.path.join(folder, info.filename)) for info in infos)
-        yield folder if copied else None
+        if not all(_copied(path, info, os.path.join(folder, info.filename)) for info in copies):
+            yield None
+            return
+        crc = None
+        if pool is not None:
+            info = next(info for info in infos if info.filename == _WEIGHTS_MEMBER)
+            try:
+                start = _common.member_start(path, info)
+            except LstmconvError:
+                yield None
+                return
+            open(stand_in, "wb").close()
+            crc = pool.submit(_crc_is, path, start, info.file_size, info.CRC)
+            _IN_PLACE.windows = {**getattr(_IN_PLACE, "windows", {}), stand_in: (path, start, info.file_size)}
+        yield _Unpacked(folder, crc)
     finally:
+        windows = getattr(_IN_PLACE, "windows", {})
+        windows.pop(stand_in, None)
+        if pool is not None:
+            pool.shutdown(wait=True)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+#: This thread's weights members read in place: stand-in path -> (archive, start, size).
+_IN_PLACE = threading.local()
+
+
+def _in_place_store() -> bool:
+    """Whether Keras's HDF5 weights store is one lstmconv can open over a window of the archive
+    (its ``_get_h5_file``, wrapped once: a stand-in of this thread's gets the window, any other
+    path or mode what Keras opens)."""
+    try:
+        from keras.src.saving import saving_lib
+
+        store = saving_lib.H5IOStore
+        original = store._get_h5_file
+    except (ImportError, AttributeError):
+        return False
+    with _PATCHING:
+        if getattr(store._get_h5_file, "_lstmconv_original", None) is None:
+
+            def _get_h5_file(self: Any, path_or_io: Any, mode: Any = None) -> Any:
+                windows = getattr(_IN_PLACE, "windows", {})
+                key = os.fspath(path_or_io) if isinstance(path_or_io, (str, os.PathLike)) else None
+                if key not in windows or self.archive or (mode or self.mode) != "r":
+                    return original(self, path_or_io, mode)
+                import h5py
+
+                self.io_file = _common.MemberWindow(*windows[key])
+                return h5py.File(self.io_file, mode="r")
+
+            _get_h5_file._lstmconv_original = original  # type: ignore[attr-defined]
+            store._get_h5_file = _get_h5_file
+    return True
 
 
 def _room_for(size: int) -> str | None:
@@ -500,9 +583,6 @@ def _room_for(size: int) -> str | None:
 def _copied(path: str, info: Any, dest: str) -> bool:
     """Whether the stored member ``info`` of ``path`` was copied to ``dest`` with the CRC-32 its
     header records (False: a copy that failed, or other bytes)."""
-    import mmap
-    import zlib
-
     try:
         start = _common.member_start(path, info)
         with open(path, "rb") as source, open(dest, "wb") as target:
@@ -512,18 +592,32 @@ def _copied(path: str, info: Any, dest: str) -> bool:
                 if moved <= 0:
                     return False
                 done += moved
-        crc = 0
-        if info.file_size:
+        return _crc_is(dest, 0, info.file_size, info.CRC)
+    except (OSError, LstmconvError):
+        return False
+
+
+def _crc_is(path: str, start: int, size: int, expected: int) -> bool:
+    """Whether ``size`` bytes of ``path`` from ``start`` have the CRC-32 ``expected`` (read
+    through a map of the file, 64 MiB at a time; zlib lets other threads run meanwhile)."""
+    import mmap
+    import zlib
+
+    crc = 0
+    try:
+        if size:
             with (
-                open(dest, "rb") as handle,
+                open(path, "rb") as handle,
                 mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view,
                 memoryview(view) as data,
             ):
-                for offset in range(0, info.file_size, 64 << 20):
-                    crc = zlib.crc32(data[offset : offset + (64 << 20)], crc)
-        return crc == info.CRC
-    except (OSError, LstmconvError):
+                if start + size > len(data):
+                    return False
+                for offset in range(start, start + size, 64 << 20):
+                    crc = zlib.crc32(data[offset : min(offset + (64 << 20), start + size)], crc)
+    except OSError:
         return False
+    return crc == expected
 
 
 def _load_keras2(text: str) -> Any:
